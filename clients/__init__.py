@@ -1,0 +1,1 @@
+"""Device side: the C training library, its ctypes binding and the Flower ClientApp."""

@@ -1,0 +1,1 @@
+"""Sub-commands of the fedhar CLI, one module each."""

@@ -1,0 +1,1 @@
+"""HAR datasets, windowing and splits."""
