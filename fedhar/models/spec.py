@@ -158,7 +158,8 @@ class SpecBuilder:
     def __init__(self, input_channels: int, input_length: int) -> None:
         if input_channels < 1 or input_length < 1:
             raise ValueError(
-                f"input must be at least 1 channel x 1 sample, got ({input_channels}, {input_length})"
+                "input must be at least 1 channel x 1 sample, "
+                f"got ({input_channels}, {input_length})"
             )
         self.input_channels = input_channels
         self.input_length = input_length
@@ -271,7 +272,7 @@ def daghero_cnn(
             f"channels and kernels must be non-empty and of equal length, got {channels}, {kernels}"
         )
     b = SpecBuilder(input_channels, input_length)
-    for i, (c, k) in enumerate(zip(channels, kernels), start=1):
+    for i, (c, k) in enumerate(zip(channels, kernels, strict=True), start=1):
         b.conv1d(f"conv{i}", c, k, padding="same").batchnorm1d(f"bn{i}").relu(f"relu{i}")
         if b.shape[1] >= 2 * pool:
             b.pool1d("maxpool1d", f"pool{i}", pool)
