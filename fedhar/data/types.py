@@ -91,12 +91,18 @@ class WindowSet:
         users: ``[N]`` user ids (numpy ``str`` array).
         order: ``[N]`` int64 chronological rank of each window within its (user, class) pair;
             chronological splits use it.
+        start: ``[N]`` int64 index of each window's first sample in its (user, class) stream,
+            that is the user's segments of that class laid end to end in time order (windows
+            of different segments never share a sample index). ``None`` when unknown, e.g.
+            for windows not built by :func:`fedhar.data.preprocess.make_windows`; the
+            chronological split needs it to drop windows that straddle the split point.
     """
 
     x: np.ndarray
     y: np.ndarray
     users: np.ndarray
     order: np.ndarray
+    start: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.y.shape[0])
@@ -108,4 +114,5 @@ class WindowSet:
             self.y[mask_or_index],
             self.users[mask_or_index],
             self.order[mask_or_index],
+            None if self.start is None else self.start[mask_or_index],
         )
