@@ -1,0 +1,438 @@
+"""Pretraining of the general model on a fold's pretraining users, cached by content.
+
+:func:`fit` is the deterministic training loop: class-weighted cross-entropy, SGD or Adam, a
+seeded batch order, and early stopping on the macro-F1 of validation users. :func:`pretrain`
+wraps it for one fold: it holds out validation users, fits the normalizer on the remaining
+pretraining windows only, trains, and stores the state_dict, the normalizer and the training
+log under ``<user cache>/pretrain/`` keyed by a sha256 of everything that determines the result
+(the windows' bytes, the model spec, the options and a format version). A second call with the
+same inputs loads the entry instead of training (:attr:`PretrainResult.from_cache`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from fedhar.data.paths import user_cache_dir
+from fedhar.data.preprocess import Normalizer
+from fedhar.data.splits import validation_users
+from fedhar.data.types import WindowSet
+from fedhar.metrics import score
+from fedhar.models.spec import ModelSpec
+from fedhar.models.torch_model import SpecNet, build_torch
+
+# Bump when the training procedure changes in a way that changes its results.
+CACHE_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class PretrainOptions:
+    """Hyper-parameters of pretraining (see the scenario's ``pretrain`` section).
+
+    Attributes:
+        optimizer: ``"sgd"`` or ``"adam"``.
+        lr: learning rate.
+        momentum: SGD momentum (ignored by Adam).
+        weight_decay: L2 weight decay.
+        batch_size: windows per batch.
+        epochs: maximum number of epochs.
+        patience: epochs without a better validation macro-F1 before stopping.
+        val_fraction: share of the pretraining users held out for early stopping; 0 keeps the
+            last epoch.
+        augment_rotation_deg: largest angle, in degrees, of a random 3-D rotation applied to
+            each training window's tri-axial accelerometer channels (0: none). It mimics a
+            device worn slightly differently.
+        augment_flips: also turn each training window's device by a random half-turn about one
+            of its axes (or not), the orientations a phone takes in a pocket: upside down,
+            or facing in or out. Gravity stays along the same device axis, so postures remain
+            distinguishable.
+        seed: seeds the initial weights, the validation users and the batch order.
+    """
+
+    optimizer: str = "adam"
+    lr: float = 0.002
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    batch_size: int = 64
+    epochs: int = 30
+    patience: int = 6
+    val_fraction: float = 0.15
+    augment_rotation_deg: float = 0.0
+    augment_flips: bool = False
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in ("sgd", "adam"):
+            raise ValueError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.batch_size < 1 or self.epochs < 1 or self.patience < 1:
+            raise ValueError("batch_size, epochs and patience must be >= 1")
+        if not 0 <= self.val_fraction < 1:
+            raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        if not 0 <= self.augment_rotation_deg <= 180:
+            raise ValueError(
+                f"augment_rotation_deg must be in [0, 180], got {self.augment_rotation_deg}"
+            )
+
+    @property
+    def augments(self) -> bool:
+        """True when training windows are rotated or flipped."""
+        return self.augment_rotation_deg > 0 or self.augment_flips
+
+
+@dataclass(frozen=True)
+class EpochLog:
+    """One epoch of training.
+
+    Attributes:
+        epoch: 1-based epoch number.
+        train_loss: mean class-weighted cross-entropy over the epoch's batches (nats).
+        val_f1: macro-F1 on the validation users, or NaN without validation users.
+    """
+
+    epoch: int
+    train_loss: float
+    val_f1: float
+
+
+@dataclass
+class PretrainResult:
+    """A pretrained general model and how it was obtained.
+
+    Attributes:
+        state_dict: the spec's ``state_dict`` keys → float32 tensors of the best epoch.
+        normalizer: fitted on the pretraining (non-validation) users' windows; apply it to
+            every window the model sees, the held-out users' included.
+        log: one entry per epoch run.
+        best_epoch: the epoch whose weights were kept.
+        train_users: users whose windows trained the model.
+        val_users: users held out for early stopping.
+        cache_key: sha256 hex of the inputs; the cache entry's name.
+        from_cache: True when loaded from the cache instead of trained.
+    """
+
+    state_dict: dict[str, torch.Tensor]
+    normalizer: Normalizer
+    log: list[EpochLog]
+    best_epoch: int
+    train_users: list[str]
+    val_users: list[str]
+    cache_key: str
+    from_cache: bool = False
+
+    def model(self, spec: ModelSpec) -> SpecNet:
+        """The network of ``spec`` with these weights, in eval mode."""
+        net = build_torch(spec, seed=0)
+        net.load_state_dict(self.state_dict, strict=False)
+        return net.eval()
+
+
+def class_weights(y: np.ndarray, n_classes: int) -> torch.Tensor:
+    """Inverse-frequency weights ``[n_classes]``: ``N / (n_present * count_c)``, 0 if absent.
+
+    With every class present the weights average 1 over the windows, so the loss keeps the
+    scale of plain cross-entropy.
+    """
+    counts = np.bincount(np.asarray(y, dtype=np.int64), minlength=n_classes).astype(np.float64)
+    present = counts > 0
+    weights = np.zeros(n_classes, dtype=np.float64)
+    weights[present] = counts.sum() / (present.sum() * counts[present])
+    return torch.tensor(weights, dtype=torch.float32)
+
+
+def predict(net: nn.Module, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
+    """Class predictions ``[N]`` int64 of ``net`` (put in eval mode) for windows ``[N, C, T]``."""
+    net.eval()
+    out = np.empty(len(x), dtype=np.int64)
+    with torch.no_grad():
+        for start in range(0, len(x), batch_size):
+            batch = torch.from_numpy(np.ascontiguousarray(x[start : start + batch_size]))
+            out[start : start + batch_size] = net(batch.float()).argmax(dim=1).numpy()
+    return out
+
+
+_HALF_TURNS = torch.tensor(
+    [[1.0, 1.0, 1.0], [-1.0, -1.0, 1.0], [-1.0, 1.0, -1.0], [1.0, -1.0, -1.0]]
+)
+
+
+def random_rotations(
+    n: int, max_deg: float, flips: bool, generator: torch.Generator
+) -> torch.Tensor:
+    """``[n, 3, 3]`` rotation matrices: a uniform random axis, an angle uniform in
+    ``[0, max_deg]`` degrees, then (with ``flips``) one of the identity or the three half-turns
+    about the device axes, chosen uniformly. Drawn from ``generator`` only."""
+    axis = torch.randn(n, 3, generator=generator)
+    axis = axis / axis.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    angle = torch.rand(n, generator=generator) * math.radians(max_deg)
+    k = torch.zeros(n, 3, 3)
+    k[:, 0, 1], k[:, 0, 2], k[:, 1, 2] = -axis[:, 2], axis[:, 1], -axis[:, 0]
+    k = k - k.transpose(1, 2)
+    sin, cos = angle.sin()[:, None, None], angle.cos()[:, None, None]
+    rot = torch.eye(3).expand(n, 3, 3) + sin * k + (1 - cos) * (k @ k)
+    if flips:
+        choice = torch.randint(0, len(_HALF_TURNS), (n,), generator=generator)
+        rot = _HALF_TURNS[choice][:, :, None] * rot
+    return rot
+
+
+@contextmanager
+def deterministic_torch() -> Iterator[None]:
+    """Makes torch use deterministic kernels inside the block, restoring the setting after."""
+    before = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before)
+
+
+def fit(
+    spec: ModelSpec,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    options: PretrainOptions,
+    normalizer: Normalizer,
+    x_val: np.ndarray | None = None,
+    y_val: np.ndarray | None = None,
+) -> tuple[dict[str, torch.Tensor], list[EpochLog], int]:
+    """Trains ``spec`` from a seeded initialisation; returns (best state_dict, log, best epoch).
+
+    Args:
+        spec: the model; its input shape must match the windows.
+        x_train: ``[N, C, T]`` raw windows (sensor units); ``y_train``: ``[N]`` class indices.
+        options: hyper-parameters and seed.
+        normalizer: fitted normalizer; training batches are augmented (if asked) in sensor
+            units, then normalized with it.
+        x_val, y_val: raw validation windows and labels; without them, the last epoch is kept.
+
+    The batch order comes from a ``torch.Generator`` seeded with ``options.seed``, and torch
+    runs with deterministic algorithms, so equal inputs give bit-identical weights.
+    """
+    expected = (spec.input_channels, spec.input_length)
+    if x_train.ndim != 3 or tuple(x_train.shape[1:]) != expected:
+        raise ValueError(f"windows must be [N, {expected[0]}, {expected[1]}], got {x_train.shape}")
+    if len(x_train) == 0:
+        raise ValueError("no training windows")
+    if options.augments and spec.input_channels != 3:
+        raise ValueError(
+            f"rotation and flip augmentation need 3 accelerometer channels, got "
+            f"{spec.input_channels}; set augment_rotation_deg: 0 and augment_flips: false"
+        )
+    mean = torch.tensor(normalizer.mean, dtype=torch.float32)[None, :, None]
+    std = torch.tensor(normalizer.std, dtype=torch.float32)[None, :, None]
+    with deterministic_torch():
+        net = build_torch(spec, seed=options.seed)
+        loss_fn = nn.CrossEntropyLoss(weight=class_weights(y_train, spec.n_classes))
+        if options.optimizer == "sgd":
+            opt: torch.optim.Optimizer = torch.optim.SGD(
+                net.parameters(),
+                lr=options.lr,
+                momentum=options.momentum,
+                weight_decay=options.weight_decay,
+            )
+        else:
+            opt = torch.optim.Adam(
+                net.parameters(), lr=options.lr, weight_decay=options.weight_decay
+            )
+        xt = torch.from_numpy(np.ascontiguousarray(x_train, dtype=np.float32))
+        yt = torch.from_numpy(np.asarray(y_train, dtype=np.int64))
+        gen = torch.Generator().manual_seed(options.seed)
+        has_val = x_val is not None and y_val is not None and len(x_val) > 0
+        x_val_n = normalizer.transform(x_val) if has_val else None
+        best_state = {k: v.clone() for k, v in net.spec_state_dict().items()}
+        best_f1, best_epoch, stale = -math.inf, options.epochs, 0
+        log: list[EpochLog] = []
+        for epoch in range(1, options.epochs + 1):
+            net.train()
+            order = torch.randperm(len(xt), generator=gen)
+            total, batches = 0.0, 0
+            for start in range(0, len(order), options.batch_size):
+                idx = order[start : start + options.batch_size]
+                if len(idx) < 2 and batches:
+                    continue  # a 1-window tail batch breaks BatchNorm and adds nothing
+                xb = xt[idx]
+                if options.augments:
+                    rot = random_rotations(
+                        len(idx), options.augment_rotation_deg, options.augment_flips, gen
+                    )
+                    xb = rot @ xb
+                opt.zero_grad(set_to_none=True)
+                loss = loss_fn(net((xb - mean) / std), yt[idx])
+                loss.backward()
+                opt.step()
+                total += float(loss.detach())
+                batches += 1
+            val_f1 = math.nan
+            if has_val:
+                pred = predict(net, x_val_n)
+                val_f1 = score(np.asarray(y_val), pred, spec.n_classes).macro_f1
+            log.append(EpochLog(epoch, total / max(batches, 1), val_f1))
+            if not has_val:
+                best_state = {k: v.clone() for k, v in net.spec_state_dict().items()}
+                best_epoch = epoch
+                continue
+            if val_f1 > best_f1:
+                best_f1, best_epoch, stale = val_f1, epoch, 0
+                best_state = {k: v.clone() for k, v in net.spec_state_dict().items()}
+            else:
+                stale += 1
+                if stale >= options.patience:
+                    break
+    return best_state, log, best_epoch
+
+
+def windows_fingerprint(ws: WindowSet) -> str:
+    """sha256 hex of a window set's bytes (x, y and users): identifies the data exactly."""
+    digest = hashlib.sha256()
+    digest.update(np.ascontiguousarray(ws.x, dtype=np.float32).tobytes())
+    digest.update(np.asarray(ws.y, dtype=np.int64).tobytes())
+    digest.update("\n".join(str(u) for u in ws.users).encode())
+    digest.update(str(ws.x.shape).encode())
+    return digest.hexdigest()
+
+
+def cache_key(spec: ModelSpec, windows: WindowSet, options: PretrainOptions) -> str:
+    """sha256 hex over the format version, the windows, the model spec JSON and the options."""
+    payload = json.dumps(
+        {
+            "format": CACHE_FORMAT,
+            "windows": windows_fingerprint(windows),
+            "spec": json.loads(spec.to_json()),
+            "options": asdict(options),
+            "torch": torch.__version__.split("+")[0],
+        },
+        sort_keys=True,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def pretrain_cache_dir() -> Path:
+    """``<user cache>/pretrain``: ``$FEDHAR_CACHE_DIR/pretrain``, else ``~/.cache/fedhar/…``."""
+    return user_cache_dir() / "pretrain"
+
+
+def pretrain(
+    spec: ModelSpec,
+    windows: WindowSet,
+    options: PretrainOptions,
+    *,
+    cache_dir: Path | None = None,
+    use_cache: bool = True,
+) -> PretrainResult:
+    """Pretrains the general model on ``windows`` (all of one fold's pretraining users).
+
+    Validation users (``options.val_fraction`` of the users, chosen by seed) are held out for
+    early stopping. The normalizer is fitted on the other users' windows only, and both sets
+    are normalized with it. The result is cached under ``cache_dir`` (default
+    :func:`pretrain_cache_dir`) by :func:`cache_key`; a hit returns it with ``from_cache``.
+
+    Args:
+        spec: the model.
+        windows: raw (unnormalized) windows ``[N, C, T]`` of the pretraining users.
+        options: hyper-parameters and seed.
+    """
+    key = cache_key(spec, windows, options)
+    directory = pretrain_cache_dir() if cache_dir is None else Path(cache_dir)
+    entry = directory / f"{spec.name}-{key[:32]}.pt"
+    if use_cache:
+        cached = _load(entry, key)
+        if cached is not None:
+            return cached
+    users = _ordered_users(windows.users)
+    val = (
+        set(validation_users(users, options.val_fraction, options.seed))
+        if (options.val_fraction > 0 and len(users) > 1)
+        else set()
+    )
+    train_users = [u for u in users if u not in val]
+    is_val = np.isin(windows.users, sorted(val))
+    train, held = windows.subset(~is_val), windows.subset(is_val)
+    normalizer = Normalizer().fit(train.x)
+    state, log, best_epoch = fit(
+        spec,
+        train.x,
+        train.y,
+        options,
+        normalizer,
+        held.x if len(held) else None,
+        held.y if len(held) else None,
+    )
+    result = PretrainResult(
+        state_dict=state,
+        normalizer=normalizer,
+        log=log,
+        best_epoch=best_epoch,
+        train_users=train_users,
+        val_users=[u for u in users if u in val],
+        cache_key=key,
+    )
+    if use_cache:
+        _store(entry, result)
+    return result
+
+
+def _ordered_users(users: Sequence[str] | np.ndarray) -> list[str]:
+    ids = {str(u) for u in users}
+    return sorted(ids, key=lambda u: (0, int(u)) if u.isdigit() else (1, u))
+
+
+def _store(entry: Path, result: PretrainResult) -> None:
+    """Writes the entry atomically; a read-only or full cache only costs the next run time."""
+    meta = {
+        "cache_key": result.cache_key,
+        "normalizer": result.normalizer.to_dict(),
+        "log": [asdict(e) for e in result.log],
+        "best_epoch": result.best_epoch,
+        "train_users": result.train_users,
+        "val_users": result.val_users,
+    }
+    buffer = io.BytesIO()
+    torch.save({"state_dict": result.state_dict, "meta": json.dumps(meta)}, buffer)
+    tmp: str | None = None
+    try:
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=entry.parent, suffix=".pt.tmp")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(buffer.getvalue())
+        os.replace(tmp, entry)
+    except OSError:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+
+
+def _load(entry: Path, key: str) -> PretrainResult | None:
+    """The cached result at ``entry``, or None if absent, unreadable or for another key."""
+    if not entry.is_file():
+        return None
+    try:
+        blob = torch.load(entry, map_location="cpu", weights_only=True)
+        meta = json.loads(blob["meta"])
+    except (OSError, RuntimeError, KeyError, ValueError, EOFError):
+        return None
+    if meta.get("cache_key") != key:
+        return None
+    return PretrainResult(
+        state_dict=dict(blob["state_dict"]),
+        normalizer=Normalizer.from_dict(meta["normalizer"]),
+        log=[EpochLog(**e) for e in meta["log"]],
+        best_epoch=int(meta["best_epoch"]),
+        train_users=list(meta["train_users"]),
+        val_users=list(meta["val_users"]),
+        cache_key=key,
+        from_cache=True,
+    )
