@@ -206,7 +206,8 @@ def _as_f32(name: str, a: Any, shape: tuple[int | None, ...] | None = None) -> n
     if not a.flags.c_contiguous:
         raise ValueError(f"{name} must be C-contiguous (use np.ascontiguousarray)")
     if shape is not None and (
-        a.ndim != len(shape) or any(w is not None and w != s for w, s in zip(shape, a.shape))
+        a.ndim != len(shape)
+        or any(w is not None and w != s for w, s in zip(shape, a.shape, strict=True))
     ):
         want = "[" + ", ".join("?" if w is None else str(w) for w in shape) + "]"
         raise ValueError(f"{name} must have shape {want}, got {list(a.shape)}")
@@ -631,7 +632,9 @@ def fold_batchnorm(
     vecs = [
         np.ascontiguousarray(v, dtype=np.float32) for v in (gamma, beta, running_mean, running_var)
     ]
-    for name, v in zip(("conv_bias", "gamma", "beta", "running_mean", "running_var"), [b, *vecs]):
+    for name, v in zip(
+        ("conv_bias", "gamma", "beta", "running_mean", "running_var"), [b, *vecs], strict=True
+    ):
         if v.shape != (f,):
             raise ValueError(f"{name} must have shape [{f}], got {list(v.shape)}")
     _check(

@@ -3,9 +3,9 @@
  *
  * Layout: x [t_pad, c], w [k, c, f], y [t_out, f]; the window of output step t is
  * x + t * s * c, k * c contiguous floats, and window element j multiplies weight row j.
- * The main loops work on register tiles of 4 output rows (or 4 window elements) by 16
- * output channels, whose inner loops have constant trip counts so that the compiler keeps
- * the tile in vector registers; edges fall back to plain loops.
+ * With GCC (vector extensions) the main loops work on register tiles of 4 output rows (or
+ * 4 window elements) by 16 output channels held in 8-float vectors; edges, and every loop
+ * of a plain C99 build (FT_PLAIN_C or another compiler), use the plain loops.
  *
  * Counts per call (kc = k * c, to = t_out, MACs = to * kc * f):
  *   forward:          macs; bytes = 4 * (2 * macs + 2 * to * f)          (x, w; b, y)
@@ -17,71 +17,83 @@
  */
 #include "ft_internal.h"
 
-#define TILE_R 4
+#if defined(__GNUC__) && !defined(FT_PLAIN_C)
+#define FT_VEC 1
+typedef float ft_v8 __attribute__((vector_size(32), aligned(4), may_alias));
+#define LD8(p) (*(const ft_v8 *)(const void *)(p))
+#define ST8(p, v) (*(ft_v8 *)(void *)(p) = (v))
 #define TILE_F 16
+#define TILE_R 4
+#else
+#define FT_VEC 0
+#define TILE_F 1
+#define TILE_R 1
+#endif
 
 FT_HOT void ft_conv1d_forward(const ft_conv_dims *d, const float *FT_RESTRICT x,
                               const float *FT_RESTRICT w, const float *FT_RESTRICT b,
                               float *FT_RESTRICT y, ft_op_counts *cnt)
 {
     const int32_t f = d->f, to = d->t_out, kc = d->k * d->c, step = d->s * d->c;
-    const int32_t f_tiled = f - f % TILE_F, t_tiled = to - to % TILE_R;
+    const int32_t f_tiled = FT_VEC ? f - f % TILE_F : 0;
     const int64_t macs = (int64_t)to * kc * f;
-    int32_t t0, f0, j, r, i;
+    int32_t t0, f0, j, i;
 
     cnt->macs += macs;
     cnt->bytes_moved += 4 * (2 * macs + 2 * (int64_t)to * f);
 
-    for (t0 = 0; t0 < t_tiled; t0 += TILE_R) {
-        const float *x0 = x + (int64_t)t0 * step;
-        for (f0 = 0; f0 < f_tiled; f0 += TILE_F) {
-            float acc[TILE_R][TILE_F];
-            for (r = 0; r < TILE_R; ++r) {
-                for (i = 0; i < TILE_F; ++i) {
-                    acc[r][i] = b[f0 + i];
+#if FT_VEC
+    {
+        const int32_t t_tiled = to - to % TILE_R;
+        for (t0 = 0; t0 < t_tiled; t0 += TILE_R) {
+            const float *x0 = x + (int64_t)t0 * step, *x1 = x0 + step, *x2 = x1 + step,
+                        *x3 = x2 + step;
+            for (f0 = 0; f0 < f_tiled; f0 += TILE_F) {
+                const ft_v8 b0 = LD8(b + f0), b1 = LD8(b + f0 + 8);
+                ft_v8 a00 = b0, a01 = b1, a10 = b0, a11 = b1, a20 = b0, a21 = b1, a30 = b0,
+                      a31 = b1;
+                const float *wr = w + f0;
+                for (j = 0; j < kc; ++j, wr += f) {
+                    const ft_v8 w0 = LD8(wr), w1 = LD8(wr + 8);
+                    const float v0 = x0[j], v1 = x1[j], v2 = x2[j], v3 = x3[j];
+                    a00 += v0 * w0;
+                    a01 += v0 * w1;
+                    a10 += v1 * w0;
+                    a11 += v1 * w1;
+                    a20 += v2 * w0;
+                    a21 += v2 * w1;
+                    a30 += v3 * w0;
+                    a31 += v3 * w1;
                 }
-            }
-            for (j = 0; j < kc; ++j) {
-                const float *wr = w + (int64_t)j * f + f0;
-                float a[TILE_R];
-                for (r = 0; r < TILE_R; ++r) {
-                    a[r] = x0[(int64_t)r * step + j];
-                }
-                for (r = 0; r < TILE_R; ++r) {
-                    for (i = 0; i < TILE_F; ++i) {
-                        acc[r][i] += a[r] * wr[i];
-                    }
-                }
-            }
-            for (r = 0; r < TILE_R; ++r) {
-                for (i = 0; i < TILE_F; ++i) {
-                    y[(int64_t)(t0 + r) * f + f0 + i] = acc[r][i];
+                {
+                    float *yr = y + (int64_t)t0 * f + f0;
+                    ST8(yr, a00);
+                    ST8(yr + 8, a01);
+                    ST8(yr + f, a10);
+                    ST8(yr + f + 8, a11);
+                    ST8(yr + 2 * f, a20);
+                    ST8(yr + 2 * f + 8, a21);
+                    ST8(yr + 3 * f, a30);
+                    ST8(yr + 3 * f + 8, a31);
                 }
             }
         }
-    }
-    /* Rows past the last full tile: one row at a time, all channels. */
-    for (t0 = t_tiled; t0 < to; ++t0) {
-        const float *xw = x + (int64_t)t0 * step;
-        float *yr = y + (int64_t)t0 * f;
-        for (f0 = 0; f0 < f_tiled; f0 += TILE_F) {
-            float acc[TILE_F];
-            for (i = 0; i < TILE_F; ++i) {
-                acc[i] = b[f0 + i];
-            }
-            for (j = 0; j < kc; ++j) {
-                const float a = xw[j];
-                const float *wr = w + (int64_t)j * f + f0;
-                for (i = 0; i < TILE_F; ++i) {
-                    acc[i] += a * wr[i];
+        for (t0 = t_tiled; t0 < to; ++t0) {
+            const float *xw = x + (int64_t)t0 * step;
+            for (f0 = 0; f0 < f_tiled; f0 += TILE_F) {
+                ft_v8 a0 = LD8(b + f0), a1 = LD8(b + f0 + 8);
+                const float *wr = w + f0;
+                for (j = 0; j < kc; ++j, wr += f) {
+                    a0 += xw[j] * LD8(wr);
+                    a1 += xw[j] * LD8(wr + 8);
                 }
-            }
-            for (i = 0; i < TILE_F; ++i) {
-                yr[f0 + i] = acc[i];
+                ST8(y + (int64_t)t0 * f + f0, a0);
+                ST8(y + (int64_t)t0 * f + f0 + 8, a1);
             }
         }
     }
-    /* Channels past the last full tile, every row. */
+#endif
+    /* Channels outside the vector tiles (all of them in a plain C build). */
     if (f_tiled < f) {
         for (t0 = 0; t0 < to; ++t0) {
             const float *xw = x + (int64_t)t0 * step;
@@ -100,16 +112,23 @@ FT_HOT void ft_conv1d_forward(const ft_conv_dims *d, const float *FT_RESTRICT x,
     }
 }
 
+#if FT_VEC
+static float hsum8(ft_v8 v)
+{
+    return ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7]));
+}
+#endif
+
 FT_HOT void ft_conv1d_backward_input(const ft_conv_dims *d, const float *FT_RESTRICT dy,
                                      const float *FT_RESTRICT w, float *FT_RESTRICT dx,
                                      ft_op_counts *cnt)
 {
     const int32_t f = d->f, to = d->t_out, kc = d->k * d->c, step = d->s * d->c;
-    const int32_t f_vec = f - f % 8, j_tiled = kc - kc % TILE_R;
+    const int32_t f_vec = FT_VEC ? f - f % 8 : 0;
     const int64_t macs = (int64_t)to * kc * f;
     const int64_t n_dx = (int64_t)d->t_pad * d->c;
     int64_t q;
-    int32_t t, j0, f0, r, i;
+    int32_t t, j, f0, i;
 
     cnt->macs += macs;
     cnt->bytes_moved += 4 * (2 * macs + n_dx + 2 * (int64_t)to * kc);
@@ -117,43 +136,46 @@ FT_HOT void ft_conv1d_backward_input(const ft_conv_dims *d, const float *FT_REST
     for (q = 0; q < n_dx; ++q) {
         dx[q] = 0.0f;
     }
+    /* dx[t * step + j] += dot(w[j, :], dy[t, :]) */
     for (t = 0; t < to; ++t) {
         const float *dr = dy + (int64_t)t * f;
         float *dxw = dx + (int64_t)t * step;
-        /* dxw[j] += dot(w[j, :], dy[t, :]) for 4 window elements at a time. */
-        for (j0 = 0; j0 < j_tiled; j0 += TILE_R) {
-            float acc[TILE_R][8];
-            float sum[TILE_R];
-            for (r = 0; r < TILE_R; ++r) {
-                for (i = 0; i < 8; ++i) {
-                    acc[r][i] = 0.0f;
-                }
-            }
+        j = 0;
+#if FT_VEC
+        for (; j + 4 <= kc; j += 4) {
+            const float *w0 = w + (int64_t)j * f, *w1 = w0 + f, *w2 = w1 + f, *w3 = w2 + f;
+            ft_v8 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+            float s0, s1, s2, s3;
             for (f0 = 0; f0 < f_vec; f0 += 8) {
-                for (r = 0; r < TILE_R; ++r) {
-                    const float *wr = w + (int64_t)(j0 + r) * f + f0;
-                    for (i = 0; i < 8; ++i) {
-                        acc[r][i] += wr[i] * dr[f0 + i];
-                    }
-                }
+                const ft_v8 g = LD8(dr + f0);
+                a0 += LD8(w0 + f0) * g;
+                a1 += LD8(w1 + f0) * g;
+                a2 += LD8(w2 + f0) * g;
+                a3 += LD8(w3 + f0) * g;
             }
-            for (r = 0; r < TILE_R; ++r) {
-                const float *wr = w + (int64_t)(j0 + r) * f;
-                sum[r] = ((acc[r][0] + acc[r][4]) + (acc[r][1] + acc[r][5])) +
-                         ((acc[r][2] + acc[r][6]) + (acc[r][3] + acc[r][7]));
-                for (i = f_vec; i < f; ++i) {
-                    sum[r] += wr[i] * dr[i];
-                }
-                dxw[j0 + r] += sum[r];
+            s0 = hsum8(a0);
+            s1 = hsum8(a1);
+            s2 = hsum8(a2);
+            s3 = hsum8(a3);
+            for (i = f_vec; i < f; ++i) {
+                s0 += w0[i] * dr[i];
+                s1 += w1[i] * dr[i];
+                s2 += w2[i] * dr[i];
+                s3 += w3[i] * dr[i];
             }
+            dxw[j] += s0;
+            dxw[j + 1] += s1;
+            dxw[j + 2] += s2;
+            dxw[j + 3] += s3;
         }
-        for (j0 = j_tiled; j0 < kc; ++j0) {
-            const float *wr = w + (int64_t)j0 * f;
+#endif
+        for (; j < kc; ++j) {
+            const float *wr = w + (int64_t)j * f;
             float s = 0.0f;
             for (i = 0; i < f; ++i) {
                 s += wr[i] * dr[i];
             }
-            dxw[j0] += s;
+            dxw[j] += s;
         }
     }
 }
@@ -163,44 +185,49 @@ FT_HOT void ft_conv1d_backward_weights(const ft_conv_dims *d, const float *FT_RE
                                        float *FT_RESTRICT gb, ft_op_counts *cnt)
 {
     const int32_t f = d->f, to = d->t_out, kc = d->k * d->c, step = d->s * d->c;
-    const int32_t f_tiled = f - f % TILE_F, j_tiled = kc - kc % TILE_R;
+    const int32_t f_tiled = FT_VEC ? f - f % TILE_F : 0;
+    const int32_t j_tiled = FT_VEC ? kc - kc % TILE_R : 0;
     const int64_t macs = (int64_t)to * kc * f;
-    int32_t t, j0, f0, r, i;
+    int32_t t, j0, i;
 
     cnt->macs += macs;
     cnt->adds += (int64_t)to * f;
     cnt->bytes_moved += 4 * (2 * macs + 2 * (int64_t)kc * f + (int64_t)to * f + 2 * (int64_t)f);
 
+#if FT_VEC
     /* gw[j, :] += sum_t x[t * step + j] * dy[t, :], tiles of 4 window elements x 16. */
     for (j0 = 0; j0 < j_tiled; j0 += TILE_R) {
+        int32_t f0;
         for (f0 = 0; f0 < f_tiled; f0 += TILE_F) {
-            float acc[TILE_R][TILE_F];
-            for (r = 0; r < TILE_R; ++r) {
-                for (i = 0; i < TILE_F; ++i) {
-                    acc[r][i] = gw[(int64_t)(j0 + r) * f + f0 + i];
-                }
+            float *g0 = gw + (int64_t)j0 * f + f0, *g1 = g0 + f, *g2 = g1 + f, *g3 = g2 + f;
+            ft_v8 a00 = LD8(g0), a01 = LD8(g0 + 8), a10 = LD8(g1), a11 = LD8(g1 + 8);
+            ft_v8 a20 = LD8(g2), a21 = LD8(g2 + 8), a30 = LD8(g3), a31 = LD8(g3 + 8);
+            const float *xw = x + j0;
+            const float *dr = dy + f0;
+            for (t = 0; t < to; ++t, xw += step, dr += f) {
+                const ft_v8 d0 = LD8(dr), d1 = LD8(dr + 8);
+                const float v0 = xw[0], v1 = xw[1], v2 = xw[2], v3 = xw[3];
+                a00 += v0 * d0;
+                a01 += v0 * d1;
+                a10 += v1 * d0;
+                a11 += v1 * d1;
+                a20 += v2 * d0;
+                a21 += v2 * d1;
+                a30 += v3 * d0;
+                a31 += v3 * d1;
             }
-            for (t = 0; t < to; ++t) {
-                const float *xw = x + (int64_t)t * step + j0;
-                const float *dr = dy + (int64_t)t * f + f0;
-                float a[TILE_R];
-                for (r = 0; r < TILE_R; ++r) {
-                    a[r] = xw[r];
-                }
-                for (r = 0; r < TILE_R; ++r) {
-                    for (i = 0; i < TILE_F; ++i) {
-                        acc[r][i] += a[r] * dr[i];
-                    }
-                }
-            }
-            for (r = 0; r < TILE_R; ++r) {
-                for (i = 0; i < TILE_F; ++i) {
-                    gw[(int64_t)(j0 + r) * f + f0 + i] = acc[r][i];
-                }
-            }
+            ST8(g0, a00);
+            ST8(g0 + 8, a01);
+            ST8(g1, a10);
+            ST8(g1 + 8, a11);
+            ST8(g2, a20);
+            ST8(g2 + 8, a21);
+            ST8(g3, a30);
+            ST8(g3 + 8, a31);
         }
     }
-    /* Window elements past the last tile: all channels; channels past the last tile. */
+#endif
+    /* Everything outside the vector tiles (all of it in a plain C build). */
     for (j0 = 0; j0 < kc; ++j0) {
         const int32_t i_start = j0 < j_tiled ? f_tiled : 0;
         float *gr = gw + (int64_t)j0 * f;

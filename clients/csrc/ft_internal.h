@@ -15,7 +15,7 @@
 /* Hot kernels get an AVX2 clone on x86-64 GCC builds; other targets compile plain C99. */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && \
     !defined(FT_NO_TARGET_CLONES)
-#define FT_HOT __attribute__((target_clones("arch=haswell", "default")))
+#define FT_HOT __attribute__((target_clones("avx2", "default")))
 #else
 #define FT_HOT
 #endif
