@@ -18,42 +18,24 @@ import ctypes
 import importlib.machinery
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from clients.estimator import CATEGORIES, LOSS, PHASES, SHARED, OpCounts, trainable_flags
 from fedhar.models.spec import LayerSpec, ModelSpec
 
 __all__ = [
     "CATEGORIES",
     "PHASES",
     "CTrainError",
-    "OpCountsRow",
+    "OpCounts",
     "Trainer",
     "fold_batchnorm",
     "layer_descs",
     "trainable_flags",
 ]
-
-#: Memory categories, in the library's order (``ft_mem_category``).
-CATEGORIES: tuple[str, ...] = (
-    "parameters",
-    "gradients",
-    "optimizer",
-    "activations",
-    "deltas",
-    "input",
-    "stored_samples",
-    "scratch",
-)
-#: Counting phases, in the library's order (``ft_phase``).
-PHASES: tuple[str, ...] = ("forward", "backward_input", "backward_weights", "update")
-#: Name of the per-layer row that holds buffers shared by all layers.
-SHARED = "shared"
-#: Name of the counter row of the softmax cross-entropy loss.
-LOSS = "loss"
 
 _KINDS = {
     "conv1d": 0,
@@ -66,7 +48,6 @@ _KINDS = {
     "batchnorm1d": 7,
 }
 _PARAM_IDS = {"weight": 0, "bias": 1, "running_mean": 2, "running_var": 3}
-_MODES = ("full", "tl")
 
 
 class CTrainError(RuntimeError):
@@ -112,29 +93,6 @@ class _OpCounts(ctypes.Structure):
         (name, ctypes.c_int64)
         for name in ("macs", "adds", "muls", "divs", "exps", "cmps", "bytes_moved")
     ]
-
-
-@dataclass(frozen=True)
-class OpCountsRow:
-    """Operations measured by the library for one layer and phase (README "Operation counting").
-
-    Attributes:
-        macs: multiply-accumulates.
-        adds: additions/subtractions not part of a MAC.
-        muls: multiplications not part of a MAC.
-        divs: divisions.
-        exps: transcendental calls (expf, logf, sqrtf).
-        cmps: comparisons.
-        bytes_moved: bytes of array loads and stores in the reference loop nest.
-    """
-
-    macs: int = 0
-    adds: int = 0
-    muls: int = 0
-    divs: int = 0
-    exps: int = 0
-    cmps: int = 0
-    bytes_moved: int = 0
 
 
 _P = ctypes.c_void_p
@@ -247,25 +205,6 @@ def layer_descs(spec: ModelSpec) -> ctypes.Array:
     for i, layer in enumerate(spec.layers):
         arr[i] = _layer_desc(layer)
     return arr
-
-
-def trainable_flags(spec: ModelSpec, mode: str = "full", tl_layers: int = 2) -> list[bool]:
-    """Per-layer trainable flags.
-
-    ``full``: every conv1d, dense and batchnorm1d layer. ``tl``: the last ``tl_layers`` dense
-    layers only.
-    """
-    if mode not in _MODES:
-        raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
-    if mode == "full":
-        return [layer.kind in ("conv1d", "dense", "batchnorm1d") for layer in spec.layers]
-    dense = [i for i, layer in enumerate(spec.layers) if layer.kind == "dense"]
-    if not 1 <= tl_layers <= len(dense):
-        raise ValueError(
-            f"tl_layers must be in [1, {len(dense)}] for model {spec.name!r}, got {tl_layers}"
-        )
-    chosen = set(dense[-tl_layers:])
-    return [i in chosen for i in range(len(spec.layers))]
 
 
 def _config(lr: float, momentum: float, weight_decay: float, n_stored: int) -> _TrainConfig:
@@ -556,18 +495,18 @@ class Trainer:
     def _row_names(self) -> list[str]:
         return [layer.name for layer in self.spec.layers]
 
-    def counts(self) -> dict[str, dict[str, OpCountsRow]]:
-        """Operations since the last reset: ``{layer name or "loss": {phase: OpCountsRow}}``.
+    def counts(self) -> dict[str, dict[str, OpCounts]]:
+        """Operations since the last reset: ``{layer name or "loss": {phase: OpCounts}}``.
 
         Phases: ``forward``, ``backward_input``, ``backward_weights``, ``update``.
         """
         rows = (self.n_layers + 1) * len(PHASES)
         buf = (_OpCounts * rows)()
         _check(_LIB.ft_get_counts(self._ctx, buf, rows), "ft_get_counts", f"{rows} rows")
-        out: dict[str, dict[str, OpCountsRow]] = {}
+        out: dict[str, dict[str, OpCounts]] = {}
         for r, name in enumerate([*self._row_names(), LOSS]):
             out[name] = {
-                phase: OpCountsRow(
+                phase: OpCounts(
                     *(getattr(buf[r * len(PHASES) + p], f) for f, _ in _OpCounts._fields_)
                 )
                 for p, phase in enumerate(PHASES)
