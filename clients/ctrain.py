@@ -194,9 +194,17 @@ def _layer_desc(layer: LayerSpec) -> _LayerDesc:
     if layer.kind not in _KINDS:
         raise ValueError(f"layer {layer.name!r}: kind {layer.kind!r} is not supported")
     return _LayerDesc(
-        _KINDS[layer.kind], in_c, in_t, out_c, out_t,
-        layer.kernel, layer.stride, pad_l, pad_r, layer.eps,
-    )  # fmt: skip
+        _KINDS[layer.kind],
+        in_c,
+        in_t,
+        out_c,
+        out_t,
+        layer.kernel,
+        layer.stride,
+        pad_l,
+        pad_r,
+        layer.eps,
+    )
 
 
 def layer_descs(spec: ModelSpec) -> ctypes.Array:
@@ -267,13 +275,18 @@ class Trainer:
         handle = ctypes.c_void_p()
         _check(
             _LIB.ft_context_init(
-                _ptr(self._arena), arena_bytes, self._descs, self.n_layers,
-                ctypes.byref(self._cfg), _flags_array(self._flags), ctypes.byref(handle),
+                _ptr(self._arena),
+                arena_bytes,
+                self._descs,
+                self.n_layers,
+                ctypes.byref(self._cfg),
+                _flags_array(self._flags),
+                ctypes.byref(handle),
             ),
             "ft_context_init",
             f"model {spec.name!r} input {spec.input_channels}x{spec.input_length}, "
             f"arena {arena_bytes} bytes",
-        )  # fmt: skip
+        )
         self._ctx = handle.value
         self._n_stored = 0
         if class_weights is not None:
@@ -285,12 +298,16 @@ class Trainer:
         out = ctypes.c_int64()
         _check(
             _LIB.ft_context_get_buffer_size(
-                self._descs, self.n_layers, ctypes.byref(self._cfg), _flags_array(flags),
-                ctypes.byref(out), None,
+                self._descs,
+                self.n_layers,
+                ctypes.byref(self._cfg),
+                _flags_array(flags),
+                ctypes.byref(out),
+                None,
             ),
             "ft_context_get_buffer_size",
             f"model {self.spec.name!r}",
-        )  # fmt: skip
+        )
         return out.value
 
     @staticmethod
@@ -307,12 +324,16 @@ class Trainer:
         flags = trainable_flags(spec, mode, tl_layers)
         _check(
             _LIB.ft_context_get_buffer_size(
-                layer_descs(spec), len(spec.layers), ctypes.byref(cfg), _flags_array(flags),
-                ctypes.byref(out), None,
+                layer_descs(spec),
+                len(spec.layers),
+                ctypes.byref(cfg),
+                _flags_array(flags),
+                ctypes.byref(out),
+                None,
             ),
             "ft_context_get_buffer_size",
             f"model {spec.name!r} mode {mode!r}",
-        )  # fmt: skip
+        )
         return out.value
 
     @property
@@ -417,12 +438,17 @@ class Trainer:
         loss = ctypes.c_float()
         _check(
             _LIB.ft_train_batch(
-                self._ctx, _ptr(x), _ptr(labels), x.shape[0], x.shape[1], x.shape[2],
+                self._ctx,
+                _ptr(x),
+                _ptr(labels),
+                x.shape[0],
+                x.shape[1],
+                x.shape[2],
                 ctypes.byref(loss),
             ),
             "ft_train_batch",
             f"x shape {list(x.shape)}",
-        )  # fmt: skip
+        )
         return float(loss.value)
 
     def train_epoch(
@@ -454,12 +480,20 @@ class Trainer:
         loss = ctypes.c_float()
         _check(
             _LIB.ft_train_epoch(
-                self._ctx, x_ptr, y_ptr, n, c, t, _ptr(idx), idx.size, batch_size,
+                self._ctx,
+                x_ptr,
+                y_ptr,
+                n,
+                c,
+                t,
+                _ptr(idx),
+                idx.size,
+                batch_size,
                 ctypes.byref(loss),
             ),
             "ft_train_epoch",
             f"x shape [{n}, {c}, {t}], order length {idx.size}, batch_size {batch_size}",
-        )  # fmt: skip
+        )
         return float(loss.value)
 
     def store_samples(self, x: np.ndarray, y: Any, first: int = 0) -> None:

@@ -398,8 +398,9 @@ def estimate_training(
         tr = [bool(f) for f in trainable]
         if len(tr) != len(layers):
             raise ValueError(f"trainable must have {len(layers)} entries, got {len(tr)}")
-        bad = [layers[i].name for i, f in enumerate(tr) if f and layers[i].kind not in
-               _TRAINABLE_KINDS]  # fmt: skip
+        bad = [
+            layers[i].name for i, f in enumerate(tr) if f and layers[i].kind not in _TRAINABLE_KINDS
+        ]
         if bad:
             raise ValueError(f"layers {bad} have no parameters and cannot be trainable")
         mode = "custom"

@@ -1,0 +1,138 @@
+"""Whole-model training against PyTorch: cnn3 with SGD + momentum + weight decay, TL freezing,
+warm-up switching, stored samples, inference and batchnorm folding."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from _ctrain_support import data, max_param_rel_err, rel_err, twins
+
+from clients.ctrain import Trainer, fold_batchnorm
+from fedhar.models.spec import cnn3, daghero_cnn
+from fedhar.models.torch_model import SpecNet
+
+LR, MOMENTUM, WD = 0.05, 0.9, 1e-3
+
+
+def _torch_steps(
+    net: SpecNet,
+    params: list[torch.nn.Parameter],
+    x: np.ndarray,
+    y: np.ndarray,
+    batches: list[np.ndarray],
+    weight: np.ndarray | None = None,
+) -> None:
+    opt = torch.optim.SGD(params, lr=LR, momentum=MOMENTUM, weight_decay=WD)
+    loss_fn = torch.nn.CrossEntropyLoss(weight=None if weight is None else torch.from_numpy(weight))
+    for idx in batches:
+        opt.zero_grad()
+        loss_fn(net(torch.from_numpy(x[idx])), torch.from_numpy(y[idx])).backward()
+        opt.step()
+
+
+@pytest.mark.parametrize("length", [20, 64])
+def test_cnn3_50_steps_match_pytorch(length: int) -> None:
+    spec = cnn3(3, length, 6)
+    net, trainer = twins(spec, 1, mode="full", lr=LR, momentum=MOMENTUM, weight_decay=WD)
+    x, y = data(200, 3, length, 6, 2)
+    order = np.random.default_rng(3).permutation(np.tile(np.arange(200), 8))[: 50 * 32]
+    batches = [order[i : i + 32] for i in range(0, len(order), 32)]
+    for idx in batches[:25]:
+        trainer.train_batch(x[idx], y[idx])
+    trainer.train_epoch(x, y, 32, order[25 * 32 :])
+    _torch_steps(net, list(net.parameters()), x, y, batches)
+    assert len(batches) == 50
+    assert max_param_rel_err(trainer, net) <= 1e-4
+
+
+def test_tl_keeps_frozen_layers_bit_identical_and_matches_pytorch() -> None:
+    spec = cnn3(3, 40, 6)
+    net, trainer = twins(spec, 4, mode="tl", lr=LR, momentum=MOMENTUM, weight_decay=WD)
+    start = trainer.state_dict()
+    x, y = data(96, 3, 40, 6, 5)
+    batches = [np.arange(i, i + 32) for i in range(0, 96, 32)] * 4
+    trainer.train_epoch(x, y, 32, np.concatenate(batches))
+    head = [p for name, p in net.named_parameters() if name.startswith(("fc1.", "fc2."))]
+    _torch_steps(net, head, x, y, batches)
+    after = trainer.state_dict()
+    for key, value in start.items():
+        if key.startswith(("conv1.", "conv2.")):
+            assert np.array_equal(after[key], value), key
+        else:
+            assert not np.array_equal(after[key], value), key
+    assert max_param_rel_err(trainer, net) <= 1e-4
+
+
+def test_tl_stores_only_what_backward_needs() -> None:
+    spec = cnn3(3, 100, 6)
+    tl = Trainer(spec, mode="tl").memory()
+    full = Trainer(spec, mode="full").memory()
+    assert tl["gradients"] == 4 * (64 * 50 + 50 + 50 * 6 + 6)
+    # TL keeps only fc1's input (64), relu3's output (50): no conv activations.
+    assert tl["activations"] == 4 * (64 + 50)
+    assert tl["per_layer"]["conv1"]["activations"] == 0
+    assert full["activations"] > tl["activations"]
+
+
+def test_warmup_then_full_matches_fresh_pytorch_optimizers() -> None:
+    spec = daghero_cnn(3, 32, 4, channels=(8, 12), kernels=(5, 3), hidden=10)
+    w = np.array([1.0, 2.0, 0.5, 1.5], dtype=np.float32)
+    net, trainer = twins(
+        spec, 6, mode="tl", tl_layers=1, lr=LR, momentum=MOMENTUM, weight_decay=WD, class_weights=w
+    )
+    x, y = data(64, 3, 32, 4, 7)
+    warm = [np.arange(i, i + 16) for i in range(0, 64, 16)]
+    trainer.train_epoch(x, y, 16)
+    _torch_steps(net, list(net.fc2.parameters()), x, y, warm, w)
+    trainer.set_trainable(mode="full")
+    order = np.random.default_rng(8).permutation(64)
+    trainer.train_epoch(x, y, 16, order)
+    _torch_steps(
+        net, list(net.parameters()), x, y, [order[i : i + 16] for i in range(0, 64, 16)], w
+    )
+    assert max_param_rel_err(trainer, net) <= 1e-4
+
+
+def test_stored_samples_train_like_arrays() -> None:
+    spec = cnn3(3, 20, 6)
+    x, y = data(40, 3, 20, 6, 9)
+    order = np.random.default_rng(1).permutation(40)
+    _, a = twins(spec, 2, mode="full", momentum=MOMENTUM, n_stored_samples=40)
+    _, b = twins(spec, 2, mode="full", momentum=MOMENTUM)
+    a.store_samples(x[:25], y[:25])
+    a.store_samples(x[25:], y[25:], first=25)
+    loss_a = a.train_epoch(None, None, 8, order)
+    loss_b = b.train_epoch(x, y, 8, order)
+    assert loss_a == loss_b
+    sa, sb = a.state_dict(), b.state_dict()
+    assert all(np.array_equal(sa[k], sb[k]) for k in sa)
+    assert a.memory()["stored_samples"] == 40 * (3 * 20 + 1) * 4
+
+
+def test_logits_match_pytorch_on_a_whole_array() -> None:
+    spec = daghero_cnn(3, 48, 6, hidden=16)
+    net, trainer = twins(spec, 3)
+    x, _ = data(50, 3, 48, 6, 4)
+    ref = net(torch.from_numpy(x)).detach().numpy()
+    assert trainer.logits(x).shape == (50, 6)
+    assert rel_err(trainer.logits(x), ref) <= 1e-5
+
+
+def test_batchnorm_fold_matches_conv_then_batchnorm() -> None:
+    spec = daghero_cnn(3, 24, 5, channels=(6,), kernels=(5,))
+    net, _ = twins(spec, 5)
+    sd = {k: v.detach().numpy() for k, v in net.spec_state_dict().items()}
+    w, b = fold_batchnorm(
+        sd["conv1.weight"],
+        sd["conv1.bias"],
+        sd["bn1.weight"],
+        sd["bn1.bias"],
+        sd["bn1.running_mean"],
+        sd["bn1.running_var"],
+    )
+    x = torch.from_numpy(data(4, 3, 24, 5, 6)[0])
+    ref = net.bn1(net.conv1(x)).detach().numpy()
+    folded = torch.nn.functional.conv1d(x, torch.from_numpy(w), torch.from_numpy(b), padding="same")
+    assert rel_err(folded.numpy(), ref) <= 1e-5
+    assert not np.array_equal(w, sd["conv1.weight"])  # inputs untouched, new arrays returned
