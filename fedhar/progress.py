@@ -20,6 +20,4 @@ def progress_enabled() -> bool:
 def progress(iterable: Iterable[T], desc: str, total: int | None = None) -> Iterator[T]:
     """Yields from ``iterable`` with a tqdm bar on stderr labelled ``desc``; the bar is
     disabled (items pass through unchanged) unless :func:`progress_enabled`."""
-    yield from tqdm(
-        iterable, desc=desc, total=total, disable=not progress_enabled(), leave=False
-    )
+    yield from tqdm(iterable, desc=desc, total=total, disable=not progress_enabled(), leave=False)

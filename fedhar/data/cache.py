@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from fedhar.data.paths import user_cache_dir
+from fedhar.data.types import LoadReport
 
 Arrays = dict[str, np.ndarray]
 
@@ -30,7 +31,9 @@ def cache_path(source: Path, kind: str) -> Path:
     return user_cache_dir() / "parsed" / f"{kind}-{source.name}-{digest}.npz"
 
 
-def cached_arrays(source: Path, kind: str, parse: Callable[[], Arrays], *, use_cache: bool) -> Arrays:
+def cached_arrays(
+    source: Path, kind: str, parse: Callable[[], Arrays], *, use_cache: bool
+) -> Arrays:
     """The arrays ``parse()`` returns for ``source``: read from the cache when a valid entry
     exists, else parsed and (when ``use_cache``) stored. ``kind`` names the parser and its
     version, e.g. ``"wisdm2019-v1"``; arrays must not be object arrays."""
@@ -56,3 +59,12 @@ def cached_arrays(source: Path, kind: str, parse: Callable[[], Arrays], *, use_c
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
     return arrays
+
+
+def report_issues(report: LoadReport, file: str, arrays: Arrays) -> None:
+    """Adds the skipped records a parser stored as ``issue_line`` (1-based line numbers) and
+    ``issue_reason`` arrays to ``report``, naming ``file``."""
+    lines = arrays["issue_line"].tolist()
+    reasons = arrays["issue_reason"].tolist()
+    for line, reason in zip(lines, reasons, strict=True):
+        report.skip(file, int(line), str(reason))

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import socket
 import tarfile
 import urllib.error
 import urllib.request
@@ -62,7 +61,9 @@ def resolve_data_dir(flag: str | Path | None) -> Path:
     return user_cache_dir() / "data"
 
 
-def missing_error(dataset: str, searched: list[Path], expected: str, how: str) -> DatasetMissingError:
+def missing_error(
+    dataset: str, searched: list[Path], expected: str, how: str
+) -> DatasetMissingError:
     """A :class:`DatasetMissingError` with a one-line message that names the dataset, the
     directories searched, the files expected and how to obtain them."""
     where = ", ".join(str(p) for p in searched)
@@ -97,7 +98,7 @@ def download(url: str, dest: Path, *, timeout_s: float = 30.0) -> Path:
     try:
         with urllib.request.urlopen(url, timeout=timeout_s) as response, open(part, "wb") as out:
             shutil.copyfileobj(response, out)
-    except (urllib.error.URLError, socket.timeout, ConnectionError, OSError) as exc:
+    except (TimeoutError, urllib.error.URLError, ConnectionError, OSError) as exc:
         part.unlink(missing_ok=True)
         reason = getattr(exc, "reason", exc)
         raise DatasetMissingError(

@@ -19,7 +19,7 @@ def _runs(t: np.ndarray, max_gap_s: float) -> list[tuple[int, int]]:
     """Half-open index ranges of ``t`` with no step above ``max_gap_s`` seconds."""
     breaks = np.flatnonzero(np.diff(t) > max_gap_s) + 1
     edges = np.concatenate(([0], breaks, [t.shape[0]]))
-    return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:]) if b > a]
+    return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
 
 
 def _lowpass(signal: np.ndarray, cutoff_hz: float, fs: float) -> np.ndarray:
@@ -98,8 +98,14 @@ def make_windows(ds: HarDataset, length: int, stride: int, max_gap_s: float = 1.
         (user, class) stream; segments are laid end to end).
     """
     lo, hi = WINDOW_LENGTH_RANGE
-    if isinstance(length, bool) or not isinstance(length, (int, np.integer)) or not lo <= length <= hi:
-        raise ValueError(f"window length must be an integer in [{lo}, {hi}] samples, got {length!r}")
+    if (
+        isinstance(length, bool)
+        or not isinstance(length, (int, np.integer))
+        or not lo <= length <= hi
+    ):
+        raise ValueError(
+            f"window length must be an integer in [{lo}, {hi}] samples, got {length!r}"
+        )
     if isinstance(stride, bool) or not isinstance(stride, (int, np.integer)) or stride < 1:
         raise ValueError(f"window stride must be an integer >= 1 sample, got {stride!r}")
     if not max_gap_s > 0:
@@ -161,7 +167,9 @@ class Normalizer:
     def fit(self, x: np.ndarray) -> Normalizer:
         """Fits mean and std per channel over all windows and time steps of ``x [N, C, T]``."""
         if x.ndim != 3 or x.shape[0] == 0:
-            raise ValueError(f"Normalizer.fit expects non-empty windows [N, C, T], got shape {x.shape}")
+            raise ValueError(
+                f"Normalizer.fit expects non-empty windows [N, C, T], got shape {x.shape}"
+            )
         values = x.astype(np.float64)
         self.mean = values.mean(axis=(0, 2))
         std = values.std(axis=(0, 2))
@@ -190,5 +198,7 @@ class Normalizer:
         mean = np.asarray(data["mean"], dtype=np.float64)
         std = np.asarray(data["std"], dtype=np.float64)
         if mean.shape != std.shape or mean.ndim != 1:
-            raise ValueError(f"Normalizer.from_dict: mean {mean.shape} and std {std.shape} must be [C]")
+            raise ValueError(
+                f"Normalizer.from_dict: mean {mean.shape} and std {std.shape} must be [C]"
+            )
         return cls(mean, std)

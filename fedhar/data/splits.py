@@ -68,7 +68,9 @@ def kfold_users(users: list[str], k: int, seed: int) -> list[tuple[list[str], li
     user exactly once. Lists are sorted."""
     ordered = _sorted_users(users)
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 2 <= k <= len(ordered):
-        raise ValueError(f"k must be an integer in [2, {len(ordered)}] (the number of users), got {k!r}")
+        raise ValueError(
+            f"k must be an integer in [2, {len(ordered)}] (the number of users), got {k!r}"
+        )
     perm = np.random.default_rng(seed).permutation(len(ordered))
     folds = np.array_split(perm, k)
     out = []

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fedhar.data.cache import Arrays, cached_arrays
+from fedhar.data.cache import Arrays, cached_arrays, report_issues
 from fedhar.data.labels import select_classes
 from fedhar.data.paths import missing_error
 from fedhar.data.preprocess import resample
@@ -230,12 +230,13 @@ def load_wisdm2019(
     for subject, path in progress(files, desc=f"wisdm2019 {device}", total=len(files)):
         report.files.append(str(path))
         arrays = parse_file(path, use_cache=use_cache)
-        for line, reason in zip(arrays["issue_line"].tolist(), arrays["issue_reason"].tolist()):
-            report.skip(str(path), int(line), reason)
+        report_issues(report, str(path), arrays)
         segments.extend(_subject_segments(subject, path, arrays, code_to_label, out_fs, report))
     report.notes.append(
         f"device {device}: {len(files)} subjects; classes "
-        + ", ".join(f"{n}={'+'.join(c for c, i in mapping.items() if i == k)}" for k, n in enumerate(names))
+        + ", ".join(
+            f"{n}={'+'.join(c for c, i in mapping.items() if i == k)}" for k, n in enumerate(names)
+        )
         + f"; output rate {out_fs:g} Hz; acceleration in m/s^2 (gravity included)"
     )
     return HarDataset("wisdm2019", names, list(CHANNELS), out_fs, segments, report)
@@ -261,7 +262,8 @@ def _subject_segments(
     missing = [c for c in ACTIVITIES if ord(c) not in set(np.unique(code).tolist())]
     if missing:
         report.notes.append(
-            f"subject {subject}: no activity " + ", ".join(f"{c} ({ACTIVITIES[c]})" for c in missing)
+            f"subject {subject}: no activity "
+            + ", ".join(f"{c} ({ACTIVITIES[c]})" for c in missing)
         )
     step = np.diff(ts)
     breaks = np.flatnonzero((code[1:] != code[:-1]) | (step <= 0)) + 1
@@ -286,12 +288,12 @@ def _subject_segments(
     off_rate = abs(measured_fs - out_fs) > RATE_TOLERANCE * out_fs
     if off_rate:
         report.notes.append(
-            f"subject {subject}: median interval {interval_ns / 1e6:.1f} ms ({measured_fs:.2f} Hz); "
-            f"resampled to {out_fs:g} Hz"
+            f"subject {subject}: median interval {interval_ns / 1e6:.1f} ms "
+            f"({measured_fs:.2f} Hz); resampled to {out_fs:g} Hz"
         )
     segments = []
     edges = np.concatenate(([0], breaks, [code.size]))
-    for a, b in zip(edges[:-1].tolist(), edges[1:].tolist()):
+    for a, b in zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True):
         label = code_to_label.get(int(code[a]))
         if label is None:
             continue
