@@ -13,7 +13,7 @@ FT_HOT void ft_relu_forward(float *FT_RESTRICT x, int32_t n, ft_op_counts *cnt)
     cnt->cmps += n;
     cnt->bytes_moved += 4 * 2 * (int64_t)n;
     for (i = 0; i < n; ++i) {
-        x[i] = x[i] > 0.0f ? x[i] : 0.0f;
+        x[i] = x[i] < 0.0f ? 0.0f : x[i]; /* NaN propagates, as in PyTorch */
     }
 }
 
