@@ -66,7 +66,7 @@ class RandomCharging:
 
     def sessions(self, day: int, seed: int) -> list[tuple[float, float]]:
         rng = np.random.default_rng([seed, day, 2])
-        draw, start_u, length_u = rng.random(3)
+        draw, start_u, length_u = (float(u) for u in rng.random(3))
         if draw >= self.probability:
             return []
         start = day * DAY_S + start_u * DAY_S

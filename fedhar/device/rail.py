@@ -56,6 +56,8 @@ class PowerRail:
         full_available = spec.available_fraction * spec.capacity_c
         self._cutoff_c = spec.cutoff_soc * full_available
         self._restart_c = spec.restart_soc * full_available
+        # Crossing times are floats: a crossing within this charge (C) counts as reached.
+        self._tol_c = 1e-9 * spec.capacity_c
         self._last_t = env.now
         self._token = 0
         self._rearm()
@@ -98,8 +100,7 @@ class PowerRail:
         self._token += 1
         token = self._token
         level = self._cutoff_c if self.alive else self._restart_c
-        available = self.battery.available_c
-        if (self.alive and available <= level) or (not self.alive and available >= level):
+        if self._reached():
             delay = 0.0
         elif self.battery.spec.model == "kibam":
             delay = self._kibam_delay(level)
@@ -120,11 +121,17 @@ class PowerRail:
         if token != self._token:
             return
         self.settle()
-        available = self.battery.available_c
-        if self.alive and available <= self._cutoff_c:
-            self.alive = False
-            self._on_cutoff()
-        elif not self.alive and available >= self._restart_c:
-            self.alive = True
-            self._on_revive()
+        if self._reached():
+            self.alive = not self.alive
+            if self.alive:
+                self._on_revive()
+            else:
+                self._on_cutoff()
         self._rearm()
+
+    def _reached(self) -> bool:
+        """Whether the available charge is at the cut-off (alive) or restart level (dead)."""
+        available = self.battery.available_c
+        if self.alive:
+            return available <= self._cutoff_c + self._tol_c
+        return available >= self._restart_c - self._tol_c

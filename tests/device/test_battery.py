@@ -1,0 +1,83 @@
+"""Battery models: KiBaM rate-capacity and recovery, cut-off levels, charging taper."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from fedhar.device.battery import Battery, BatterySpec
+
+KIBAM = BatterySpec(100.0, model="kibam", kibam_c=0.5, kibam_k_per_s=1e-4)
+COULOMB = BatterySpec(100.0)
+
+
+def delivered_c(spec: BatterySpec, current_a: float) -> float:
+    """Charge delivered (C) at a constant current from full until the available well is empty."""
+    battery = Battery.full(spec)
+    return current_a * battery.time_to_available(0.0, current_a)
+
+
+def test_coulomb_counting_delivers_the_whole_capacity_at_any_rate():
+    for current in (0.001, 0.1, 1.0):
+        assert delivered_c(COULOMB, current) == pytest.approx(COULOMB.capacity_c, rel=1e-9)
+
+
+def test_kibam_delivers_less_at_high_rate_than_coulomb_counting():
+    low = delivered_c(KIBAM, 0.0005)  # C/200
+    high = delivered_c(KIBAM, 0.2)  # 2C
+    assert high < low <= KIBAM.capacity_c * (1 + 1e-6)
+    assert high < 0.6 * KIBAM.capacity_c
+    assert low > 0.9 * KIBAM.capacity_c
+
+
+def test_kibam_recovers_available_charge_at_rest():
+    battery = Battery.full(KIBAM)
+    current = 0.2
+    battery.step(current, battery.time_to_available(0.0, current))
+    assert battery.available_c == pytest.approx(0.0, abs=1e-3)
+    stored = battery.charge_c
+    battery.step(0.0, 3600.0)
+    assert battery.available_c > 0.2 * stored * KIBAM.kibam_c
+    assert battery.charge_c == pytest.approx(stored)  # rest moves charge, it creates none
+    restart = Battery.full(KIBAM)
+    restart.step(current, restart.time_to_available(0.0, current))
+    wait = restart.time_to_available(0.05 * KIBAM.kibam_c * KIBAM.capacity_c, 0.0)
+    assert 0 < wait < 3600.0
+
+
+def test_kibam_closed_form_matches_fine_euler_integration():
+    battery = Battery.full(KIBAM, soc=0.7)
+    c, k, current, dt = KIBAM.kibam_c, KIBAM.kibam_k_per_s, 0.05, 0.5
+    y1, y2 = battery.available_c, battery.bound_c
+    for _ in range(4000):
+        flow = k * (y2 / (1 - c) - y1 / c)
+        y1, y2 = y1 + (-current + flow) * dt, y2 - flow * dt
+    battery.step(current, 2000.0)
+    assert battery.available_c == pytest.approx(y1, rel=1e-3)
+    assert battery.bound_c == pytest.approx(y2, rel=1e-3)
+
+
+def test_charging_is_constant_current_then_tapers_to_zero_at_full():
+    spec = BatterySpec(100.0, charge_current_ma=100.0, taper_soc=0.8)
+    currents = []
+    for soc in (0.1, 0.5, 0.8, 0.9, 0.95, 1.0):
+        currents.append(Battery.full(spec, soc).charge_current_a())
+    assert currents[:3] == [pytest.approx(0.1)] * 3
+    assert currents[2] > currents[3] > currents[4] > currents[5] == 0.0
+    assert currents[3] == pytest.approx(0.05)
+
+
+def test_spec_errors_name_the_field_and_the_expectation():
+    with pytest.raises(ValueError, match="capacity_mah: expected > 0"):
+        BatterySpec(0.0)
+    with pytest.raises(ValueError, match="model: expected one of"):
+        BatterySpec(10.0, model="lead")
+    with pytest.raises(ValueError, match="cutoff_soc, restart_soc"):
+        BatterySpec(10.0, cutoff_soc=0.2, restart_soc=0.1)
+
+
+def test_no_crossing_is_infinite():
+    battery = Battery.full(COULOMB, 0.5)
+    assert math.isinf(battery.time_to_available(0.0, -0.1))
+    assert math.isinf(Battery.full(KIBAM, 0.5).time_to_available(KIBAM.capacity_c, 0.0))
