@@ -29,7 +29,7 @@ def test_daghero2022_battery_lifetime_over_seven_years_matches_analytic():
     one = InferenceCost(15.94e-6, 4.19e-3)
     costs = DeviceCosts(
         inference=AdaptiveInferenceCost(easy=one, hard=one),
-        personalization={"full": PersonalizationCost(1.0, 1.0), "tl": PersonalizationCost(1.0, 1.0)},
+        personalization={mode: PersonalizationCost(1.0, 1.0) for mode in ("full", "tl")},
         radio=RadioCost(0.0, 0.0, 1.0),
         sensor=SensorCost(0.0),
         sleep_w=0.0,
@@ -57,9 +57,7 @@ def test_craighero2023_table3_energy_ratio_equals_time_ratio():
     parts = load_parts(batches_per_epoch=1)
     spent = {}
     for mode in ("full", "tl"):
-        cfg = config(
-            capacity_mah=300.0, costs=parts, personalization=f"always_{mode}", epochs=1
-        )
+        cfg = config(capacity_mah=300.0, costs=parts, personalization=f"always_{mode}", epochs=1)
         report = Device(cfg).advance(3600.0)
         assert getattr(report, f"{mode}_jobs") == 1
         spent[mode] = report.energy_j["training"]
