@@ -50,13 +50,20 @@ class ProfileError(ValueError):
 class OpCountsLike(Protocol):
     """Anything with per-class operation counts (``clients.estimator.OpCounts`` has them)."""
 
-    macs: int
-    adds: int
-    muls: int
-    divs: int
-    exps: int
-    cmps: int
-    bytes_moved: int
+    @property
+    def macs(self) -> int: ...
+    @property
+    def adds(self) -> int: ...
+    @property
+    def muls(self) -> int: ...
+    @property
+    def divs(self) -> int: ...
+    @property
+    def exps(self) -> int: ...
+    @property
+    def cmps(self) -> int: ...
+    @property
+    def bytes_moved(self) -> int: ...
 
 
 @dataclass(frozen=True)
