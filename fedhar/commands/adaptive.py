@@ -1,0 +1,86 @@
+"""``fedhar adaptive SCENARIO --out DIR``: input-adaptive inference study (Daghero et al. 2022).
+
+Searches a static grid over the Fig. 4a template, turns the largest-gain model into a
+variable-width network with switchable BatchNorm, sweeps the score-margin threshold and writes:
+``modes.json``/``modes.csv`` (one row per Th), ``summary.json``, ``static_grid.csv``,
+``fig11.png``, ``model.pt`` (for ``fedhar.adaptive.artifact.load_classifier``) and, per
+personalized held-out user, ``users/<id>/modes_before.*`` and ``modes_after.*`` with
+``personalized.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from fedhar.adaptive.artifact import save_model
+from fedhar.adaptive.config import load_adaptive_scenario
+from fedhar.adaptive.report import (
+    plot_fig11,
+    plot_personalized,
+    summary,
+    write_grid,
+    write_modes,
+)
+from fedhar.adaptive.study import run_study
+from fedhar.data.paths import DatasetMissingError
+from fedhar.mcu import ProfileError
+from fedhar.scenario import ScenarioError
+
+
+def run(args: argparse.Namespace) -> int:
+    """Runs the study and writes its files; returns the exit code (2 on bad input)."""
+    try:
+        scenario, cfg = load_adaptive_scenario(args.scenario)
+    except ScenarioError as exc:
+        print(f"fedhar adaptive: error: {exc}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.monotonic()
+
+    def log(line: str) -> None:
+        print(f"[{time.monotonic() - start:6.1f} s] {line}", flush=True)
+
+    try:
+        result = run_study(scenario, cfg, args.data_dir, log)
+    except (DatasetMissingError, ProfileError, ValueError) as exc:
+        print(f"fedhar adaptive: error: {exc}", file=sys.stderr)
+        return 2
+    meta = {
+        "scenario": scenario.name,
+        "profile": cfg.profile,
+        "small_width": result.small_width,
+        "precision_priced": "float32",
+    }
+    write_modes(result.modes, out / "modes", meta)
+    (out / "summary.json").write_text(json.dumps(summary(result, cfg.profile), indent=1))
+    write_grid(result, out / "static_grid.csv")
+    plot_fig11(result, out / "fig11.png")
+    save_model(result.net, result.small_width, result.normalizer, out / "model.pt")
+    for u in result.personalized:
+        user_dir = out / "users" / u.user
+        user_dir.mkdir(parents=True, exist_ok=True)
+        write_modes(u.before, user_dir / "modes_before", {**meta, "user": u.user})
+        write_modes(u.after, user_dir / "modes_after", {**meta, "user": u.user})
+    if result.personalized:
+        plot_personalized(result, out / "personalized.png")
+    log(f"wrote {out}")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Adds the ``adaptive`` sub-command to the fedhar CLI."""
+    parser = subparsers.add_parser(
+        "adaptive",
+        help="variable-width adaptive inference: operating modes, costs and memory",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("scenario", help="scenario YAML with an optional `adaptive:` section")
+    parser.add_argument("--out", required=True, help="output directory (created if missing)")
+    parser.add_argument("--data-dir", default=None, help="data directory (overrides the scenario)")
+    parser.set_defaults(func=run)
