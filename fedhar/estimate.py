@@ -150,7 +150,12 @@ def estimate_row(
             raise ValueError(f"{name} {value}: expected an integer >= {low}")
     if not 0.0 <= momentum < 1.0:
         raise ValueError(f"--momentum {momentum}: expected a value in [0, 1)")
-    spec = build_spec(model, input_channels, input_length, n_classes)
+    try:
+        spec = build_spec(model, input_channels, input_length, n_classes)
+    except ValueError as exc:
+        raise ValueError(
+            f"--input {input_length}x{input_channels} is too short for model {model!r}: {exc}"
+        ) from exc
     est = estimate_training(
         spec,
         mode=mode,

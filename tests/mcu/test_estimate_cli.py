@@ -88,6 +88,7 @@ def test_text_output_has_every_section(capsys: pytest.CaptureFixture[str]) -> No
     [
         (["--input", "100by3"], "--input '100by3'"),
         (["--input", "0x3"], "--input '0x3'"),
+        (["--input", "4x3"], "--input 4x3 is too short for model 'cnn3'"),
         (["--mode", "half"], "--mode 'half'"),
         (["--mcu", "stm32f4"], "unknown MCU profile 'stm32f4'"),
         (["--model", "resnet"], "--model 'resnet'"),
