@@ -143,3 +143,14 @@ def test_cli_equals_a_real_run(
         for f in FIELDS:
             total = sum(getattr(layer[phase], f) for layer in counts.values())
             assert row["ops_per_phase"][phase][f] == total, (phase, f)
+
+
+def test_calibration_report_through_the_cli(capsys: pytest.CaptureFixture[str]) -> None:
+    out = _json(capsys, "--calibration")
+    assert out["source"] == "craighero2023 Table III"
+    assert len(out["time"]) == 10 and len(out["memory"]) == 10
+    assert sum(f["fitted"] for f in out["time"]) == 2
+    assert out["max_time_error"] <= out["time_tolerance"]
+    assert main(["estimate", "--calibration"]) == 0
+    text = capsys.readouterr().out
+    assert "Time per batch (s)" in text and "fitted" in text and "paper rule" in text
