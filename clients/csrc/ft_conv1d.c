@@ -37,13 +37,14 @@ FT_HOT void ft_conv1d_forward(const ft_conv_dims *d, const float *FT_RESTRICT x,
     const int32_t f = d->f, to = d->t_out, kc = d->k * d->c, step = d->s * d->c;
     const int32_t f_tiled = FT_VEC ? f - f % TILE_F : 0;
     const int64_t macs = (int64_t)to * kc * f;
-    int32_t t0, f0, j, i;
+    int32_t t0, j, i;
 
     cnt->macs += macs;
     cnt->bytes_moved += 4 * (2 * macs + 2 * (int64_t)to * f);
 
 #if FT_VEC
     {
+        int32_t f0;
         const int32_t t_tiled = to - to % TILE_R;
         for (t0 = 0; t0 < t_tiled; t0 += TILE_R) {
             const float *x0 = x + (int64_t)t0 * step, *x1 = x0 + step, *x2 = x1 + step,
@@ -113,10 +114,8 @@ FT_HOT void ft_conv1d_forward(const ft_conv_dims *d, const float *FT_RESTRICT x,
 }
 
 #if FT_VEC
-static float hsum8(ft_v8 v)
-{
-    return ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7]));
-}
+/* Sum of the 8 lanes (a macro: a vector argument would change the ABI of the default clone). */
+#define HSUM8(v) ((((v)[0] + (v)[4]) + ((v)[1] + (v)[5])) + (((v)[2] + (v)[6]) + ((v)[3] + (v)[7])))
 #endif
 
 FT_HOT void ft_conv1d_backward_input(const ft_conv_dims *d, const float *FT_RESTRICT dy,
@@ -124,11 +123,10 @@ FT_HOT void ft_conv1d_backward_input(const ft_conv_dims *d, const float *FT_REST
                                      ft_op_counts *cnt)
 {
     const int32_t f = d->f, to = d->t_out, kc = d->k * d->c, step = d->s * d->c;
-    const int32_t f_vec = FT_VEC ? f - f % 8 : 0;
     const int64_t macs = (int64_t)to * kc * f;
     const int64_t n_dx = (int64_t)d->t_pad * d->c;
     int64_t q;
-    int32_t t, j, f0, i;
+    int32_t t, j, i;
 
     cnt->macs += macs;
     cnt->bytes_moved += 4 * (2 * macs + n_dx + 2 * (int64_t)to * kc);
@@ -143,6 +141,8 @@ FT_HOT void ft_conv1d_backward_input(const ft_conv_dims *d, const float *FT_REST
         j = 0;
 #if FT_VEC
         for (; j + 4 <= kc; j += 4) {
+            const int32_t f_vec = f - f % 8;
+            int32_t f0;
             const float *w0 = w + (int64_t)j * f, *w1 = w0 + f, *w2 = w1 + f, *w3 = w2 + f;
             ft_v8 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
             float s0, s1, s2, s3;
@@ -153,10 +153,10 @@ FT_HOT void ft_conv1d_backward_input(const ft_conv_dims *d, const float *FT_REST
                 a2 += LD8(w2 + f0) * g;
                 a3 += LD8(w3 + f0) * g;
             }
-            s0 = hsum8(a0);
-            s1 = hsum8(a1);
-            s2 = hsum8(a2);
-            s3 = hsum8(a3);
+            s0 = HSUM8(a0);
+            s1 = HSUM8(a1);
+            s2 = HSUM8(a2);
+            s3 = HSUM8(a3);
             for (i = f_vec; i < f; ++i) {
                 s0 += w0[i] * dr[i];
                 s1 += w1[i] * dr[i];
