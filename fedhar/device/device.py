@@ -28,12 +28,10 @@ import simpy
 from fedhar.device.battery import Battery, BatterySpec
 from fedhar.device.charging import DAY_S, ChargingHabit
 from fedhar.device.loads import LOADS, DeviceCosts
-from fedhar.device.modes import ModesTable
+from fedhar.device.modes import PERSONALIZATION_MODES, ModesTable
 from fedhar.device.policies import JobView, PersonalizationPolicy, ThresholdPolicy
 from fedhar.device.rail import PowerRail
 from fedhar.device.replay import Replay, WindowBatch
-
-QUALITY = {"none": 0, "tl": 1, "full": 2}
 
 
 @dataclass(frozen=True)
@@ -79,9 +77,11 @@ class DeviceConfig:
                 raise ValueError(f"{name}: expected > 0 s, got {getattr(self, name)}")
         if self.epochs < 1:
             raise ValueError(f"epochs: expected >= 1, got {self.epochs}")
-        missing = [m for m in QUALITY if m not in self.modes]
+        missing = [m for m in PERSONALIZATION_MODES if m not in self.modes]
         if missing:
-            raise ValueError(f"modes: expected tables {list(QUALITY)}; missing {missing}")
+            raise ValueError(
+                f"modes: expected tables {list(PERSONALIZATION_MODES)}; missing {missing}"
+            )
 
 
 @dataclass
@@ -141,7 +141,9 @@ class DeviceState:
         t_s: simulated time, s.
         battery: the battery's wells (:meth:`Battery.to_dict`).
         alive: whether the device is on.
-        model: the model in use: ``"none"`` (general), ``"tl"`` or ``"full"``.
+        model: the model in use: ``"none"`` (general), or ``"tl"`` / ``"full"`` for the model
+            of the most recent completed job (a round's download is the next job's starting
+            point; the device keeps serving its personalized model until a job replaces it).
         threshold_level: memory of the threshold policy.
         job: the pending or running personalization job.
         totals: running totals.
@@ -545,8 +547,7 @@ class _Run:
             totals.full_jobs += 1
         else:
             totals.tl_jobs += 1
-        if QUALITY[job.mode] > QUALITY[self.state.model]:
-            self.state.model = job.mode
+        self.state.model = job.mode  # serve the most recently personalized model
         self.state.job = None
 
     def _cut_off(self) -> None:

@@ -1,0 +1,43 @@
+"""``fedhar study SCENARIO --out DIR [--resume]``: run a battery-policy study."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Adds the ``study`` sub-command."""
+    parser = subparsers.add_parser(
+        "study",
+        help="run a battery-policy study (policies x capacity x charging habit)",
+        description="Simulates every configuration of the study grid and writes study.json, "
+        "study.csv, plots and report.html into DIR.",
+    )
+    parser.add_argument(
+        "scenario", help="study scenario YAML, e.g. scenarios/battery_policies.yaml"
+    )
+    parser.add_argument("--out", required=True, help="output directory")
+    parser.add_argument(
+        "--resume", action="store_true", help="continue an interrupted study in DIR"
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Runs the study; exit code 2 for an invalid scenario or an occupied DIR."""
+    from fedhar.study import ScenarioError, run_study, winner_lines
+
+    try:
+        result = run_study(args.scenario, args.out, resume=args.resume)
+    except ScenarioError as exc:
+        for line in exc.lines:
+            print(f"error: {line}", file=sys.stderr)
+        return 2
+    except FileExistsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for line in winner_lines(result["summary"]):
+        print(line)
+    print(f"wrote {args.out}/study.json, study.csv, report.html")
+    return 0

@@ -1,0 +1,188 @@
+"""The ``device:`` section of a scenario: its schema and the device configuration it builds.
+
+Unknown keys are errors. :func:`describe_errors` turns a pydantic error into lines that
+name the file, the key path and what was expected.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from pathlib import Path
+from typing import Literal
+
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field
+
+from fedhar.device.battery import BatterySpec
+from fedhar.device.charging import make_charging
+from fedhar.device.device import DeviceConfig
+from fedhar.device.loads import PARTS_FILE, AdaptiveInferenceCost, DeviceCosts, load_parts
+from fedhar.device.modes import PERSONALIZATION_MODES, TABLE_II_WISDM_F1, ModesTable
+from fedhar.device.policies import make_personalization_policy, make_threshold_policy
+
+
+class Strict(BaseModel):
+    """Base of every section: unknown keys are rejected."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BatterySection(Strict):
+    """Battery and charger (see :class:`fedhar.device.battery.BatterySpec`); the capacity
+    comes from the study grid or the client."""
+
+    voltage_v: float = Field(3.7, gt=0)
+    model: Literal["coulomb", "kibam"] = "kibam"
+    cutoff_soc: float = Field(0.0, ge=0, lt=1)
+    restart_soc: float = Field(0.05, gt=0, le=1)
+    kibam_c: float = Field(0.6, gt=0, lt=1)
+    kibam_k_per_s: float = Field(1e-4, gt=0)
+    charge_current_ma: float = Field(30.0, ge=0)
+    taper_soc: float = Field(0.8, gt=0, le=1)
+
+    def spec(self, capacity_mah: float) -> BatterySpec:
+        """The battery spec at ``capacity_mah`` mAh."""
+        return BatterySpec(capacity_mah=capacity_mah, **self.model_dump())
+
+
+class ModeRowSection(Strict):
+    """One modes-table row (issue 5's columns)."""
+
+    th: float
+    f1: float = Field(ge=0, le=1)
+    p_easy: float = Field(ge=0, le=1)
+    cycles_avg: float = Field(ge=0)
+    energy_uj_avg: float = Field(ge=0)
+    pareto: bool = True
+
+
+class ModesSection(Strict):
+    """The general model's modes table: a CSV path (relative to the scenario) or inline
+    rows; ``clock_hz`` turns its cycles into seconds."""
+
+    csv: str | None = None
+    rows: list[ModeRowSection] | None = None
+    clock_hz: float = Field(gt=0)
+    f1_reference: dict[Literal["none", "tl", "full"], float] = Field(
+        default_factory=lambda: dict(TABLE_II_WISDM_F1)
+    )
+
+    def table(self, base_dir: Path) -> ModesTable:
+        """The general model's table."""
+        if (self.csv is None) == (self.rows is None):
+            raise ValueError("device.modes: expected exactly one of 'csv' or 'rows'")
+        if self.csv is not None:
+            path = Path(self.csv)
+            return ModesTable.from_csv(path if path.is_absolute() else base_dir / path)
+        return ModesTable.from_rows([r.model_dump() for r in self.rows or []], "device.modes.rows")
+
+
+class DeviceSection(Strict):
+    """The ``device:`` section."""
+
+    battery: BatterySection = BatterySection()
+    parts: str | None = None
+    batches_per_epoch: int = Field(7, ge=1)
+    epochs: int = Field(5, ge=1)
+    payload_bytes: int = Field(0, ge=0)
+    update_bytes: dict[Literal["full", "tl"], int] = Field(
+        default_factory=lambda: {"full": 0, "tl": 0}
+    )
+    window_s: float = Field(10.0, gt=0)
+    control_s: float = Field(600.0, gt=0)
+    charge_step_s: float = Field(300.0, gt=0)
+    trace_s: float = Field(3600.0, ge=0)
+    modes: ModesSection
+
+    def costs(self, base_dir: Path) -> tuple[DeviceCosts, dict[str, ModesTable]]:
+        """The device's costs and its modes tables by model (general, TL, Full). Inference
+        costs are fitted to the general table; the rest comes from the parts file."""
+        parts_path = PARTS_FILE if self.parts is None else base_dir / self.parts
+        parts = load_parts(self.batches_per_epoch, parts_path)
+        general = self.modes.table(base_dir)
+        tables = {
+            m: general.personalized(m, self.modes.f1_reference) for m in PERSONALIZATION_MODES
+        }
+        inference = AdaptiveInferenceCost.from_modes(general, self.modes.clock_hz)
+        costs = DeviceCosts(
+            inference=inference,
+            personalization=parts.personalization,
+            radio=parts.radio,
+            sensor=parts.sensor,
+            sleep_w=parts.sleep_w,
+            sources={**parts.sources, "inference": "fitted to the modes table"},
+        )
+        return costs, tables
+
+
+class PolicySection(Strict):
+    """A policy or habit by registered name with its parameters."""
+
+    name: str
+    params: dict[str, object] = Field(default_factory=dict)
+
+
+def build_device_config(
+    section: DeviceSection,
+    base_dir: Path,
+    *,
+    capacity_mah: float,
+    charging: PolicySection,
+    personalization: PolicySection,
+    threshold: PolicySection,
+    seed: int,
+) -> DeviceConfig:
+    """A device configuration from the ``device:`` section and one point of a grid."""
+    costs, tables = section.costs(base_dir)
+    return DeviceConfig(
+        battery=section.battery.spec(capacity_mah),
+        costs=costs,
+        modes=tables,
+        threshold=make_threshold_policy(threshold.name, threshold.params),
+        personalization=make_personalization_policy(personalization.name, personalization.params),
+        charging=make_charging(charging.name, **charging.params),  # type: ignore[arg-type]
+        epochs=section.epochs,
+        payload_bytes=section.payload_bytes,
+        update_bytes=dict(section.update_bytes),
+        window_s=section.window_s,
+        control_s=section.control_s,
+        charge_step_s=section.charge_step_s,
+        trace_s=section.trace_s,
+        seed=seed,
+    )
+
+
+def _fields_at(model: type[BaseModel], loc: tuple[object, ...]) -> list[str] | None:
+    """Allowed keys of the model reached by following ``loc`` from ``model``."""
+    current: object = model
+    for part in loc:
+        if isinstance(part, int) or not isinstance(current, type):
+            continue
+        if not issubclass(current, BaseModel) or part not in current.model_fields:
+            return None
+        current = current.model_fields[str(part)].annotation
+        while typing.get_origin(current) in (list, dict, typing.Union, types.UnionType):
+            args = [a for a in typing.get_args(current) if a is not type(None)]
+            current = args[-1] if args else None
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return list(current.model_fields)
+    return None
+
+
+def describe_errors(
+    source: str, root: type[BaseModel], exc: pydantic.ValidationError, prefix: tuple = ()
+) -> list[str]:
+    """One line per error: ``FILE: key.path: what was expected (got ...)``."""
+    lines = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        path = ".".join(str(p) for p in prefix + loc)
+        if err["type"] == "extra_forbidden":
+            allowed = _fields_at(root, loc[:-1])
+            hint = f"expected one of {allowed}" if allowed else "not a known key"
+            lines.append(f"{source}: {path}: unknown key; {hint}")
+        else:
+            got = err.get("input")
+            lines.append(f"{source}: {path}: {err['msg']} (got {got!r})")
+    return lines
