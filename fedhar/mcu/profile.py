@@ -86,8 +86,9 @@ class Sourced:
 class CycleCosts:
     """Cycles per operation, one field per class of :data:`OP_CLASSES`.
 
-    ``mac`` is one multiply-accumulate (load both operands, multiply, add); ``byte_moved`` is one
-    byte copied or written outside a MAC loop; the others are one scalar operation each.
+    The arithmetic classes price the instruction alone (``mac``: one multiply-accumulate;
+    the others: one scalar operation); ``byte_moved`` prices every byte the loop nest loads or
+    stores, operands of MACs included, as the library's ``bytes_moved`` counter counts them.
     """
 
     mac: float
