@@ -1,0 +1,179 @@
+"""Personalization of one model on one device, through the C training library.
+
+:func:`run_mode` runs one mode of the paper's protocol (Craighero et al. 2023 §IV-B) on a
+user's train set TR_i and scores it on the test set TS_i:
+
+* ``none``: the received general model, evaluated as is;
+* ``tl``: a warm-up on the last dense layer, then the last ``tl_layers`` dense layers;
+* ``full``: the same warm-up, then every layer;
+* ``no_pretrain``: a random initialisation trained on every layer for the same number of
+  epochs (warm-up included), so that its budget matches ``full``.
+
+The C library counts the operations it runs and its arena's peak bytes by category;
+the device's MCU profile prices the operations in cycles, seconds and joules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from clients.ctrain import CATEGORIES, OpCounts, Trainer
+from clients.protocol import TRAIN_MODES, ModeResult, TrainConfig
+from fedhar.mcu import McuProfile
+from fedhar.metrics import score
+from fedhar.models.spec import ModelSpec
+from fedhar.models.torch_model import build_torch
+from server.compression import roundtrip
+
+_MEMORY_KEYS = (*CATEGORIES, "total")
+
+
+class DoesNotFit(Exception):
+    """The model and mode need more SRAM than the device has."""
+
+
+@dataclass(frozen=True)
+class UserData:
+    """A user's local windows, normalized with the fold's normalizer.
+
+    Attributes:
+        x_train: ``[N_tr, C, T]`` float32 TR_i.
+        y_train: ``[N_tr]`` int class indices.
+        x_test: ``[N_ts, C, T]`` float32 TS_i.
+        y_test: ``[N_ts]`` int class indices.
+        n_classes: number of classes of the model.
+    """
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    n_classes: int
+
+
+def c_mode(mode: str) -> str:
+    """The C library's trainable set for a personalization mode (``tl`` or ``full``)."""
+    return "tl" if mode == "tl" else "full"
+
+
+def arena_bytes(spec: ModelSpec, mode: str, config: TrainConfig) -> int:
+    """Arena bytes the C library needs to personalize ``spec`` in ``mode``.
+
+    The device streams its windows one batch at a time from flash, so the arena stores one
+    batch of samples.
+    """
+    return int(
+        Trainer.required_arena_bytes(
+            spec,
+            mode=c_mode(mode),
+            tl_layers=config.tl_layers,
+            momentum=config.momentum,
+            n_stored_samples=config.batch_size,
+        )
+    )
+
+
+def check_fits(spec: ModelSpec, modes: list[str], config: TrainConfig, profile: McuProfile) -> None:
+    """Raises :class:`DoesNotFit` naming bytes needed and available for the first training
+    mode whose arena exceeds the device's SRAM."""
+    for mode in modes:
+        if mode == "none":
+            continue
+        needed = arena_bytes(spec, mode, config)
+        if not profile.fits(needed):
+            raise DoesNotFit(
+                f"mode {mode!r} of model {spec.name} (input {spec.input_channels}x"
+                f"{spec.input_length}) needs {needed} bytes of SRAM, device {profile.name} "
+                f"has {profile.sram_bytes} bytes"
+            )
+
+
+def total_ops(trainer: Trainer) -> OpCounts:
+    """Operations counted since the last reset, summed over layers and phases."""
+    total = OpCounts()
+    for phases in trainer.counts().values():
+        for ops in phases.values():
+            total = total + ops
+    return total
+
+
+def _f1(trainer: Trainer, data: UserData) -> float:
+    logits = trainer.logits(data.x_test)
+    return score(data.y_test, np.argmax(logits, axis=1), data.n_classes).macro_f1
+
+
+def run_mode(
+    spec: ModelSpec,
+    received: Mapping[str, np.ndarray],
+    mode: str,
+    data: UserData,
+    config: TrainConfig,
+    profile: McuProfile,
+) -> tuple[ModeResult, dict[str, np.ndarray]]:
+    """Runs ``mode`` from the ``received`` model; returns its result and its final weights.
+
+    Args:
+        spec: the model.
+        received: float32 ``state_dict`` the device received (dequantized).
+        mode: one of ``none``, ``tl``, ``full``, ``no_pretrain``.
+        data: the user's windows.
+        config: epochs, learning rate, batch, seed, …
+        profile: the device, to price the counted operations.
+    """
+    trainer = Trainer(
+        spec,
+        mode=c_mode(mode),
+        tl_layers=config.tl_layers,
+        lr=config.lr,
+        momentum=config.momentum,
+        weight_decay=0.0,
+        class_weights=None,
+        n_stored_samples=config.batch_size,
+        arena_bytes=arena_bytes(spec, mode, config),
+    )
+    if mode == "no_pretrain":
+        seed = config.seed + 7919 * config.round
+        start = {k: v.numpy() for k, v in build_torch(spec, seed=seed).spec_state_dict().items()}
+    else:
+        start = dict(received)
+    trainer.load_state_dict(start)
+    if mode == "none":
+        f1 = _f1(trainer, data)
+        trainer.load_state_dict(roundtrip(start, spec.param_shapes(), "int8"))
+        return ModeResult(f1=f1, f1_int8=_f1(trainer, data)), start
+
+    rng = np.random.default_rng([config.seed, config.round, TRAIN_MODES.index(mode)])
+    n = int(data.y_train.shape[0])
+    y_train = data.y_train.astype(np.int32)
+    trainer.reset_counts()
+    phases = [(1, config.warmup_epochs), (None, config.epochs)]
+    if mode == "no_pretrain":
+        phases = [(None, config.warmup_epochs + config.epochs)]
+    for last_layers, epochs in phases:
+        if last_layers is None:
+            trainer.set_trainable(mode=c_mode(mode), tl_layers=config.tl_layers)
+        else:
+            trainer.set_trainable(mode="tl", tl_layers=last_layers)
+        for _ in range(epochs):
+            trainer.train_epoch(data.x_train, y_train, config.batch_size, rng.permutation(n))
+    ops = total_ops(trainer)
+    peaks = trainer.memory()
+    memory = {k: int(v) for k, v in peaks.items() if isinstance(v, int) and k in _MEMORY_KEYS}
+    state = {k: np.asarray(v, dtype=np.float32) for k, v in trainer.state_dict().items()}
+    f1 = _f1(trainer, data)
+    trainer.load_state_dict(roundtrip(state, spec.param_shapes(), "int8"))
+    f1_int8 = _f1(trainer, data)
+    cost = profile.cost(ops)
+    result = ModeResult(
+        f1=f1,
+        f1_int8=f1_int8,
+        memory_bytes=memory,
+        macs=int(ops.macs),
+        cycles=float(cost.cycles),
+        seconds=float(cost.seconds),
+        energy_j=float(cost.joules),
+    )
+    return result, state

@@ -1,0 +1,129 @@
+"""The Flower ServerApp: distributes each user's general model and records every reply.
+
+Run config keys (strings): ``scenario`` (path of the scenario YAML), ``out`` (output
+directory), ``data-dir`` (optional), ``resume`` (``"true"`` to skip logged clients).
+
+Flow: a ``query`` round maps Flower's node ids to users; then, for each of the scenario's
+``federation.rounds``, every user's node receives its own compressed model (its fold's general
+model, or after aggregation the improved one) and config; each reply is logged as it arrives
+(:class:`server.results.ResultLog`). The report is built from that log
+(:mod:`fedhar.commands.run`).
+"""
+
+from __future__ import annotations
+
+from flwr.app import Context, UserConfig
+from flwr.serverapp import Grid, ServerApp
+from tqdm import tqdm
+
+from clients.protocol import ClientReport, TrainConfig
+from fedhar.progress import progress_enabled
+from fedhar.scenario import Scenario, load_scenario
+from server.results import ResultLog
+from server.strategy import ClientOutcome, ClientPlan, PersonalizationStrategy, aggregate
+from server.task import GeneralModel, aggregated_keys, general_models
+
+
+def _flag(value: object) -> bool:
+    return str(value).lower() in ("1", "true", "yes")
+
+
+def update_mode(scenario: Scenario) -> str:
+    """The mode whose personalized weights come back for aggregation (``""``: none)."""
+    if scenario.federation.aggregation == "none":
+        return ""
+    for mode in ("full", "tl"):
+        if mode in scenario.personalization.modes:
+            return mode
+    return ""
+
+
+def train_config(scenario: Scenario, round_number: int, model: GeneralModel) -> TrainConfig:
+    """The config one user's node receives in one round."""
+    p = scenario.personalization
+    return TrainConfig(
+        round=round_number,
+        user=model.user,
+        modes=[m for m in ("none", "tl", "full", "no_pretrain") if m in p.modes],
+        epochs=p.epochs,
+        lr=p.lr,
+        batch_size=p.batch_size,
+        momentum=p.momentum,
+        warmup_epochs=p.warmup_epochs,
+        tl_layers=p.tl_layers,
+        seed=scenario.seed,
+        norm_mean=list(model.norm_mean),
+        norm_std=list(model.norm_std),
+        update_mode=update_mode(scenario),
+    )
+
+
+def build_app(defaults: UserConfig | None = None) -> ServerApp:
+    """A ServerApp whose run config falls back on ``defaults`` (the ``flwr run`` config, or
+    the engine's settings when the engine passes no run config, as ``run_simulation``)."""
+    server_app = ServerApp()
+
+    @server_app.main()
+    def _main(grid: Grid, context: Context) -> None:
+        run(grid, {**(defaults or {}), **context.run_config})
+
+    return server_app
+
+
+def run(grid: Grid, rc: UserConfig) -> None:
+    """Query round, then ``federation.rounds`` personalization rounds; logs every outcome."""
+    scenario = load_scenario(str(rc["scenario"]))
+    data_dir = str(rc.get("data-dir", "")) or None
+    log = ResultLog(str(rc["out"]), resume=_flag(rc.get("resume", "false")))
+    fed = scenario.federation
+    models = general_models(scenario, str(rc["scenario"]), data_dir)
+    spec = next(iter(models.values())).spec
+    strategy = PersonalizationStrategy(
+        spec.param_shapes(), fed.payload, round_timeout_s=float(rc.get("round-timeout", 3600))
+    )
+    infos, failures = strategy.query(grid)
+    node_of = {info.user: node_id for node_id, info in infos.items()}
+    users = [u for u in models if fed.users is None or u in fed.users]
+    missing = [u for u in users if u not in node_of]
+    for user in missing:
+        reasons = "; ".join(sorted(set(failures.values()))) or "no node holds this user"
+        if log.done(0, user) is None:
+            log.append(ClientOutcome(0, user, "failed", f"no node answered for it ({reasons})"))
+    state = {u: models[u].state for u in users}
+    keys = aggregated_keys(spec, fed.aggregation)
+    total = fed.rounds * (len(users) - len(missing))
+    with tqdm(total=total, desc="clients", disable=not progress_enabled(), leave=False) as bar:
+        for round_number in range(1, fed.rounds + 1):
+            plans = []
+            logged: list[ClientOutcome] = []
+            for user in users:
+                if user in missing:
+                    continue
+                if log.done(round_number, user) is not None:
+                    logged.append(_from_log(log, round_number, user))
+                    bar.update()
+                    continue
+                config = train_config(scenario, round_number, models[user])
+                plans.append(ClientPlan(node_of[user], state[user], config))
+
+            def record(outcome: ClientOutcome) -> None:
+                log.append(outcome)
+                bar.update()
+
+            outcomes = strategy.train_round(grid, round_number, plans, record)
+            if keys and round_number < fed.rounds:
+                state = aggregate(state, logged + outcomes, keys)
+
+
+app = build_app()
+
+
+def _from_log(log: ResultLog, round_number: int, user: str) -> ClientOutcome:
+    """A logged outcome, with its kept update, for aggregation after a resume."""
+    row = log.done(round_number, user) or {"status": "failed", "reason": "not logged"}
+    kept = log.load_update(round_number, user)
+    if row["status"] != "ok" or kept is None:
+        return ClientOutcome(round_number, user, row["status"], row.get("reason", ""))
+    report = ClientReport(n_train=int(row["n_train"]), n_test=int(row["n_test"]), modes={})
+    received, update = kept
+    return ClientOutcome(round_number, user, "ok", report=report, received=received, update=update)

@@ -1,0 +1,289 @@
+"""The personalization strategy: one message per client, every reply recorded as it is.
+
+Each round, :meth:`PersonalizationStrategy.train_round` sends every client its own model (the
+general model of that client's fold, compressed) and its own :class:`TrainConfig`, then
+collects the replies as they arrive. A reply becomes a :class:`ClientOutcome`:
+
+* ``ok``: the client's :class:`ClientReport`, unchanged;
+* ``declined``: the client refused (does not fit its SRAM, or its policy), with its reason;
+* ``failed``: the client raised or never replied, with the reason;
+* ``rejected``: the reply holds NaN or Inf (in its metrics or its update); the server keeps
+  the reason and drops the numbers.
+
+Optionally, :func:`aggregate` then runs FedAvg over the personalized updates (all layers, or
+the shared feature layers only) to give every user a better starting model for the next
+round. Aggregation works on updates (personalized minus received weights), weighted by the
+clients' TR_i sizes, and leaves each user's own update out of that user's next model, so under
+LOSO a user's general model still never saw that user's data.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+from flwr.app import ConfigRecord, Message, RecordDict
+from flwr.serverapp import Grid
+
+from clients.protocol import (
+    CONFIG,
+    DECLINED,
+    INFO,
+    METRICS,
+    MODEL,
+    NODE,
+    QUERY,
+    TRAIN,
+    UPDATE,
+    ClientReport,
+    NodeInfo,
+    TrainConfig,
+)
+from server.compression import decode_model, encode_model, payload_bytes
+
+AGGREGATIONS: tuple[str, ...] = ("none", "fedavg", "fedavg_features")
+
+
+@dataclass(frozen=True)
+class ClientPlan:
+    """What the server sends one client in one round.
+
+    Attributes:
+        node_id: Flower node id of the client.
+        model: float32 ``state_dict`` of the model to send (spec keys and shapes).
+        config: the client's instructions.
+    """
+
+    node_id: int
+    model: Mapping[str, np.ndarray]
+    config: TrainConfig
+
+
+@dataclass(frozen=True)
+class ClientOutcome:
+    """One client's result in one round.
+
+    Attributes:
+        round: 1-based round.
+        user: user id.
+        status: ``ok``, ``declined``, ``failed`` or ``rejected``.
+        reason: why it is not ``ok`` (empty when ``ok``).
+        report: the client's numbers (``ok`` only).
+        received: float32 model the client received (decoded payload), when it sent an update.
+        update: float32 personalized model it sent back (``ok`` with an update only).
+    """
+
+    round: int
+    user: str
+    status: str
+    reason: str = ""
+    report: ClientReport | None = None
+    received: dict[str, np.ndarray] | None = None
+    update: dict[str, np.ndarray] | None = None
+
+
+class PersonalizationStrategy:
+    """Sends per-client messages and turns replies into :class:`ClientOutcome` records.
+
+    Args:
+        shapes: the model spec's ``state_dict`` key → shape, in spec order.
+        payload: ``"int8"`` or ``"float32"`` (see :mod:`server.compression`).
+        round_timeout_s: seconds to wait for the replies of one round; a client that has not
+            replied by then is recorded as failed.
+        poll_interval_s: pause between two pulls that returned nothing, in seconds.
+    """
+
+    def __init__(
+        self,
+        shapes: Mapping[str, tuple[int, ...]],
+        payload: str = "int8",
+        round_timeout_s: float = 3600.0,
+        poll_interval_s: float = 0.2,
+    ) -> None:
+        self.shapes = dict(shapes)
+        self.payload = payload
+        self.round_timeout_s = round_timeout_s
+        self.poll_interval_s = poll_interval_s
+
+    def query(self, grid: Grid) -> tuple[dict[int, NodeInfo], dict[int, str]]:
+        """Asks every node who it is.
+
+        Returns:
+            node id → :class:`NodeInfo` of the nodes that answered, and node id → reason of
+            those that failed.
+
+        Raises:
+            RuntimeError: when two nodes claim the same user.
+        """
+        node_ids = sorted(grid.get_node_ids())
+        messages = [
+            Message(RecordDict({CONFIG: ConfigRecord({})}), node_id, QUERY, group_id="query")
+            for node_id in node_ids
+        ]
+        infos: dict[int, NodeInfo] = {}
+        failures: dict[int, str] = {}
+        by_id = dict(zip(self._push(grid, messages), node_ids, strict=True))
+        for message_id, reply in self._collect(grid, list(by_id)).items():
+            node_id = by_id[message_id]
+            if reply is None:
+                failures[node_id] = f"no reply within {self.round_timeout_s:g} s"
+            elif reply.has_error():
+                failures[node_id] = _error_text(reply)
+            else:
+                infos[node_id] = NodeInfo.from_record(reply.content.config_records[NODE])
+        owners: dict[str, int] = {}
+        for node_id, info in sorted(infos.items()):
+            if info.user in owners:
+                raise RuntimeError(
+                    f"nodes {owners[info.user]} and {node_id} both hold user {info.user!r}; "
+                    "give each node its own partition-id"
+                )
+            owners[info.user] = node_id
+        return infos, failures
+
+    def train_round(
+        self,
+        grid: Grid,
+        round_number: int,
+        plans: Sequence[ClientPlan],
+        on_outcome: Callable[[ClientOutcome], None],
+    ) -> list[ClientOutcome]:
+        """Sends every plan, records each reply as it arrives (``on_outcome``), and returns
+        all outcomes in the order of ``plans``."""
+        messages = []
+        for plan in plans:
+            record = encode_model(plan.model, self.shapes, self.payload)
+            config = replace(plan.config, payload_bytes=payload_bytes(record))
+            content = RecordDict({MODEL: record, CONFIG: config.to_record()})
+            messages.append(Message(content, plan.node_id, TRAIN, group_id=str(round_number)))
+        ids = self._push(grid, messages)
+        plan_of = dict(zip(ids, plans, strict=True))
+        outcomes: dict[str, ClientOutcome] = {}
+
+        def handle(message_id: str, reply: Message | None) -> None:
+            outcome = self._outcome(round_number, plan_of[message_id], reply)
+            outcomes[message_id] = outcome
+            on_outcome(outcome)
+
+        self._collect(grid, ids, handle)
+        return [outcomes[i] for i in ids]
+
+    def _outcome(self, round_number: int, plan: ClientPlan, reply: Message | None) -> ClientOutcome:
+        user = plan.config.user
+        if reply is None:
+            reason = f"no reply within {self.round_timeout_s:g} s"
+            return ClientOutcome(round_number, user, "failed", reason)
+        if reply.has_error():
+            status = "declined" if reply.error.code == DECLINED else "failed"
+            return ClientOutcome(round_number, user, status, _error_text(reply))
+        content = reply.content
+        claimed = str(content.config_records[INFO]["user"])
+        if claimed != user:
+            reason = f"reply names user {claimed!r}, the message was for {user!r}"
+            return ClientOutcome(round_number, user, "rejected", reason)
+        metrics = content.metric_records[METRICS]
+        bad = sorted(k for k, v in metrics.items() if not _finite(v))
+        if bad:
+            reason = f"non-finite metrics: {', '.join(bad)}"
+            return ClientOutcome(round_number, user, "rejected", reason)
+        report = ClientReport.from_record(metrics)
+        if UPDATE not in content.array_records:
+            return ClientOutcome(round_number, user, "ok", report=report)
+        update = decode_model(content.array_records[UPDATE], self.shapes)
+        bad = [k for k, v in update.items() if not np.isfinite(v).all()]
+        if bad:
+            count = sum(int((~np.isfinite(update[k])).sum()) for k in bad)
+            reason = f"non-finite update: {count} NaN/Inf values in {', '.join(bad)}"
+            return ClientOutcome(round_number, user, "rejected", reason)
+        received = decode_model(encode_model(plan.model, self.shapes, self.payload), self.shapes)
+        return ClientOutcome(
+            round_number, user, "ok", report=report, received=received, update=update
+        )
+
+    def _push(self, grid: Grid, messages: list[Message]) -> list[str]:
+        ids = list(grid.push_messages(messages))
+        if len(ids) != len(messages):
+            raise RuntimeError(f"the grid accepted {len(ids)} of {len(messages)} messages")
+        return ids
+
+    def _collect(
+        self,
+        grid: Grid,
+        ids: list[str],
+        handle: Callable[[str, Message | None], None] | None = None,
+    ) -> dict[str, Message | None]:
+        """Pulls replies until every message has one or the round times out."""
+        waiting = set(ids)
+        replies: dict[str, Message | None] = {}
+        deadline = time.monotonic() + self.round_timeout_s
+        while waiting and time.monotonic() < deadline:
+            got = list(grid.pull_messages(sorted(waiting)))
+            for reply in sorted(got, key=lambda m: ids.index(m.metadata.reply_to_message_id)):
+                message_id = reply.metadata.reply_to_message_id
+                if message_id in waiting:
+                    waiting.discard(message_id)
+                    replies[message_id] = reply
+                    if handle is not None:
+                        handle(message_id, reply)
+            if not got:
+                time.sleep(self.poll_interval_s)
+        for message_id in ids:
+            if message_id in waiting:
+                replies[message_id] = None
+                if handle is not None:
+                    handle(message_id, None)
+        return replies
+
+
+def aggregate(
+    models: Mapping[str, Mapping[str, np.ndarray]],
+    outcomes: Sequence[ClientOutcome],
+    keys: Sequence[str],
+) -> dict[str, dict[str, np.ndarray]]:
+    """FedAvg of the personalized updates, leaving each user's own update out.
+
+    For every user ``i`` in ``models``: ``new_i[k] = models[i][k] + Σ_{j≠i} n_j Δ_j[k] /
+    Σ_{j≠i} n_j`` for the keys in ``keys`` (the other keys are kept), where
+    ``Δ_j = update_j − received_j`` and ``n_j`` is client ``j``'s TR_j size. Outcomes that are
+    not ``ok`` or carry no update take no part. A user with no other update keeps its model.
+
+    Args:
+        models: user → float32 ``state_dict`` the server holds for that user.
+        outcomes: the round's outcomes.
+        keys: ``state_dict`` keys to aggregate (all, or the feature layers').
+    """
+    parts = [
+        (o.user, float(o.report.n_train), {k: o.update[k] - o.received[k] for k in keys})
+        for o in outcomes
+        if o.status == "ok" and o.update is not None and o.received is not None and o.report
+    ]
+    total_n = sum(n for _, n, _ in parts)
+    total: dict[str, np.ndarray] = {}
+    for _, n, deltas in parts:
+        for k in keys:
+            total[k] = total.get(k, 0.0) + n * deltas[k].astype(np.float64)
+    own = {user: (n, d) for user, n, d in parts}
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for user, model in models.items():
+        n_i, d_i = own.get(user, (0.0, None))
+        others = total_n - n_i
+        new = {k: np.asarray(v, dtype=np.float32).copy() for k, v in model.items()}
+        if others > 0:
+            for k in keys:
+                summed = total[k] - (n_i * d_i[k] if d_i is not None else 0.0)
+                new[k] = (new[k] + summed / others).astype(np.float32)
+        out[user] = new
+    return out
+
+
+def _finite(value: object) -> bool:
+    if isinstance(value, list):
+        return all(_finite(v) for v in value)
+    return isinstance(value, int) or math.isfinite(float(value))
+
+
+def _error_text(reply: Message) -> str:
+    return reply.error.reason or f"error code {reply.error.code}"

@@ -1,0 +1,72 @@
+"""The server's models: each user's general model, and which layers aggregation touches.
+
+Each user's general model is the one of that user's fold (under LOSO: pretrained on every
+other user), from the pipeline's cached pretraining, with the fold's normalizer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from clients.task import prepared
+from fedhar.models.spec import ModelSpec
+from fedhar.pipeline import pretrain_fold
+from fedhar.progress import progress
+from fedhar.scenario import Scenario
+
+
+@dataclass(frozen=True)
+class GeneralModel:
+    """The model one user starts from.
+
+    Attributes:
+        user: user id.
+        fold: fold name.
+        spec: the model spec.
+        state: float32 ``state_dict`` (spec keys and shapes).
+        norm_mean: ``[C]`` per-channel mean of the fold's normalizer.
+        norm_std: ``[C]`` per-channel std of the fold's normalizer.
+    """
+
+    user: str
+    fold: str
+    spec: ModelSpec
+    state: dict[str, np.ndarray]
+    norm_mean: tuple[float, ...]
+    norm_std: tuple[float, ...]
+
+
+def general_models(
+    scenario: Scenario, scenario_path: str, data_dir: str | None
+) -> dict[str, GeneralModel]:
+    """user → :class:`GeneralModel`, for every participating user, in dataset order."""
+    data = prepared(scenario_path, data_dir)
+    out: dict[str, GeneralModel] = {}
+    for fold in progress(data.folds, desc="pretraining", total=len(data.folds)):
+        result = pretrain_fold(data, fold, scenario)
+        state = {
+            k: v.detach().cpu().numpy().astype(np.float32) for k, v in result.state_dict.items()
+        }
+        norm = result.normalizer.to_dict()
+        for user in fold.test_users:
+            out[user] = GeneralModel(
+                user, fold.name, data.spec, state, tuple(norm["mean"]), tuple(norm["std"])
+            )
+    return {u: out[u] for u in data.users}
+
+
+def aggregated_keys(spec: ModelSpec, aggregation: str) -> list[str]:
+    """``state_dict`` keys that aggregation averages: none, all, or the shared feature layers
+    (every layer before the first dense layer)."""
+    if aggregation == "none":
+        return []
+    if aggregation == "fedavg":
+        return list(spec.param_shapes())
+    keys: list[str] = []
+    for layer in spec.layers:
+        if layer.kind == "dense":
+            break
+        keys += list(layer.param_shapes())
+    return keys

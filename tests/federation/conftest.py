@@ -1,0 +1,76 @@
+"""Fixtures of the federation tests: a tiny synthetic scenario and a small-SRAM device."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from fedhar.mcu.profile import resolve_profile_name
+
+REPO = Path(__file__).resolve().parents[2]
+
+TINY = """\
+name: tiny-federation
+seed: 0
+data:
+  dataset: synthetic
+  options: {{n_users: {n_users}, seconds_per_activity: 24}}
+  window: 40
+  stride: 20
+pretrain: {{epochs: 2, patience: 1, val_fraction: 0.0}}
+personalization:
+  modes: {modes}
+  epochs: {epochs}
+  lr: {lr}
+federation: {{rounds: {rounds}, aggregation: {aggregation}}}
+"""
+
+
+def write_scenario(
+    directory: Path,
+    *,
+    n_users: int = 3,
+    modes: str = "[none, tl, full]",
+    epochs: int = 1,
+    lr: float = 0.01,
+    rounds: int = 1,
+    aggregation: str = "none",
+) -> Path:
+    """A synthetic scenario small enough for a test (seconds per run)."""
+    path = directory / "tiny.yaml"
+    path.write_text(
+        TINY.format(
+            n_users=n_users, modes=modes, epochs=epochs, lr=lr, rounds=rounds,
+            aggregation=aggregation,
+        )
+    )  # fmt: skip
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
+    """Pretraining and parse caches in a directory shared by this session's tests only."""
+    cache = tmp_path_factory.getbasetemp() / "fedhar-cache"
+    monkeypatch.setenv("FEDHAR_CACHE_DIR", str(cache))
+    os.environ.setdefault("CI", "true")
+
+
+@pytest.fixture()
+def tiny_scenario(tmp_path: Path) -> Path:
+    return write_scenario(tmp_path)
+
+
+@pytest.fixture()
+def small_sram_profile(tmp_path: Path) -> Path:
+    """The STM32L496 profile with 48 KB of SRAM: too small to train cnn3 on 40x3 windows."""
+    source = REPO / "fedhar" / "mcu" / "profiles" / f"{resolve_profile_name('stm32l496zg')}.yaml"
+    text = source.read_text()
+    text = re.sub(r"(?m)^name: .*$", "name: small_sram", text)
+    text = re.sub(r"(?m)^aliases: .*$", "aliases: []", text)
+    text = re.sub(r"(sram_bytes:\n  value: )\d+", r"\g<1>49152", text)
+    path = tmp_path / "small_sram.yaml"
+    path.write_text(text)
+    return path
