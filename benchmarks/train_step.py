@@ -13,18 +13,18 @@ the same run.
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
+import platform
+import statistics
+import sys
+import time
+from dataclasses import dataclass
 
+# One BLAS/OpenMP thread for the sgemm reference: must be set before numpy is imported.
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_var] = "1"
-
-import argparse  # noqa: E402
-import json  # noqa: E402
-import platform  # noqa: E402
-import statistics  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -61,7 +61,9 @@ def _data(spec: ModelSpec, n_batches: int, seed: int) -> tuple[np.ndarray, np.nd
     return x, y
 
 
-def _torch_block(model: torch.nn.Module, opt: torch.optim.Optimizer, xt, yt) -> float:  # noqa: ANN001
+def _torch_block(
+    model: torch.nn.Module, opt: torch.optim.Optimizer, xt: torch.Tensor, yt: torch.Tensor
+) -> float:
     loss_fn = torch.nn.CrossEntropyLoss()
     start = time.perf_counter()
     for i in range(0, xt.shape[0], BATCH):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -123,7 +125,7 @@ def test_cost_with_exact_numbers(tmp_path: Path) -> None:
     assert p.fits(320 * 1024) and not p.fits(320 * 1024 + 1)
 
 
-def _write(tmp_path: Path, mutate) -> Path:  # noqa: ANN001 - callable on the loaded dict
+def _write(tmp_path: Path, mutate: Callable[[dict[str, Any]], object]) -> Path:
     data = yaml.safe_load((PROFILE_DIR / "esp32.yaml").read_text())
     data["name"] = "bad"
     mutate(data)
@@ -157,7 +159,9 @@ def _write(tmp_path: Path, mutate) -> Path:  # noqa: ANN001 - callable on the lo
         (lambda d: d["supply_v"].update(value=0), r"'supply_v\.value'.*> 0"),
     ],
 )
-def test_validation_errors_name_file_and_field(tmp_path: Path, mutate, message: str) -> None:  # noqa: ANN001
+def test_validation_errors_name_file_and_field(
+    tmp_path: Path, mutate: Callable[[dict[str, Any]], object], message: str
+) -> None:
     path = _write(tmp_path, mutate)
     with pytest.raises(ProfileError, match=message) as info:
         load_profile(path)
