@@ -74,6 +74,14 @@ MAC with byte_moved, with cmp, or with all other arithmetic fit both figures onl
 negative second cost, and MAC with add only with about 4,800 cycles per addition, a number with
 no physical meaning (see the report's notes)."""
 
+ALTERNATIVE_GROUPS: tuple[tuple[tuple[str, ...], ...], ...] = (
+    (("mac",), ("byte_moved",)),
+    (("mac",), ("add", "mul", "div", "exp", "cmp")),
+    (("mac",), ("cmp",)),
+    (("mac",), ("add",)),
+)
+"""Two-coefficient fits tried on the same row and reported beside the chosen one."""
+
 TIME_TOLERANCE = 0.15
 """Target: every predicted time per batch within ±15% of Table III."""
 
@@ -155,6 +163,21 @@ class MemoryFigure:
 
 
 @dataclass(frozen=True)
+class AlternativeFit:
+    """A rejected choice of free coefficients, fitted on the same row.
+
+    Attributes:
+        free_groups: the fitted groups.
+        coefficients: fitted cycles per operation of each group (may be negative).
+        max_time_error: largest |relative error| over the 10 time figures.
+    """
+
+    free_groups: tuple[tuple[str, ...], ...]
+    coefficients: tuple[float, ...]
+    max_time_error: float
+
+
+@dataclass(frozen=True)
 class CalibrationReport:
     """Fitted coefficients and every Table III figure beside ours.
 
@@ -168,6 +191,7 @@ class CalibrationReport:
         memory: the 10 memory figures.
         sensitivity: for each row T that could have been fitted instead, the largest absolute
             relative time error over the 10 figures that the fit would give.
+        alternatives: the fits of :data:`ALTERNATIVE_GROUPS` on the same row.
     """
 
     profile: str
@@ -178,6 +202,7 @@ class CalibrationReport:
     time: tuple[TimeFigure, ...]
     memory: tuple[MemoryFigure, ...]
     sensitivity: dict[int, float]
+    alternatives: tuple[AlternativeFit, ...]
 
     @property
     def max_time_error(self) -> float:
@@ -241,6 +266,14 @@ class CalibrationReport:
             "max_paper_rule_memory_error": self.max_rule_memory_error,
             "time_tolerance": TIME_TOLERANCE,
             "memory_tolerance": MEMORY_TOLERANCE,
+            "alternatives": [
+                {
+                    "free_groups": [list(g) for g in a.free_groups],
+                    "coefficients_cycles": list(a.coefficients),
+                    "max_time_error": a.max_time_error,
+                }
+                for a in self.alternatives
+            ],
             "sensitivity_max_time_error_by_fit_input": {
                 f"{t}x{CHANNELS}": e for t, e in self.sensitivity.items()
             },
@@ -291,6 +324,36 @@ def _counts(ops: OpCounts) -> dict[str, float]:
     return {k: float(getattr(ops, COUNT_FIELDS[k])) for k in OP_CLASSES}
 
 
+def _solve(
+    profile: McuProfile,
+    configs: dict[tuple[int, str], _Config],
+    fit_input_length: int,
+    free_groups: tuple[tuple[str, ...], ...],
+) -> tuple[dict[str, float], tuple[float, ...]]:
+    """Least squares on the relative errors of the TL and Full figures of one row: all
+    coefficients after the fit, and the fitted value of each group (signs unchecked)."""
+    flat = [k for group in free_groups for k in group]
+    if not 1 <= len(free_groups) <= 3:
+        raise ValueError(f"free_groups: expected 1 to 3 groups, got {len(free_groups)}")
+    if len(set(flat)) != len(flat) or not set(flat) <= set(OP_CLASSES):
+        raise ValueError(f"free_groups: expected distinct classes among {OP_CLASSES}, got {flat}")
+    prior = {k: getattr(profile.costs, k) for k in OP_CLASSES}
+    a_rows, b_rows = [], []
+    for mode in MODES:
+        counts = _counts(configs[(fit_input_length, mode)].ops)
+        observed = TABLE_III_SECONDS[(fit_input_length, mode)] * profile.clock_hz
+        fixed = sum(prior[k] * counts[k] for k in OP_CLASSES if k not in flat)
+        a_rows.append([sum(counts[k] for k in group) / observed for group in free_groups])
+        b_rows.append((observed - fixed) / observed)
+    solution, *_ = np.linalg.lstsq(np.array(a_rows), np.array(b_rows), rcond=None)
+    values = tuple(float(v) for v in solution)
+    fitted = dict(prior)
+    for group, value in zip(free_groups, values, strict=True):
+        for k in group:
+            fitted[k] = value
+    return fitted, values
+
+
 def fit_coefficients(
     profile: McuProfile,
     configs: dict[tuple[int, str], _Config],
@@ -307,30 +370,21 @@ def fit_coefficients(
         ValueError: for more than 3 groups, unknown or repeated classes.
         CalibrationError: if a fitted coefficient is negative.
     """
-    flat = [k for group in free_groups for k in group]
-    if not 1 <= len(free_groups) <= 3:
-        raise ValueError(f"free_groups: expected 1 to 3 groups, got {len(free_groups)}")
-    if len(set(flat)) != len(flat) or not set(flat) <= set(OP_CLASSES):
-        raise ValueError(f"free_groups: expected distinct classes among {OP_CLASSES}, got {flat}")
-    prior = {k: getattr(profile.costs, k) for k in OP_CLASSES}
-    a_rows, b_rows = [], []
-    for mode in MODES:
-        counts = _counts(configs[(fit_input_length, mode)].ops)
-        observed = TABLE_III_SECONDS[(fit_input_length, mode)] * profile.clock_hz
-        fixed = sum(prior[k] * counts[k] for k in OP_CLASSES if k not in flat)
-        a_rows.append([sum(counts[k] for k in group) / observed for group in free_groups])
-        b_rows.append((observed - fixed) / observed)
-    solution, *_ = np.linalg.lstsq(np.array(a_rows), np.array(b_rows), rcond=None)
-    fitted = dict(prior)
-    for group, value in zip(free_groups, solution, strict=True):
+    fitted, values = _solve(profile, configs, fit_input_length, free_groups)
+    for group, value in zip(free_groups, values, strict=True):
         if value < 0:
             raise CalibrationError(
                 f"fitting {'+'.join(group)} on {PAPER} row ({fit_input_length}, {CHANNELS}) "
                 f"gives {value:.3g} cycles per operation; a cost cannot be negative"
             )
-        for k in group:
-            fitted[k] = float(value)
     return fitted
+
+
+def _max_error(coefficients: dict[str, float], configs: dict, clock_hz: float) -> float:
+    return max(
+        abs(_predict(coefficients, configs[k].ops, clock_hz) - s) / s
+        for k, s in TABLE_III_SECONDS.items()
+    )
 
 
 def _predict(coefficients: dict[str, float], ops: OpCounts, clock_hz: float) -> float:
@@ -373,12 +427,17 @@ def calibrate(
         for t in INPUT_LENGTHS
         for m in MODES
     )
-    sensitivity = {}
-    for t_fit in INPUT_LENGTHS:
-        coef = fit_coefficients(profile, configs, t_fit, free_groups)
-        sensitivity[t_fit] = max(
-            abs(_predict(coef, configs[k].ops, profile.clock_hz) - s) / s
-            for k, s in TABLE_III_SECONDS.items()
+    sensitivity = {
+        t_fit: _max_error(
+            fit_coefficients(profile, configs, t_fit, free_groups), configs, profile.clock_hz
+        )
+        for t_fit in INPUT_LENGTHS
+    }
+    alternatives = []
+    for groups in ALTERNATIVE_GROUPS:
+        coef, values = _solve(profile, configs, fit_input_length, groups)
+        alternatives.append(
+            AlternativeFit(groups, values, _max_error(coef, configs, profile.clock_hz))
         )
     return CalibrationReport(
         profile=profile.name,
@@ -389,6 +448,7 @@ def calibrate(
         time=time,
         memory=memory,
         sensitivity=sensitivity,
+        alternatives=tuple(alternatives),
     )
 
 
@@ -422,6 +482,12 @@ def format_report(report: CalibrationReport) -> str:
         "if fitted on another row instead, max |error|: "
         + ", ".join(f"({t},{CHANNELS}) {e:.1%}" for t, e in report.sensitivity.items())
     )
+    lines.append("two-coefficient fits on the same row, rejected (negative or unphysical):")
+    for a in report.alternatives:
+        fitted = ", ".join(
+            f"{'+'.join(g)} {v:.4g}" for g, v in zip(a.free_groups, a.coefficients, strict=True)
+        )
+        lines.append(f"  {fitted} cycles/op -> max |error| {a.max_time_error:.1%}")
     lines += [
         "",
         f"Memory (KB = 1024 bytes)   target ±{MEMORY_TOLERANCE:.0%}; nothing fitted",

@@ -83,3 +83,11 @@ def test_paper_rule_by_hand() -> None:
     spec = cnn3(3, 100, 6)
     assert paper_rule_bytes(spec, "tl") == 4 * (10084 + 3556 + 15798 + 106)
     assert paper_rule_bytes(spec, "tl") / 1024 == pytest.approx(115.4, abs=0.05)
+
+
+def test_rejected_alternatives_are_unphysical(report: CalibrationReport) -> None:
+    """Every two-coefficient alternative needs a negative cost or a cost per addition far
+    above any FPU instruction (Cortex-M4 VDIV.F32, the slowest, takes 14 cycles)."""
+    assert len(report.alternatives) == 4
+    for alt in report.alternatives:
+        assert min(alt.coefficients) < 0 or max(alt.coefficients[1:]) > 1000, alt
