@@ -14,6 +14,7 @@ import numpy as np
 import yaml
 
 from fedhar.device.modes import ModesTable
+from fedhar.mcu.profile import McuProfile, OpCountsLike
 
 PARTS_FILE = Path(__file__).with_name("data") / "parts.yaml"
 
@@ -115,6 +116,15 @@ class PersonalizationCost:
             )
         seconds = seconds_per_batch * batches_per_epoch
         return cls(joules_per_epoch=seconds * watts, seconds_per_epoch=seconds)
+
+
+def personalization_cost_from_profile(
+    profile: McuProfile, ops_per_batch: OpCountsLike, batches_per_epoch: int
+) -> PersonalizationCost:
+    """An epoch priced by an MCU profile from the operations of one training batch (as
+    counted by ``clients.estimator.estimate_training`` or the C library)."""
+    cost = profile.epoch_cost(ops_per_batch, batches_per_epoch)
+    return PersonalizationCost(joules_per_epoch=cost.joules, seconds_per_epoch=cost.seconds)
 
 
 @dataclass(frozen=True)

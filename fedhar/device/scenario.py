@@ -14,12 +14,22 @@ from typing import Literal
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
+from clients.estimator import estimate_training
 from fedhar.device.battery import BatterySpec
 from fedhar.device.charging import make_charging
 from fedhar.device.device import DeviceConfig
-from fedhar.device.loads import PARTS_FILE, AdaptiveInferenceCost, DeviceCosts, load_parts
+from fedhar.device.loads import (
+    PARTS_FILE,
+    AdaptiveInferenceCost,
+    DeviceCosts,
+    PersonalizationCost,
+    load_parts,
+    personalization_cost_from_profile,
+)
 from fedhar.device.modes import PERSONALIZATION_MODES, TABLE_II_WISDM_F1, ModesTable
 from fedhar.device.policies import make_personalization_policy, make_threshold_policy
+from fedhar.mcu import load_profile
+from fedhar.models.spec import build_spec
 
 
 class Strict(BaseModel):
@@ -78,6 +88,38 @@ class ModesSection(Strict):
         return ModesTable.from_rows([r.model_dump() for r in self.rows or []], "device.modes.rows")
 
 
+class TrainingSection(Strict):
+    """Where personalization costs come from: the parts file's Table III figures
+    (``parts``), or the analytic estimator's counted operations of ``model`` priced by the
+    MCU ``profile`` (``estimator``), which also sets the sleep power."""
+
+    source: Literal["parts", "estimator"] = "parts"
+    profile: str = "stm32l496zg"
+    model: Literal["cnn3", "daghero"] = "cnn3"
+    input_channels: int = Field(3, ge=1)
+    input_length: int = Field(100, ge=1)
+    n_classes: int = Field(6, ge=2)
+    batch: int = Field(32, ge=1)
+
+    def priced(self, batches_per_epoch: int) -> tuple[dict[str, PersonalizationCost], float, str]:
+        """Cost per epoch by mode, sleep power in W and a source line."""
+        spec = build_spec(self.model, self.input_channels, self.input_length, self.n_classes)
+        profile = load_profile(self.profile)
+        costs = {
+            mode: personalization_cost_from_profile(
+                profile,
+                estimate_training(spec, mode, self.batch).ops_total_per_batch,
+                batches_per_epoch,
+            )
+            for mode in ("full", "tl")
+        }
+        source = (
+            f"clients.estimator op counts of {self.model} ({self.input_channels}, "
+            f"{self.input_length}) priced by MCU profile {profile.name} ({profile.path})"
+        )
+        return costs, profile.sleep_watts, source
+
+
 class DeviceSection(Strict):
     """The ``device:`` section."""
 
@@ -94,6 +136,7 @@ class DeviceSection(Strict):
     charge_step_s: float = Field(300.0, gt=0)
     trace_s: float = Field(3600.0, ge=0)
     modes: ModesSection
+    training: TrainingSection = TrainingSection()
 
     def costs(self, base_dir: Path) -> tuple[DeviceCosts, dict[str, ModesTable]]:
         """The device's costs and its modes tables by model (general, TL, Full). Inference
@@ -105,13 +148,18 @@ class DeviceSection(Strict):
             m: general.personalized(m, self.modes.f1_reference) for m in PERSONALIZATION_MODES
         }
         inference = AdaptiveInferenceCost.from_modes(general, self.modes.clock_hz)
+        sources = {**parts.sources, "inference": "fitted to the modes table"}
+        personalization, sleep_w = parts.personalization, parts.sleep_w
+        if self.training.source == "estimator":
+            personalization, sleep_w, line = self.training.priced(self.batches_per_epoch)
+            sources["training"] = sources["sleep"] = line
         costs = DeviceCosts(
             inference=inference,
-            personalization=parts.personalization,
+            personalization=personalization,
             radio=parts.radio,
             sensor=parts.sensor,
-            sleep_w=parts.sleep_w,
-            sources={**parts.sources, "inference": "fitted to the modes table"},
+            sleep_w=sleep_w,
+            sources=sources,
         )
         return costs, tables
 
