@@ -43,8 +43,10 @@ class AdaptiveConfig(BaseModel):
         description="Candidate widths of M_s, as fractions of M_l's channels (paper: 0.25, 0.5); "
         "the one with the larger hypervolume of its validation modes under eq. (3) is deployed.",
     )
-    search_epochs: int = Field(4, ge=1, description="Training epochs of every grid model.")
-    epochs: int = Field(10, ge=1, description="Joint training epochs of the variable-width M_l.")
+    search_epochs: int = Field(
+        8, ge=1, description="Training epochs of every grid model (keep equal to `epochs`)."
+    )
+    epochs: int = Field(8, ge=1, description="Joint training epochs of the variable-width M_l.")
     batch_size: int = Field(
         128,
         ge=2,

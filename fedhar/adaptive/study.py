@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -34,12 +35,10 @@ from fedhar.adaptive.policy import AdaptiveClassifier
 from fedhar.adaptive.quant import quantize, quantize_weights
 from fedhar.adaptive.search import Candidate, choose_large, evaluate_static, front, grid_specs
 from fedhar.adaptive.slim import SlimNet, build_slim, train
-from fedhar.data.paths import resolve_data_dir
 from fedhar.data.preprocess import Normalizer, make_windows
+from fedhar.data.registry import load_dataset
 from fedhar.data.splits import split_chronological, validation_users
-from fedhar.data.synthetic import generate
 from fedhar.data.types import HarDataset, WindowSet
-from fedhar.data.wisdm2019 import load_wisdm2019
 from fedhar.mcu import McuProfile, load_profile
 from fedhar.scenario import Scenario
 
@@ -98,22 +97,20 @@ class StudyResult:
 
 
 def load_windows(scenario: Scenario, data_dir: str | None) -> tuple[HarDataset, WindowSet]:
-    """Loads the scenario's dataset (``wisdm2019`` or ``synthetic``) and cuts its windows."""
+    """Loads the scenario's dataset through :func:`fedhar.data.registry.load_dataset` and cuts
+    its windows (``data.window`` samples every ``data.stride``)."""
     d = scenario.data
-    if d.dataset == "wisdm2019":
-        ds = load_wisdm2019(
-            resolve_data_dir(data_dir or d.data_dir),
-            device=d.device,
-            classes=d.classes,
-            target_fs=d.target_fs,
-        )
-    elif d.dataset == "synthetic":
-        fs = d.target_fs if d.target_fs is not None else 20.0
-        ds = generate(classes=d.classes, fs=fs, seed=scenario.seed, **d.options)
-    else:
-        raise ValueError(
-            f"data.dataset: fedhar adaptive supports 'wisdm2019' and 'synthetic', got {d.dataset!r}"
-        )
+    flag = data_dir or d.data_dir
+    ds = load_dataset(
+        d.dataset,
+        None if flag is None else Path(flag),
+        classes=d.classes,
+        channels=d.channels,
+        target_fs=d.target_fs,
+        device=d.device,
+        seed=scenario.seed,
+        **d.options,
+    )
     return ds, make_windows(ds, d.window, d.stride)
 
 
@@ -196,7 +193,7 @@ def choose_small_width(
         )
         for w, t in tables.items()
     }
-    return max(volumes, key=lambda w: volumes[w]), volumes
+    return max(volumes, key=lambda w: volumes[w]), {w: float(v) for w, v in volumes.items()}
 
 
 def covering_static_set(cands: list[Candidate], modes: list[Mode]) -> list[int]:

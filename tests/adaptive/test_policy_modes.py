@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from clients.slim_infer import SlimNetC, score_margin
+from fedhar.adaptive.artifact import load_classifier, save_model
 from fedhar.adaptive.export import export_f32
 from fedhar.adaptive.modes import (
     MODE_COLUMNS,
@@ -19,6 +20,7 @@ from fedhar.adaptive.modes import (
     thresholds,
 )
 from fedhar.adaptive.policy import AdaptiveClassifier, decide
+from fedhar.data.preprocess import Normalizer
 from fedhar.mcu import Cost, load_profile
 
 
@@ -82,3 +84,16 @@ def test_modes_table_and_classifier(trained) -> None:
         assert (pred == ref).all() and (easy == ref_easy).all()
         assert easy.mean() == pytest.approx(m.p_easy)
         assert ops.macs > 0
+
+
+def test_saved_model_reloads_as_the_same_classifier(trained, tmp_path) -> None:
+    net, x, _ = trained
+    norm = Normalizer().fit(x)
+    save_model(net, 0.5, norm, tmp_path / "model.pt")
+    clf, norm2 = load_classifier(tmp_path / "model.pt")
+    ref = AdaptiveClassifier(SlimNetC(export_f32(net, 0.5)), SlimNetC(export_f32(net, 1.0)))
+    xn = norm2.transform(x)
+    for th in (0.0, 0.3, 1.0):
+        pred, easy = clf.classify(xn, th)
+        ref_pred, ref_easy = ref.classify(norm.transform(x), th)
+        assert (pred == ref_pred).all() and (easy == ref_easy).all()

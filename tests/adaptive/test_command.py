@@ -1,0 +1,61 @@
+"""``fedhar adaptive`` end to end on a small synthetic scenario."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from fedhar.cli import main
+
+SCENARIO = """
+name: syn
+seed: 0
+data: {dataset: synthetic, classes: [walking, jogging, sitting, standing], window: 40,
+       stride: 20, options: {n_users: 8, seconds_per_activity: 20}}
+adaptive:
+  grid_channels: [[4, 8, 8], [8, 8, 16]]
+  grid_kernels: [7]
+  search_epochs: 1
+  epochs: 1
+  personalize_users: 1
+  personalize_epochs: 1
+  thresholds: 10
+"""
+
+
+@pytest.mark.slow
+def test_adaptive_command_writes_its_files(tmp_path: Path) -> None:
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(SCENARIO)
+    out = tmp_path / "out"
+    assert main(["adaptive", str(scenario), "--out", str(out)]) == 0
+    with open(out / "modes.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 10
+    assert {"th", "f1", "p_easy", "cycles_avg", "energy_uj_avg", "pareto"} <= set(rows[0])
+    modes = json.loads((out / "modes.json").read_text())
+    assert len(modes["modes"]) == 10 and modes["small_width"] in (0.25, 0.5)
+    summary = json.loads((out / "summary.json").read_text())
+    for key in (
+        "pareto_modes",
+        "cycles_span",
+        "bn_overhead_fraction",
+        "adaptive_bytes",
+        "static_set_bytes",
+    ):
+        assert key in summary
+    assert summary["pareto_modes"] == sum(r["pareto"] == "True" for r in rows)
+    user = summary["personalized_users"][0]["user"]
+    assert (out / "users" / user / "modes_after.csv").is_file()
+    for name in ("fig11.png", "personalized.png", "static_grid.csv", "model.pt"):
+        assert (out / name).is_file()
+
+
+def test_bad_scenario_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text("name: x\ndata: {dataset: synthetic}\nadaptive: {pool: 0}\n")
+    assert main(["adaptive", str(scenario), "--out", str(tmp_path / "o")]) == 2
+    assert "adaptive.pool" in capsys.readouterr().err
