@@ -17,7 +17,7 @@
  */
 #include "ft_internal.h"
 
-#if defined(__GNUC__) && !defined(FT_PLAIN_C)
+#if defined(__GNUC__) && !defined(__clang__) && !defined(FT_PLAIN_C)
 #define FT_VEC 1
 typedef float ft_v8 __attribute__((vector_size(32), aligned(4), may_alias));
 #define LD8(p) (*(const ft_v8 *)(const void *)(p))
@@ -114,8 +114,21 @@ FT_HOT void ft_conv1d_forward(const ft_conv_dims *d, const float *FT_RESTRICT x,
 }
 
 #if FT_VEC
-/* Sum of the 8 lanes (a macro: a vector argument would change the ABI of the default clone). */
-#define HSUM8(v) ((((v)[0] + (v)[4]) + ((v)[1] + (v)[5])) + (((v)[2] + (v)[6]) + ((v)[3] + (v)[7])))
+typedef int ft_v8i __attribute__((vector_size(32)));
+/* Lane sums of 8 vectors in 3 shuffle levels (macros: a vector argument would change the ABI
+ * of the default clone). FOLD(a, b) = [a_lo + a_hi, b_lo + b_hi]; SUM8 returns
+ * [sum s0, ..., sum s7]. */
+#define FOLD(a, b)                                                                         \
+    (__builtin_shuffle((a), (b), (ft_v8i){0, 1, 2, 3, 8, 9, 10, 11}) +                     \
+     __builtin_shuffle((a), (b), (ft_v8i){4, 5, 6, 7, 12, 13, 14, 15}))
+#define PAIRS(p, q)                                                                        \
+    (__builtin_shuffle((p), (q), (ft_v8i){0, 1, 8, 9, 4, 5, 12, 13}) +                     \
+     __builtin_shuffle((p), (q), (ft_v8i){2, 3, 10, 11, 6, 7, 14, 15}))
+#define EVENODD(p, q)                                                                      \
+    (__builtin_shuffle((p), (q), (ft_v8i){0, 2, 4, 6, 8, 10, 12, 14}) +                    \
+     __builtin_shuffle((p), (q), (ft_v8i){1, 3, 5, 7, 9, 11, 13, 15}))
+#define SUM8(s0, s1, s2, s3, s4, s5, s6, s7)                                               \
+    EVENODD(PAIRS(FOLD(s0, s2), FOLD(s1, s3)), PAIRS(FOLD(s4, s6), FOLD(s5, s7)))
 #endif
 
 FT_HOT void ft_conv1d_backward_input(const ft_conv_dims *d, const float *FT_RESTRICT dy,
@@ -126,7 +139,7 @@ FT_HOT void ft_conv1d_backward_input(const ft_conv_dims *d, const float *FT_REST
     const int64_t macs = (int64_t)to * kc * f;
     const int64_t n_dx = (int64_t)d->t_pad * d->c;
     int64_t q;
-    int32_t t, j, i;
+    int32_t t = 0, j, i;
 
     cnt->macs += macs;
     cnt->bytes_moved += 4 * (2 * macs + n_dx + 2 * (int64_t)to * kc);
@@ -135,41 +148,76 @@ FT_HOT void ft_conv1d_backward_input(const ft_conv_dims *d, const float *FT_REST
         dx[q] = 0.0f;
     }
     /* dx[t * step + j] += dot(w[j, :], dy[t, :]) */
-    for (t = 0; t < to; ++t) {
+#if FT_VEC
+    if (f >= 8) {
+        /* Tiles of 2 output steps x 4 window elements share their weight and dy loads; an odd
+         * last step pairs with itself and keeps one half of the tile. */
+        const int32_t f_vec = f - f % 8, j_tiled = kc - kc % 4;
+        for (; t < to; t += 2) {
+            const int pair = t + 1 < to;
+            const float *d0 = dy + (int64_t)t * f, *d1 = pair ? d0 + f : d0;
+            float *x0 = dx + (int64_t)t * step, *x1 = x0 + step;
+            for (j = 0; j < j_tiled; j += 4) {
+                const float *w0 = w + (int64_t)j * f, *w1 = w0 + f, *w2 = w1 + f, *w3 = w2 + f;
+                ft_v8 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+                ft_v8 b0 = {0}, b1 = {0}, b2 = {0}, b3 = {0};
+                ft_v8 s;
+                int32_t f0;
+                for (f0 = 0; f0 < f_vec; f0 += 8) {
+                    const ft_v8 g0 = LD8(d0 + f0), g1 = LD8(d1 + f0);
+                    const ft_v8 v0 = LD8(w0 + f0), v1 = LD8(w1 + f0);
+                    const ft_v8 v2 = LD8(w2 + f0), v3 = LD8(w3 + f0);
+                    a0 += v0 * g0;
+                    a1 += v1 * g0;
+                    a2 += v2 * g0;
+                    a3 += v3 * g0;
+                    b0 += v0 * g1;
+                    b1 += v1 * g1;
+                    b2 += v2 * g1;
+                    b3 += v3 * g1;
+                }
+                s = SUM8(a0, a1, a2, a3, b0, b1, b2, b3);
+                for (i = f_vec; i < f; ++i) {
+                    s[0] += w0[i] * d0[i];
+                    s[1] += w1[i] * d0[i];
+                    s[2] += w2[i] * d0[i];
+                    s[3] += w3[i] * d0[i];
+                    s[4] += w0[i] * d1[i];
+                    s[5] += w1[i] * d1[i];
+                    s[6] += w2[i] * d1[i];
+                    s[7] += w3[i] * d1[i];
+                }
+                x0[j] += s[0];
+                x0[j + 1] += s[1];
+                x0[j + 2] += s[2];
+                x0[j + 3] += s[3];
+                if (pair) {
+                    x1[j] += s[4];
+                    x1[j + 1] += s[5];
+                    x1[j + 2] += s[6];
+                    x1[j + 3] += s[7];
+                }
+            }
+            for (j = j_tiled; j < kc; ++j) {
+                const float *wr = w + (int64_t)j * f;
+                float s0 = 0.0f, s1 = 0.0f;
+                for (i = 0; i < f; ++i) {
+                    s0 += wr[i] * d0[i];
+                    s1 += wr[i] * d1[i];
+                }
+                x0[j] += s0;
+                if (pair) {
+                    x1[j] += s1;
+                }
+            }
+        }
+    }
+#endif
+    /* Remaining output steps (all of them in a plain C build). */
+    for (; t < to; ++t) {
         const float *dr = dy + (int64_t)t * f;
         float *dxw = dx + (int64_t)t * step;
-        j = 0;
-#if FT_VEC
-        for (; j + 4 <= kc; j += 4) {
-            const int32_t f_vec = f - f % 8;
-            int32_t f0;
-            const float *w0 = w + (int64_t)j * f, *w1 = w0 + f, *w2 = w1 + f, *w3 = w2 + f;
-            ft_v8 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
-            float s0, s1, s2, s3;
-            for (f0 = 0; f0 < f_vec; f0 += 8) {
-                const ft_v8 g = LD8(dr + f0);
-                a0 += LD8(w0 + f0) * g;
-                a1 += LD8(w1 + f0) * g;
-                a2 += LD8(w2 + f0) * g;
-                a3 += LD8(w3 + f0) * g;
-            }
-            s0 = HSUM8(a0);
-            s1 = HSUM8(a1);
-            s2 = HSUM8(a2);
-            s3 = HSUM8(a3);
-            for (i = f_vec; i < f; ++i) {
-                s0 += w0[i] * dr[i];
-                s1 += w1[i] * dr[i];
-                s2 += w2[i] * dr[i];
-                s3 += w3[i] * dr[i];
-            }
-            dxw[j] += s0;
-            dxw[j + 1] += s1;
-            dxw[j + 2] += s2;
-            dxw[j + 3] += s3;
-        }
-#endif
-        for (; j < kc; ++j) {
+        for (j = 0; j < kc; ++j) {
             const float *wr = w + (int64_t)j * f;
             float s = 0.0f;
             for (i = 0; i < f; ++i) {
