@@ -1,0 +1,76 @@
+"""The same ServerApp and ClientApp on the three engines.
+
+* contract: ``inprocess`` and ``ray`` give identical per-client results;
+* integration: a SuperLink and 3 SuperNodes on loopback run one round through ``flwr run``,
+  and every process the test started is stopped, also on failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from server.engines import (
+    Cluster,
+    _children_by_parent_flag,
+    local_cluster,
+    run_config,
+    run_deployment,
+    run_federation,
+)
+
+from .conftest import write_scenario
+
+SLOW_FACTOR = 3.0 if os.environ.get("CI") else 1.0
+
+
+def _rows(out: Path) -> list[dict]:
+    rows = [json.loads(line) for line in (out / "clients.jsonl").read_text().splitlines()]
+    return sorted(rows, key=lambda r: (r["round"], r["user"]))
+
+
+@pytest.mark.slow
+def test_inprocess_and_ray_give_identical_client_results(tmp_path: Path) -> None:
+    scenario = write_scenario(tmp_path, n_users=2)
+    a, b = tmp_path / "inprocess", tmp_path / "ray"
+    run_federation("inprocess", run_config(scenario, a, None, False), n_nodes=2)
+    run_federation("ray", run_config(scenario, b, None, False), n_nodes=2)
+    rows_a, rows_b = _rows(a), _rows(b)
+    assert [r["status"] for r in rows_a] == ["ok", "ok"]
+    assert rows_a == rows_b
+
+
+@pytest.mark.slow
+def test_deployment_superlink_and_three_supernodes(tmp_path: Path) -> None:
+    scenario = write_scenario(tmp_path, n_users=3)
+    out = tmp_path / "deployment"
+    run_deployment(
+        run_config(scenario, out, None, False),
+        n_nodes=3,
+        timeout_s=240 * SLOW_FACTOR,
+        workdir=tmp_path,
+    )
+    rows = _rows(out)
+    assert [(r["round"], r["user"], r["status"]) for r in rows] == [
+        (1, "1", "ok"),
+        (1, "2", "ok"),
+        (1, "3", "ok"),
+    ]
+    for r in rows:
+        assert set(r["f1"]) == {"none", "tl", "full"}
+        assert r["payload_bytes"]["down"] > 0
+
+
+def test_local_cluster_stops_every_process_on_failure(tmp_path: Path) -> None:
+    started: list[Cluster] = []
+    with pytest.raises(RuntimeError, match="boom"):
+        with local_cluster(2, tmp_path / "home", startup_timeout_s=60 * SLOW_FACTOR) as c:
+            started.append(c)
+            raise RuntimeError("boom")
+    (cluster,) = started
+    assert len(cluster.processes) == 3
+    assert all(p.poll() is not None for p in cluster.processes)
+    assert _children_by_parent_flag([p.pid for p in cluster.processes]) == []
