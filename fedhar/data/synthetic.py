@@ -156,10 +156,10 @@ def generate(
             # Every activity is drawn, selected or not, so a class subset leaves the others'
             # samples unchanged.
             body = _activity_signal(activity, profile, rng, n, fs)
+            signal = body @ profile["mount"].T + profile["noise"] * rng.standard_normal((n, 3))
             label = mapping.get(activity)
             if label is None:
                 continue
-            signal = body @ profile["mount"].T + profile["noise"] * rng.standard_normal((n, 3))
             segments.append(
                 Segment(
                     user=str(index + 1),
