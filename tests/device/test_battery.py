@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fedhar.device.battery import Battery, BatterySpec
 
@@ -81,3 +83,22 @@ def test_no_crossing_is_infinite():
     battery = Battery.full(COULOMB, 0.5)
     assert math.isinf(battery.time_to_available(0.0, -0.1))
     assert math.isinf(Battery.full(KIBAM, 0.5).time_to_available(KIBAM.capacity_c, 0.0))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    soc=st.floats(0.05, 1.0),
+    current=st.floats(-0.05, 0.2),
+    a=st.floats(0.0, 5000.0),
+    b=st.floats(0.0, 5000.0),
+)
+def test_kibam_steps_compose_and_conserve_charge(soc, current, a, b):
+    """Two steps at one current equal one step of the summed length, and the total charge
+    falls by exactly current x time (the wells only move charge between them)."""
+    one, two = Battery.full(KIBAM, soc), Battery.full(KIBAM, soc)
+    start = one.charge_c
+    one.step(current, a)
+    one.step(current, b)
+    two.step(current, a + b)
+    assert one.available_c == pytest.approx(two.available_c, rel=1e-9, abs=1e-9)
+    assert one.charge_c == pytest.approx(start - current * (a + b), rel=1e-12, abs=1e-9)
