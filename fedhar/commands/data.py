@@ -20,7 +20,12 @@ _SHOWN_ISSUES = 20
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Adds ``data`` (with its ``info`` sub-command) to the fedhar CLI."""
-    data = subparsers.add_parser("data", help="inspect HAR datasets", description=__doc__)
+    data = subparsers.add_parser(
+        "data",
+        help="inspect HAR datasets",
+        description="Inspect HAR datasets. 'fedhar data info --dataset NAME' prints users, "
+        "classes, samples and windows per user and class, and the load report.",
+    )
     actions = data.add_subparsers(dest="data_command", metavar="ACTION")
     info = actions.add_parser(
         "info",

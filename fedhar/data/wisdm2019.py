@@ -100,7 +100,7 @@ def _fast_parse(body: bytes) -> Arrays | None:
         return None
     tokens = np.array(body[:-1].replace(b";\n", b",").split(b",")).reshape(-1, 6)
     codes = tokens[:, 1]
-    if codes.dtype.itemsize < 1 or np.any(np.char.str_len(codes) != 1):
+    if np.any(np.char.str_len(codes) != 1):
         return None
     code_bytes = codes.astype("S1").view(np.uint8)
     if not np.all(np.isin(code_bytes, _CODES)):
