@@ -380,7 +380,7 @@ static int64_t plan_arena(ft_planner *p, const ft_layer_desc *l, int32_t n,
             if (l[i].kind == FT_LAYER_RELU) {
                 continue;
             }
-            if (L[i].out != NULL || keep_output(l, n, tr, s, i) || L[i].pad_l + L[i].pad_r) {
+            if (L[i].out != NULL) { /* dedicated buffer placed by the first walk */
                 cur = i;
                 continue;
             }
