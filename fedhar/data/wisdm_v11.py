@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import gzip
 import tarfile
-from collections.abc import Iterable
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +37,7 @@ from fedhar.data.types import HarDataset, LoadReport, Segment
 
 ACTIVITIES = ["Walking", "Jogging", "Upstairs", "Downstairs", "Sitting", "Standing"]
 NOMINAL_FS = 20.0
+RATE_TOLERANCE = 0.05
 CHANNELS = ["acc_x", "acc_y", "acc_z"]
 RAW_NAMES = ("WISDM_ar_v1.1_raw.txt", "WISDM_ar_v1.1_raw.txt.gz")
 _PARSER = "wisdm-v1.1-v1"
@@ -120,23 +121,78 @@ def _parse_record(text: str) -> tuple[tuple[int, int, int, float, float, float] 
     return (int(user), _ACTIVITY_INDEX[activity], int(ts), *values), ""
 
 
-def parse_lines(lines: Iterable[str]) -> Arrays:
-    """Parses physical lines of the raw file.
+def _is_plain(line: str) -> bool:
+    """True for a line shaped like one ordinary record: five commas and a single final ``;``."""
+    return line.count(",") == 5 and line.count(";") == 1 and line.endswith(";")
+
+
+def _parse_plain(lines: list[str]) -> tuple[Arrays, np.ndarray]:
+    """Parses plain lines (see :func:`_is_plain`) at numpy speed.
+
+    A batch holding a value numpy cannot convert is halved until the culprits are isolated,
+    so one bad line costs a few extra conversions, not a slow parse of the whole file.
+
+    Returns:
+        The valid records (``user``, ``activity``, ``ts``, ``xyz``) and a boolean ``[len(lines)]``
+        mask of those lines; the others are left to the record-by-record parser, which names
+        what is wrong with them.
+    """
+    tokens = np.array(",".join(lines).replace(";", "").encode().split(b",")).reshape(-1, 6)
+    try:
+        user = tokens[:, 0].astype(np.int64)
+        ts = tokens[:, 2].astype(np.int64)
+        xyz = tokens[:, 3:].astype(np.float64)
+    except ValueError:
+        if len(lines) == 1:
+            empty = {"user": np.empty(0, np.int64), "activity": np.empty(0, np.int64)}
+            empty |= {"ts": np.empty(0, np.int64), "xyz": np.empty((0, 3))}
+            return empty, np.zeros(1, dtype=bool)
+        half = len(lines) // 2
+        first, first_ok = _parse_plain(lines[:half])
+        second, second_ok = _parse_plain(lines[half:])
+        both = {key: np.concatenate((first[key], second[key])) for key in first}
+        return both, np.concatenate((first_ok, second_ok))
+    names, inverse = np.unique(tokens[:, 1], return_inverse=True)
+    index = np.array([_ACTIVITY_INDEX.get(n.decode(errors="replace"), -1) for n in names])
+    activity = index[inverse.reshape(-1)]
+    ok = (
+        (activity >= 0)
+        & np.char.isdigit(tokens[:, 0])
+        & np.char.isdigit(tokens[:, 2])
+        & (user >= 1)
+        & (ts > 0)
+        & np.all(np.isfinite(xyz), axis=1)
+    )
+    records = {"user": user[ok], "activity": activity[ok], "ts": ts[ok], "xyz": xyz[ok]}
+    return records, ok
+
+
+def parse_lines(lines: Sequence[str]) -> Arrays:
+    """Parses the physical lines of the raw file. Plain one-record lines go through a
+    vectorised path; every other line (and any plain line that path rejects) is split on
+    ``;`` and parsed record by record.
 
     Returns:
         ``user [n]`` int64, ``activity [n]`` int64 (index into :data:`ACTIVITIES`), ``ts [n]``
         int64 ns, ``xyz [n, 3]`` float32, ``line [n]`` 1-based physical line of each kept
-        record; ``issue_line`` / ``issue_reason`` for every skipped record; ``note`` with the
-        counts of blank lines, lines holding several records, records with a trailing comma
-        and records missing their ``;``.
+        record, in file order; ``issue_line`` / ``issue_reason`` for every skipped record;
+        ``note`` with the counts of blank lines, lines holding several records, records with a
+        trailing comma and records missing their ``;``.
     """
+    plain = np.array([_is_plain(line) for line in lines], dtype=bool)
+    plain_numbers = np.flatnonzero(plain) + 1
+    fast: Arrays = {}
+    fast_ok = np.zeros(0, dtype=bool)
+    if plain_numbers.size:
+        fast, fast_ok = _parse_plain([lines[i - 1] for i in plain_numbers])
+    rest = np.concatenate((np.flatnonzero(~plain) + 1, plain_numbers[~fast_ok]))
     rows: list[tuple[int, int, int, float, float, float]] = []
-    kept_lines: list[int] = []
+    kept: list[tuple[int, int]] = []
     issue_line: list[int] = []
     issue_reason: list[str] = []
     blank = multi = trailing_comma = unterminated = 0
-    for number, line in enumerate(lines, start=1):
-        pieces = line.split(";")
+    for number in np.sort(rest).tolist():
+        pieces = lines[number - 1].split(";")
         records = [p.strip() for p in pieces[:-1] if p.strip()]
         tail = pieces[-1].strip()
         if tail:
@@ -146,7 +202,7 @@ def parse_lines(lines: Iterable[str]) -> Arrays:
             blank += 1
             continue
         multi += len(records) > 1
-        for record in records:
+        for position, record in enumerate(records):
             if record.endswith(","):
                 record = record[:-1]
                 trailing_comma += 1
@@ -156,20 +212,34 @@ def parse_lines(lines: Iterable[str]) -> Arrays:
                 issue_reason.append(reason)
             else:
                 rows.append(parsed)
-                kept_lines.append(number)
+                kept.append((number, position))
     notes = [
         f"{blank} blank lines (or lines of only ';') ignored",
         f"{multi} lines held more than one record (split on ';')",
         f"{trailing_comma} records ended in ',;' (trailing comma removed, record kept)",
         f"{unterminated} records had no terminating ';' (kept when otherwise valid)",
     ]
-    table = np.array([r[3:] for r in rows], dtype=np.float64).reshape(-1, 3)
-    return {
+    n_fast = int(np.count_nonzero(fast_ok))
+    line = np.concatenate((plain_numbers[fast_ok], np.array([k[0] for k in kept], np.int64)))
+    position = np.concatenate(
+        (np.zeros(n_fast, np.int64), np.array([k[1] for k in kept], np.int64))
+    )
+    order = np.lexsort((position, line))
+    slow = {
         "user": np.array([r[0] for r in rows], dtype=np.int64),
         "activity": np.array([r[1] for r in rows], dtype=np.int64),
         "ts": np.array([r[2] for r in rows], dtype=np.int64),
-        "xyz": table.astype(np.float32),
-        "line": np.array(kept_lines, dtype=np.int64),
+        "xyz": np.array([r[3:] for r in rows], dtype=np.float64).reshape(-1, 3),
+    }
+    merged = {
+        key: np.concatenate((fast[key], part)) if n_fast else part for key, part in slow.items()
+    }
+    return {
+        "user": merged["user"][order],
+        "activity": merged["activity"][order],
+        "ts": merged["ts"][order],
+        "xyz": merged["xyz"][order].astype(np.float32),
+        "line": line[order],
         "issue_line": np.array(issue_line, dtype=np.int64),
         "issue_reason": np.array(issue_reason, dtype=str),
         "note": np.array(notes, dtype=str),
@@ -235,6 +305,18 @@ def _segments(
             f"{source}: timestamp did not increase within a user's activity run at "
             f"{backwards.size} records, each starting a new segment; lines{more}: {where}"
         )
+    steps = np.diff(ts)
+    forward = same_run & (steps > 0)
+    for uid in np.unique(user).tolist():
+        mine = forward & (user[1:] == uid)
+        if not np.any(mine):
+            continue
+        interval_ms = float(np.median(steps[mine])) / 1e6
+        if abs(1000.0 / interval_ms - NOMINAL_FS) > RATE_TOLERANCE * NOMINAL_FS:
+            report.notes.append(
+                f"user {uid}: median sample interval {interval_ms:.4g} ms, not the nominal "
+                f"{1000.0 / NOMINAL_FS:g} ms (timestamps taken as ns); check this user's times"
+            )
     edges = np.concatenate(([0], np.flatnonzero(~same_run) + 1, backwards, [user.size]))
     edges = np.unique(edges)
     segments: list[Segment] = []

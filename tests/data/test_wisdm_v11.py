@@ -226,3 +226,31 @@ def test_verify_sha256_of_a_local_file(tmp_path: Path) -> None:
     verify_sha256(path, digest.upper())
     with pytest.raises(ChecksumError, match=str(path)):
         verify_sha256(path, "f" * 64)
+
+
+def test_a_user_off_the_nominal_rate_is_noted(tmp_path: Path, tmp_cache: Path) -> None:
+    folder = _folder(tmp_path)
+    lines = [f"5,Sitting,{10**12 + i * 100_000_000},0.1,9.8,0.2;" for i in range(30)]
+    (folder / "WISDM_ar_v1.1_raw.txt").write_text("\n".join(lines) + "\n")
+    ds = load_wisdm_v11(tmp_path / "data")
+    assert any(n.startswith("user 5: median sample interval 100 ms") for n in ds.report.notes)
+    np.testing.assert_allclose(ds.segments[0].t[:3], [0.0, 0.1, 0.2])
+
+
+def test_vectorised_and_record_by_record_paths_agree() -> None:
+    """Plain lines take the vectorised path; the same lines with a trailing space do not."""
+    lines = QUIRKS.read_text().splitlines()
+    fast = parse_lines(lines)
+    slow = parse_lines([line + " " for line in lines])
+    for key in ("user", "activity", "ts", "xyz", "line", "issue_line"):
+        np.testing.assert_array_equal(fast[key], slow[key])
+    assert fast["issue_reason"].tolist() == slow["issue_reason"].tolist()
+
+
+def test_one_bad_value_among_many_plain_lines_is_isolated() -> None:
+    lines = [f"7,Walking,{10**12 + i * 50_000_000},0.1,9.8,0.2;" for i in range(1000)]
+    lines[613] = "7,Walking,1030650000000,0.1,9.8e,0.2;"
+    arrays = parse_lines(lines)
+    assert arrays["user"].size == 999
+    assert arrays["issue_line"].tolist() == [614]
+    assert "field 'y' '9.8e'" in arrays["issue_reason"][0]
