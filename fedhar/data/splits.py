@@ -41,7 +41,8 @@ def split_chronological(ws: WindowSet, train_fraction: float) -> tuple[WindowSet
     length = ws.x.shape[2]
     train = np.zeros(len(ws), dtype=bool)
     test = np.zeros(len(ws), dtype=bool)
-    keys = np.char.add(np.char.add(ws.users.astype(str), "\x00"), ws.y.astype(str))
+    _, user_index = np.unique(ws.users, return_inverse=True)
+    keys = user_index.reshape(-1).astype(np.int64) * (int(ws.y.max(initial=0)) + 1) + ws.y
     for key in np.unique(keys):
         rows = np.flatnonzero(keys == key)
         rows = rows[np.argsort(ws.order[rows], kind="stable")]

@@ -58,6 +58,18 @@ def test_chronological_split_numbers() -> None:
     assert split_chronological(ws.subset(np.arange(1)), 0.5)[1].y.shape == (1,)
 
 
+def test_chronological_split_keeps_user_and_class_blocks_apart() -> None:
+    """User "1" class 10 and user "11" class 0 are different blocks (12 classes, as HAPT)."""
+    ds = _dataset({("1", 10): [300], ("11", 0): [300]})
+    ds.classes = [str(c) for c in range(12)]
+    train, test = split_chronological(make_windows(ds, 100, 50), 0.5)
+    assert (
+        sorted(zip(test.users.tolist(), test.y.tolist(), strict=True))
+        == [("1", 10)] * 2 + [("11", 0)] * 2
+    )
+    assert len(train) == 2
+
+
 def test_chronological_split_needs_start() -> None:
     ws = WindowSet(np.zeros((1, 1, 20)), np.zeros(1, np.int64), np.array(["1"]), np.zeros(1))
     with pytest.raises(ValueError, match="WindowSet.start"):
