@@ -41,12 +41,20 @@ class AdaptiveConfig(BaseModel):
         default_factory=lambda: [0.25, 0.5],
         min_length=1,
         description="Candidate widths of M_s, as fractions of M_l's channels (paper: 0.25, 0.5); "
-        "the one with the larger hypervolume of its validation modes under eq. (3) is deployed.",
+        "each is trained jointly with the full width as its own two-width network, and the one "
+        "with the larger hypervolume of its validation modes under eq. (3) is deployed.",
+    )
+    min_small_channels: int = Field(
+        4,
+        ge=1,
+        description="M_s must keep at least this many channels in every conv layer: M_l is "
+        "chosen among the models that allow it at some candidate width, and widths that do not "
+        "are skipped (1 disables the constraint).",
     )
     search_epochs: int = Field(
         8, ge=1, description="Training epochs of every grid model (keep equal to `epochs`)."
     )
-    epochs: int = Field(8, ge=1, description="Joint training epochs of the variable-width M_l.")
+    epochs: int = Field(8, ge=1, description="Joint training epochs of each two-width network.")
     batch_size: int = Field(
         128,
         ge=2,

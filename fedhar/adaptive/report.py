@@ -56,6 +56,8 @@ def summary(r: StudyResult, profile: str) -> dict[str, Any]:
         "adaptive_bytes": r.adaptive_bytes,
         "static_large_bytes": r.static_bytes_large,
         "bn_overhead_fraction": r.bn_overhead_fraction,
+        "static_in_range": [r.candidates[i].label for i in r.static_in_range],
+        "static_in_range_bytes": sum(r.candidates[i].bytes for i in r.static_in_range),
         "static_set": [r.candidates[i].label for i in r.static_set],
         "static_set_f1": [r.candidates[i].f1_test for i in r.static_set],
         "static_set_bytes": r.static_set_bytes,

@@ -7,6 +7,8 @@ is the front model with the largest gain
     G_i = (P(M_i) - P(M_{i-1})) / (C(M_i) - C(M_{i-1}))                     (eq. 5)
 
 (front ordered by increasing score) among those within ``score_drop`` of the best score.
+Following the paper's caveat that a too small M_l leaves M_s unable to estimate its scores,
+M_l must also keep ``min_small_channels`` channels per conv layer at some candidate width.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from clients.slim_infer import SlimNetC
 from fedhar.adaptive.export import export_f32
 from fedhar.adaptive.memory import static_bytes
 from fedhar.adaptive.modes import forward_ops, pareto_mask
-from fedhar.adaptive.slim import SlimNet, build_slim, predict_logits, train
+from fedhar.adaptive.slim import SlimNet, active, build_slim, predict_logits, train
 from fedhar.mcu import McuProfile
 from fedhar.metrics import score
 from fedhar.models.spec import ModelSpec, daghero_cnn
@@ -121,15 +123,35 @@ def gains(cands: list[Candidate], on_front: np.ndarray) -> dict[int, float]:
     return out
 
 
-def choose_large(cands: list[Candidate], score_drop: float) -> tuple[int, dict[int, float]]:
+def small_fits(channels: tuple[int, ...], width: float, min_channels: int) -> bool:
+    """True when M_s at ``width`` keeps at least ``min_channels`` channels in every conv."""
+    return all(active(c, width) >= min_channels for c in channels)
+
+
+def choose_large(
+    cands: list[Candidate], score_drop: float, eligible: list[bool] | None = None
+) -> tuple[int, dict[int, float]]:
     """Index of M_l: the largest-gain validation-front model among those with ``f1_val`` at
-    least ``best - score_drop``; with no gain in range (a one-model front), the cheapest model
-    in range. Also returns the gains."""
+    least ``best - score_drop`` (and ``eligible``, when given); with no gain among them, the
+    cheapest of them. Also returns the gains.
+
+    Raises:
+        ValueError: when no front model in the score range is eligible.
+    """
     on_front = front(cands, "val")
     g = gains(cands, on_front)
     best = max(c.f1_val for c in cands)
-    in_range = [i for i in np.flatnonzero(on_front) if cands[i].f1_val >= best - score_drop]
+    in_range = [
+        int(i)
+        for i in np.flatnonzero(on_front)
+        if cands[i].f1_val >= best - score_drop and (eligible is None or eligible[i])
+    ]
+    if not in_range:
+        raise ValueError(
+            "adaptive: no static Pareto model within score_drop of the best one can host M_s "
+            "(raise score_drop, lower min_small_channels, or add wider grid_channels)"
+        )
     with_gain = [i for i in in_range if i in g]
     if with_gain:
-        return int(max(with_gain, key=lambda i: g[i])), g
-    return int(min(in_range, key=lambda i: cands[i].cycles)), g
+        return max(with_gain, key=lambda i: g[i]), g
+    return min(in_range, key=lambda i: cands[i].cycles), g

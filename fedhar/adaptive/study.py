@@ -2,9 +2,9 @@
 
 scenario → windows → split (held-out users for personalization, each split in time into TR_i
 and TS_i; the other users' windows split in time into train / validation / test) → static
-grid (Fig. 4a) → M_l by eq. (5) → jointly trained variable-width M_l → width of M_s by eq. (3)
-on validation → modes table on the test windows → memory (Table 3) → per-user
-personalization and recomputed modes.
+grid (Fig. 4a) → M_l by eq. (5) → one jointly trained two-width network per candidate width
+of M_s → the width with the better eq. (3) trade-off on validation → modes table on the test
+windows → memory (Table 3) → per-user personalization and recomputed modes.
 """
 
 from __future__ import annotations
@@ -33,7 +33,14 @@ from fedhar.adaptive.modes import (
 )
 from fedhar.adaptive.policy import AdaptiveClassifier
 from fedhar.adaptive.quant import quantize, quantize_weights
-from fedhar.adaptive.search import Candidate, choose_large, evaluate_static, front, grid_specs
+from fedhar.adaptive.search import (
+    Candidate,
+    choose_large,
+    evaluate_static,
+    front,
+    grid_specs,
+    small_fits,
+)
 from fedhar.adaptive.slim import SlimNet, build_slim, train
 from fedhar.data.preprocess import Normalizer, make_windows
 from fedhar.data.registry import load_dataset
@@ -90,6 +97,7 @@ class StudyResult:
     adaptive_bytes: int
     static_bytes_large: int
     bn_overhead_fraction: float
+    static_in_range: list[int]
     static_set: list[int]
     static_set_bytes: int
     normalizer: Normalizer
@@ -170,17 +178,18 @@ def modes_of(
 
 
 def choose_small_width(
-    net: SlimNet,
+    nets: dict[float, SlimNet],
     val: tuple[np.ndarray, np.ndarray],
     profile: McuProfile,
     cfg: AdaptiveConfig,
     n_classes: int,
 ) -> tuple[float, dict[float, float]]:
-    """The width of M_s whose validation modes have the largest hypervolume in F1 × cycles
-    (eq. (3) costs), with a reference point shared by all candidate widths."""
+    """Among the two-width networks ``nets`` (small width → network trained at that width and
+    1.0), the width whose validation modes have the largest hypervolume in F1 × cycles (eq. (3)
+    costs), with a reference point shared by all candidates. Also returns the hypervolumes."""
     ths = thresholds(cfg.thresholds, cfg.th_min)
     tables = {}
-    for w in cfg.small_widths:
+    for w, net in nets.items():
         clf = build_classifier(net, w)
         costs = expected_cost(clf.small, clf.large, profile)
         out = collect_outputs(clf.small, clf.large, val[0])
@@ -188,21 +197,40 @@ def choose_small_width(
     ref_score = min(m.f1 for t in tables.values() for m in t)
     ref_cost = max(m.cycles_avg for t in tables.values() for m in t)
     volumes = {
-        w: hypervolume(
-            np.array([m.f1 for m in t]), np.array([m.cycles_avg for m in t]), ref_score, ref_cost
+        w: float(
+            hypervolume(
+                np.array([m.f1 for m in t]),
+                np.array([m.cycles_avg for m in t]),
+                ref_score,
+                ref_cost,
+            )
         )
         for w, t in tables.items()
     }
-    return max(volumes, key=lambda w: volumes[w]), {w: float(v) for w, v in volumes.items()}
+    return max(volumes, key=lambda w: volumes[w]), volumes
 
 
-def covering_static_set(cands: list[Candidate], modes: list[Mode]) -> list[int]:
-    """Static test-front models whose F1 lies in the F1 range of the adaptive Pareto modes:
-    the independent models a naive system stores to cover the same range (Table 3)."""
+def static_in_range(cands: list[Candidate], modes: list[Mode]) -> list[int]:
+    """Static test-front models whose F1 lies in the F1 range of the adaptive Pareto modes (the
+    paper's Table 3 count)."""
     pareto = [m.f1 for m in modes if m.pareto]
     lo, hi = min(pareto), max(pareto)
     on_front = front(cands, "test")
     return [int(i) for i in np.flatnonzero(on_front) if lo <= cands[i].f1_test <= hi]
+
+
+def covering_static_set(cands: list[Candidate], modes: list[Mode]) -> list[int]:
+    """The independent static models a naive system stores to offer the same F1 range: the
+    front models inside the range and, when none of them reaches the top of the range, the
+    cheapest front model that does (without it the static system misses the best modes)."""
+    chosen = static_in_range(cands, modes)
+    hi = max(m.f1 for m in modes if m.pareto)
+    if not any(cands[i].f1_test >= hi for i in chosen):
+        on_front = front(cands, "test")
+        above = [int(i) for i in np.flatnonzero(on_front) if cands[i].f1_test >= hi]
+        if above:
+            chosen.append(min(above, key=lambda i: cands[i].cycles))
+    return chosen
 
 
 def personalize(
@@ -253,20 +281,29 @@ def run_study(
             f"grid {cand.label}: val F1 {cand.f1_val:.3f}, test F1 {cand.f1_test:.3f}, "
             f"{cand.cycles:.3g} cycles, {cand.bytes} B"
         )
-    large, gains = choose_large(cands, cfg.score_drop)
+    eligible = [
+        any(small_fits(c.channels, w, cfg.min_small_channels) for w in cfg.small_widths)
+        for c in cands
+    ]
+    large, gains = choose_large(cands, cfg.score_drop, eligible)
     log(f"M_l = {cands[large].label} (gain {gains.get(large, float('nan')):.3g} F1/cycle)")
     chosen = cands[large]
     spec = grid_specs(c, t, n_classes, [list(chosen.channels)], [chosen.kernel], cfg.pool)[0]
-    net = build_slim(spec, (*cfg.small_widths, 1.0), scenario.seed)
-    train(
-        net,
-        *split.train,
-        epochs=cfg.epochs,
-        batch_size=cfg.batch_size,
-        lr=cfg.lr,
-        seed=scenario.seed,
-    )
-    small_width, volumes = choose_small_width(net, split.val, profile, cfg, n_classes)
+    nets = {}
+    for w in cfg.small_widths:
+        if not small_fits(chosen.channels, w, cfg.min_small_channels):
+            continue
+        nets[w] = build_slim(spec, (w, 1.0), scenario.seed)
+        train(
+            nets[w],
+            *split.train,
+            epochs=cfg.epochs,
+            batch_size=cfg.batch_size,
+            lr=cfg.lr,
+            seed=scenario.seed,
+        )
+    small_width, volumes = choose_small_width(nets, split.val, profile, cfg, n_classes)
+    net = nets[small_width]
     log(f"M_s width {small_width} (hypervolumes {volumes})")
     rng = np.random.default_rng(scenario.seed)
     calib = split.train[0][rng.permutation(len(split.train[0]))[: cfg.calib_windows]]
@@ -286,6 +323,7 @@ def run_study(
         adaptive_bytes=adaptive_bytes(net, deployed),
         static_bytes_large=static_bytes(net),
         bn_overhead_fraction=bn_overhead_fraction(net, deployed),
+        static_in_range=static_in_range(cands, modes),
         static_set=static_set,
         static_set_bytes=sum(cands[i].bytes for i in static_set),
         normalizer=split.normalizer,
