@@ -17,7 +17,7 @@ from __future__ import annotations
 import ctypes
 import importlib.machinery
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -244,6 +244,8 @@ class Trainer:
         n_stored_samples: local samples reserved in the arena (see :meth:`store_samples`).
         arena_bytes: arena size in bytes; default: enough for this configuration and for
             Full mode with the same optimizer, so that :meth:`set_trainable` can switch.
+        trainable: explicit per-layer flags (overrides ``mode``); only conv1d, dense and
+            batchnorm1d layers may be True.
 
     Parameters start at zero (batchnorm: gamma 1, running var 1); load real ones with
     :meth:`load_state_dict`.
@@ -260,13 +262,19 @@ class Trainer:
         class_weights: Any = None,
         n_stored_samples: int = 0,
         arena_bytes: int | None = None,
+        trainable: Sequence[bool] | None = None,
     ) -> None:
         self.spec = spec
         self.n_layers = len(spec.layers)
         self.n_classes = spec.n_classes
         self._descs = layer_descs(spec)
         self._cfg = _config(lr, momentum, weight_decay, n_stored_samples)
-        self._flags = trainable_flags(spec, mode, tl_layers)
+        if trainable is None:
+            self._flags = trainable_flags(spec, mode, tl_layers)
+        elif len(trainable) != self.n_layers:
+            raise ValueError(f"trainable must have {self.n_layers} entries, got {len(trainable)}")
+        else:
+            self._flags = [bool(f) for f in trainable]
         if arena_bytes is None:
             arena_bytes = max(
                 self._required(self._flags), self._required(trainable_flags(spec, "full"))

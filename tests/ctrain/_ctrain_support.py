@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from hypothesis import strategies as st
 
 from clients.ctrain import Trainer
-from fedhar.models.spec import ModelSpec
+from fedhar.models.spec import ModelSpec, SpecBuilder
 from fedhar.models.torch_model import SpecNet, build_torch
 
 
@@ -51,3 +52,35 @@ def data(n: int, c: int, t: int, k: int, seed: int) -> tuple[np.ndarray, np.ndar
     x = rng.standard_normal((n, c, t)).astype(np.float32)
     y = rng.integers(0, k, n)
     return x, y
+
+
+@st.composite
+def random_model(draw: st.DrawFn) -> tuple[ModelSpec, list[bool]]:
+    """A random valid model (any layer kinds in a sensible order) and random trainable flags."""
+    b = SpecBuilder(draw(st.integers(1, 4)), draw(st.integers(12, 40)))
+    for i in range(draw(st.integers(1, 3))):
+        c, t = b.shape
+        k = draw(st.integers(1, min(5, t)))
+        if draw(st.booleans()):
+            b.conv1d(f"conv{i}", draw(st.integers(1, 12)), k, padding="same")
+        else:
+            b.conv1d(f"conv{i}", draw(st.integers(1, 12)), k, stride=draw(st.integers(1, 2)))
+        if draw(st.booleans()):
+            b.batchnorm1d(f"bn{i}")
+        if draw(st.booleans()):
+            b.relu(f"relu{i}")
+        if b.shape[1] >= 4 and draw(st.booleans()):
+            b.pool1d(draw(st.sampled_from(["avgpool1d", "maxpool1d"])), f"pool{i}", 2)
+    if draw(st.booleans()):
+        b.gap1d("gap")
+    else:
+        b.flatten("flat")
+    if draw(st.booleans()):
+        b.dense("hidden", draw(st.integers(1, 16))).relu("relu_h")
+    spec = b.dense("out", draw(st.integers(2, 5))).build("random")
+    flags = [
+        layer.kind in ("conv1d", "dense", "batchnorm1d") and draw(st.booleans())
+        for layer in spec.layers
+    ]
+    flags[-1] = True
+    return spec, flags

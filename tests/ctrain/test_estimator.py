@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _ctrain_support import data, twins
+from _ctrain_support import data, random_model, twins
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from clients.ctrain import Trainer
 from clients.estimator import (
     CATEGORIES,
     PHASES,
@@ -93,3 +96,29 @@ def test_memory_does_not_grow_with_batch() -> None:
         estimate_training(spec, batch=1).memory_bytes
         == estimate_training(spec, batch=256).memory_bytes
     )
+
+
+@settings(max_examples=15, derandomize=True, deadline=None)
+@given(
+    model=random_model(),
+    batch=st.integers(1, 6),
+    momentum=st.booleans(),
+    n_stored=st.integers(0, 3),
+)
+def test_random_models_and_flags(
+    model: tuple[ModelSpec, list[bool]], batch: int, momentum: bool, n_stored: int
+) -> None:
+    spec, flags = model
+    mom = 0.5 if momentum else 0.0
+    trainer = Trainer(spec, momentum=mom, n_stored_samples=n_stored, trainable=flags)
+    x, y = data(batch, spec.input_channels, spec.input_length, spec.n_classes, 0)
+    trainer.reset_counts()
+    trainer.train_batch(x, y)
+    est = estimate_training(
+        spec, batch=batch, trainable=flags, momentum=momentum, n_stored_samples=n_stored
+    )
+    measured = trainer.counts()
+    assert all(est.ops_per_layer[n][p] == measured[n][p] for n in measured for p in PHASES)
+    memory = trainer.memory()
+    assert est.memory_bytes == {k: memory[k] for k in (*CATEGORIES, "total")}
+    assert est.memory_per_layer == memory["per_layer"]

@@ -6,13 +6,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from _ctrain_support import data, max_param_rel_err, rel_err, twins
+from _ctrain_support import data, max_param_rel_err, random_model, rel_err, twins
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from clients.ctrain import Trainer, fold_batchnorm
-from fedhar.models.spec import cnn3, daghero_cnn
+from fedhar.models.spec import ModelSpec, cnn3, daghero_cnn
 from fedhar.models.torch_model import SpecNet
 
 LR, MOMENTUM, WD = 0.05, 0.9, 1e-3
+pytestmark = pytest.mark.filterwarnings("ignore:Using padding=.same. with even kernel")
 
 
 def _torch_steps(
@@ -136,3 +139,25 @@ def test_batchnorm_fold_matches_conv_then_batchnorm() -> None:
     folded = torch.nn.functional.conv1d(x, torch.from_numpy(w), torch.from_numpy(b), padding="same")
     assert rel_err(folded.numpy(), ref) <= 1e-5
     assert not np.array_equal(w, sd["conv1.weight"])  # inputs untouched, new arrays returned
+
+
+@settings(max_examples=12, derandomize=True, deadline=None)
+@given(model=random_model(), seed=st.integers(0, 1000))
+def test_random_models_and_flags_train_like_pytorch(
+    model: tuple[ModelSpec, list[bool]], seed: int
+) -> None:
+    """Any composition of layers, any trainable subset: 4 SGD+momentum+wd steps match."""
+    spec, flags = model
+    net, trainer = twins(spec, seed, lr=LR, momentum=MOMENTUM, weight_decay=WD, trainable=flags)
+    start = trainer.state_dict()
+    x, y = data(24, spec.input_channels, spec.input_length, spec.n_classes, seed)
+    batches = [np.arange(i, i + 6) for i in range(0, 24, 6)]
+    trainer.train_epoch(x, y, 6)
+    trained = {layer.name for layer, f in zip(spec.layers, flags, strict=True) if f}
+    params = [p for name, p in net.named_parameters() if name.split(".")[0] in trained]
+    _torch_steps(net, params, x, y, batches)
+    assert max_param_rel_err(trainer, net) <= 1e-4
+    after = trainer.state_dict()
+    for key, value in start.items():
+        if key.split(".")[0] not in trained:
+            assert np.array_equal(after[key], value), key
