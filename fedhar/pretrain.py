@@ -59,6 +59,9 @@ class PretrainOptions:
             of its axes (or not), the orientations a phone takes in a pocket: upside down,
             or facing in or out. Gravity stays along the same device axis, so postures remain
             distinguishable.
+        augment_spin_deg: largest angle, in degrees, of a random turn about the device's long
+            (y) axis, the way a phone turns in a trouser pocket; gravity along y (standing)
+            stays along y, gravity across it (sitting) moves between x and z. 0: none.
         seed: seeds the initial weights, the validation users and the batch order.
     """
 
@@ -72,6 +75,7 @@ class PretrainOptions:
     val_fraction: float = 0.15
     augment_rotation_deg: float = 0.0
     augment_flips: bool = False
+    augment_spin_deg: float = 0.0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -83,15 +87,14 @@ class PretrainOptions:
             raise ValueError("batch_size, epochs and patience must be >= 1")
         if not 0 <= self.val_fraction < 1:
             raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
-        if not 0 <= self.augment_rotation_deg <= 180:
-            raise ValueError(
-                f"augment_rotation_deg must be in [0, 180], got {self.augment_rotation_deg}"
-            )
+        for name in ("augment_rotation_deg", "augment_spin_deg"):
+            if not 0 <= getattr(self, name) <= 180:
+                raise ValueError(f"{name} must be in [0, 180], got {getattr(self, name)}")
 
     @property
     def augments(self) -> bool:
         """True when training windows are rotated or flipped."""
-        return self.augment_rotation_deg > 0 or self.augment_flips
+        return self.augment_rotation_deg > 0 or self.augment_flips or self.augment_spin_deg > 0
 
 
 @dataclass(frozen=True)
@@ -170,20 +173,30 @@ _HALF_TURNS = torch.tensor(
 )
 
 
-def random_rotations(
-    n: int, max_deg: float, flips: bool, generator: torch.Generator
-) -> torch.Tensor:
-    """``[n, 3, 3]`` rotation matrices: a uniform random axis, an angle uniform in
-    ``[0, max_deg]`` degrees, then (with ``flips``) one of the identity or the three half-turns
-    about the device axes, chosen uniformly. Drawn from ``generator`` only."""
-    axis = torch.randn(n, 3, generator=generator)
-    axis = axis / axis.norm(dim=1, keepdim=True).clamp_min(1e-12)
-    angle = torch.rand(n, generator=generator) * math.radians(max_deg)
-    k = torch.zeros(n, 3, 3)
+def _axis_angle(axis: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
+    """Rodrigues' formula: ``[n, 3, 3]`` rotations by ``angle`` ``[n]`` (radians) about unit
+    ``axis`` ``[n, 3]``."""
+    k = torch.zeros(len(axis), 3, 3)
     k[:, 0, 1], k[:, 0, 2], k[:, 1, 2] = -axis[:, 2], axis[:, 1], -axis[:, 0]
     k = k - k.transpose(1, 2)
     sin, cos = angle.sin()[:, None, None], angle.cos()[:, None, None]
-    rot = torch.eye(3).expand(n, 3, 3) + sin * k + (1 - cos) * (k @ k)
+    return torch.eye(3).expand(len(axis), 3, 3) + sin * k + (1 - cos) * (k @ k)
+
+
+def random_rotations(
+    n: int, max_deg: float, flips: bool, generator: torch.Generator, spin_deg: float = 0.0
+) -> torch.Tensor:
+    """``[n, 3, 3]`` rotation matrices, drawn from ``generator`` only: a turn about the device
+    y axis by an angle uniform in ``[-spin_deg, spin_deg]``, then a turn about a uniform random
+    axis by an angle uniform in ``[0, max_deg]`` degrees, then (with ``flips``) one of the
+    identity or the three half-turns about the device axes, chosen uniformly."""
+    axis = torch.randn(n, 3, generator=generator)
+    axis = axis / axis.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    angle = torch.rand(n, generator=generator) * math.radians(max_deg)
+    rot = _axis_angle(axis, angle)
+    if spin_deg > 0:
+        spin = (torch.rand(n, generator=generator) * 2 - 1) * math.radians(spin_deg)
+        rot = rot @ _axis_angle(torch.tensor([[0.0, 1.0, 0.0]]).expand(n, 3), spin)
     if flips:
         choice = torch.randint(0, len(_HALF_TURNS), (n,), generator=generator)
         rot = _HALF_TURNS[choice][:, :, None] * rot
@@ -231,7 +244,8 @@ def fit(
     if options.augments and spec.input_channels != 3:
         raise ValueError(
             f"rotation and flip augmentation need 3 accelerometer channels, got "
-            f"{spec.input_channels}; set augment_rotation_deg: 0 and augment_flips: false"
+            f"{spec.input_channels}; turn augment_rotation_deg, augment_spin_deg and "
+            "augment_flips off"
         )
     mean = torch.tensor(normalizer.mean, dtype=torch.float32)[None, :, None]
     std = torch.tensor(normalizer.std, dtype=torch.float32)[None, :, None]
@@ -268,7 +282,11 @@ def fit(
                 xb = xt[idx]
                 if options.augments:
                     rot = random_rotations(
-                        len(idx), options.augment_rotation_deg, options.augment_flips, gen
+                        len(idx),
+                        options.augment_rotation_deg,
+                        options.augment_flips,
+                        gen,
+                        options.augment_spin_deg,
                     )
                     xb = rot @ xb
                 opt.zero_grad(set_to_none=True)

@@ -126,6 +126,14 @@ class PretrainConfig(_Section):
         description="Largest angle, in degrees, of a random 3-D rotation of each training "
         "window's accelerometer axes (a device worn slightly differently). 0: off.",
     )
+    augment_spin_deg: float = Field(
+        0.0,
+        ge=0,
+        le=180,
+        description="Largest angle, in degrees, of a random turn of each training window about "
+        "the device's long (y) axis, as a phone turns in a trouser pocket; postures stay "
+        "distinguishable (gravity along y or across it). 0: off.",
+    )
     augment_flips: bool = Field(
         False,
         description="Also turn training windows by a random half-turn about a device axis "
