@@ -41,6 +41,50 @@ typedef struct {
     int32_t stride;
 } ft_pool_dims;
 
+/* ---- context (ft_context.c) ---------------------------------------------------------- */
+/* One layer of a context: its description, its parameters and the buffers planned for it. */
+typedef struct {
+    ft_layer_desc d;
+    uint8_t trainable;
+    int32_t pad_l, pad_r; /* zero rows around this layer's output buffer */
+    float *w, *b;         /* conv/dense weight [k,c,f] and bias; batchnorm gamma, beta */
+    float *mean, *var;    /* batchnorm running statistics */
+    float *fold;          /* batchnorm [3, c]: inv_std, scale, shift */
+    float *gw, *gb;       /* gradients (NULL when frozen) */
+    float *vw, *vb;       /* momentum (NULL when frozen or momentum == 0) */
+    float *out;           /* output data (inside a padded buffer when pad_l/pad_r > 0) */
+    int32_t *idx;         /* maxpool argmax, kept for backward */
+    float *dout;          /* gradient of the loss w.r.t. the output */
+    float *din_base;      /* padded buffer receiving the gradient w.r.t. the input */
+} ft_layer;
+
+/* The per-client context; it sits at the start of the caller's arena. */
+struct ft_context {
+    uint32_t magic;
+    int32_t n_layers;
+    int32_t in_c, in_t, n_classes;
+    int32_t first_trainable; /* -1 when nothing is trainable */
+    ft_train_config cfg;
+    ft_layer *layers;
+    ft_layer_desc *descs;    /* [n_layers], contiguous copy of the model description */
+    int64_t *mem_cur;        /* [(n_layers + 1) * FT_MEM_COUNT] bytes in the current plan */
+    int64_t *mem_peak;       /* same shape, peak over every plan */
+    ft_op_counts *counts;    /* [(n_layers + 1) * FT_PHASE_COUNT] */
+    uint8_t *arena;
+    int64_t capacity, control_bytes, fixed_end;
+    float *input;            /* input data [in_t, in_c] inside its padded buffer */
+    float *stored_x;         /* [n_stored, in_c * in_t], PyTorch layout */
+    int32_t *stored_y;       /* [n_stored] */
+    float *class_w;          /* [K] */
+    float *exp_buf;          /* [K] */
+};
+
+/* 1 if ctx is a context built by ft_context_init. */
+int ft_valid_ctx(const ft_context *ctx);
+/* Elements of a layer's weight (batchnorm: gamma) and bias (batchnorm: beta) tensors. */
+int64_t ft_weight_elems(const ft_layer_desc *d);
+int64_t ft_bias_elems(const ft_layer_desc *d);
+
 /* ---- conv1d / dense (ft_conv1d.c) -------------------------------------------------- */
 /* x: padded input [t_pad, c]; w: [k, c, f]; b: [f]; y: [t_out, f]. */
 void ft_conv1d_forward(const ft_conv_dims *d, const float *x, const float *w, const float *b,

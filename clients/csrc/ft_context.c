@@ -1,6 +1,7 @@
 /*
- * ft_model.c - the per-client context: model validation, arena planning, parameter I/O,
- * the training and evaluation entry points, and the counters.
+ * ft_context.c - the per-client context: model validation, arena planning, parameter I/O,
+ * class weights, counters and memory accounting. The training and evaluation entry points
+ * are in ft_train.c.
  *
  * Arena = control block (context, layer table, memory and operation counters) followed by
  * float32/int32 buffers, in this order (README.md, "Arena plan"):
@@ -22,41 +23,6 @@
 /* Identity of the buffer that holds a layer's output during the forward pass. */
 enum { BUF_INPUT = -1, BUF_PING = -2, BUF_PONG = -3 };
 
-typedef struct {
-    ft_layer_desc d;
-    uint8_t trainable;
-    int32_t pad_l, pad_r; /* zero rows around this layer's output buffer */
-    float *w, *b;         /* conv/dense weight [k,c,f] and bias; batchnorm gamma, beta */
-    float *mean, *var;    /* batchnorm running statistics */
-    float *fold;          /* batchnorm [3, c]: inv_std, scale, shift */
-    float *gw, *gb;       /* gradients (NULL when frozen) */
-    float *vw, *vb;       /* momentum (NULL when frozen or momentum == 0) */
-    float *out;           /* output data (inside a padded buffer when pad_l/pad_r > 0) */
-    int32_t *idx;         /* maxpool argmax, kept for backward */
-    float *dout;          /* gradient of the loss w.r.t. the output */
-    float *din_base;      /* padded buffer receiving the gradient w.r.t. the input */
-} ft_layer;
-
-struct ft_context {
-    uint32_t magic;
-    int32_t n_layers;
-    int32_t in_c, in_t, n_classes;
-    int32_t first_trainable; /* -1 when nothing is trainable */
-    ft_train_config cfg;
-    ft_layer *layers;
-    ft_layer_desc *descs;    /* [n_layers], contiguous copy of the model description */
-    int64_t *mem_cur;        /* [(n_layers + 1) * FT_MEM_COUNT] bytes in the current plan */
-    int64_t *mem_peak;       /* same shape, peak over every plan */
-    ft_op_counts *counts;    /* [(n_layers + 1) * FT_PHASE_COUNT] */
-    uint8_t *arena;
-    int64_t capacity, control_bytes, fixed_end;
-    float *input;            /* input data [in_t, in_c] inside its padded buffer */
-    float *stored_x;         /* [n_stored, in_c * in_t], PyTorch layout */
-    int32_t *stored_y;       /* [n_stored] */
-    float *class_w;          /* [K] */
-    float *exp_buf;          /* [K] */
-};
-
 /* ---------------------------------------------------------------------------------- */
 /* Model description checks                                                             */
 
@@ -65,7 +31,7 @@ static int is_trainable_kind(int32_t kind)
     return kind == FT_LAYER_CONV1D || kind == FT_LAYER_DENSE || kind == FT_LAYER_BATCHNORM1D;
 }
 
-static int64_t weight_elems(const ft_layer_desc *d)
+int64_t ft_weight_elems(const ft_layer_desc *d)
 {
     switch (d->kind) {
     case FT_LAYER_CONV1D:
@@ -79,7 +45,7 @@ static int64_t weight_elems(const ft_layer_desc *d)
     }
 }
 
-static int64_t bias_elems(const ft_layer_desc *d)
+int64_t ft_bias_elems(const ft_layer_desc *d)
 {
     switch (d->kind) {
     case FT_LAYER_CONV1D:
@@ -107,13 +73,13 @@ static ft_status check_layer(const ft_layer_desc *d)
             return FT_ERR_ARG;
         }
         if (t_pad < d->kernel || d->out_t != (t_pad - d->kernel) / d->stride + 1 ||
-            weight_elems(d) > FT_MAX_ELEMS || t_pad * d->in_c > FT_MAX_ELEMS) {
+            ft_weight_elems(d) > FT_MAX_ELEMS || t_pad * d->in_c > FT_MAX_ELEMS) {
             return FT_ERR_SHAPE;
         }
         return FT_OK;
     }
     case FT_LAYER_DENSE:
-        return (d->in_t == 1 && d->out_t == 1 && weight_elems(d) <= FT_MAX_ELEMS)
+        return (d->in_t == 1 && d->out_t == 1 && ft_weight_elems(d) <= FT_MAX_ELEMS)
                    ? FT_OK
                    : FT_ERR_SHAPE;
     case FT_LAYER_RELU:
@@ -276,8 +242,8 @@ static int64_t plan_arena(ft_planner *p, const ft_layer_desc *l, int32_t n,
 
     /* Fixed part. */
     for (i = 0; i < n; ++i) {
-        float *w = plan_alloc(p, i, FT_MEM_PARAMETERS, weight_elems(&l[i]));
-        float *b = plan_alloc(p, i, FT_MEM_PARAMETERS, bias_elems(&l[i]));
+        float *w = plan_alloc(p, i, FT_MEM_PARAMETERS, ft_weight_elems(&l[i]));
+        float *b = plan_alloc(p, i, FT_MEM_PARAMETERS, ft_bias_elems(&l[i]));
         if (L != NULL) {
             L[i].w = w;
             L[i].b = b;
@@ -315,11 +281,11 @@ static int64_t plan_arena(ft_planner *p, const ft_layer_desc *l, int32_t n,
     for (i = 0; i < n; ++i) {
         float *gw = NULL, *gb = NULL, *vw = NULL, *vb = NULL;
         if (tr[i]) {
-            gw = plan_alloc(p, i, FT_MEM_GRADIENTS, weight_elems(&l[i]));
-            gb = plan_alloc(p, i, FT_MEM_GRADIENTS, bias_elems(&l[i]));
+            gw = plan_alloc(p, i, FT_MEM_GRADIENTS, ft_weight_elems(&l[i]));
+            gb = plan_alloc(p, i, FT_MEM_GRADIENTS, ft_bias_elems(&l[i]));
             if (cfg->momentum != 0.0f) {
-                vw = plan_alloc(p, i, FT_MEM_OPTIMIZER, weight_elems(&l[i]));
-                vb = plan_alloc(p, i, FT_MEM_OPTIMIZER, bias_elems(&l[i]));
+                vw = plan_alloc(p, i, FT_MEM_OPTIMIZER, ft_weight_elems(&l[i]));
+                vb = plan_alloc(p, i, FT_MEM_OPTIMIZER, ft_bias_elems(&l[i]));
             }
         }
         if (L != NULL) {
@@ -584,7 +550,7 @@ ft_status ft_context_init(void *arena, int64_t arena_bytes, const ft_layer_desc 
     return FT_OK;
 }
 
-static int valid_ctx(const ft_context *ctx)
+int ft_valid_ctx(const ft_context *ctx)
 {
     return ctx != NULL && ctx->magic == FT_MAGIC;
 }
@@ -592,7 +558,7 @@ static int valid_ctx(const ft_context *ctx)
 ft_status ft_context_configure(ft_context *ctx, const ft_train_config *cfg,
                                const uint8_t *trainable)
 {
-    if (!valid_ctx(ctx) || cfg == NULL || trainable == NULL) {
+    if (!ft_valid_ctx(ctx) || cfg == NULL || trainable == NULL) {
         return FT_ERR_NULL;
     }
     if (cfg->n_stored_samples != ctx->cfg.n_stored_samples) {
@@ -618,11 +584,11 @@ static ft_status param_slot(const ft_context *ctx, int32_t layer, int32_t param,
     switch (param) {
     case FT_PARAM_WEIGHT:
         *ptr = L->w;
-        *n = weight_elems(&L->d);
+        *n = ft_weight_elems(&L->d);
         return FT_OK;
     case FT_PARAM_BIAS:
         *ptr = L->b;
-        *n = bias_elems(&L->d);
+        *n = ft_bias_elems(&L->d);
         return FT_OK;
     case FT_PARAM_RUNNING_MEAN:
     case FT_PARAM_RUNNING_VAR:
@@ -651,7 +617,7 @@ ft_status ft_set_param(ft_context *ctx, int32_t layer, int32_t param, const floa
     float *dst;
     int64_t want, q;
     ft_status st;
-    if (!valid_ctx(ctx) || src == NULL) {
+    if (!ft_valid_ctx(ctx) || src == NULL) {
         return FT_ERR_NULL;
     }
     st = param_slot(ctx, layer, param, &dst, &want);
@@ -690,7 +656,7 @@ ft_status ft_get_param(const ft_context *ctx, int32_t layer, int32_t param, floa
     float *src;
     int64_t want;
     ft_status st;
-    if (!valid_ctx(ctx) || dst == NULL) {
+    if (!ft_valid_ctx(ctx) || dst == NULL) {
         return FT_ERR_NULL;
     }
     st = param_slot(ctx, layer, param, &src, &want);
@@ -719,7 +685,7 @@ ft_status ft_get_param(const ft_context *ctx, int32_t layer, int32_t param, floa
 ft_status ft_set_class_weights(ft_context *ctx, const float *w, int32_t n_classes)
 {
     int32_t i;
-    if (!valid_ctx(ctx) || w == NULL) {
+    if (!ft_valid_ctx(ctx) || w == NULL) {
         return FT_ERR_NULL;
     }
     if (n_classes != ctx->n_classes) {
@@ -735,407 +701,12 @@ ft_status ft_set_class_weights(ft_context *ctx, const float *w, int32_t n_classe
 }
 
 /* ---------------------------------------------------------------------------------- */
-/* Forward and backward of one sample                                                   */
-
-static ft_op_counts *counter(ft_context *ctx, int32_t row, int32_t phase)
-{
-    return &ctx->counts[(int64_t)row * FT_PHASE_COUNT + phase];
-}
-
-static void conv_dims(const ft_layer_desc *d, ft_conv_dims *cd)
-{
-    if (d->kind == FT_LAYER_CONV1D) {
-        cd->c = d->in_c;
-        cd->t_pad = d->in_t + d->pad_left + d->pad_right;
-        cd->k = d->kernel;
-        cd->s = d->stride;
-    } else {
-        cd->c = d->in_c;
-        cd->t_pad = 1;
-        cd->k = 1;
-        cd->s = 1;
-    }
-    cd->f = d->out_c;
-    cd->t_out = d->out_t;
-}
-
-static void pool_dims(const ft_layer_desc *d, ft_pool_dims *pd)
-{
-    pd->c = d->in_c;
-    pd->t_in = d->in_t;
-    pd->t_out = d->out_t;
-    pd->size = d->kernel;
-    pd->stride = d->stride;
-}
-
-/* Input sample x [C, T] (PyTorch) -> input buffer [T, C]. */
-static void load_sample(ft_context *ctx, const float *x)
-{
-    const int32_t c = ctx->in_c, t = ctx->in_t;
-    int32_t ci, ti;
-    for (ci = 0; ci < c; ++ci) {
-        for (ti = 0; ti < t; ++ti) {
-            ctx->input[(int64_t)ti * c + ci] = x[(int64_t)ci * t + ti];
-        }
-    }
-}
-
-static void prepare_batchnorms(ft_context *ctx)
-{
-    int32_t i;
-    for (i = 0; i < ctx->n_layers; ++i) {
-        ft_layer *L = &ctx->layers[i];
-        if (L->d.kind == FT_LAYER_BATCHNORM1D) {
-            ft_batchnorm1d_prepare(L->d.in_c, L->w, L->b, L->mean, L->var, L->d.eps, L->fold,
-                                   counter(ctx, i, FT_PHASE_FORWARD));
-        }
-    }
-}
-
-static void forward_sample(ft_context *ctx, int training)
-{
-    int32_t i;
-    for (i = 0; i < ctx->n_layers; ++i) {
-        ft_layer *L = &ctx->layers[i];
-        const ft_layer_desc *d = &L->d;
-        const float *in = i > 0 ? ctx->layers[i - 1].out : ctx->input;
-        ft_op_counts *cnt = counter(ctx, i, FT_PHASE_FORWARD);
-        switch (d->kind) {
-        case FT_LAYER_CONV1D:
-        case FT_LAYER_DENSE: {
-            ft_conv_dims cd;
-            conv_dims(d, &cd);
-            ft_conv1d_forward(&cd, in - (int64_t)d->pad_left * d->in_c, L->w, L->b, L->out, cnt);
-            break;
-        }
-        case FT_LAYER_RELU:
-            ft_relu_forward(L->out, d->in_c * d->in_t, cnt);
-            break;
-        case FT_LAYER_AVGPOOL1D: {
-            ft_pool_dims pd;
-            pool_dims(d, &pd);
-            ft_avgpool1d_forward(&pd, in, L->out, cnt);
-            break;
-        }
-        case FT_LAYER_MAXPOOL1D: {
-            ft_pool_dims pd;
-            pool_dims(d, &pd);
-            ft_maxpool1d_forward(&pd, in, L->out, training ? L->idx : NULL, cnt);
-            break;
-        }
-        case FT_LAYER_GAP1D:
-            ft_gap1d_forward(d->in_t, d->in_c, in, L->out, cnt);
-            break;
-        case FT_LAYER_FLATTEN:
-            ft_flatten_forward(d->in_t, d->in_c, in, L->out, cnt);
-            break;
-        default: /* FT_LAYER_BATCHNORM1D; kinds are validated at init */
-            ft_batchnorm1d_forward(d->in_t, d->in_c, L->fold, in, L->out, cnt);
-            break;
-        }
-    }
-}
-
-/* Backward from the last layer's dout down to the first trainable layer. */
-static void backward_sample(ft_context *ctx)
-{
-    const int32_t s = ctx->first_trainable;
-    int32_t i;
-    for (i = ctx->n_layers - 1; i >= s; --i) {
-        ft_layer *L = &ctx->layers[i];
-        const ft_layer_desc *d = &L->d;
-        const float *in = i > 0 ? ctx->layers[i - 1].out : ctx->input;
-        const int need_dx = i > s;
-        ft_op_counts *cw = counter(ctx, i, FT_PHASE_BACKWARD_WEIGHTS);
-        ft_op_counts *ci = counter(ctx, i, FT_PHASE_BACKWARD_INPUT);
-        switch (d->kind) {
-        case FT_LAYER_CONV1D:
-        case FT_LAYER_DENSE: {
-            ft_conv_dims cd;
-            conv_dims(d, &cd);
-            if (L->trainable) {
-                ft_conv1d_backward_weights(&cd, in - (int64_t)d->pad_left * d->in_c, L->dout,
-                                           L->gw, L->gb, cw);
-            }
-            if (need_dx) {
-                ft_conv1d_backward_input(&cd, L->dout, L->w, L->din_base, ci);
-            }
-            break;
-        }
-        case FT_LAYER_RELU:
-            ft_relu_backward(L->out, L->dout, d->in_c * d->in_t, ci);
-            break;
-        case FT_LAYER_AVGPOOL1D: {
-            ft_pool_dims pd;
-            pool_dims(d, &pd);
-            ft_avgpool1d_backward(&pd, L->dout, L->din_base, ci);
-            break;
-        }
-        case FT_LAYER_MAXPOOL1D: {
-            ft_pool_dims pd;
-            pool_dims(d, &pd);
-            ft_maxpool1d_backward(&pd, L->dout, L->idx, L->din_base, ci);
-            break;
-        }
-        case FT_LAYER_GAP1D:
-            ft_gap1d_backward(d->in_t, d->in_c, L->dout, L->din_base, ci);
-            break;
-        case FT_LAYER_FLATTEN:
-            ft_flatten_backward(d->in_t, d->in_c, L->dout, L->din_base, ci);
-            break;
-        default: /* FT_LAYER_BATCHNORM1D */
-            if (L->trainable) {
-                ft_batchnorm1d_backward_weights(d->in_t, d->in_c, L->fold, L->mean, in, L->dout,
-                                                L->gw, L->gb, cw);
-            }
-            if (need_dx) {
-                ft_batchnorm1d_backward_input(d->in_t, d->in_c, L->fold, L->dout, L->din_base,
-                                              ci);
-            }
-            break;
-        }
-    }
-}
-
-static void zero_gradients(ft_context *ctx)
-{
-    int32_t i;
-    for (i = 0; i < ctx->n_layers; ++i) {
-        ft_layer *L = &ctx->layers[i];
-        if (L->trainable) {
-            memset(L->gw, 0, (size_t)weight_elems(&L->d) * sizeof(float));
-            memset(L->gb, 0, (size_t)bias_elems(&L->d) * sizeof(float));
-        }
-    }
-}
-
-static int gradients_finite(const ft_context *ctx)
-{
-    int32_t i;
-    for (i = 0; i < ctx->n_layers; ++i) {
-        const ft_layer *L = &ctx->layers[i];
-        if (L->trainable && (!ft_all_finite(L->gw, weight_elems(&L->d)) ||
-                             !ft_all_finite(L->gb, bias_elems(&L->d)))) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
-/*
- * One batch: samples x + sel[q] * sample_elems (sel == NULL: q), labels likewise. Inputs are
- * validated by the caller.
- */
-static ft_status run_batch(ft_context *ctx, const float *x, const int32_t *y,
-                           const int32_t *sel, int32_t n, float *loss)
-{
-    const int64_t sample = (int64_t)ctx->in_c * ctx->in_t;
-    const int32_t k = ctx->n_classes, last = ctx->n_layers - 1;
-    ft_op_counts *lf = counter(ctx, ctx->n_layers, FT_PHASE_FORWARD);
-    ft_op_counts *lb = counter(ctx, ctx->n_layers, FT_PHASE_BACKWARD_INPUT);
-    float w_sum = 0.0f, inv_w, loss_sum = 0.0f;
-    int32_t q, i;
-
-    for (q = 0; q < n; ++q) {
-        w_sum += ctx->class_w[y[sel != NULL ? sel[q] : q]];
-    }
-    lf->adds += n;
-    lf->divs += 1;
-    lf->muls += (int64_t)n + 1;
-    lf->macs += n;
-    lf->bytes_moved += 4 * 2 * (int64_t)n;
-    if (!(w_sum > 0.0f)) {
-        return FT_ERR_NUMERIC;
-    }
-    inv_w = 1.0f / w_sum;
-    prepare_batchnorms(ctx);
-    for (q = 0; q < n; ++q) {
-        const int64_t at = sel != NULL ? sel[q] : q;
-        const int32_t label = y[at];
-        const float w = ctx->class_w[label];
-        float nll;
-        load_sample(ctx, x + at * sample);
-        forward_sample(ctx, 1);
-        nll = ft_softmax_xent(k, ctx->layers[last].out, label, w * inv_w, ctx->exp_buf,
-                              ctx->layers[last].dout, lf, lb);
-        if (!isfinite(nll)) {
-            zero_gradients(ctx);
-            return FT_ERR_NUMERIC;
-        }
-        loss_sum += w * nll;
-        backward_sample(ctx);
-    }
-    *loss = loss_sum * inv_w;
-    if (!isfinite(*loss) || !gradients_finite(ctx)) {
-        zero_gradients(ctx);
-        return FT_ERR_NUMERIC;
-    }
-    for (i = 0; i < ctx->n_layers; ++i) {
-        ft_layer *L = &ctx->layers[i];
-        ft_op_counts *cu = counter(ctx, i, FT_PHASE_UPDATE);
-        if (!L->trainable) {
-            continue;
-        }
-        ft_sgd_update((int32_t)weight_elems(&L->d), ctx->cfg.lr, ctx->cfg.momentum,
-                      ctx->cfg.weight_decay, L->w, L->gw, L->vw, cu);
-        ft_sgd_update((int32_t)bias_elems(&L->d), ctx->cfg.lr, ctx->cfg.momentum,
-                      ctx->cfg.weight_decay, L->b, L->gb, L->vb, cu);
-    }
-    return FT_OK;
-}
-
-static ft_status check_samples(const ft_context *ctx, const float *x, int32_t n, int32_t c,
-                               int32_t t)
-{
-    if (!valid_ctx(ctx) || x == NULL) {
-        return FT_ERR_NULL;
-    }
-    if (n < 1 || c != ctx->in_c || t != ctx->in_t) {
-        return FT_ERR_SHAPE;
-    }
-    return FT_OK;
-}
-
-static ft_status check_labels(const ft_context *ctx, const int32_t *y, int32_t n)
-{
-    int32_t q;
-    for (q = 0; q < n; ++q) {
-        if (y[q] < 0 || y[q] >= ctx->n_classes) {
-            return FT_ERR_ARG;
-        }
-    }
-    return FT_OK;
-}
-
-ft_status ft_train_batch(ft_context *ctx, const float *x, const int32_t *y, int32_t n,
-                         int32_t c, int32_t t, float *loss)
-{
-    ft_status st = check_samples(ctx, x, n, c, t);
-    if (st != FT_OK) {
-        return st;
-    }
-    if (y == NULL || loss == NULL) {
-        return FT_ERR_NULL;
-    }
-    if (ctx->first_trainable < 0) {
-        return FT_ERR_STATE;
-    }
-    st = check_labels(ctx, y, n);
-    if (st != FT_OK) {
-        return st;
-    }
-    return run_batch(ctx, x, y, NULL, n, loss);
-}
-
-ft_status ft_train_epoch(ft_context *ctx, const float *x, const int32_t *y, int32_t n,
-                         int32_t c, int32_t t, const int32_t *order, int32_t n_order,
-                         int32_t batch_size, float *mean_loss)
-{
-    float total = 0.0f;
-    int32_t q, start, n_batches = 0;
-    ft_status st;
-
-    if (!valid_ctx(ctx) || order == NULL || mean_loss == NULL) {
-        return FT_ERR_NULL;
-    }
-    if (x == NULL && y == NULL) {
-        if (n > ctx->cfg.n_stored_samples) {
-            return FT_ERR_SHAPE;
-        }
-        x = ctx->stored_x;
-        y = ctx->stored_y;
-    }
-    st = check_samples(ctx, x, n, c, t);
-    if (st != FT_OK) {
-        return st;
-    }
-    if (y == NULL) {
-        return FT_ERR_NULL;
-    }
-    if (n_order < 1 || batch_size < 1) {
-        return FT_ERR_ARG;
-    }
-    if (ctx->first_trainable < 0) {
-        return FT_ERR_STATE;
-    }
-    for (q = 0; q < n_order; ++q) {
-        if (order[q] < 0 || order[q] >= n || y[order[q]] < 0 || y[order[q]] >= ctx->n_classes) {
-            return FT_ERR_ARG;
-        }
-    }
-    for (start = 0; start < n_order; start += batch_size) {
-        const int32_t m = n_order - start < batch_size ? n_order - start : batch_size;
-        float loss;
-        st = run_batch(ctx, x, y, order + start, m, &loss);
-        if (st != FT_OK) {
-            return st;
-        }
-        total += loss;
-        ++n_batches;
-    }
-    *mean_loss = total / (float)n_batches;
-    return FT_OK;
-}
-
-ft_status ft_logits(ft_context *ctx, const float *x, int32_t n, int32_t c, int32_t t,
-                    float *logits)
-{
-    const int64_t sample = (int64_t)c * t;
-    int32_t q, i, k;
-    ft_status st = check_samples(ctx, x, n, c, t);
-    if (st != FT_OK) {
-        return st;
-    }
-    if (logits == NULL) {
-        return FT_ERR_NULL;
-    }
-    k = ctx->n_classes;
-    prepare_batchnorms(ctx);
-    for (q = 0; q < n; ++q) {
-        const float *z;
-        load_sample(ctx, x + q * sample);
-        forward_sample(ctx, 0);
-        z = ctx->layers[ctx->n_layers - 1].out;
-        for (i = 0; i < k; ++i) {
-            if (!isfinite(z[i])) {
-                return FT_ERR_NUMERIC;
-            }
-            logits[(int64_t)q * k + i] = z[i];
-        }
-    }
-    return FT_OK;
-}
-
-ft_status ft_store_samples(ft_context *ctx, const float *x, const int32_t *y, int32_t n,
-                           int32_t c, int32_t t, int32_t first)
-{
-    const int64_t sample = (int64_t)c * t;
-    ft_status st = check_samples(ctx, x, n, c, t);
-    if (st != FT_OK) {
-        return st;
-    }
-    if (y == NULL) {
-        return FT_ERR_NULL;
-    }
-    if (first < 0 || (int64_t)first + n > ctx->cfg.n_stored_samples) {
-        return FT_ERR_ARG;
-    }
-    st = check_labels(ctx, y, n);
-    if (st != FT_OK) {
-        return st;
-    }
-    memcpy(ctx->stored_x + (int64_t)first * sample, x, (size_t)(n * sample) * sizeof(float));
-    memcpy(ctx->stored_y + first, y, (size_t)n * sizeof(int32_t));
-    return FT_OK;
-}
-
-/* ---------------------------------------------------------------------------------- */
 /* Counters and memory                                                                  */
 
 ft_status ft_get_counts(const ft_context *ctx, ft_op_counts *out, int64_t n_out)
 {
     int64_t rows;
-    if (!valid_ctx(ctx) || out == NULL) {
+    if (!ft_valid_ctx(ctx) || out == NULL) {
         return FT_ERR_NULL;
     }
     rows = (int64_t)(ctx->n_layers + 1) * FT_PHASE_COUNT;
@@ -1148,7 +719,7 @@ ft_status ft_get_counts(const ft_context *ctx, ft_op_counts *out, int64_t n_out)
 
 ft_status ft_reset_counts(ft_context *ctx)
 {
-    if (!valid_ctx(ctx)) {
+    if (!ft_valid_ctx(ctx)) {
         return FT_ERR_NULL;
     }
     memset(ctx->counts, 0,
@@ -1160,7 +731,7 @@ ft_status ft_get_memory(const ft_context *ctx, int64_t *peak, int64_t n_out,
                         int64_t *control_bytes, int64_t *capacity_bytes)
 {
     int64_t rows;
-    if (!valid_ctx(ctx) || peak == NULL) {
+    if (!ft_valid_ctx(ctx) || peak == NULL) {
         return FT_ERR_NULL;
     }
     rows = (int64_t)(ctx->n_layers + 1) * FT_MEM_COUNT;
@@ -1179,7 +750,7 @@ ft_status ft_get_memory(const ft_context *ctx, int64_t *peak, int64_t n_out,
 
 ft_status ft_get_n_layers(const ft_context *ctx, int32_t *n_layers)
 {
-    if (!valid_ctx(ctx) || n_layers == NULL) {
+    if (!ft_valid_ctx(ctx) || n_layers == NULL) {
         return FT_ERR_NULL;
     }
     *n_layers = ctx->n_layers;

@@ -1,0 +1,405 @@
+/*
+ * ft_train.c - forward and backward of one sample through a context's layers, and the
+ * training (ft_train_batch, ft_train_epoch), evaluation (ft_logits) and sample-storage
+ * entry points. Gradients accumulate per sample; one SGD update follows each batch.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "ft_internal.h"
+
+/* ---------------------------------------------------------------------------------- */
+/* Forward and backward of one sample                                                   */
+
+static ft_op_counts *counter(ft_context *ctx, int32_t row, int32_t phase)
+{
+    return &ctx->counts[(int64_t)row * FT_PHASE_COUNT + phase];
+}
+
+static void conv_dims(const ft_layer_desc *d, ft_conv_dims *cd)
+{
+    if (d->kind == FT_LAYER_CONV1D) {
+        cd->c = d->in_c;
+        cd->t_pad = d->in_t + d->pad_left + d->pad_right;
+        cd->k = d->kernel;
+        cd->s = d->stride;
+    } else {
+        cd->c = d->in_c;
+        cd->t_pad = 1;
+        cd->k = 1;
+        cd->s = 1;
+    }
+    cd->f = d->out_c;
+    cd->t_out = d->out_t;
+}
+
+static void pool_dims(const ft_layer_desc *d, ft_pool_dims *pd)
+{
+    pd->c = d->in_c;
+    pd->t_in = d->in_t;
+    pd->t_out = d->out_t;
+    pd->size = d->kernel;
+    pd->stride = d->stride;
+}
+
+/* Input sample x [C, T] (PyTorch) -> input buffer [T, C]. */
+static void load_sample(ft_context *ctx, const float *x)
+{
+    const int32_t c = ctx->in_c, t = ctx->in_t;
+    int32_t ci, ti;
+    for (ci = 0; ci < c; ++ci) {
+        for (ti = 0; ti < t; ++ti) {
+            ctx->input[(int64_t)ti * c + ci] = x[(int64_t)ci * t + ti];
+        }
+    }
+}
+
+static void prepare_batchnorms(ft_context *ctx)
+{
+    int32_t i;
+    for (i = 0; i < ctx->n_layers; ++i) {
+        ft_layer *L = &ctx->layers[i];
+        if (L->d.kind == FT_LAYER_BATCHNORM1D) {
+            ft_batchnorm1d_prepare(L->d.in_c, L->w, L->b, L->mean, L->var, L->d.eps, L->fold,
+                                   counter(ctx, i, FT_PHASE_FORWARD));
+        }
+    }
+}
+
+static void forward_sample(ft_context *ctx, int training)
+{
+    int32_t i;
+    for (i = 0; i < ctx->n_layers; ++i) {
+        ft_layer *L = &ctx->layers[i];
+        const ft_layer_desc *d = &L->d;
+        const float *in = i > 0 ? ctx->layers[i - 1].out : ctx->input;
+        ft_op_counts *cnt = counter(ctx, i, FT_PHASE_FORWARD);
+        switch (d->kind) {
+        case FT_LAYER_CONV1D:
+        case FT_LAYER_DENSE: {
+            ft_conv_dims cd;
+            conv_dims(d, &cd);
+            ft_conv1d_forward(&cd, in - (int64_t)d->pad_left * d->in_c, L->w, L->b, L->out, cnt);
+            break;
+        }
+        case FT_LAYER_RELU:
+            ft_relu_forward(L->out, d->in_c * d->in_t, cnt);
+            break;
+        case FT_LAYER_AVGPOOL1D: {
+            ft_pool_dims pd;
+            pool_dims(d, &pd);
+            ft_avgpool1d_forward(&pd, in, L->out, cnt);
+            break;
+        }
+        case FT_LAYER_MAXPOOL1D: {
+            ft_pool_dims pd;
+            pool_dims(d, &pd);
+            ft_maxpool1d_forward(&pd, in, L->out, training ? L->idx : NULL, cnt);
+            break;
+        }
+        case FT_LAYER_GAP1D:
+            ft_gap1d_forward(d->in_t, d->in_c, in, L->out, cnt);
+            break;
+        case FT_LAYER_FLATTEN:
+            ft_flatten_forward(d->in_t, d->in_c, in, L->out, cnt);
+            break;
+        default: /* FT_LAYER_BATCHNORM1D; kinds are validated at init */
+            ft_batchnorm1d_forward(d->in_t, d->in_c, L->fold, in, L->out, cnt);
+            break;
+        }
+    }
+}
+
+/* Backward from the last layer's dout down to the first trainable layer. */
+static void backward_sample(ft_context *ctx)
+{
+    const int32_t s = ctx->first_trainable;
+    int32_t i;
+    for (i = ctx->n_layers - 1; i >= s; --i) {
+        ft_layer *L = &ctx->layers[i];
+        const ft_layer_desc *d = &L->d;
+        const float *in = i > 0 ? ctx->layers[i - 1].out : ctx->input;
+        const int need_dx = i > s;
+        ft_op_counts *cw = counter(ctx, i, FT_PHASE_BACKWARD_WEIGHTS);
+        ft_op_counts *ci = counter(ctx, i, FT_PHASE_BACKWARD_INPUT);
+        switch (d->kind) {
+        case FT_LAYER_CONV1D:
+        case FT_LAYER_DENSE: {
+            ft_conv_dims cd;
+            conv_dims(d, &cd);
+            if (L->trainable) {
+                ft_conv1d_backward_weights(&cd, in - (int64_t)d->pad_left * d->in_c, L->dout,
+                                           L->gw, L->gb, cw);
+            }
+            if (need_dx) {
+                ft_conv1d_backward_input(&cd, L->dout, L->w, L->din_base, ci);
+            }
+            break;
+        }
+        case FT_LAYER_RELU:
+            ft_relu_backward(L->out, L->dout, d->in_c * d->in_t, ci);
+            break;
+        case FT_LAYER_AVGPOOL1D: {
+            ft_pool_dims pd;
+            pool_dims(d, &pd);
+            ft_avgpool1d_backward(&pd, L->dout, L->din_base, ci);
+            break;
+        }
+        case FT_LAYER_MAXPOOL1D: {
+            ft_pool_dims pd;
+            pool_dims(d, &pd);
+            ft_maxpool1d_backward(&pd, L->dout, L->idx, L->din_base, ci);
+            break;
+        }
+        case FT_LAYER_GAP1D:
+            ft_gap1d_backward(d->in_t, d->in_c, L->dout, L->din_base, ci);
+            break;
+        case FT_LAYER_FLATTEN:
+            ft_flatten_backward(d->in_t, d->in_c, L->dout, L->din_base, ci);
+            break;
+        default: /* FT_LAYER_BATCHNORM1D */
+            if (L->trainable) {
+                ft_batchnorm1d_backward_weights(d->in_t, d->in_c, L->fold, L->mean, in, L->dout,
+                                                L->gw, L->gb, cw);
+            }
+            if (need_dx) {
+                ft_batchnorm1d_backward_input(d->in_t, d->in_c, L->fold, L->dout, L->din_base,
+                                              ci);
+            }
+            break;
+        }
+    }
+}
+
+static void zero_gradients(ft_context *ctx)
+{
+    int32_t i;
+    for (i = 0; i < ctx->n_layers; ++i) {
+        ft_layer *L = &ctx->layers[i];
+        if (L->trainable) {
+            memset(L->gw, 0, (size_t)ft_weight_elems(&L->d) * sizeof(float));
+            memset(L->gb, 0, (size_t)ft_bias_elems(&L->d) * sizeof(float));
+        }
+    }
+}
+
+static int gradients_finite(const ft_context *ctx)
+{
+    int32_t i;
+    for (i = 0; i < ctx->n_layers; ++i) {
+        const ft_layer *L = &ctx->layers[i];
+        if (L->trainable && (!ft_all_finite(L->gw, ft_weight_elems(&L->d)) ||
+                             !ft_all_finite(L->gb, ft_bias_elems(&L->d)))) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/*
+ * One batch: samples x + sel[q] * sample_elems (sel == NULL: q), labels likewise. Inputs are
+ * validated by the caller.
+ */
+static ft_status run_batch(ft_context *ctx, const float *x, const int32_t *y,
+                           const int32_t *sel, int32_t n, float *loss)
+{
+    const int64_t sample = (int64_t)ctx->in_c * ctx->in_t;
+    const int32_t k = ctx->n_classes, last = ctx->n_layers - 1;
+    ft_op_counts *lf = counter(ctx, ctx->n_layers, FT_PHASE_FORWARD);
+    ft_op_counts *lb = counter(ctx, ctx->n_layers, FT_PHASE_BACKWARD_INPUT);
+    float w_sum = 0.0f, inv_w, loss_sum = 0.0f;
+    int32_t q, i;
+
+    for (q = 0; q < n; ++q) {
+        w_sum += ctx->class_w[y[sel != NULL ? sel[q] : q]];
+    }
+    lf->adds += n;
+    lf->divs += 1;
+    lf->muls += (int64_t)n + 1;
+    lf->macs += n;
+    lf->bytes_moved += 4 * 2 * (int64_t)n;
+    if (!(w_sum > 0.0f)) {
+        return FT_ERR_NUMERIC;
+    }
+    inv_w = 1.0f / w_sum;
+    prepare_batchnorms(ctx);
+    for (q = 0; q < n; ++q) {
+        const int64_t at = sel != NULL ? sel[q] : q;
+        const int32_t label = y[at];
+        const float w = ctx->class_w[label];
+        float nll;
+        load_sample(ctx, x + at * sample);
+        forward_sample(ctx, 1);
+        nll = ft_softmax_xent(k, ctx->layers[last].out, label, w * inv_w, ctx->exp_buf,
+                              ctx->layers[last].dout, lf, lb);
+        if (!isfinite(nll)) {
+            zero_gradients(ctx);
+            return FT_ERR_NUMERIC;
+        }
+        loss_sum += w * nll;
+        backward_sample(ctx);
+    }
+    *loss = loss_sum * inv_w;
+    if (!isfinite(*loss) || !gradients_finite(ctx)) {
+        zero_gradients(ctx);
+        return FT_ERR_NUMERIC;
+    }
+    for (i = 0; i < ctx->n_layers; ++i) {
+        ft_layer *L = &ctx->layers[i];
+        ft_op_counts *cu = counter(ctx, i, FT_PHASE_UPDATE);
+        if (!L->trainable) {
+            continue;
+        }
+        ft_sgd_update((int32_t)ft_weight_elems(&L->d), ctx->cfg.lr, ctx->cfg.momentum,
+                      ctx->cfg.weight_decay, L->w, L->gw, L->vw, cu);
+        ft_sgd_update((int32_t)ft_bias_elems(&L->d), ctx->cfg.lr, ctx->cfg.momentum,
+                      ctx->cfg.weight_decay, L->b, L->gb, L->vb, cu);
+    }
+    return FT_OK;
+}
+
+static ft_status check_samples(const ft_context *ctx, const float *x, int32_t n, int32_t c,
+                               int32_t t)
+{
+    if (!ft_valid_ctx(ctx) || x == NULL) {
+        return FT_ERR_NULL;
+    }
+    if (n < 1 || c != ctx->in_c || t != ctx->in_t) {
+        return FT_ERR_SHAPE;
+    }
+    return FT_OK;
+}
+
+static ft_status check_labels(const ft_context *ctx, const int32_t *y, int32_t n)
+{
+    int32_t q;
+    for (q = 0; q < n; ++q) {
+        if (y[q] < 0 || y[q] >= ctx->n_classes) {
+            return FT_ERR_ARG;
+        }
+    }
+    return FT_OK;
+}
+
+ft_status ft_train_batch(ft_context *ctx, const float *x, const int32_t *y, int32_t n,
+                         int32_t c, int32_t t, float *loss)
+{
+    ft_status st = check_samples(ctx, x, n, c, t);
+    if (st != FT_OK) {
+        return st;
+    }
+    if (y == NULL || loss == NULL) {
+        return FT_ERR_NULL;
+    }
+    if (ctx->first_trainable < 0) {
+        return FT_ERR_STATE;
+    }
+    st = check_labels(ctx, y, n);
+    if (st != FT_OK) {
+        return st;
+    }
+    return run_batch(ctx, x, y, NULL, n, loss);
+}
+
+ft_status ft_train_epoch(ft_context *ctx, const float *x, const int32_t *y, int32_t n,
+                         int32_t c, int32_t t, const int32_t *order, int32_t n_order,
+                         int32_t batch_size, float *mean_loss)
+{
+    float total = 0.0f;
+    int32_t q, start, n_batches = 0;
+    ft_status st;
+
+    if (!ft_valid_ctx(ctx) || order == NULL || mean_loss == NULL) {
+        return FT_ERR_NULL;
+    }
+    if (x == NULL && y == NULL) {
+        if (n > ctx->cfg.n_stored_samples) {
+            return FT_ERR_SHAPE;
+        }
+        x = ctx->stored_x;
+        y = ctx->stored_y;
+    }
+    st = check_samples(ctx, x, n, c, t);
+    if (st != FT_OK) {
+        return st;
+    }
+    if (y == NULL) {
+        return FT_ERR_NULL;
+    }
+    if (n_order < 1 || batch_size < 1) {
+        return FT_ERR_ARG;
+    }
+    if (ctx->first_trainable < 0) {
+        return FT_ERR_STATE;
+    }
+    for (q = 0; q < n_order; ++q) {
+        if (order[q] < 0 || order[q] >= n || y[order[q]] < 0 || y[order[q]] >= ctx->n_classes) {
+            return FT_ERR_ARG;
+        }
+    }
+    for (start = 0; start < n_order; start += batch_size) {
+        const int32_t m = n_order - start < batch_size ? n_order - start : batch_size;
+        float loss;
+        st = run_batch(ctx, x, y, order + start, m, &loss);
+        if (st != FT_OK) {
+            return st;
+        }
+        total += loss;
+        ++n_batches;
+    }
+    *mean_loss = total / (float)n_batches;
+    return FT_OK;
+}
+
+ft_status ft_logits(ft_context *ctx, const float *x, int32_t n, int32_t c, int32_t t,
+                    float *logits)
+{
+    const int64_t sample = (int64_t)c * t;
+    int32_t q, i, k;
+    ft_status st = check_samples(ctx, x, n, c, t);
+    if (st != FT_OK) {
+        return st;
+    }
+    if (logits == NULL) {
+        return FT_ERR_NULL;
+    }
+    k = ctx->n_classes;
+    prepare_batchnorms(ctx);
+    for (q = 0; q < n; ++q) {
+        const float *z;
+        load_sample(ctx, x + q * sample);
+        forward_sample(ctx, 0);
+        z = ctx->layers[ctx->n_layers - 1].out;
+        for (i = 0; i < k; ++i) {
+            if (!isfinite(z[i])) {
+                return FT_ERR_NUMERIC;
+            }
+            logits[(int64_t)q * k + i] = z[i];
+        }
+    }
+    return FT_OK;
+}
+
+ft_status ft_store_samples(ft_context *ctx, const float *x, const int32_t *y, int32_t n,
+                           int32_t c, int32_t t, int32_t first)
+{
+    const int64_t sample = (int64_t)c * t;
+    ft_status st = check_samples(ctx, x, n, c, t);
+    if (st != FT_OK) {
+        return st;
+    }
+    if (y == NULL) {
+        return FT_ERR_NULL;
+    }
+    if (first < 0 || (int64_t)first + n > ctx->cfg.n_stored_samples) {
+        return FT_ERR_ARG;
+    }
+    st = check_labels(ctx, y, n);
+    if (st != FT_OK) {
+        return st;
+    }
+    memcpy(ctx->stored_x + (int64_t)first * sample, x, (size_t)(n * sample) * sizeof(float));
+    memcpy(ctx->stored_y + first, y, (size_t)n * sizeof(int32_t));
+    return FT_OK;
+}
+
