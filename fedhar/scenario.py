@@ -189,6 +189,16 @@ class McuConfig(_Section):
     profile: str = Field("stm32l496zg", description="MCU profile name (`fedhar/mcu/profiles`).")
 
 
+class SweepConfig(_Section):
+    """A sweep: the scenario runs once per value, and the runs are compared (Table II)."""
+
+    window: list[int] = Field(
+        min_length=1,
+        description="Window lengths T to run, in samples (each 20-200); the stride scales with "
+        "T so the overlap of `data` is kept. Each run goes to `OUT/T<length>/`.",
+    )
+
+
 class Scenario(_Section):
     """One fedhar run: data, folds, model, pretraining, personalization, federation, device."""
 
@@ -207,6 +217,9 @@ class Scenario(_Section):
         default_factory=FederationConfig, description="Federation."
     )
     mcu: McuConfig = Field(default_factory=McuConfig, description="Device profile.")
+    sweep: SweepConfig | None = Field(
+        None, description="Run the scenario once per value and compare (unset: one run)."
+    )
 
 
 def load_scenario(path: str | Path) -> Scenario:
