@@ -11,6 +11,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import NullFormatter  # noqa: E402
 
 from fedhar.adaptive.modes import MODE_COLUMNS, Mode  # noqa: E402
 from fedhar.adaptive.search import front  # noqa: E402
@@ -153,6 +154,7 @@ def plot_personalized(r: StudyResult, path: Path) -> None:
             ax.plot([m.cycles_avg for m in ms], [m.f1 for m in ms], color=colour, label=name)
         ax.set_title(f"user {u.user}")
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("average cycles per inference")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("macro-F1 on TS_i")

@@ -72,9 +72,10 @@ class Split:
 
 @dataclass
 class UserModes:
-    """One held-out user's modes on TS_i before and after personalizing on TR_i."""
+    """One held-out user's modes on TS_i before and after personalizing ``net`` on TR_i."""
 
     user: str
+    net: SlimNet
     n_train: int
     n_test: int
     before: list[Mode]
@@ -334,6 +335,6 @@ def run_study(
         before, _, _ = modes_of(net, small_width, ts, profile, cfg, n_classes, calib)
         mine = personalize(net, tr, cfg, scenario.seed + k)
         after, _, _ = modes_of(mine, small_width, ts, profile, cfg, n_classes, calib)
-        result.personalized.append(UserModes(user, len(tr[1]), len(ts[1]), before, after))
+        result.personalized.append(UserModes(user, mine, len(tr[1]), len(ts[1]), before, after))
         log(f"user {user}: F1 at Th=1 {before[-1].f1:.3f} -> {after[-1].f1:.3f}")
     return result

@@ -4,8 +4,8 @@ Searches a static grid over the Fig. 4a template, turns the largest-gain model i
 variable-width network with switchable BatchNorm, sweeps the score-margin threshold and writes:
 ``modes.json``/``modes.csv`` (one row per Th), ``summary.json``, ``static_grid.csv``,
 ``fig11.png``, ``model.pt`` (for ``fedhar.adaptive.artifact.load_classifier``) and, per
-personalized held-out user, ``users/<id>/modes_before.*`` and ``modes_after.*`` with
-``personalized.png``.
+personalized held-out user, ``users/<id>/modes_before.*``, ``modes_after.*`` and its
+personalized ``model.pt``, with ``personalized.png``.
 """
 
 from __future__ import annotations
@@ -66,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
         user_dir.mkdir(parents=True, exist_ok=True)
         write_modes(u.before, user_dir / "modes_before", {**meta, "user": u.user})
         write_modes(u.after, user_dir / "modes_after", {**meta, "user": u.user})
+        save_model(u.net, result.small_width, result.normalizer, user_dir / "model.pt")
     if result.personalized:
         plot_personalized(result, out / "personalized.png")
     log(f"wrote {out}")

@@ -50,6 +50,7 @@ def test_adaptive_command_writes_its_files(tmp_path: Path) -> None:
     assert summary["pareto_modes"] == sum(r["pareto"] == "True" for r in rows)
     user = summary["personalized_users"][0]["user"]
     assert (out / "users" / user / "modes_after.csv").is_file()
+    assert (out / "users" / user / "model.pt").is_file()
     for name in ("fig11.png", "personalized.png", "static_grid.csv", "model.pt"):
         assert (out / name).is_file()
 
