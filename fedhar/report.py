@@ -42,6 +42,19 @@ class ClientRecord:
         accuracy: accuracy on TS_i, in [0, 1].
         balanced_accuracy: balanced accuracy on TS_i, in [0, 1].
         confusion: ``[n_classes, n_classes]`` counts on TS_i (row = true class).
+        status: the device's outcome: ``ok``, ``declined``, ``failed`` or ``rejected``
+            (``ok`` before the federation runs).
+        reason: why the status is not ``ok``.
+        round: the federated round the device figures come from (0: no federation yet).
+        f1_int8: macro-F1 on TS_i after re-quantizing each mode's model to int8.
+        memory_bytes: per training mode, the C library's arena peak bytes by category and
+            ``total``.
+        macs: per training mode, multiply-accumulates of the personalization job.
+        cycles: per training mode, MCU cycles of the job on the device's profile.
+        seconds: per training mode, MCU seconds of the job.
+        energy_j: per training mode, MCU energy of the job in joules.
+        payload_bytes: bytes on the wire of the model received (``down``) and of the update
+            sent back (``up``, 0 without one).
     """
 
     user: str
@@ -52,6 +65,16 @@ class ClientRecord:
     accuracy: dict[str, float] = field(default_factory=dict)
     balanced_accuracy: dict[str, float] = field(default_factory=dict)
     confusion: dict[str, list[list[int]]] = field(default_factory=dict)
+    status: str = "ok"
+    reason: str = ""
+    round: int = 0
+    f1_int8: dict[str, float] = field(default_factory=dict)
+    memory_bytes: dict[str, dict[str, int]] = field(default_factory=dict)
+    macs: dict[str, int] = field(default_factory=dict)
+    cycles: dict[str, float] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    energy_j: dict[str, float] = field(default_factory=dict)
+    payload_bytes: dict[str, int] = field(default_factory=dict)
 
     def add_scores(self, mode: str, scores: Scores) -> None:
         """Records the scores of ``mode``."""
@@ -68,13 +91,17 @@ class ClientRecord:
 
 @dataclass(frozen=True)
 class ModeSummary:
-    """Macro-F1 over users for one mode: mean, population std, min, max, users counted."""
+    """Macro-F1 over users for one mode: mean, population std, min, max, users counted;
+    the mean after int8 re-quantization (None without int8 figures) and the share of users
+    whose F1 beats their No-Pers F1 (None for ``none``)."""
 
     mean: float
     std: float
     min: float
     max: float
     n_users: int
+    mean_int8: float | None = None
+    improved: float | None = None
 
 
 def summarize(records: list[ClientRecord]) -> dict[str, ModeSummary]:
@@ -87,7 +114,19 @@ def summarize(records: list[ClientRecord]) -> dict[str, ModeSummary]:
         values = [r.f1[mode] for r in records if mode in r.f1]
         mean = sum(values) / len(values)
         std = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
-        out[mode] = ModeSummary(mean, std, min(values), max(values), len(values))
+        int8 = [r.f1_int8[mode] for r in records if mode in r.f1_int8]
+        pairs = [(r.f1[mode], r.f1["none"]) for r in records if mode in r.f1 and "none" in r.f1]
+        out[mode] = ModeSummary(
+            mean,
+            std,
+            min(values),
+            max(values),
+            len(values),
+            mean_int8=sum(int8) / len(int8) if int8 else None,
+            improved=(
+                sum(a > b for a, b in pairs) / len(pairs) if pairs and mode != "none" else None
+            ),
+        )
     return out
 
 
@@ -190,15 +229,23 @@ def _csv(records: list[ClientRecord]) -> str:
     modes: list[str] = []
     for r in records:
         modes += [m for m in r.f1 if m not in modes]
-    columns = ["user", "fold", "n_train", "n_test"]
-    for metric in ("f1", "accuracy", "balanced_accuracy"):
+    trained = [m for m in modes if any(m in r.energy_j for r in records)]
+    columns = ["user", "fold", "status", "n_train", "n_test"]
+    for metric in ("f1", "accuracy", "balanced_accuracy", "f1_int8"):
         columns += [f"{metric}_{m}" for m in modes]
+    for metric in ("memory_bytes", "cycles", "seconds", "energy_j"):
+        columns += [f"{metric}_{m}" for m in trained]
+    columns += ["payload_bytes_down", "payload_bytes_up", "reason"]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(columns)
     for r in records:
-        row: list[Any] = [r.user, r.fold, r.n_train, r.n_test]
-        for metric in (r.f1, r.accuracy, r.balanced_accuracy):
+        row: list[Any] = [r.user, r.fold, r.status, r.n_train, r.n_test]
+        for metric in (r.f1, r.accuracy, r.balanced_accuracy, r.f1_int8):
             row += [_rounded(metric[m]) if m in metric else "" for m in modes]
+        memory = {m: v.get("total") for m, v in r.memory_bytes.items()}
+        for metric in (memory, r.cycles, r.seconds, r.energy_j):
+            row += [_rounded(metric[m]) if m in metric else "" for m in trained]
+        row += [r.payload_bytes.get("down", ""), r.payload_bytes.get("up", ""), r.reason]
         writer.writerow(row)
     return buffer.getvalue()

@@ -108,7 +108,7 @@ def test_run_is_byte_identical_and_resumable(
     assert set(client) >= {"user", "fold", "n_train", "n_test", "f1", "accuracy"}
     assert client["fold"] == "loso-1" and set(client["f1"]) == {"none"}
     assert 0.0 <= client["f1"]["none"] <= 1.0
-    assert set(report["summary"]["none"]) == {"mean", "std", "min", "max", "n_users"}
+    assert {"mean", "std", "min", "max", "n_users"} <= set(report["summary"]["none"])
     assert "wall_seconds" not in json.dumps(report)
 
     # Resume a report missing one client: only that client's fold is pretrained (from cache).

@@ -1,0 +1,115 @@
+"""PNG figures of a run report (matplotlib, Agg backend: no display needed).
+
+* :func:`f1_by_user`: grouped bars, one group per user, one bar per mode.
+* :func:`gain_vs_energy`: F1 gain over No Pers. against the device energy of the job, one point
+  per user and training mode.
+* :func:`table2`: mean macro-F1 per mode over input sizes (a sweep), beside the values of
+  Craighero et al. 2023, Table II (WISDM).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+MODE_ORDER: tuple[str, ...] = ("none", "tl", "full", "no_pretrain")
+MODE_LABELS: dict[str, str] = {
+    "none": "No Pers.",
+    "tl": "TL",
+    "full": "Full",
+    "no_pretrain": "No Pretrain",
+}
+PAPER_TABLE2_WISDM: dict[int, dict[str, float]] = {
+    100: {"none": 0.813, "tl": 0.955, "full": 0.969},
+    80: {"none": 0.815, "tl": 0.963, "full": 0.973},
+    60: {"none": 0.819, "tl": 0.962, "full": 0.978},
+    40: {"none": 0.808, "tl": 0.958, "full": 0.974},
+    20: {"none": 0.804, "tl": 0.948, "full": 0.967},
+}
+"""Craighero et al. 2023, Table II, WISDM columns: input length T → mode → mean F1."""
+
+_METADATA = {"Software": None}
+
+
+def _save(fig: Any, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight", metadata=_METADATA)
+    plt.close(fig)
+    return path
+
+
+def _modes(clients: Sequence[Mapping[str, Any]]) -> list[str]:
+    present = {m for c in clients for m in c.get("f1", {})}
+    return [m for m in MODE_ORDER if m in present]
+
+
+def f1_by_user(clients: Sequence[Mapping[str, Any]], path: Path, title: str = "") -> Path:
+    """Grouped bars of macro-F1 by mode for every user (clients as in ``report.json``)."""
+    modes = _modes(clients)
+    users = [str(c["user"]) for c in clients]
+    width = 0.8 / max(1, len(modes))
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.45 * len(users) * max(1, len(modes)) / 2), 3.6))
+    for i, mode in enumerate(modes):
+        xs = [u + (i - (len(modes) - 1) / 2) * width for u in range(len(users))]
+        ys = [float(c.get("f1", {}).get(mode, float("nan"))) for c in clients]
+        ax.bar(xs, ys, width, label=MODE_LABELS.get(mode, mode))
+    ax.set_xticks(range(len(users)), users, rotation=90 if len(users) > 12 else 0, fontsize=8)
+    ax.set_xlabel("user")
+    ax.set_ylabel("macro-F1 on TS_i")
+    ax.set_ylim(0, 1.02)
+    ax.set_title(title or "Macro-F1 per user and mode")
+    ax.legend(ncol=len(modes), fontsize=8, loc="lower right")
+    ax.grid(axis="y", alpha=0.3)
+    return _save(fig, path)
+
+
+def gain_vs_energy(clients: Sequence[Mapping[str, Any]], path: Path, title: str = "") -> Path:
+    """F1 gain over No Pers. against the job's device energy (J), one point per user and
+    training mode."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    for mode in ("tl", "full", "no_pretrain"):
+        xs, ys = [], []
+        for c in clients:
+            f1 = c.get("f1", {})
+            energy = c.get("energy_j", {}).get(mode)
+            if mode in f1 and "none" in f1 and energy is not None:
+                xs.append(float(energy))
+                ys.append(float(f1[mode]) - float(f1["none"]))
+        if xs:
+            ax.scatter(xs, ys, label=MODE_LABELS[mode], s=18)
+    ax.axhline(0.0, color="grey", lw=0.8)
+    ax.set_xlabel("device energy of the personalization job (J)")
+    ax.set_ylabel("macro-F1 gain over No Pers.")
+    ax.set_title(title or "F1 gain vs device energy, one point per user")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def table2(rows: Sequence[Mapping[str, Any]], path: Path, title: str = "") -> Path:
+    """Mean macro-F1 per mode over input lengths; ``rows`` are ``{"window": T, "mean":
+    {mode: F1}}``. Dashed lines: the paper's Table II (WISDM v1.1)."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    windows = [int(r["window"]) for r in rows]
+    for k, mode in enumerate(MODE_ORDER):
+        ys = [r["mean"].get(mode) for r in rows]
+        if any(y is not None for y in ys):
+            color = f"C{k}"
+            ax.plot(windows, ys, "o-", color=color, label=f"{MODE_LABELS[mode]} (fedhar)")
+            paper = [(t, v[mode]) for t, v in sorted(PAPER_TABLE2_WISDM.items()) if mode in v]
+            if paper:
+                ax.plot(*zip(*paper, strict=True), "s--", color=color, alpha=0.5,
+                        label=f"{MODE_LABELS[mode]} (paper, WISDM)")  # fmt: skip
+    ax.set_xticks(windows or sorted(PAPER_TABLE2_WISDM))
+    ax.set_xlabel("input length T (samples, 3 axes)")
+    ax.set_ylabel("mean macro-F1 over users")
+    ax.set_title(title or "Table II: F1 vs input size")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
