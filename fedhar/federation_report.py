@@ -53,8 +53,8 @@ def merge_federation(writer: ReportWriter, out_dir: Path) -> int:
         record.reason = row.get("reason", "")
         record.round = int(row["round"])
         if row["status"] == "ok":
-            general = record.f1.get("none")
-            record.f1 = {**row["f1"], **({"none": general} if general is not None else {})}
+            f1 = {**row["f1"], **({"none": record.f1["none"]} if "none" in record.f1 else {})}
+            record.f1 = {m: f1[m] for m in figures.MODE_ORDER if m in f1}
             for name in ("f1_int8", "memory_bytes", "macs", "cycles", "seconds", "energy_j",
                          "payload_bytes"):  # fmt: skip
                 setattr(record, name, row.get(name, {}))

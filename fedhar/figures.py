@@ -84,10 +84,11 @@ def gain_vs_energy(clients: Sequence[Mapping[str, Any]], path: Path, title: str 
         if xs:
             ax.scatter(xs, ys, label=MODE_LABELS[mode], s=18)
     ax.axhline(0.0, color="grey", lw=0.8)
+    if ax.get_legend_handles_labels()[1]:
+        ax.legend(fontsize=8)
     ax.set_xlabel("device energy of the personalization job (J)")
     ax.set_ylabel("macro-F1 gain over No Pers.")
     ax.set_title(title or "F1 gain vs device energy, one point per user")
-    ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     return _save(fig, path)
 

@@ -1,10 +1,15 @@
-"""``fedhar run SCENARIO --out DIR``: prepare data, pretrain each fold, score every user.
+"""``fedhar run SCENARIO --out DIR``: prepare data, pretrain each fold, run the federation.
 
 For each fold it pretrains the general model (or loads it from the cache) and evaluates each
 of the fold's users on their test set TS_i without personalization (mode ``none``). Each
 user's record is written to ``DIR/report.json`` and ``DIR/report.csv`` as soon as it is known;
-``--resume`` skips users already in the report. Timing goes to ``DIR/run.json`` and stdout,
-never into ``report.json``.
+``--resume`` skips users already in the report. Then the Flower federation runs on the chosen
+engine (:mod:`server.engines`): every user's simulated MCU personalizes its compressed general
+model in the scenario's modes, and each reply is logged to ``DIR/clients.jsonl`` as it arrives
+(``--resume`` skips logged clients). The device figures are merged into the report, and the
+figures and ``report.html`` are drawn. A scenario with a ``sweep`` runs once per window length
+into ``DIR/T<length>/`` and compares the runs in ``DIR/report.html``. Timing goes to
+``DIR/run.json`` and stdout, never into ``report.json``.
 """
 
 from __future__ import annotations
@@ -15,15 +20,13 @@ import json
 import sys
 import time
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from fedhar import __version__
-from fedhar.data.paths import DatasetMissingError
-from fedhar.pipeline import Prepared, evaluate_client, prepare, pretrain_fold
-from fedhar.progress import progress
-from fedhar.report import ReportError, ReportWriter, summarize
-from fedhar.scenario import Scenario, ScenarioError, load_scenario
+
+if TYPE_CHECKING:
+    from fedhar.pipeline import Prepared
+    from fedhar.scenario import Scenario
 
 EPILOG = """\
 A scenario is a YAML file with the sections name, seed, data, split, model, pretrain,
@@ -33,9 +36,14 @@ personalization, federation and mcu; every key is documented in docs/scenario.md
 
 outputs:
   DIR/report.json  per-user records (user, fold, n_train, n_test, f1/accuracy/
-                   balanced_accuracy/confusion per mode) and a per-mode summary;
-                   byte-identical for the same scenario and seed
+                   balanced_accuracy/confusion per mode; from the device: status, reason,
+                   f1 per mode, f1_int8, memory_bytes, macs, cycles, seconds, energy_j,
+                   payload_bytes) and a per-mode summary (mean, std, mean_int8, share of
+                   users improved); byte-identical for the same scenario and seed on the
+                   default engine
   DIR/report.csv   one row per user
+  DIR/clients.jsonl  every client's reply per round, appended as it arrives
+  DIR/*.png, DIR/report.html  figures and the one-page report
   DIR/run.json     wall times and cache hits of this invocation
 
 exit codes: 0 done, 1 data or runtime error, 2 invalid scenario or arguments.
@@ -46,8 +54,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Adds the ``run`` sub-command."""
     parser = subparsers.add_parser(
         "run",
-        help="run a scenario: pretrain per fold, evaluate every user, write the report",
-        description=__doc__.splitlines()[0].strip("`"),
+        help="run a scenario: pretrain per fold, run the federation, write the report",
+        description="Prepare the data, pretrain the general model of each fold (cached), score "
+        "every user on their test set without personalization, then run the Flower federation "
+        "in which each user's simulated MCU personalizes its model.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -66,6 +76,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--no-cache", action="store_true", help="pretrain again instead of using the cache"
     )
     parser.add_argument(
+        "--engine",
+        choices=("inprocess", "ray", "deployment"),
+        help="Flower engine (default: the scenario's federation.engine): inprocess, ray "
+        "(Flower simulation) or deployment (local SuperLink and SuperNodes, flwr run)",
+    )
+    parser.add_argument(
         "--threads",
         type=int,
         default=1,
@@ -77,6 +93,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Runs the command; returns the exit code."""
+    # Imported here so that `fedhar run --help` does not pay for torch.
+    import torch
+
+    from fedhar.scenario import ScenarioError, load_scenario
+
     started = time.perf_counter()
     try:
         scenario = load_scenario(args.scenario)
@@ -87,6 +108,63 @@ def main(args: argparse.Namespace) -> int:
         print(f"error: --threads: expected an integer >= 1, got {args.threads}", file=sys.stderr)
         return 2
     torch.set_num_threads(args.threads)
+    if scenario.sweep is None:
+        return run_one(args, scenario, Path(args.scenario), Path(args.out), started)
+    return run_sweep(args, scenario, Path(args.out), started)
+
+
+def run_sweep(args: argparse.Namespace, scenario: Scenario, out: Path, started: float) -> int:
+    """Runs the scenario once per ``sweep.window`` into ``out/T<window>/``, then writes the
+    Table II-style comparison (``out/report.json``, ``out/table2.png``, ``out/report.html``)."""
+    import yaml
+
+    from fedhar.federation_report import sweep_row, write_pages
+    from fedhar.scenario import ScenarioError, load_scenario
+
+    rows = []
+    for window in scenario.sweep.window if scenario.sweep else []:
+        stride = max(1, round(window * scenario.data.stride / scenario.data.window))
+        raw = scenario.model_dump(mode="json")
+        raw["data"].update(window=window, stride=stride)
+        raw.update(name=f"{scenario.name}-T{window}", sweep=None)
+        target = out / f"T{window}" / "scenario.yaml"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(yaml.safe_dump(raw, sort_keys=True))
+        try:
+            variant = load_scenario(target)
+        except ScenarioError as exc:
+            print(f"error: sweep.window {window}: {exc}", file=sys.stderr)
+            return 2
+        print(f"--- sweep: window {window}, stride {stride}", flush=True)
+        code = run_one(args, variant, target, target.parent, time.perf_counter())
+        if code:
+            return code
+        rows.append(sweep_row(window, json.loads((target.parent / "report.json").read_text())))
+    payload = {"format": 1, "header": {"scenario": scenario.name, "sweep": "window"},
+               "sweep": rows, "clients": [], "summary": {}}  # fmt: skip
+    (out / "report.json").write_text(json.dumps(payload, sort_keys=True, indent=1) + "\n")
+    write_pages(out, rows)
+    print("input     " + "".join(f"{m:>12}" for m in ("none", "tl", "full")))
+    for r in rows:
+        cells = [r["mean"].get(m) for m in ("none", "tl", "full")]
+        print(f"({r['window']:>3},3)  " + "".join(
+            f"{c:>12.3f}" if c is not None else f"{'-':>12}" for c in cells
+        ))  # fmt: skip
+    print(f"sweep wall time {time.perf_counter() - started:.1f} s; page: {out / 'report.html'}")
+    return 0
+
+
+def run_one(
+    args: argparse.Namespace, scenario: Scenario, scenario_path: Path, out: Path, started: float
+) -> int:
+    """Runs one scenario (no sweep) into ``out``; returns the exit code."""
+    from fedhar.data.paths import DatasetMissingError
+    from fedhar.federation_report import merge_federation, write_pages
+    from fedhar.pipeline import evaluate_client, prepare, pretrain_fold
+    from fedhar.progress import progress
+    from fedhar.report import ReportError, ReportWriter, summarize
+    from server.engines import EngineError, run_config, run_federation
+
     try:
         prepared = prepare(scenario, args.data_dir)
     except (DatasetMissingError, ValueError) as exc:
@@ -94,7 +172,7 @@ def main(args: argparse.Namespace) -> int:
         return 1
     prepared_s = time.perf_counter() - started
     try:
-        writer = ReportWriter(args.out, report_header(scenario, prepared), resume=args.resume)
+        writer = ReportWriter(out, report_header(scenario, prepared), resume=args.resume)
     except ReportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -127,11 +205,28 @@ def main(args: argparse.Namespace) -> int:
             )
         timing["evaluate_s"] += time.perf_counter() - t0
     writer.write()
+    engine = args.engine or scenario.federation.engine
+    t0 = time.perf_counter()
+    config = run_config(scenario_path, out, args.data_dir, args.resume)
+    try:
+        run_federation(engine, config, n_nodes=len(prepared.users), seed=scenario.seed)
+    except EngineError as exc:
+        print(f"error: engine {engine}: {exc}", file=sys.stderr)
+        return 1
+    timing["federation_s"] = time.perf_counter() - t0
+    merge_federation(writer, out)
+    write_pages(out)
     records = writer.ordered()
+    for record in records:
+        if record.status != "ok":
+            print(f"user {record.user:>6}  {record.status}: {record.reason}")
     for mode, s in summarize(records).items():
+        extra = "" if s.mean_int8 is None else f", int8 {s.mean_int8:.3f}"
+        if s.improved is not None:
+            extra += f", improved for {100 * s.improved:.0f}% of users"
         print(
             f"mean macro-F1 [{mode}] over {s.n_users} users: {s.mean:.3f} "
-            f"(std {s.std:.3f}, min {s.min:.3f}, max {s.max:.3f})"
+            f"(std {s.std:.3f}, min {s.min:.3f}, max {s.max:.3f}{extra})"
         )
     wall = time.perf_counter() - started
     run_info = {
@@ -140,12 +235,14 @@ def main(args: argparse.Namespace) -> int:
         "pretrain_cache_hits": hits,
         "pretrain_cache_misses": misses,
         "threads": args.threads,
+        "engine": engine,
         "fedhar_version": __version__,
     }
-    (Path(args.out) / "run.json").write_text(json.dumps(run_info, indent=1, sort_keys=True) + "\n")
+    (out / "run.json").write_text(json.dumps(run_info, indent=1, sort_keys=True) + "\n")
     print(
-        f"wall time {wall:.1f} s (pretraining {timing['pretrain_s']:.1f} s; "
-        f"cache: {hits} hit(s), {misses} miss(es)); report: {writer.json_path}"
+        f"wall time {wall:.1f} s (pretraining {timing['pretrain_s']:.1f} s, federation "
+        f"{timing['federation_s']:.1f} s on {engine}; cache: {hits} hit(s), {misses} "
+        f"miss(es)); report: {writer.json_path}"
     )
     return 0
 
@@ -161,5 +258,9 @@ def report_header(scenario: Scenario, prepared: Prepared) -> dict[str, object]:
         "seed": scenario.seed,
         "model": prepared.spec.name,
         "window": [prepared.spec.input_channels, prepared.spec.input_length],
-        "modes": ["none"],
+        "modes": list(scenario.personalization.modes),
+        "payload": scenario.federation.payload,
+        "rounds": scenario.federation.rounds,
+        "aggregation": scenario.federation.aggregation,
+        "mcu": scenario.mcu.profile,
     }
