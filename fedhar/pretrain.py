@@ -44,7 +44,9 @@ class PretrainOptions:
 
     Attributes:
         optimizer: ``"sgd"`` or ``"adam"``.
-        lr: learning rate.
+        lr: learning rate (the initial one under a schedule).
+        schedule: ``"constant"``, or ``"cosine"``: the learning rate follows a half cosine
+            from ``lr`` at the first epoch down to 0 after the last (``epochs``).
         momentum: SGD momentum (ignored by Adam).
         weight_decay: L2 weight decay.
         batch_size: windows per batch.
@@ -67,6 +69,7 @@ class PretrainOptions:
 
     optimizer: str = "adam"
     lr: float = 0.002
+    schedule: str = "constant"
     momentum: float = 0.9
     weight_decay: float = 0.0
     batch_size: int = 64
@@ -81,6 +84,8 @@ class PretrainOptions:
     def __post_init__(self) -> None:
         if self.optimizer not in ("sgd", "adam"):
             raise ValueError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
+        if self.schedule not in ("constant", "cosine"):
+            raise ValueError(f"schedule must be 'constant' or 'cosine', got {self.schedule!r}")
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if self.batch_size < 1 or self.epochs < 1 or self.patience < 1:
@@ -263,6 +268,11 @@ def fit(
             opt = torch.optim.Adam(
                 net.parameters(), lr=options.lr, weight_decay=options.weight_decay
             )
+        scheduler = (
+            torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=options.epochs)
+            if options.schedule == "cosine"
+            else None
+        )
         xt = torch.from_numpy(np.ascontiguousarray(x_train, dtype=np.float32))
         yt = torch.from_numpy(np.asarray(y_train, dtype=np.int64))
         gen = torch.Generator().manual_seed(options.seed)
@@ -295,6 +305,8 @@ def fit(
                 opt.step()
                 total += float(loss.detach())
                 batches += 1
+            if scheduler is not None:
+                scheduler.step()
             val_f1 = math.nan
             if has_val:
                 pred = predict(net, x_val_n)

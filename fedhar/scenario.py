@@ -104,7 +104,12 @@ class PretrainConfig(_Section):
     """Pretraining of the general model on a fold's pretraining users (cached)."""
 
     optimizer: Literal["sgd", "adam"] = Field("adam", description="Optimizer.")
-    lr: float = Field(0.002, gt=0, description="Learning rate.")
+    lr: float = Field(0.002, gt=0, description="Learning rate (initial, under a schedule).")
+    schedule: Literal["constant", "cosine"] = Field(
+        "constant",
+        description="Learning-rate schedule: constant, or a half cosine from `lr` down to 0 "
+        "over `epochs`.",
+    )
     momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum (`sgd` only).")
     weight_decay: float = Field(0.0, ge=0, description="L2 weight decay.")
     batch_size: int = Field(64, ge=1, description="Windows per batch.")

@@ -58,7 +58,15 @@ def test_rotations_are_rotations() -> None:
 def test_deterministic_and_cached(tmp_path: Path) -> None:
     ws = _windows()
     spec = cnn3(3, 24, 3)
-    opts = PretrainOptions(**{**OPTIONS.__dict__, "augment_rotation_deg": 20.0})
+    opts = PretrainOptions(
+        **{
+            **OPTIONS.__dict__,
+            "augment_rotation_deg": 20.0,
+            "augment_spin_deg": 180.0,
+            "augment_flips": True,
+            "schedule": "cosine",
+        }
+    )
     first = pretrain(spec, ws, opts, cache_dir=tmp_path / "a")
     again = pretrain(spec, ws, opts, cache_dir=tmp_path / "b")
     assert not first.from_cache and not again.from_cache
@@ -103,3 +111,12 @@ def test_learns_a_separable_problem(tmp_path: Path) -> None:
 
     pred = predict(net, result.normalizer.transform(ws.x))
     assert (pred == ws.y).mean() > 0.9
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("optimizer", "rmsprop"), ("lr", 0.0), ("schedule", "step"), ("augment_spin_deg", 200.0)],
+)
+def test_options_are_validated(field: str, value: object) -> None:
+    with pytest.raises(ValueError, match=field):
+        PretrainOptions(**{field: value})
