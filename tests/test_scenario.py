@@ -24,7 +24,9 @@ def _error(tmp_path: Path, text: str) -> str:
     return message.removeprefix(f"{path}: ")
 
 
-@pytest.mark.parametrize("name", ["quickstart", "wisdm_loso", "wisdm2019_loso", "hapt_loso"])
+@pytest.mark.parametrize(
+    "name", ["quickstart", "wisdm_loso", "wisdm2019_loso", "wisdm2019_loso_daghero", "hapt_loso"]
+)
 def test_shipped_scenarios_are_valid(name: str) -> None:
     scenario = load_scenario(REPO / "scenarios" / f"{name}.yaml")
     assert scenario.name == name
