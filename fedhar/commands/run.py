@@ -109,7 +109,7 @@ def main(args: argparse.Namespace) -> int:
         return 2
     torch.set_num_threads(args.threads)
     if scenario.sweep is None:
-        return run_one(args, scenario, Path(args.scenario), Path(args.out), started)
+        return run_one(args, scenario, Path(args.out), started)
     return run_sweep(args, scenario, Path(args.out), started)
 
 
@@ -136,7 +136,7 @@ def run_sweep(args: argparse.Namespace, scenario: Scenario, out: Path, started: 
             print(f"error: sweep.window {window}: {exc}", file=sys.stderr)
             return 2
         print(f"--- sweep: window {window}, stride {stride}", flush=True)
-        code = run_one(args, variant, target, target.parent, time.perf_counter())
+        code = run_one(args, variant, target.parent, time.perf_counter())
         if code:
             return code
         rows.append(sweep_row(window, json.loads((target.parent / "report.json").read_text())))
@@ -154,10 +154,10 @@ def run_sweep(args: argparse.Namespace, scenario: Scenario, out: Path, started: 
     return 0
 
 
-def run_one(
-    args: argparse.Namespace, scenario: Scenario, scenario_path: Path, out: Path, started: float
-) -> int:
+def run_one(args: argparse.Namespace, scenario: Scenario, out: Path, started: float) -> int:
     """Runs one scenario (no sweep) into ``out``; returns the exit code."""
+    import yaml
+
     from fedhar.data.paths import DatasetMissingError
     from fedhar.federation_report import merge_federation, write_pages
     from fedhar.pipeline import evaluate_client, prepare, pretrain_fold
@@ -207,7 +207,10 @@ def run_one(
     writer.write()
     engine = args.engine or scenario.federation.engine
     t0 = time.perf_counter()
-    config = run_config(scenario_path, out, args.data_dir, args.resume)
+    # The engines read this snapshot, not the user's file: an edit during the run changes nothing.
+    snapshot = out / "scenario.yaml"
+    snapshot.write_text(yaml.safe_dump(scenario.model_dump(mode="json"), sort_keys=True))
+    config = run_config(snapshot, out, args.data_dir, args.resume)
     try:
         run_federation(engine, config, n_nodes=len(prepared.users), seed=scenario.seed)
     except EngineError as exc:
