@@ -81,8 +81,7 @@ class LayerSpec:
         if self.kind == "batchnorm1d":
             c = self.in_shape[0]
             return {
-                f"{self.name}.{k}": (c,)
-                for k in ("weight", "bias", "running_mean", "running_var")
+                f"{self.name}.{k}": (c,) for k in ("weight", "bias", "running_mean", "running_var")
             }
         return {}
 
@@ -192,8 +191,13 @@ class SpecBuilder:
         if t_out < 1:
             raise ValueError(f"conv1d {name!r}: kernel {kernel} is longer than the input ({t})")
         return self._add(
-            "conv1d", name, (filters, t_out), out_channels=filters, kernel=kernel,
-            stride=stride, padding=padding,
+            "conv1d",
+            name,
+            (filters, t_out),
+            out_channels=filters,
+            kernel=kernel,
+            stride=stride,
+            padding=padding,
         )
 
     def batchnorm1d(self, name: str, eps: float = 1e-5) -> SpecBuilder:
@@ -287,8 +291,9 @@ def daghero_cnn(
 MODEL_BUILDERS = {"cnn3": cnn3, "daghero": daghero_cnn}
 
 
-def build_spec(name: str, input_channels: int, input_length: int, n_classes: int,
-               **options: Any) -> ModelSpec:
+def build_spec(
+    name: str, input_channels: int, input_length: int, n_classes: int, **options: Any
+) -> ModelSpec:
     """Builds a model spec by its scenario name (``cnn3`` or ``daghero``)."""
     if name not in MODEL_BUILDERS:
         raise ValueError(f"unknown model {name!r}; expected one of {sorted(MODEL_BUILDERS)}")
