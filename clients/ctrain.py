@@ -116,7 +116,7 @@ _SIGNATURES: dict[str, tuple[Any, ...]] = {
 }
 
 
-def _library_path() -> Path:
+def library_path() -> Path:
     override = os.environ.get("FEDHAR_CTRAIN_LIB")
     if override:
         return Path(override)
@@ -132,7 +132,7 @@ def _library_path() -> Path:
 
 
 def _load() -> ctypes.CDLL:
-    lib = ctypes.CDLL(str(_library_path()))
+    lib = ctypes.CDLL(str(library_path()))
     for name, args in _SIGNATURES.items():
         fn = getattr(lib, name)
         fn.argtypes = list(args)

@@ -103,6 +103,12 @@ class OpCounts:
         """Every count multiplied by ``k`` (e.g. per sample -> per batch)."""
         return OpCounts(*(getattr(self, f.name) * k for f in fields(self)))
 
+    def per_sample(self, n: int) -> OpCounts:
+        """Counts of ``n`` samples divided by ``n``; exact when every sample runs the same loops."""
+        if n < 1:
+            raise ValueError(f"n must be >= 1, got {n}")
+        return OpCounts(*(getattr(self, f.name) // n for f in fields(self)))
+
 
 ZERO = OpCounts()
 

@@ -8,12 +8,12 @@ call runs a whole batch. A non-zero C status raises :class:`SlimError`.
 from __future__ import annotations
 
 import ctypes
-import importlib.machinery
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import fields
 
 import numpy as np
 
+from clients.ctrain import library_path
+from clients.estimator import OpCounts
 from fedhar.adaptive.export import SlimF32
 from fedhar.adaptive.quant import SlimS8
 
@@ -29,29 +29,7 @@ class SlimError(RuntimeError):
     """A fh_slim call returned a non-zero status."""
 
 
-@dataclass(frozen=True)
-class SlimOps:
-    """Operation counts (same classes as ``clients.estimator.OpCounts``), summed over calls."""
-
-    macs: int = 0
-    adds: int = 0
-    muls: int = 0
-    divs: int = 0
-    exps: int = 0
-    cmps: int = 0
-    bytes_moved: int = 0
-
-    def per_sample(self, n: int) -> SlimOps:
-        """Counts divided by ``n`` samples (exact: every sample runs the same loops)."""
-        if n < 1:
-            raise ValueError(f"n must be >= 1, got {n}")
-        return SlimOps(*(getattr(self, f) // n for f in _OPS_FIELDS))
-
-    def __add__(self, other: SlimOps) -> SlimOps:
-        return SlimOps(*(getattr(self, f) + getattr(other, f) for f in _OPS_FIELDS))
-
-
-_OPS_FIELDS = ("macs", "adds", "muls", "divs", "exps", "cmps", "bytes_moved")
+_OPS_FIELDS = tuple(f.name for f in fields(OpCounts))
 _P = ctypes.POINTER
 
 
@@ -125,20 +103,8 @@ class _NetS8(ctypes.Structure):
     ]
 
 
-def _library_path() -> Path:
-    here = Path(__file__).resolve().parent
-    for suffix in importlib.machinery.EXTENSION_SUFFIXES:
-        path = here / f"_fedhar_train{suffix}"
-        if path.is_file():
-            return path
-    raise SlimError(
-        f"C library clients/_fedhar_train*.so not found in {here}; build it with "
-        "`python setup.py build_ext --inplace`"
-    )
-
-
 def _load() -> ctypes.CDLL:
-    lib = ctypes.CDLL(str(_library_path()))
+    lib = ctypes.CDLL(str(library_path()))
     i32, vp = ctypes.c_int32, ctypes.c_void_p
     lib.fh_slim_f32_get_buffer_size.argtypes = [_P(_NetF32), _P(i32)]
     lib.fh_slim_s8_get_buffer_size.argtypes = [_P(_NetS8), _P(i32)]
@@ -252,7 +218,7 @@ class SlimNetC:
         self._structs = (convs, denses)
         return _NetS8(m.in_channels, m.in_length, len(m.convs), len(m.denses), convs, denses)
 
-    def forward(self, x: np.ndarray) -> tuple[np.ndarray, SlimOps]:
+    def forward(self, x: np.ndarray) -> tuple[np.ndarray, OpCounts]:
         """Logits ``[N, n_classes]`` float32 of ``x [N, C, T]`` (float32; quantized with the
         model's input scale for int8) and the operations counted for the whole batch."""
         m = self.model
@@ -279,12 +245,12 @@ class SlimNetC:
             ctypes.byref(ops),
         )
         _check(status, "fh_slim_forward_s8" if self.int8 else "fh_slim_forward_f32")
-        return logits, SlimOps(*(getattr(ops, f) for f in _OPS_FIELDS))
+        return logits, OpCounts(*(getattr(ops, f) for f in _OPS_FIELDS))
 
 
 def score_margin(
     logits: np.ndarray, th: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, SlimOps]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, OpCounts]:
     """Score-margin policy in C on ``logits [N, K]``: ``(margin [N] float32, argmax [N] int32,
     easy [N] bool = margin > th, ops for the batch)``."""
     z = np.ascontiguousarray(logits, dtype=np.float32)
@@ -306,4 +272,4 @@ def score_margin(
         ctypes.byref(ops),
     )
     _check(status, "fh_slim_score_margin")
-    return margin, argmax, easy.astype(bool), SlimOps(*(getattr(ops, f) for f in _OPS_FIELDS))
+    return margin, argmax, easy.astype(bool), OpCounts(*(getattr(ops, f) for f in _OPS_FIELDS))

@@ -14,7 +14,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from clients.slim_infer import SlimNetC, SlimOps, score_margin
+from clients.estimator import OpCounts
+from clients.slim_infer import SlimNetC, score_margin
 from fedhar.mcu import Cost, McuProfile
 from fedhar.metrics import score
 
@@ -85,7 +86,7 @@ class Mode:
         return asdict(self)
 
 
-def forward_ops(model: SlimNetC) -> SlimOps:
+def forward_ops(model: SlimNetC) -> OpCounts:
     """Counted operations of one forward pass of ``model`` (one window; counts do not depend
     on the data)."""
     m = model.model
@@ -93,7 +94,7 @@ def forward_ops(model: SlimNetC) -> SlimOps:
     return ops
 
 
-def policy_ops(n_classes: int) -> SlimOps:
+def policy_ops(n_classes: int) -> OpCounts:
     """Counted operations of the score-margin policy on one input."""
     _, _, _, ops = score_margin(np.zeros((1, n_classes), np.float32), 0.5)
     return ops

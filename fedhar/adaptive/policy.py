@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from clients.slim_infer import SlimNetC, SlimOps, score_margin
+from clients.estimator import OpCounts
+from clients.slim_infer import SlimNetC, score_margin
 
 
 def decide(
@@ -35,7 +36,7 @@ class AdaptiveClassifier:
         pred, easy, _ = self.classify_counted(x, th)
         return pred, easy
 
-    def classify_counted(self, x: np.ndarray, th: float) -> tuple[np.ndarray, np.ndarray, SlimOps]:
+    def classify_counted(self, x: np.ndarray, th: float) -> tuple[np.ndarray, np.ndarray, OpCounts]:
         """Like :meth:`classify`, also returning the operations the C library counted for the
         whole batch (M_s on all, the policy on all, M_l on the hard inputs)."""
         if not 0.0 <= th <= 1.0:

@@ -3,28 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from clients.estimator import OpCounts
 from fedhar.mcu import BASES, OP_CLASSES, ProfileError, list_profiles, load_profile
 from fedhar.mcu.profile import PROFILE_DIR
-
-
-@dataclass(frozen=True)
-class Ops:
-    """Hand-built operation counts (the shape of ``clients.estimator.OpCounts``)."""
-
-    macs: int = 0
-    adds: int = 0
-    muls: int = 0
-    divs: int = 0
-    exps: int = 0
-    cmps: int = 0
-    bytes_moved: int = 0
 
 
 def test_four_bundled_profiles_load() -> None:
@@ -80,7 +67,7 @@ def test_power_from_current_per_mhz() -> None:
 def test_cost_arithmetic_by_hand() -> None:
     p = load_profile("stm32l552")
     c = p.costs
-    ops = Ops(macs=1000, adds=100, muls=10, divs=2, exps=3, cmps=50, bytes_moved=400)
+    ops = OpCounts(macs=1000, adds=100, muls=10, divs=2, exps=3, cmps=50, bytes_moved=400)
     cycles = (
         1000 * c.mac
         + 100 * c.add
@@ -117,7 +104,7 @@ def test_cost_with_exact_numbers(tmp_path: Path) -> None:
     path = tmp_path / "board.yaml"
     path.write_text(yaml.safe_dump(data))
     p = load_profile(path)
-    ops = Ops(macs=100_000, adds=10, muls=10, divs=1, exps=1, cmps=6, bytes_moved=4)
+    ops = OpCounts(macs=100_000, adds=10, muls=10, divs=1, exps=1, cmps=6, bytes_moved=4)
     # 200000 + 10 + 10 + 14 + 100 + 6 + 1 = 200141 cycles -> 0.200141 s -> 0.1000705 J
     assert p.cycles(ops) == 200_141
     assert p.seconds(ops) == pytest.approx(0.200141)
