@@ -9,7 +9,9 @@ personalization job runs in its own C-library context.
 (:mod:`clients.personalize`), and replies with the numbers and the personalized update. It
 declines, with an ``Error`` of code :data:`~clients.protocol.DECLINED`, when a mode does not fit
 the device's SRAM or when the device's policy skips the round (fewer train windows than one
-batch). Anything else that goes wrong raises, and Flower reports the client as failed.
+batch). Anything else that goes wrong raises, and Flower reports the client as failed. With the
+scenario's ``device:`` section, the reply also carries the round of the node's battery-powered
+device (:mod:`clients.battery`), whose state lives in ``Context.state``.
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ from __future__ import annotations
 from flwr.app import ConfigRecord, Context, Error, Message, MetricRecord, RecordDict, UserConfig
 from flwr.clientapp import ClientApp
 
+from clients.battery import battery_round
 from clients.personalize import DoesNotFit, check_fits, run_mode
 from clients.protocol import (
     CONFIG,
     DECLINED,
+    DEVICE,
     INFO,
     METRICS,
     MODEL,
@@ -111,6 +115,10 @@ def train(msg: Message, context: Context, device: Device) -> Message:
     )
     if update is not None:
         content[UPDATE] = update
+    if device.battery is not None:
+        content[DEVICE] = battery_round(
+            context, device.battery, device.scenario_dir, device.user, device.seed, config, results
+        )
     return Message(content, reply_to=msg)
 
 

@@ -10,7 +10,10 @@ A round has two kinds of messages:
   ``model`` (the compressed general model, see :mod:`server.compression`) and ConfigRecord
   ``config`` (a :class:`TrainConfig`). The reply holds ConfigRecord ``info``, MetricRecord
   ``metrics`` (a :class:`ClientReport`) and, when a training mode ran, ArrayRecord ``update``
-  (the personalized model of :attr:`TrainConfig.update_mode`, compressed as it came).
+  (the personalized model of :attr:`TrainConfig.update_mode`, compressed as it came). With a
+  battery-powered device (the scenario's ``device:`` section), the reply also holds
+  MetricRecord ``device``: the round's state of charge, energy by load and jobs
+  (:func:`fedhar.device.federation.report_record`).
 
 A client that declines (the model does not fit its SRAM, or its policy skips the round)
 replies with a Flower ``Error`` of code :data:`DECLINED` and a reason.
@@ -31,6 +34,7 @@ CONFIG = "config"
 INFO = "info"
 METRICS = "metrics"
 UPDATE = "update"
+DEVICE = "device"
 
 DECLINED = 1001
 """Error code of a reply by which a client declines a round (its reason says why)."""

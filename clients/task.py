@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 from flwr.app import UserConfig
@@ -18,7 +19,7 @@ from clients.personalize import UserData
 from fedhar.mcu import McuProfile, load_profile
 from fedhar.models.spec import ModelSpec
 from fedhar.pipeline import Prepared, prepare
-from fedhar.scenario import load_scenario
+from fedhar.scenario import BatteryDeviceConfig, load_scenario
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,9 @@ class Device:
         y_train: ``[N_tr]`` class indices.
         x_test: ``[N_ts, C, T]`` float32 TS_i, sensor units.
         y_test: ``[N_ts]`` class indices.
+        battery: the scenario's ``device:`` section (None: no battery).
+        scenario_dir: directory of the scenario file (relative paths of ``battery``).
+        seed: the scenario's seed.
     """
 
     user: str
@@ -42,6 +46,9 @@ class Device:
     y_train: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
+    battery: BatteryDeviceConfig | None = None
+    scenario_dir: Path = Path(".")
+    seed: int = 0
 
     def normalized(self, mean: list[float], std: list[float]) -> UserData:
         """The windows standardized per channel with the fold's normalizer (mean, std ``[C]``)."""
@@ -85,9 +92,8 @@ def load_device(run_config: UserConfig, node_config: UserConfig) -> Device:
             f"partition-id {pid} is out of range: scenario {scenario_path} has {len(users)} "
             f"users (0..{len(users) - 1})"
         )
-    profile_name = (
-        str(node_config.get("mcu-profile", "")) or load_scenario(scenario_path).mcu.profile
-    )
+    scenario = load_scenario(scenario_path)
+    profile_name = str(node_config.get("mcu-profile", "")) or scenario.mcu.profile
     local = data.users[users[pid]]
     return Device(
         user=local.user,
@@ -97,6 +103,9 @@ def load_device(run_config: UserConfig, node_config: UserConfig) -> Device:
         y_train=local.train.y,
         x_test=local.test.x,
         y_test=local.test.y,
+        battery=scenario.device,
+        scenario_dir=Path(scenario_path).parent,
+        seed=scenario.seed,
     )
 
 

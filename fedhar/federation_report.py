@@ -3,7 +3,10 @@
 The ServerApp logs each client's outcome to ``OUT/clients.jsonl`` as it arrives (on every
 engine). :func:`merge_federation` copies each user's last-round outcome into the report's
 :class:`~fedhar.report.ClientRecord`: the device's F1 per training mode, F1 after re-quantizing
-to int8, peak memory by category, operations, cycles, seconds, joules and payload bytes.
+to int8, peak memory by category, operations, cycles, seconds, joules and payload bytes. With a
+battery-powered device, the state of charge, energy by load and jobs come from the last round
+the device reported (a user skipped for low battery in the last round keeps its previous
+round's figures, under status ``skipped``).
 ``f1["none"]`` stays the general model's float32 score; the device's score of the int8 model it
 received is ``f1_int8["none"]``. :func:`write_pages` draws the PNG figures and ``report.html``.
 """
@@ -16,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from fedhar import figures, html_report
-from fedhar.report import ReportWriter
+from fedhar.report import BATTERY_FIELDS, ReportWriter
 from server.results import CLIENTS_FILE
 
 FIGURES: tuple[tuple[str, str], ...] = (
@@ -26,8 +29,9 @@ FIGURES: tuple[tuple[str, str], ...] = (
 TABLE2_FIGURE = "table2.png"
 
 
-def last_round(out_dir: Path) -> dict[str, dict[str, Any]]:
-    """user → that user's outcome row of the highest round in ``OUT/clients.jsonl``."""
+def last_round(out_dir: Path, battery: bool = False) -> dict[str, dict[str, Any]]:
+    """user → that user's outcome row of the highest round in ``OUT/clients.jsonl`` (with
+    ``battery``: among the rows that carry a device's ``soc_end``)."""
     path = Path(out_dir) / CLIENTS_FILE
     rows: dict[str, dict[str, Any]] = {}
     if not path.exists():
@@ -36,6 +40,8 @@ def last_round(out_dir: Path) -> dict[str, dict[str, Any]]:
         if not line.strip():
             continue
         row = json.loads(line)
+        if battery and "soc_end" not in row:
+            continue
         if row["round"] >= rows.get(row["user"], {"round": -1})["round"]:
             rows[row["user"]] = row
     return rows
@@ -59,6 +65,10 @@ def merge_federation(writer: ReportWriter, out_dir: Path) -> int:
                          "payload_bytes"):  # fmt: skip
                 setattr(record, name, row.get(name, {}))
         writer.records[user] = record
+    for user, row in last_round(out_dir, battery=True).items():
+        if user in writer.records:
+            for name in BATTERY_FIELDS:
+                setattr(writer.records[user], name, row[name])
     writer.write()
     return len(rows)
 

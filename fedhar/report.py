@@ -23,6 +23,7 @@ from fedhar.metrics import Scores
 
 FLOAT_DIGITS = 6
 REPORT_FORMAT = 1
+BATTERY_FIELDS = ("soc_end", "energy_j_by_load", "jobs")
 
 
 class ReportError(ValueError):
@@ -42,8 +43,8 @@ class ClientRecord:
         accuracy: accuracy on TS_i, in [0, 1].
         balanced_accuracy: balanced accuracy on TS_i, in [0, 1].
         confusion: ``[n_classes, n_classes]`` counts on TS_i (row = true class).
-        status: the device's outcome: ``ok``, ``declined``, ``failed`` or ``rejected``
-            (``ok`` before the federation runs).
+        status: the device's outcome: ``ok``, ``declined``, ``failed``, ``rejected`` or
+            ``skipped`` (low battery; ``ok`` before the federation runs).
         reason: why the status is not ``ok``.
         round: the federated round the device figures come from (0: no federation yet).
         f1_int8: macro-F1 on TS_i after re-quantizing each mode's model to int8.
@@ -55,6 +56,13 @@ class ClientRecord:
         energy_j: per training mode, MCU energy of the job in joules.
         payload_bytes: bytes on the wire of the model received (``down``) and of the update
             sent back (``up``, 0 without one).
+        soc_end: battery state of charge (fraction) at the end of the last round the
+            battery-powered device reported (None, and left out of the report, without a
+            ``device:`` section).
+        energy_j_by_load: that round's device energy by load (``sensor``, ``inference``,
+            ``training``, ``radio``, ``sleep``), in J (None and left out without a battery).
+        jobs: personalization jobs the device completed in that round, by mode (``full``,
+            ``tl``) (None and left out without a battery).
     """
 
     user: str
@@ -75,6 +83,9 @@ class ClientRecord:
     seconds: dict[str, float] = field(default_factory=dict)
     energy_j: dict[str, float] = field(default_factory=dict)
     payload_bytes: dict[str, int] = field(default_factory=dict)
+    soc_end: float | None = None
+    energy_j_by_load: dict[str, float] | None = None
+    jobs: dict[str, int] | None = None
 
     def add_scores(self, mode: str, scores: Scores) -> None:
         """Records the scores of ``mode``."""
@@ -85,8 +96,17 @@ class ClientRecord:
 
     @staticmethod
     def from_dict(data: dict[str, Any]) -> ClientRecord:
-        """Inverse of ``dataclasses.asdict``."""
+        """Inverse of :meth:`to_dict`."""
         return ClientRecord(**data)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data; the battery fields are left out when None, so a run without a battery
+        writes the same report as before they existed."""
+        data = asdict(self)
+        for name in BATTERY_FIELDS:
+            if data[name] is None:
+                del data[name]
+        return data
 
 
 @dataclass(frozen=True)
@@ -217,7 +237,7 @@ class ReportWriter:
         payload = {
             "format": REPORT_FORMAT,
             "header": self.header,
-            "clients": [_rounded(asdict(r)) for r in records],
+            "clients": [_rounded(r.to_dict()) for r in records],
             "summary": {m: _rounded(asdict(s)) for m, s in summarize(records).items()},
         }
         _write_atomic(self.json_path, json.dumps(payload, sort_keys=True, indent=1) + "\n")
@@ -235,7 +255,14 @@ def _csv(records: list[ClientRecord]) -> str:
         columns += [f"{metric}_{m}" for m in modes]
     for metric in ("memory_bytes", "cycles", "seconds", "energy_j"):
         columns += [f"{metric}_{m}" for m in trained]
-    columns += ["payload_bytes_down", "payload_bytes_up", "reason"]
+    columns += ["payload_bytes_down", "payload_bytes_up"]
+    loads: list[str] = []
+    for r in records:
+        loads += [k for k in r.energy_j_by_load or {} if k not in loads]
+    battery = any(r.soc_end is not None for r in records)
+    if battery:
+        columns += ["soc_end"] + [f"energy_j_{load}" for load in loads]
+    columns += ["reason"]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(columns)
@@ -246,6 +273,11 @@ def _csv(records: list[ClientRecord]) -> str:
         memory = {m: v.get("total") for m, v in r.memory_bytes.items()}
         for metric in (memory, r.cycles, r.seconds, r.energy_j):
             row += [_rounded(metric[m]) if m in metric else "" for m in trained]
-        row += [r.payload_bytes.get("down", ""), r.payload_bytes.get("up", ""), r.reason]
+        row += [r.payload_bytes.get("down", ""), r.payload_bytes.get("up", "")]
+        if battery:
+            by_load = r.energy_j_by_load or {}
+            row += ["" if r.soc_end is None else _rounded(r.soc_end)]
+            row += [_rounded(by_load[k]) if k in by_load else "" for k in loads]
+        row += [r.reason]
         writer.writerow(row)
     return buffer.getvalue()

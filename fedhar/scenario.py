@@ -8,6 +8,7 @@ was expected, e.g. ``scenarios/x.yaml: pretrain.lr: expected a number > 0, got '
 
 from __future__ import annotations
 
+import inspect
 import types
 import typing
 from pathlib import Path
@@ -17,6 +18,8 @@ import annotated_types
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.fields import FieldInfo
+
+from fedhar.device.scenario import DeviceSection, PolicySection
 
 
 class ScenarioError(ValueError):
@@ -194,6 +197,42 @@ class McuConfig(_Section):
     profile: str = Field("stm32l496zg", description="MCU profile name (`fedhar/mcu/profiles`).")
 
 
+class BatteryDeviceConfig(DeviceSection):
+    """A battery-powered wearable under every client (unset: no battery). A federation round
+    is a simulated period of `round_s` s that each client's device lives through: sensing,
+    adaptive inference, the personalization job its policy picks (priced by the C library's
+    measured cost of that job on the client's MCU profile, warm-up epochs included), radio
+    and sleep. Each client reports its state of charge and energy by load; the other keys are
+    those of the battery study's `device:` section (see `scenarios/battery_policies.yaml`)."""
+
+    capacity_mah: float = Field(gt=0, description="Battery capacity, in mAh.")
+    round_s: float = Field(
+        86400.0, gt=0, description="Simulated time of one federation round, in s (a day)."
+    )
+    charging: PolicySection = Field(
+        default_factory=lambda: PolicySection(name="never"),
+        description="Charging habit by name (`never`, `nightly`, `random`) and `params`.",
+    )
+    personalization: PolicySection = Field(
+        default_factory=lambda: PolicySection(name="always_full"),
+        description="Personalization policy by name (`always_full`, `always_tl`, `never`, "
+        "`charging_full_else_tl`, `energy_budget`) and `params`.",
+    )
+    threshold: PolicySection = Field(
+        default_factory=lambda: PolicySection(name="static", params={"th": 1.0}),
+        description="Adaptive-inference threshold policy by name (`static`, `linear`, "
+        "`stepwise`) and `params`.",
+    )
+    skip_below_soc: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="The server skips a client for a round (status `skipped`) when the state "
+        "of charge it reported at the end of the previous round is below this fraction. "
+        "Unset: no client is skipped.",
+    )
+
+
 class SweepConfig(_Section):
     """A sweep: the scenario runs once per value, and the runs are compared (Table II)."""
 
@@ -222,6 +261,9 @@ class Scenario(_Section):
         default_factory=FederationConfig, description="Federation."
     )
     mcu: McuConfig = Field(default_factory=McuConfig, description="Device profile.")
+    device: BatteryDeviceConfig | None = Field(
+        None, description="Battery-powered device simulation (unset: no battery)."
+    )
     sweep: SweepConfig | None = Field(
         None, description="Run the scenario once per value and compare (unset: one run)."
     )
@@ -386,7 +428,7 @@ def schema_markdown() -> str:
         if not _is_section(f):
             continue
         section = _strip_optional(f.annotation)
-        lines += ["", f"## `{name}`", "", (section.__doc__ or "").strip(), ""]
+        lines += ["", f"## `{name}`", "", inspect.cleandoc(section.__doc__ or ""), ""]
         lines += _table(section, list(section.model_fields.items()))
     return "\n".join(lines) + "\n"
 
@@ -403,7 +445,9 @@ def _table(owner: type[BaseModel], fields: list[tuple[str, FieldInfo]]) -> list[
             default = "required"
         else:
             value = f.get_default(call_default_factory=True)
-            dumped = yaml.safe_dump(value, default_flow_style=True).strip()
+            if isinstance(value, BaseModel):
+                value = value.model_dump()
+            dumped = yaml.safe_dump(value, default_flow_style=True, width=1_000_000).strip()
             default = f"`{dumped.removesuffix('...').strip()}`"
         accepts = _expected(f.annotation, f).replace("|", "\\|")
         rows.append(f"| `{name}` | {accepts} | {default} | {f.description or ''} |")

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from fedhar.device.loads import LOADS
 from server.strategy import ClientOutcome
 
 CLIENTS_FILE = "clients.jsonl"
@@ -47,7 +48,19 @@ def outcome_to_dict(outcome: ClientOutcome) -> dict[str, Any]:
             "payload_bytes": {"down": report.payload_bytes_down, "up": report.payload_bytes_up},
         }
     )
+    if outcome.device is not None:
+        row.update(device_figures(outcome.device))
     return row
+
+
+def device_figures(device: dict[str, float]) -> dict[str, Any]:
+    """A battery-powered device's round in report form: ``soc_end`` (fraction),
+    ``energy_j_by_load`` (J by load) and ``jobs`` (completed personalization jobs by mode)."""
+    return {
+        "soc_end": float(device["soc_end"]),
+        "energy_j_by_load": {load: float(device[f"energy_j_{load}"]) for load in LOADS},
+        "jobs": {"full": int(device["full_jobs"]), "tl": int(device["tl_jobs"])},
+    }
 
 
 class ResultLog:

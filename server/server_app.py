@@ -7,7 +7,9 @@ Flow: a ``query`` round maps Flower's node ids to users; then, for each of the s
 ``federation.rounds``, every user's node receives its own compressed model (its fold's general
 model, or after aggregation the improved one) and config; each reply is logged as it arrives
 (:class:`server.results.ResultLog`). The report is built from that log
-(:mod:`fedhar.commands.run`).
+(:mod:`fedhar.commands.run`). With a battery-powered device and ``device.skip_below_soc``, a
+client whose battery reported a low state of charge in the previous round is not sent the
+round; it is logged as ``skipped`` with the reason (:func:`server.strategy.low_battery`).
 """
 
 from __future__ import annotations
@@ -20,7 +22,13 @@ from clients.protocol import ClientReport, TrainConfig
 from fedhar.progress import progress_enabled
 from fedhar.scenario import Scenario, load_scenario
 from server.results import ResultLog
-from server.strategy import ClientOutcome, ClientPlan, PersonalizationStrategy, aggregate
+from server.strategy import (
+    ClientOutcome,
+    ClientPlan,
+    PersonalizationStrategy,
+    aggregate,
+    low_battery,
+)
 from server.task import GeneralModel, aggregated_keys, general_models
 
 
@@ -92,6 +100,8 @@ def run(grid: Grid, rc: UserConfig) -> None:
     state = {u: models[u].state for u in users}
     keys = aggregated_keys(spec, fed.aggregation)
     total = fed.rounds * (len(users) - len(missing))
+    skip_below = scenario.device.skip_below_soc if scenario.device is not None else None
+    previous: dict[str, ClientOutcome] = {}
     with tqdm(total=total, desc="clients", disable=not progress_enabled(), leave=False) as bar:
         for round_number in range(1, fed.rounds + 1):
             plans = []
@@ -103,6 +113,13 @@ def run(grid: Grid, rc: UserConfig) -> None:
                     logged.append(_from_log(log, round_number, user))
                     bar.update()
                     continue
+                reason = low_battery(round_number, previous.get(user), skip_below)
+                if reason:
+                    skipped = ClientOutcome(round_number, user, "skipped", reason)
+                    log.append(skipped)
+                    logged.append(skipped)
+                    bar.update()
+                    continue
                 config = train_config(scenario, round_number, models[user])
                 plans.append(ClientPlan(node_of[user], state[user], config))
 
@@ -111,6 +128,7 @@ def run(grid: Grid, rc: UserConfig) -> None:
                 bar.update()
 
             outcomes = strategy.train_round(grid, round_number, plans, record)
+            previous = {o.user: o for o in logged + outcomes}
             if keys and round_number < fed.rounds:
                 state = aggregate(state, logged + outcomes, keys)
 
@@ -119,11 +137,16 @@ app = build_app()
 
 
 def _from_log(log: ResultLog, round_number: int, user: str) -> ClientOutcome:
-    """A logged outcome, with its kept update, for aggregation after a resume."""
+    """A logged outcome, with its kept update (for aggregation) and its battery's state of
+    charge (for the next round's low-battery skip), after a resume."""
     row = log.done(round_number, user) or {"status": "failed", "reason": "not logged"}
     kept = log.load_update(round_number, user)
+    device = {"soc_end": float(row["soc_end"])} if "soc_end" in row else None
     if row["status"] != "ok" or kept is None:
-        return ClientOutcome(round_number, user, row["status"], row.get("reason", ""))
+        status, reason = row["status"], row.get("reason", "")
+        return ClientOutcome(round_number, user, status, reason, device=device)
     report = ClientReport(n_train=int(row["n_train"]), n_test=int(row["n_test"]), modes={})
     received, update = kept
-    return ClientOutcome(round_number, user, "ok", report=report, received=received, update=update)
+    return ClientOutcome(
+        round_number, user, "ok", report=report, received=received, update=update, device=device
+    )

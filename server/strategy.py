@@ -8,7 +8,9 @@ collects the replies as they arrive. A reply becomes a :class:`ClientOutcome`:
 * ``declined``: the client refused (does not fit its SRAM, or its policy), with its reason;
 * ``failed``: the client raised or never replied, with the reason;
 * ``rejected``: the reply holds NaN or Inf (in its metrics or its update); the server keeps
-  the reason and drops the numbers.
+  the reason and drops the numbers;
+* ``skipped``: the server did not send the client the round, because the battery's state of
+  charge it reported at the end of the previous round was low (:func:`low_battery`).
 
 Optionally, :func:`aggregate` then runs FedAvg over the personalized updates (all layers, or
 the shared feature layers only) to give every user a better starting model for the next
@@ -31,6 +33,7 @@ from flwr.serverapp import Grid
 from clients.protocol import (
     CONFIG,
     DECLINED,
+    DEVICE,
     INFO,
     METRICS,
     MODEL,
@@ -69,11 +72,13 @@ class ClientOutcome:
     Attributes:
         round: 1-based round.
         user: user id.
-        status: ``ok``, ``declined``, ``failed`` or ``rejected``.
+        status: ``ok``, ``declined``, ``failed``, ``rejected`` or ``skipped``.
         reason: why it is not ``ok`` (empty when ``ok``).
         report: the client's numbers (``ok`` only).
         received: float32 model the client received (decoded payload), when it sent an update.
         update: float32 personalized model it sent back (``ok`` with an update only).
+        device: the battery-powered device's round (``ok`` with a ``device:`` section only):
+            ``soc_end`` (fraction), ``energy_j_<load>`` (J), ``full_jobs``, ``tl_jobs``, ...
     """
 
     round: int
@@ -83,6 +88,7 @@ class ClientOutcome:
     report: ClientReport | None = None
     received: dict[str, np.ndarray] | None = None
     update: dict[str, np.ndarray] | None = None
+    device: dict[str, float] | None = None
 
 
 class PersonalizationStrategy:
@@ -185,13 +191,15 @@ class PersonalizationStrategy:
             reason = f"reply names user {claimed!r}, the message was for {user!r}"
             return ClientOutcome(round_number, user, "rejected", reason)
         metrics = content.metric_records[METRICS]
-        bad = sorted(k for k, v in metrics.items() if not _finite(v))
+        device_record = content.metric_records.get(DEVICE)
+        device = None if device_record is None else dict(device_record.items())
+        bad = sorted(k for k, v in {**metrics, **(device or {})}.items() if not _finite(v))
         if bad:
             reason = f"non-finite metrics: {', '.join(bad)}"
             return ClientOutcome(round_number, user, "rejected", reason)
         report = ClientReport.from_record(metrics)
         if UPDATE not in content.array_records:
-            return ClientOutcome(round_number, user, "ok", report=report)
+            return ClientOutcome(round_number, user, "ok", report=report, device=device)
         update = decode_model(content.array_records[UPDATE], self.shapes)
         bad = [k for k, v in update.items() if not np.isfinite(v).all()]
         if bad:
@@ -200,7 +208,7 @@ class PersonalizationStrategy:
             return ClientOutcome(round_number, user, "rejected", reason)
         received = decode_model(encode_model(plan.model, self.shapes, self.payload), self.shapes)
         return ClientOutcome(
-            round_number, user, "ok", report=report, received=received, update=update
+            round_number, user, "ok", report=report, received=received, update=update, device=device
         )
 
     def _push(self, grid: Grid, messages: list[Message]) -> list[str]:
@@ -236,6 +244,24 @@ class PersonalizationStrategy:
                 if handle is not None:
                     handle(message_id, None)
         return replies
+
+
+def low_battery(
+    round_number: int, previous: ClientOutcome | None, skip_below_soc: float | None
+) -> str:
+    """Why the server skips a client in ``round_number``: the state of charge (fraction) its
+    device reported in the round just before is below ``skip_below_soc``; ``""`` to send it
+    the round. A client that did not report in the previous round (skipped, declined, failed,
+    or no battery) is sent the round, so that a skipped client reports again."""
+    if skip_below_soc is None or previous is None or previous.device is None:
+        return ""
+    soc = float(previous.device["soc_end"])
+    if previous.round != round_number - 1 or soc >= skip_below_soc:
+        return ""
+    return (
+        f"low battery: state of charge {soc:.3f} at the end of round {previous.round} is below "
+        f"device.skip_below_soc {skip_below_soc:g}"
+    )
 
 
 def aggregate(

@@ -30,7 +30,9 @@ if TYPE_CHECKING:
 
 EPILOG = """\
 A scenario is a YAML file with the sections name, seed, data, split, model, pretrain,
-personalization, federation and mcu; every key is documented in docs/scenario.md
+personalization, federation, mcu and (optional) device, a battery-powered wearable whose
+state of charge and energy by load each client reports; every key is documented in
+docs/scenario.md
 (python -m fedhar.scenario prints it). Unknown keys and wrong values are errors
 (exit code 2, one line naming the file and the key).
 
@@ -251,8 +253,13 @@ def run_one(args: argparse.Namespace, scenario: Scenario, out: Path, started: fl
 
 
 def report_header(scenario: Scenario, prepared: Prepared) -> dict[str, object]:
-    """Identity of a run, stored in ``report.json``: resuming requires an equal header."""
-    canonical = json.dumps(scenario.model_dump(mode="json"), sort_keys=True)
+    """Identity of a run, stored in ``report.json``: resuming requires an equal header. An
+    unset ``device`` section is left out of the hash, so runs without a battery keep the hash
+    they had before the section existed."""
+    dumped = scenario.model_dump(mode="json")
+    if dumped["device"] is None:
+        del dumped["device"]
+    canonical = json.dumps(dumped, sort_keys=True)
     return {
         "scenario": scenario.name,
         "scenario_sha256": hashlib.sha256(canonical.encode()).hexdigest(),

@@ -1,0 +1,85 @@
+"""A client's battery-powered device: one federation round is one simulated period.
+
+With the scenario's ``device:`` section, each ``train`` reply also advances the node's
+simulated wearable (:mod:`fedhar.device`) to the end of the round, keeping its state in
+``Context.state``. The device's personalization job is priced by what the C library measured
+for that mode in this very round (its counted operations priced by the node's MCU profile):
+a job of ``warmup_epochs + epochs`` epochs, each costing the job's energy (J) and MCU time (s)
+divided by that number. Modes the scenario does not run on the device keep the ``device:``
+section's figures.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import zlib
+from collections.abc import Mapping
+from pathlib import Path
+
+from flwr.app import Context, MetricRecord
+
+from clients.protocol import ModeResult, TrainConfig
+from fedhar.device.device import DeviceConfig
+from fedhar.device.federation import report_record, run_round
+from fedhar.device.loads import PersonalizationCost
+from fedhar.device.scenario import build_device_config
+from fedhar.scenario import BatteryDeviceConfig
+
+
+def device_config(
+    section: BatteryDeviceConfig,
+    base_dir: Path,
+    user: str,
+    seed: int,
+    results: Mapping[str, ModeResult],
+    job_epochs: int,
+) -> DeviceConfig:
+    """The device of ``user``: the ``device:`` section with its personalization costs
+    replaced by the measured jobs in ``results`` (each ``job_epochs`` epochs long). The
+    charging habit's seed mixes the scenario's ``seed`` with the user id, so users differ and
+    runs repeat."""
+    config = build_device_config(
+        section,
+        base_dir,
+        capacity_mah=section.capacity_mah,
+        charging=section.charging,
+        personalization=section.personalization,
+        threshold=section.threshold,
+        seed=seed * 1_000_003 + zlib.crc32(user.encode()),
+    )
+    measured = {
+        mode: PersonalizationCost(
+            joules_per_epoch=results[mode].energy_j / job_epochs,
+            seconds_per_epoch=results[mode].seconds / job_epochs,
+        )
+        for mode in ("full", "tl")
+        if mode in results and results[mode].seconds > 0
+    }
+    if not measured:
+        return config
+    personalization = {**config.costs.personalization, **measured}
+    sources = {
+        **config.costs.sources,
+        "training": "C library op counts of this round's jobs priced by the node's MCU profile",
+    }
+    costs = dataclasses.replace(config.costs, personalization=personalization, sources=sources)
+    return dataclasses.replace(config, costs=costs, epochs=job_epochs)
+
+
+def battery_round(
+    context: Context,
+    section: BatteryDeviceConfig,
+    base_dir: Path,
+    user: str,
+    seed: int,
+    config: TrainConfig,
+    results: Mapping[str, ModeResult],
+) -> MetricRecord:
+    """Advances the node's device to the end of round ``config.round`` (``section.round_s`` s
+    per round) and returns the round's device figures: ``soc_end`` (fraction),
+    ``energy_j_<load>`` (J), ``full_jobs``, ``tl_jobs``, ... (see
+    :func:`fedhar.device.federation.report_record`)."""
+    job_epochs = config.warmup_epochs + config.epochs
+    device = device_config(section, base_dir, user, seed, results, job_epochs)
+    report = run_round(context, device, config.round, section.round_s)
+    return report_record(report)

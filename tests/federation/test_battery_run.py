@@ -1,0 +1,88 @@
+"""``fedhar run`` of ``scenarios/quickstart_battery.yaml`` on the in-process engine: every
+client's battery state of charge and energy by load reach ``report.json``, low batteries are
+skipped in round 2 (recorded, with the reason), and the report repeats byte for byte."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from fedhar.cli import main
+from fedhar.device.loads import LOADS
+from fedhar.scenario import load_scenario
+
+from .conftest import REPO
+
+SCENARIO = REPO / "scenarios" / "quickstart_battery.yaml"
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("battery")
+    a, b = root / "a", root / "b"
+    assert main(["run", str(SCENARIO), "--out", str(a)]) == 0
+    assert main(["run", str(SCENARIO), "--out", str(b)]) == 0
+    return a, b
+
+
+def test_report_is_byte_identical(runs: tuple[Path, Path]) -> None:
+    a, b = runs
+    assert (a / "report.json").read_bytes() == (b / "report.json").read_bytes()
+    assert (a / "clients.jsonl").read_bytes() == (b / "clients.jsonl").read_bytes()
+
+
+def test_every_client_reports_state_of_charge_and_energy_by_load(runs: tuple[Path, Path]) -> None:
+    device = load_scenario(SCENARIO).device
+    assert device is not None
+    capacity_j = device.capacity_mah * 3.6 * device.battery.voltage_v
+    clients = json.loads((runs[0] / "report.json").read_text())["clients"]
+    assert len(clients) == 6
+    for c in clients:
+        assert 0.0 <= c["soc_end"] < 1.0
+        assert set(c["energy_j_by_load"]) == set(LOADS)
+        assert all(v > 0 for v in c["energy_j_by_load"].values())
+        assert c["jobs"] == {"full": 1, "tl": 0}
+    # Per round, the state of charge falls by the energy drawn over the capacity (coulomb
+    # model); a day on the charger can only raise it. Every device starts full.
+    log = [json.loads(line) for line in (runs[0] / "clients.jsonl").read_text().splitlines()]
+    soc = dict.fromkeys((c["user"] for c in clients), 1.0)
+    exact = 0
+    for row in sorted((r for r in log if "soc_end" in r), key=lambda r: r["round"]):
+        expected = soc[row["user"]] - sum(row["energy_j_by_load"].values()) / capacity_j
+        assert row["soc_end"] >= expected - 1e-9
+        exact += row["soc_end"] == pytest.approx(expected, abs=1e-9)
+        soc[row["user"]] = row["soc_end"]
+    assert exact > 0
+    ok = [c for c in clients if c["status"] == "ok"]
+    assert ok
+    for c in ok:
+        # The device's training load is the C library's measured Full job (one per day).
+        assert c["energy_j_by_load"]["training"] == pytest.approx(c["energy_j"]["full"], rel=1e-5)
+    rows = list(csv.DictReader((runs[0] / "report.csv").open()))
+    assert [float(r["soc_end"]) for r in rows] == [c["soc_end"] for c in clients]
+    assert all(float(r["energy_j_training"]) > 0 for r in rows)
+
+
+def test_low_battery_clients_are_skipped_with_the_reason(runs: tuple[Path, Path]) -> None:
+    threshold = load_scenario(SCENARIO).device.skip_below_soc
+    log = [json.loads(line) for line in (runs[0] / "clients.jsonl").read_text().splitlines()]
+    first = {r["user"]: r for r in log if r["round"] == 1}
+    second = {r["user"]: r for r in log if r["round"] == 2}
+    assert set(first) == set(second) == {str(u) for u in range(1, 7)}
+    assert all(r["status"] == "ok" for r in first.values())
+    low = {u for u, r in first.items() if r["soc_end"] < threshold}
+    assert low and low != set(first)
+    for user, row in second.items():
+        if user in low:
+            assert row["status"] == "skipped"
+            assert "low battery" in row["reason"] and "soc_end" not in row
+        else:
+            assert row["status"] == "ok"
+            assert row["soc_end"] < first[user]["soc_end"]
+    report = {c["user"]: c for c in json.loads((runs[0] / "report.json").read_text())["clients"]}
+    for user in low:
+        assert report[user]["status"] == "skipped"
+        assert report[user]["soc_end"] == pytest.approx(first[user]["soc_end"], abs=1e-6)
