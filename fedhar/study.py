@@ -2,6 +2,13 @@
 capacity × charging habit, each configuration a simulated device living ``days`` days of
 one-day federation rounds.
 
+Without a ``replay:`` section, F1 and the easy share of each row come from the modes tables
+(``accuracy_source: "modes_table"``). With one, every configuration runs once per replayed
+user: the device replays that user's real test windows along the section's daily schedule
+through the real adaptive classifier (general model, then the personalized one), and F1 and
+the easy share are measured (``accuracy_source: "replay"``; see
+:mod:`fedhar.device.replay_data`).
+
 ``run_study`` writes into ``DIR``:
 
 - ``rows.jsonl``: one finished configuration per line, appended as it finishes (resume
@@ -20,20 +27,29 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import pydantic
 import yaml
 from pydantic import Field
 
 from fedhar.device.device import Device
 from fedhar.device.loads import LOADS
+from fedhar.device.replay_data import (
+    UserReplay,
+    check_adaptive_dir,
+    load_user_replays,
+    resolve_adaptive_dir,
+)
 from fedhar.device.scenario import (
     DeviceSection,
     PolicySection,
+    ReplaySection,
     Strict,
     build_device_config,
     describe_errors,
 )
 from fedhar.device.study_report import write_plots_and_report
+from fedhar.metrics import score
 
 
 class ScenarioError(ValueError):
@@ -64,10 +80,25 @@ class StudyScenario(Strict):
     description: str = ""
     device: DeviceSection
     study: StudySection
+    replay: ReplaySection | None = None
 
 
-def load_study_scenario(path: str | Path) -> StudyScenario:
-    """Reads and validates a study scenario; raises :class:`ScenarioError`."""
+def replay_modes_csv(
+    scenario: StudyScenario, base_dir: Path, adaptive_dir: str | None
+) -> Path | None:
+    """With a ``replay:`` section, the adaptive run's ``modes.csv`` (the general modes table
+    when ``device.modes`` names none); ``None`` without one. Raises ``ValueError`` naming the
+    missing file and the fix."""
+    if scenario.replay is None:
+        return None
+    directory = resolve_adaptive_dir(scenario.replay, base_dir, adaptive_dir)
+    check_adaptive_dir(directory)
+    return directory / "modes.csv"
+
+
+def load_study_scenario(path: str | Path, adaptive_dir: str | None = None) -> StudyScenario:
+    """Reads and validates a study scenario; raises :class:`ScenarioError`. ``adaptive_dir``
+    overrides the ``replay:`` section's ``adaptive_dir``."""
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text())
@@ -93,13 +124,19 @@ def load_study_scenario(path: str | Path) -> StudyScenario:
             f"{path}: study.plot_capacity_mah: expected one of {study.capacity_mah}, "
             f"got {study.plot_capacity_mah}"
         )
-    lines += _check_buildable(scenario, path)
+    if lines:
+        raise ScenarioError(lines)
+    try:
+        modes_csv = replay_modes_csv(scenario, path.parent, adaptive_dir)
+    except ValueError as exc:
+        raise ScenarioError([f"{path}: {exc}"]) from None
+    lines += _check_buildable(scenario, path, modes_csv)
     if lines:
         raise ScenarioError(lines)
     return scenario
 
 
-def _check_buildable(scenario: StudyScenario, path: Path) -> list[str]:
+def _check_buildable(scenario: StudyScenario, path: Path, modes_csv: Path | None) -> list[str]:
     """Builds one device per policy and habit so that bad names or parameters fail early."""
     study, lines = scenario.study, []
     first = {
@@ -115,6 +152,7 @@ def _check_buildable(scenario: StudyScenario, path: Path) -> list[str]:
                     path.parent,
                     capacity_mah=study.capacity_mah[0],
                     seed=study.seed,
+                    modes_csv=modes_csv,
                     **{**first, axis: spec},
                 )
             except (ValueError, OSError) as exc:
@@ -130,6 +168,7 @@ class GridPoint:
     threshold: str
     capacity_mah: float
     charging: str
+    user: str | None = None
 
     @property
     def policy(self) -> str:
@@ -137,17 +176,20 @@ class GridPoint:
 
     @property
     def key(self) -> str:
-        return f"{self.policy}|{self.capacity_mah:g}mAh|{self.charging}"
+        key = f"{self.policy}|{self.capacity_mah:g}mAh|{self.charging}"
+        return key if self.user is None else f"{key}|user {self.user}"
 
 
-def grid(study: StudySection) -> list[GridPoint]:
-    """Every configuration, in a fixed order."""
+def grid(study: StudySection, users: list[str] | None = None) -> list[GridPoint]:
+    """Every configuration, in a fixed order; once per replayed user when ``users`` is
+    given."""
     return [
-        GridPoint(p, t, c, h)
+        GridPoint(p, t, c, h, u)
         for p in study.personalization
         for t in study.threshold
         for c in study.capacity_mah
         for h in study.charging
+        for u in users or [None]
     ]
 
 
@@ -164,7 +206,8 @@ class StudyRow:
         days: simulated days.
         days_to_first_depletion: days until the first cut-off; ``None`` if none happened.
         fraction_time_dead: share of the simulated time spent cut off.
-        mean_f1: F1 averaged over the windows classified (alive time only).
+        mean_f1: F1 over the windows classified (alive time only): measured macro F1 of
+            the replayed windows, or the modes table's F1 averaged over windows.
         f1_effective: ``mean_f1 · (1 - fraction_time_dead)``: dead time recognizes nothing.
         easy_share: share of windows decided by the small model.
         energy_j: energy drawn by load over the study, J.
@@ -173,6 +216,13 @@ class StudyRow:
         epochs_lost: epochs cut off before completing.
         depletions: cut-offs.
         soc_min, soc_end: lowest sampled and final state of charge.
+        accuracy_source: ``"replay"`` (F1 and easy share measured on real windows) or
+            ``"modes_table"``.
+        user: the replayed user (replay only).
+        replay_models: the saved model that served each personalization mode (replay only).
+        f1_by_day: measured macro F1 of each day's windows, ``None`` for a day without
+            windows (replay only).
+        easy_share_by_day: measured easy share of each day's windows (replay only).
     """
 
     key: str
@@ -195,12 +245,38 @@ class StudyRow:
     depletions: int
     soc_min: float
     soc_end: float
+    accuracy_source: str = "modes_table"
+    user: str | None = None
+    replay_models: dict[str, str] | None = None
+    f1_by_day: list[float | None] | None = None
+    easy_share_by_day: list[float | None] | None = None
+
+
+def measured_f1(confusion: np.ndarray) -> float | None:
+    """Macro F1 (:func:`fedhar.metrics.score`) of the windows counted in a ``[K, K]``
+    (true, predicted) confusion; ``None`` when it counts none."""
+    k = confusion.shape[0]
+    counts = confusion.ravel()
+    if counts.sum() == 0:
+        return None
+    cells = np.repeat(np.arange(k * k), counts)
+    return score(cells // k, cells % k, k).macro_f1
+
+
+def _finite(value: float) -> float | None:
+    return value if np.isfinite(value) else None
 
 
 def run_point(
-    scenario: StudyScenario, base_dir: Path, point: GridPoint
+    scenario: StudyScenario,
+    base_dir: Path,
+    point: GridPoint,
+    replay: UserReplay | None = None,
+    modes_csv: Path | None = None,
 ) -> tuple[StudyRow, list[list[float]]]:
-    """Simulates one configuration; returns its row and its ``[t_s, soc]`` trace."""
+    """Simulates one configuration, replaying ``replay``'s windows when given (``modes_csv``:
+    the general modes table when the scenario names none); returns its row and its
+    ``[t_s, soc]`` trace."""
     study = scenario.study
     config = build_device_config(
         scenario.device,
@@ -210,14 +286,17 @@ def run_point(
         personalization=study.personalization[point.personalization],
         threshold=study.threshold[point.threshold],
         seed=study.seed,
+        modes_csv=modes_csv,
     )
-    device = Device(config)
-    for day in range(1, study.days + 1):
-        device.advance(day * study.round_s)
+    device = Device(config, replay=None if replay is None else replay.replay)
+    reports = [device.advance(day * study.round_s) for day in range(1, study.days + 1)]
     st, totals = device.state, device.state.totals
     horizon_s = study.days * study.round_s
     n = totals.inferences
-    mean_f1 = totals.f1_sum / n if n else None
+    if replay is None:
+        mean_f1 = totals.f1_sum / n if n else None
+    else:
+        mean_f1 = measured_f1(np.array(totals.confusion))
     dead = totals.dead_s / horizon_s
     socs = [s for _, s in st.trace] + [device.battery.soc]
     row = StudyRow(
@@ -244,6 +323,12 @@ def run_point(
         soc_min=min(socs),
         soc_end=socs[-1],
     )
+    if replay is not None:
+        row.accuracy_source = "replay"
+        row.user = replay.user
+        row.replay_models = dict(replay.models)
+        row.f1_by_day = [_finite(r.f1) for r in reports]
+        row.easy_share_by_day = [_finite(r.easy_share) for r in reports]
     return row, st.trace
 
 
@@ -359,6 +444,8 @@ CSV_COLUMNS = [
     "depletions",
     "soc_min",
     "soc_end",
+    "accuracy_source",
+    "user",
 ]
 
 
@@ -370,12 +457,17 @@ def write_csv(rows: list[StudyRow], path: Path) -> None:
         for row in rows:
             flat = asdict(row)
             energy = flat.pop("energy_j")
+            for key in ("replay_models", "f1_by_day", "easy_share_by_day"):
+                flat.pop(key)
             flat.update({f"energy_j_{load}": energy[load] for load in LOADS})
             writer.writerow({k: "" if v is None else v for k, v in flat.items()})
 
 
-def _scenario_digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def _scenario_digest(path: Path, adaptive_dir: str | None) -> str:
+    digest = hashlib.sha256(path.read_bytes())
+    if adaptive_dir is not None:
+        digest.update(f"\nadaptive_dir={adaptive_dir}".encode())
+    return digest.hexdigest()
 
 
 def _trace_file(out: Path, index: int) -> Path:
@@ -387,15 +479,29 @@ def run_study(
     out: str | Path,
     resume: bool = False,
     log: Callable[[str], None] = print,
+    adaptive_dir: str | None = None,
 ) -> dict[str, object]:
     """Runs (or resumes) the study and writes every output file; returns ``study.json``'s
-    content. Raises :class:`ScenarioError` on an invalid scenario and ``FileExistsError``
-    when ``out`` holds an earlier run and ``resume`` is off."""
+    content. ``adaptive_dir`` overrides the ``replay:`` section's. Raises
+    :class:`ScenarioError` on an invalid scenario (or missing adaptive models) and
+    ``FileExistsError`` when ``out`` holds an earlier run and ``resume`` is off."""
     scenario_path = Path(scenario_path)
-    scenario = load_study_scenario(scenario_path)
+    scenario = load_study_scenario(scenario_path, adaptive_dir)
+    base_dir = scenario_path.parent
+    replays: dict[str, UserReplay] = {}
+    modes_csv = None
+    if scenario.replay is not None:
+        try:
+            directory = resolve_adaptive_dir(scenario.replay, base_dir, adaptive_dir)
+            replays = {r.user: r for r in load_user_replays(scenario.replay, base_dir, directory)}
+        except ValueError as exc:
+            raise ScenarioError([f"{scenario_path}: {exc}"]) from None
+        modes_csv = directory / "modes.csv"
+        for r in replays.values():
+            log(f"replay: user {r.user}, {r.n_windows} test windows, models {r.models}")
     out = Path(out)
     rows_file = out / "rows.jsonl"
-    digest = _scenario_digest(scenario_path)
+    digest = _scenario_digest(scenario_path, adaptive_dir)
     stamp = out / "scenario.sha256"
     if rows_file.exists() and not resume:
         raise FileExistsError(f"{out}: holds an earlier study (rows.jsonl); use --resume")
@@ -410,12 +516,13 @@ def run_study(
             if line.strip():
                 row = StudyRow(**json.loads(line))
                 done[row.key] = row
-    points = grid(scenario.study)
+    points = grid(scenario.study, list(replays) or None)
     with open(rows_file, "a") as fh:
         for index, point in enumerate(points):
             if point.key in done and _trace_file(out, index).exists():
                 continue
-            row, trace = run_point(scenario, scenario_path.parent, point)
+            replay = None if point.user is None else replays[point.user]
+            row, trace = run_point(scenario, base_dir, point, replay, modes_csv)
             _trace_file(out, index).write_text(json.dumps(trace))
             fh.write(json.dumps(asdict(row), allow_nan=False) + "\n")
             fh.flush()

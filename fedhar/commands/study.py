@@ -1,4 +1,5 @@
-"""``fedhar study SCENARIO --out DIR [--resume]``: run a battery-policy study."""
+"""``fedhar study SCENARIO --out DIR [--resume] [--adaptive-dir DIR]``: run a
+battery-policy study."""
 
 from __future__ import annotations
 
@@ -21,6 +22,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--resume", action="store_true", help="continue an interrupted study in DIR"
     )
+    parser.add_argument(
+        "--adaptive-dir",
+        help="output directory of `fedhar adaptive` whose models replay real windows "
+        "(overrides the scenario's replay.adaptive_dir)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -29,7 +35,9 @@ def run(args: argparse.Namespace) -> int:
     from fedhar.study import ScenarioError, run_study, winner_lines
 
     try:
-        result = run_study(args.scenario, args.out, resume=args.resume)
+        result = run_study(
+            args.scenario, args.out, resume=args.resume, adaptive_dir=args.adaptive_dir
+        )
     except ScenarioError as exc:
         for line in exc.lines:
             print(f"error: {line}", file=sys.stderr)

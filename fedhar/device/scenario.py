@@ -78,8 +78,11 @@ class ModesSection(Strict):
         default_factory=lambda: dict(TABLE_II_WISDM_F1)
     )
 
-    def table(self, base_dir: Path) -> ModesTable:
-        """The general model's table."""
+    def table(self, base_dir: Path, default_csv: Path | None = None) -> ModesTable:
+        """The general model's table: ``csv`` or ``rows``, or, when both are omitted,
+        ``default_csv`` (the modes table of the adaptive run a replay section points at)."""
+        if self.csv is None and self.rows is None and default_csv is not None:
+            return ModesTable.from_csv(default_csv)
         if (self.csv is None) == (self.rows is None):
             raise ValueError("device.modes: expected exactly one of 'csv' or 'rows'")
         if self.csv is not None:
@@ -138,12 +141,15 @@ class DeviceSection(Strict):
     modes: ModesSection
     training: TrainingSection = TrainingSection()
 
-    def costs(self, base_dir: Path) -> tuple[DeviceCosts, dict[str, ModesTable]]:
+    def costs(
+        self, base_dir: Path, modes_csv: Path | None = None
+    ) -> tuple[DeviceCosts, dict[str, ModesTable]]:
         """The device's costs and its modes tables by model (general, TL, Full). Inference
-        costs are fitted to the general table; the rest comes from the parts file."""
+        costs are fitted to the general table (``modes_csv`` when the section names none);
+        the rest comes from the parts file."""
         parts_path = PARTS_FILE if self.parts is None else base_dir / self.parts
         parts = load_parts(self.batches_per_epoch, parts_path)
-        general = self.modes.table(base_dir)
+        general = self.modes.table(base_dir, modes_csv)
         tables = {
             m: general.personalized(m, self.modes.f1_reference) for m in PERSONALIZATION_MODES
         }
@@ -164,6 +170,33 @@ class DeviceSection(Strict):
         return costs, tables
 
 
+class ReplaySection(Strict):
+    """The optional ``replay:`` section: real windows replayed through the real adaptive
+    classifier, so that F1 and the easy share are measured rather than read from a table.
+
+    Attributes:
+        adaptive_dir: output directory of ``fedhar adaptive`` (relative to the study
+            scenario): ``model.pt`` (general model), ``users/<id>/model.pt`` (personalized)
+            and ``modes.csv``; ``fedhar study --adaptive-dir`` overrides it.
+        adaptive_scenario: the ``fedhar adaptive`` scenario that trained it (relative to the
+            study scenario); its dataset, window, stride, seed and held-out users give each
+            user's test windows TS_i exactly as the adaptive run split them.
+        data_dir: dataset directory (default: the adaptive scenario's, then
+            ``FEDHAR_DATA_DIR``).
+        users: held-out users to replay, one simulated device each (default: every user with
+            a personalized model).
+        schedule: ``[[start_h, activity], ...]``: the users' day (activity = class name).
+        batch_size: windows per classifier call.
+    """
+
+    adaptive_dir: str | None = None
+    adaptive_scenario: str
+    data_dir: str | None = None
+    users: list[str] | None = Field(None, min_length=1)
+    schedule: list[tuple[float, str]] = Field(min_length=1)
+    batch_size: int = Field(512, ge=1)
+
+
 class PolicySection(Strict):
     """A policy or habit by registered name with its parameters."""
 
@@ -180,9 +213,11 @@ def build_device_config(
     personalization: PolicySection,
     threshold: PolicySection,
     seed: int,
+    modes_csv: Path | None = None,
 ) -> DeviceConfig:
-    """A device configuration from the ``device:`` section and one point of a grid."""
-    costs, tables = section.costs(base_dir)
+    """A device configuration from the ``device:`` section and one point of a grid;
+    ``modes_csv`` is the general modes table when the section names none."""
+    costs, tables = section.costs(base_dir, modes_csv)
     return DeviceConfig(
         battery=section.battery.spec(capacity_mah),
         costs=costs,

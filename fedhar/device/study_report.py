@@ -27,17 +27,22 @@ def plot_soc(
     round_s: float,
     path: Path,
 ) -> None:
-    """State of charge over time, one line per policy, at one capacity and habit."""
+    """State of charge over time, one line per policy, at one capacity and habit (and, when
+    real windows are replayed, for the first replayed user)."""
     fig, ax = plt.subplots(figsize=(10, 4.5))
+    user = points[0].user if points else None
     for point, trace in zip(points, traces, strict=True):
         if point.capacity_mah != capacity_mah or point.charging != charging or not trace:
+            continue
+        if point.user != user:
             continue
         t = [s[0] / round_s for s in trace]
         ax.plot(t, [s[1] for s in trace], lw=1.0, label=point.policy)
     ax.set_xlabel("day")
     ax.set_ylabel("state of charge")
     ax.set_ylim(-0.02, 1.02)
-    ax.set_title(f"State of charge per policy ({capacity_mah:g} mAh, charging: {charging})")
+    who = "" if user is None else f", user {user}"
+    ax.set_title(f"State of charge per policy ({capacity_mah:g} mAh, charging: {charging}{who})")
     ax.legend(fontsize=7, ncol=2, loc="lower left")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
