@@ -5,8 +5,8 @@ simulated wearable (:mod:`fedhar.device`) to the end of the round, keeping its s
 ``Context.state``. The device's personalization job is priced by what the C library measured
 for that mode in this very round (its counted operations priced by the node's MCU profile):
 a job of ``warmup_epochs + epochs`` epochs, each costing the job's energy (J) and MCU time (s)
-divided by that number. Modes the scenario does not run on the device keep the ``device:``
-section's figures.
+divided by that number. A mode the scenario does not run keeps the ``device:`` section's
+price of its whole job.
 """
 
 from __future__ import annotations
@@ -57,7 +57,14 @@ def device_config(
     }
     if not measured:
         return config
-    personalization = {**config.costs.personalization, **measured}
+    # An unmeasured mode keeps its whole job's cost (the section's ``epochs`` epochs), spread
+    # over the measured jobs' ``job_epochs`` epochs.
+    share = section.epochs / job_epochs
+    personalization = {
+        mode: PersonalizationCost(cost.joules_per_epoch * share, cost.seconds_per_epoch * share)
+        for mode, cost in config.costs.personalization.items()
+    }
+    personalization.update(measured)
     sources = {
         **config.costs.sources,
         "training": "C library op counts of this round's jobs priced by the node's MCU profile",

@@ -16,9 +16,18 @@ from typing import Any, Literal, Union
 
 import annotated_types
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic.fields import FieldInfo
 
+from fedhar.device.charging import make_charging
+from fedhar.device.policies import make_personalization_policy, make_threshold_policy
 from fedhar.device.scenario import DeviceSection, PolicySection
 
 
@@ -232,6 +241,34 @@ class BatteryDeviceConfig(DeviceSection):
         "Unset: no client is skipped.",
     )
 
+    @field_validator("charging", "personalization", "threshold")
+    @classmethod
+    def _known_policy(cls, value: PolicySection, info: ValidationInfo) -> PolicySection:
+        """Builds the named policy once, so an unknown name or parameter fails at load."""
+        make = {
+            "charging": lambda p: make_charging(p.name, **p.params),
+            "personalization": lambda p: make_personalization_policy(p.name, p.params),
+            "threshold": lambda p: make_threshold_policy(p.name, p.params),
+        }[str(info.field_name)]
+        try:
+            make(value)
+        except (KeyError, TypeError, ValueError) as exc:
+            message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+            raise ValueError(str(message)) from None
+        return value
+
+    def anchored(self, base_dir: Path) -> BatteryDeviceConfig:
+        """This section with its relative file paths (``parts``, ``modes.csv``) made absolute
+        against ``base_dir``, the directory of the scenario file they are relative to."""
+
+        def absolute(path: str | None) -> str | None:
+            if path is None or Path(path).is_absolute():
+                return path
+            return str((base_dir / path).resolve())
+
+        modes = self.modes.model_copy(update={"csv": absolute(self.modes.csv)})
+        return self.model_copy(update={"parts": absolute(self.parts), "modes": modes})
+
 
 class SweepConfig(_Section):
     """A sweep: the scenario runs once per value, and the runs are compared (Table II)."""
@@ -324,6 +361,8 @@ def _describe(error: Any) -> str:
         allowed = ", ".join(owner.model_fields) if owner is not None else ""
         prefix = f"{parent}: " if parent else ""
         return f"{prefix}unknown key '{loc[-1]}' (allowed: {allowed})"
+    if error["type"] == "value_error":
+        return f"{key_path}: {str(error['msg']).removeprefix('Value error, ')}"
     if error["type"] == "missing":
         return f"{key_path}: missing required key, expected {_expected(annotation, info)}"
     return f"{key_path}: expected {_expected(annotation, info)}, got {_kind(error['input'])}"

@@ -210,8 +210,13 @@ def run_one(args: argparse.Namespace, scenario: Scenario, out: Path, started: fl
     engine = args.engine or scenario.federation.engine
     t0 = time.perf_counter()
     # The engines read this snapshot, not the user's file: an edit during the run changes nothing.
+    # It lives in DIR, so the device section's file paths are anchored to the scenario's folder.
     snapshot = out / "scenario.yaml"
-    snapshot.write_text(yaml.safe_dump(scenario.model_dump(mode="json"), sort_keys=True))
+    frozen = scenario
+    if scenario.device is not None:
+        device = scenario.device.anchored(Path(args.scenario).resolve().parent)
+        frozen = scenario.model_copy(update={"device": device})
+    snapshot.write_text(yaml.safe_dump(frozen.model_dump(mode="json"), sort_keys=True))
     config = run_config(snapshot, out, args.data_dir, args.resume)
     try:
         run_federation(engine, config, n_nodes=len(prepared.users), seed=scenario.seed)

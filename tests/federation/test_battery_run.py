@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from fedhar.cli import main
 from fedhar.device.loads import LOADS
@@ -86,3 +87,36 @@ def test_low_battery_clients_are_skipped_with_the_reason(runs: tuple[Path, Path]
     for user in low:
         assert report[user]["status"] == "skipped"
         assert report[user]["soc_end"] == pytest.approx(first[user]["soc_end"], abs=1e-6)
+
+
+def test_device_files_are_found_from_the_run_snapshot(tmp_path: Path) -> None:
+    scenario = load_scenario(SCENARIO)
+    assert scenario.device is not None
+    rows = scenario.device.modes.rows or []
+    folder = tmp_path / "scenarios"
+    folder.mkdir()
+    lines = ["th,f1,p_easy,cycles_avg,energy_uj_avg,pareto"]
+    lines += [f"{r.th},{r.f1},{r.p_easy},{r.cycles_avg},{r.energy_uj_avg},True" for r in rows]
+    (folder / "modes.csv").write_text("\n".join(lines) + "\n")
+    raw = scenario.model_dump(mode="json")
+    raw["device"]["modes"].update(csv="modes.csv", rows=None)
+    raw["personalization"]["modes"] = ["none", "tl"]
+    raw["federation"]["rounds"] = 1
+    path = folder / "battery.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    out = tmp_path / "out"
+    assert main(["run", str(path), "--out", str(out)]) == 0
+    clients = json.loads((out / "report.json").read_text())["clients"]
+    assert all(c["status"] == "ok" and c["jobs"] == {"full": 1, "tl": 0} for c in clients)
+    # Full was not run on the device, so its job keeps the section's (parts) price.
+    assert all(c["energy_j_by_load"]["training"] != c["energy_j"]["tl"] for c in clients)
+
+
+def test_unknown_policy_is_a_one_line_scenario_error(tmp_path: Path, capsys) -> None:
+    raw = yaml.safe_load(SCENARIO.read_text())
+    raw["device"]["charging"] = {"name": "sometimes"}
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    assert main(["run", str(path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "device.charging" in err and "'sometimes'" in err and "\n" not in err
