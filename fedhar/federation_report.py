@@ -4,9 +4,9 @@ The ServerApp logs each client's outcome to ``OUT/clients.jsonl`` as it arrives 
 engine). :func:`merge_federation` copies each user's last-round outcome into the report's
 :class:`~fedhar.report.ClientRecord`: the device's F1 per training mode, F1 after re-quantizing
 to int8, peak memory by category, operations, cycles, seconds, joules and payload bytes. With a
-battery-powered device, the state of charge, energy by load and jobs come from the last round
-the device reported (a user skipped for low battery in the last round keeps its previous
-round's figures, under status ``skipped``).
+battery-powered device, the state of charge, energy by load and jobs come along; a user skipped
+for low battery in the last round keeps the figures of its last ``ok`` round, under status
+``skipped``.
 ``f1["none"]`` stays the general model's float32 score; the device's score of the int8 model it
 received is ``f1_int8["none"]``. :func:`write_pages` draws the PNG figures and ``report.html``.
 """
@@ -29,9 +29,9 @@ FIGURES: tuple[tuple[str, str], ...] = (
 TABLE2_FIGURE = "table2.png"
 
 
-def last_round(out_dir: Path, battery: bool = False) -> dict[str, dict[str, Any]]:
+def last_round(out_dir: Path, status: str | None = None) -> dict[str, dict[str, Any]]:
     """user → that user's outcome row of the highest round in ``OUT/clients.jsonl`` (with
-    ``battery``: among the rows that carry a device's ``soc_end``)."""
+    ``status``: among the rows of that status)."""
     path = Path(out_dir) / CLIENTS_FILE
     rows: dict[str, dict[str, Any]] = {}
     if not path.exists():
@@ -40,7 +40,7 @@ def last_round(out_dir: Path, battery: bool = False) -> dict[str, dict[str, Any]
         if not line.strip():
             continue
         row = json.loads(line)
-        if battery and "soc_end" not in row:
+        if status is not None and row["status"] != status:
             continue
         if row["round"] >= rows.get(row["user"], {"round": -1})["round"]:
             rows[row["user"]] = row
@@ -49,8 +49,11 @@ def last_round(out_dir: Path, battery: bool = False) -> dict[str, dict[str, Any]
 
 def merge_federation(writer: ReportWriter, out_dir: Path) -> int:
     """Copies the last-round outcome of every logged user into its report record; rewrites
-    the report. Returns the number of users merged."""
+    the report. A user skipped for low battery keeps the figures of its last ``ok`` round
+    (its device still holds that model); its ``status``, ``reason`` and ``round`` are the
+    skip's. Returns the number of users merged."""
     rows = last_round(out_dir)
+    last_ok = last_round(out_dir, status="ok")
     for user, row in rows.items():
         record = writer.records.get(user)
         if record is None:
@@ -58,17 +61,18 @@ def merge_federation(writer: ReportWriter, out_dir: Path) -> int:
         record.status = row["status"]
         record.reason = row.get("reason", "")
         record.round = int(row["round"])
-        if row["status"] == "ok":
-            f1 = {**row["f1"], **({"none": record.f1["none"]} if "none" in record.f1 else {})}
+        source = row if row["status"] == "ok" else None
+        if row["status"] == "skipped":
+            source = last_ok.get(user)
+        if source is not None:
+            f1 = {**source["f1"], **({"none": record.f1["none"]} if "none" in record.f1 else {})}
             record.f1 = {m: f1[m] for m in figures.MODE_ORDER if m in f1}
             for name in ("f1_int8", "memory_bytes", "macs", "cycles", "seconds", "energy_j",
                          "payload_bytes"):  # fmt: skip
-                setattr(record, name, row.get(name, {}))
-        writer.records[user] = record
-    for user, row in last_round(out_dir, battery=True).items():
-        if user in writer.records:
+                setattr(record, name, source.get(name, {}))
             for name in BATTERY_FIELDS:
-                setattr(writer.records[user], name, row[name])
+                setattr(record, name, source.get(name))
+        writer.records[user] = record
     writer.write()
     return len(rows)
 

@@ -87,6 +87,9 @@ def test_low_battery_clients_are_skipped_with_the_reason(runs: tuple[Path, Path]
     for user in low:
         assert report[user]["status"] == "skipped"
         assert report[user]["soc_end"] == pytest.approx(first[user]["soc_end"], abs=1e-6)
+        # A skipped device still holds its round-1 model: its figures stay in the report.
+        assert set(report[user]["f1"]) == {"none", "tl", "full"}
+        assert report[user]["energy_j"]["full"] == pytest.approx(first[user]["energy_j"]["full"])
 
 
 def test_device_files_are_found_from_the_run_snapshot(tmp_path: Path) -> None:
