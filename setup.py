@@ -8,13 +8,13 @@ from pathlib import Path
 
 from setuptools import Extension, setup
 
-CSRC = Path("clients") / "csrc"
+CSRC = Path("fedhar") / "ondevice" / "csrc"
 sources = sorted(str(p) for p in CSRC.glob("*.c"))
 
 setup(
     ext_modules=[
         Extension(
-            "clients._fedhar_train",
+            "fedhar.ondevice._fedhar_train",
             sources=sources,
             include_dirs=[str(CSRC)],
             extra_compile_args=["-std=c99", "-O3", "-Wall", "-Wextra", "-Werror"],

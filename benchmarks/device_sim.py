@@ -16,9 +16,9 @@ import sys
 import time
 from pathlib import Path
 
-from fedhar.device.device import Device
-from fedhar.device.scenario import PolicySection, build_device_config
-from fedhar.study import load_study_scenario
+from fedhar.studies.battery import load_study_scenario
+from fedhar.wearable.device import Device
+from fedhar.wearable.scenario import PolicySection, build_device_config
 
 SCENARIO = Path(__file__).resolve().parents[1] / "scenarios" / "battery_policies.yaml"
 DAY_S = 86400.0

@@ -40,8 +40,8 @@ federation: {{rounds: {rounds}, aggregation: fedavg_features}}
 def measure(n_clients: int, rounds: int, workdir: Path) -> dict[str, float]:
     """One run in this process: returns timings (s) and peak RSS (bytes)."""
     from clients.task import prepared
-    from fedhar.scenario import load_scenario
-    from server.engines import run_config, run_federation
+    from fedhar.engines.runner import run_config, run_federation
+    from fedhar.schema.scenario import load_scenario
     from server.task import general_models
 
     path = workdir / f"scale-{n_clients}.yaml"

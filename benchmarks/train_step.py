@@ -29,9 +29,9 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from clients.ctrain import Trainer  # noqa: E402
 from fedhar.models.spec import ModelSpec, cnn3  # noqa: E402
 from fedhar.models.torch_model import build_torch  # noqa: E402
+from fedhar.ondevice.ctrain import Trainer  # noqa: E402
 
 BATCH = 32
 LR = 0.01

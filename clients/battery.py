@@ -18,12 +18,12 @@ from pathlib import Path
 
 from flwr.app import Context, MetricRecord
 
-from clients.protocol import ModeResult, TrainConfig
-from fedhar.device.device import DeviceConfig
-from fedhar.device.federation import report_record, run_round
-from fedhar.device.loads import PersonalizationCost
-from fedhar.device.scenario import build_device_config
-from fedhar.scenario import BatteryDeviceConfig
+from fedhar.schema.scenario import BatteryDeviceConfig
+from fedhar.wearable.device import DeviceConfig
+from fedhar.wearable.federation import report_record, run_round
+from fedhar.wearable.loads import PersonalizationCost
+from fedhar.wearable.scenario import build_device_config
+from fedhar.wire.protocol import ModeResult, TrainConfig
 
 
 def device_config(
@@ -85,7 +85,7 @@ def battery_round(
     """Advances the node's device to the end of round ``config.round`` (``section.round_s`` s
     per round) and returns the round's device figures: ``soc_end`` (fraction),
     ``energy_j_<load>`` (J), ``full_jobs``, ``tl_jobs``, ... (see
-    :func:`fedhar.device.federation.report_record`)."""
+    :func:`fedhar.wearable.federation.report_record`)."""
     job_epochs = config.warmup_epochs + config.epochs
     device = device_config(section, base_dir, user, seed, results, job_epochs)
     report = run_round(context, device, config.round, section.round_s)

@@ -7,7 +7,7 @@ personalization job runs in its own C-library context.
 
 ``query`` answers who the node is. ``train`` decodes the model, runs each requested mode
 (:mod:`clients.personalize`), and replies with the numbers and the personalized update. It
-declines, with an ``Error`` of code :data:`~clients.protocol.DECLINED`, when a mode does not fit
+declines, with an ``Error`` of code :data:`~fedhar.wire.protocol.DECLINED`, when a mode does not fit
 the device's SRAM or when the device's policy skips the round (fewer train windows than one
 batch). Anything else that goes wrong raises, and Flower reports the client as failed. With the
 scenario's ``device:`` section, the reply also carries the round of the node's battery-powered
@@ -21,7 +21,9 @@ from flwr.clientapp import ClientApp
 
 from clients.battery import battery_round
 from clients.personalize import DoesNotFit, check_fits, run_mode
-from clients.protocol import (
+from clients.task import Device, load_device
+from fedhar.wire.codec import decode_model, encode_model, payload_bytes
+from fedhar.wire.protocol import (
     CONFIG,
     DECLINED,
     DEVICE,
@@ -34,8 +36,6 @@ from clients.protocol import (
     NodeInfo,
     TrainConfig,
 )
-from clients.task import Device, load_device
-from server.compression import decode_model, encode_model, payload_bytes
 
 _STATE = "device"
 

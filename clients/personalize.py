@@ -20,13 +20,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from clients.ctrain import CATEGORIES, OpCounts, Trainer
-from clients.protocol import TRAIN_MODES, ModeResult, TrainConfig
 from fedhar.mcu import McuProfile
 from fedhar.metrics import score
 from fedhar.models.spec import ModelSpec
 from fedhar.models.torch_model import build_torch
-from server.compression import roundtrip
+from fedhar.ondevice.ctrain import CATEGORIES, OpCounts, Trainer
+from fedhar.wire.codec import roundtrip
+from fedhar.wire.protocol import TRAIN_MODES, ModeResult, TrainConfig
 
 _MEMORY_KEYS = (*CATEGORIES, "total")
 

@@ -1,8 +1,8 @@
 """The device's local data and hardware: which user a node holds, and on which MCU.
 
 A node's ``partition-id`` indexes the scenario's participating users in dataset order, as
-:func:`fedhar.pipeline.prepare` lists them. The prepared windows of a scenario are read once per
-process and shared read-only by the nodes that process hosts (the in-process engine hosts them
+:func:`fedhar.studies.pipeline.prepare` lists them. The prepared windows of a scenario are read once
+per process and shared read-only by the nodes that process hosts (the in-process engine hosts them
 all); each node takes only its own user's TR_i and TS_i.
 """
 
@@ -18,8 +18,8 @@ from flwr.app import UserConfig
 from clients.personalize import UserData
 from fedhar.mcu import McuProfile, load_profile
 from fedhar.models.spec import ModelSpec
-from fedhar.pipeline import Prepared, prepare
-from fedhar.scenario import BatteryDeviceConfig, load_scenario
+from fedhar.schema.scenario import BatteryDeviceConfig, load_scenario
+from fedhar.studies.pipeline import prepared
 
 
 @dataclass(frozen=True)
@@ -65,12 +65,6 @@ class Device:
             y_test=self.y_test,
             n_classes=self.spec.n_classes,
         )
-
-
-@lru_cache(maxsize=4)
-def prepared(scenario_path: str, data_dir: str | None) -> Prepared:
-    """The scenario's prepared data, read once per process."""
-    return prepare(load_scenario(scenario_path), data_dir)
 
 
 def load_device(run_config: UserConfig, node_config: UserConfig) -> Device:

@@ -6,7 +6,7 @@ directory), ``data-dir`` (optional), ``resume`` (``"true"`` to skip logged clien
 Flow: a ``query`` round maps Flower's node ids to users; then, for each of the scenario's
 ``federation.rounds``, every user's node receives its own compressed model (its fold's general
 model, or after aggregation the improved one) and config; each reply is logged as it arrives
-(:class:`server.results.ResultLog`). The report is built from that log
+(:class:`fedhar.results.journal.ResultLog`). The report is built from that log
 (:mod:`fedhar.commands.run`). With a battery-powered device and ``device.skip_below_soc``, a
 client whose battery reported a low state of charge in the previous round is not sent the
 round; it is logged as ``skipped`` with the reason (:func:`server.strategy.low_battery`).
@@ -18,10 +18,10 @@ from flwr.app import Context, UserConfig
 from flwr.serverapp import Grid, ServerApp
 from tqdm import tqdm
 
-from clients.protocol import ClientReport, TrainConfig
 from fedhar.progress import progress_enabled
-from fedhar.scenario import Scenario, load_scenario
-from server.results import ResultLog
+from fedhar.results.journal import ResultLog
+from fedhar.schema.scenario import Scenario, load_scenario
+from fedhar.wire.protocol import ClientReport, TrainConfig
 from server.strategy import (
     ClientOutcome,
     ClientPlan,

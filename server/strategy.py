@@ -30,7 +30,8 @@ import numpy as np
 from flwr.app import ConfigRecord, Message, RecordDict
 from flwr.serverapp import Grid
 
-from clients.protocol import (
+from fedhar.wire.codec import decode_model, encode_model, payload_bytes
+from fedhar.wire.protocol import (
     CONFIG,
     DECLINED,
     DEVICE,
@@ -45,7 +46,6 @@ from clients.protocol import (
     NodeInfo,
     TrainConfig,
 )
-from server.compression import decode_model, encode_model, payload_bytes
 
 AGGREGATIONS: tuple[str, ...] = ("none", "fedavg", "fedavg_features")
 
@@ -96,7 +96,7 @@ class PersonalizationStrategy:
 
     Args:
         shapes: the model spec's ``state_dict`` key → shape, in spec order.
-        payload: ``"int8"`` or ``"float32"`` (see :mod:`server.compression`).
+        payload: ``"int8"`` or ``"float32"`` (see :mod:`fedhar.wire.codec`).
         round_timeout_s: seconds to wait for the replies of one round; a client that has not
             replied by then is recorded as failed.
         poll_interval_s: pause between two pulls that returned nothing, in seconds.

@@ -10,11 +10,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from clients.task import prepared
 from fedhar.models.spec import ModelSpec
-from fedhar.pipeline import pretrain_fold
 from fedhar.progress import progress
-from fedhar.scenario import Scenario
+from fedhar.schema.scenario import Scenario
+from fedhar.studies.pipeline import prepared, pretrain_fold
 
 
 @dataclass(frozen=True)

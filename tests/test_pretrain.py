@@ -10,7 +10,7 @@ import torch
 
 from fedhar.data.types import WindowSet
 from fedhar.models.spec import cnn3
-from fedhar.pretrain import (
+from fedhar.studies.pretrain import (
     PretrainOptions,
     class_weights,
     predict,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from fedhar.scenario import ScenarioError, load_scenario, schema_markdown
+from fedhar.schema.scenario import ScenarioError, load_scenario, schema_markdown
 
 REPO = Path(__file__).resolve().parents[1]
 GOOD = "name: t\ndata:\n  dataset: synthetic\n"

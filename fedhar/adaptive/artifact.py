@@ -11,12 +11,12 @@ from pathlib import Path
 
 import torch
 
-from clients.slim_infer import SlimNetC
 from fedhar.adaptive.export import export_f32
 from fedhar.adaptive.policy import AdaptiveClassifier
 from fedhar.adaptive.slim import SlimNet
 from fedhar.data.preprocess import Normalizer
 from fedhar.models.spec import ModelSpec
+from fedhar.ondevice.slim_infer import SlimNetC
 
 
 def save_model(net: SlimNet, small_width: float, normalizer: Normalizer, path: Path) -> None:

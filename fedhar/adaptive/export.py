@@ -9,54 +9,11 @@ private per-width data is ``2 · C'`` floats per conv layer.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 
 from fedhar.adaptive.slim import SlimNet
-
-
-@dataclass(frozen=True)
-class ConvF32:
-    """One conv block at one width.
-
-    Attributes:
-        weight: full ``[C_out_full, C_in_full, K]`` float32 weights, shared by all widths.
-        c_in, c_out: active input/output channels at this width.
-        pool: max-pool size and stride (1: none).
-        scale, shift: ``[c_out]`` float32 folded switchable-BN affine of this width.
-    """
-
-    weight: np.ndarray
-    c_in: int
-    c_out: int
-    pool: int
-    scale: np.ndarray
-    shift: np.ndarray
-
-
-@dataclass(frozen=True)
-class DenseF32:
-    """One dense layer at one width: full ``weight [N_out_full, N_in_full]`` and ``bias
-    [N_out_full]`` (shared), active ``n_in``/``n_out``, ``relu`` after it or not."""
-
-    weight: np.ndarray
-    bias: np.ndarray
-    n_in: int
-    n_out: int
-    relu: bool
-
-
-@dataclass(frozen=True)
-class SlimF32:
-    """A float32 network at ``width``: input ``[C, T]`` → logits ``[n_classes]``."""
-
-    width: float
-    in_channels: int
-    in_length: int
-    convs: tuple[ConvF32, ...]
-    denses: tuple[DenseF32, ...]
+from fedhar.ondevice.slim_format import ConvF32, DenseF32, SlimF32
 
 
 def shared_array(param: torch.Tensor) -> np.ndarray:

@@ -1,6 +1,6 @@
 """Deployed bytes of int8 static and variable-width networks (Daghero et al. 2022 Table 3).
 
-Layout counted (that of :mod:`fedhar.adaptive.quant` and ``clients/csrc/fh_slim.h``):
+Layout counted (that of :mod:`fedhar.adaptive.quant` and ``fedhar/ondevice/csrc/fh_slim.h``):
 
 - shared by all widths: int8 weights of every conv and dense (full tensors), and the float32
   input scale (4 bytes);

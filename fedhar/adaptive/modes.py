@@ -14,10 +14,10 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from clients.estimator import OpCounts
-from clients.slim_infer import SlimNetC, score_margin
 from fedhar.mcu import Cost, McuProfile
 from fedhar.metrics import score
+from fedhar.ondevice.estimator import OpCounts
+from fedhar.ondevice.slim_infer import SlimNetC, score_margin
 
 MODE_COLUMNS: tuple[str, ...] = (
     "th",

@@ -2,7 +2,7 @@
 
 ``SM = max(y_s) - 2nd_max(y_s)`` over the softmax of M_s's logits; ``SM > Th`` commits M_s's
 answer (the input is "easy"), otherwise M_l runs on the same input. Both models and the policy
-run in the C library (``clients/slim_infer.py``).
+run in the C library (``fedhar/ondevice/slim_infer.py``).
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from clients.estimator import OpCounts
-from clients.slim_infer import SlimNetC, score_margin
+from fedhar.ondevice.estimator import OpCounts
+from fedhar.ondevice.slim_infer import SlimNetC, score_margin
 
 
 def decide(

@@ -5,7 +5,8 @@ Weights are quantized once, per output channel and symmetric (``w ≈ s_w[c] · 
 tensors. Activations are per-tensor symmetric with a scale calibrated per width (post-ReLU
 maxima over calibration windows). What is private to a width is its per-channel requantization
 data: the int32 bias (conv bias and switchable-BN shift, in accumulator units), and a signed
-Q31 multiplier and right shift (BN scale folded in). Layouts match ``clients/csrc/fh_slim.h``.
+Q31 multiplier and right shift (BN scale folded in). Layouts match
+``fedhar/ondevice/csrc/fh_slim.h``.
 """
 
 from __future__ import annotations
@@ -18,62 +19,9 @@ import torch.nn.functional as F
 
 from fedhar.adaptive.export import folded_bn
 from fedhar.adaptive.slim import SlimNet
+from fedhar.ondevice.slim_format import ConvS8, DenseS8, SlimS8
 
 INT32_LIMIT = 2**31 - 1
-
-
-@dataclass(frozen=True)
-class ConvS8:
-    """One int8 conv block at one width.
-
-    Attributes:
-        weight: full ``[C_out_full, C_in_full, K]`` int8 weights, shared by all widths.
-        c_in, c_out, pool: active sizes and max-pool size at this width.
-        bias: ``[c_out]`` int32; ``mult``, ``rshift``: ``[c_out]`` int32 requantization.
-        out_scale: scale of the block's int8 output, in input units per step.
-    """
-
-    weight: np.ndarray
-    c_in: int
-    c_out: int
-    pool: int
-    bias: np.ndarray
-    mult: np.ndarray
-    rshift: np.ndarray
-    out_scale: float
-
-
-@dataclass(frozen=True)
-class DenseS8:
-    """One int8 dense layer at one width. Hidden layers requantize (``mult``, ``rshift``);
-    the last one outputs float logits ``(acc + bias) · logit_scale`` (``mult``/``rshift``
-    empty)."""
-
-    weight: np.ndarray
-    n_in: int
-    n_out: int
-    relu: bool
-    bias: np.ndarray
-    mult: np.ndarray
-    rshift: np.ndarray
-    logit_scale: np.ndarray
-    out_scale: float
-
-
-@dataclass(frozen=True)
-class SlimS8:
-    """An int8 network at ``width``; ``in_scale`` quantizes the input: ``x_q = round(x / s)``."""
-
-    width: float
-    in_channels: int
-    in_length: int
-    in_scale: float
-    convs: tuple[ConvS8, ...]
-    denses: tuple[DenseS8, ...]
-
-    def quantize_input(self, x: np.ndarray) -> np.ndarray:
-        """``x [N, C, T]`` float → int8 with the model's input scale (saturating)."""
-        return np.clip(np.rint(x / self.in_scale), -128, 127).astype(np.int8)
 
 
 @dataclass(frozen=True)

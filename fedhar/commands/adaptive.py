@@ -17,18 +17,18 @@ import time
 from pathlib import Path
 
 from fedhar.adaptive.artifact import save_model
-from fedhar.adaptive.config import load_adaptive_scenario
-from fedhar.adaptive.report import (
+from fedhar.data.paths import DatasetMissingError
+from fedhar.mcu import ProfileError
+from fedhar.schema.adaptive import load_adaptive_scenario
+from fedhar.schema.scenario import ScenarioError
+from fedhar.studies.adaptive import run_study
+from fedhar.studies.adaptive_report import (
     plot_fig11,
     plot_personalized,
     summary,
     write_grid,
     write_modes,
 )
-from fedhar.adaptive.study import run_study
-from fedhar.data.paths import DatasetMissingError
-from fedhar.mcu import ProfileError
-from fedhar.scenario import ScenarioError
 
 
 def run(args: argparse.Namespace) -> int:

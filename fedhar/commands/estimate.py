@@ -95,11 +95,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Runs the sub-command; returns the exit code (2 on bad input)."""
-    from fedhar.estimate import estimate_row, format_rows, parse_input
+    from fedhar.ondevice.estimate import estimate_row, format_rows, parse_input
 
     try:
         if args.calibration:
-            from fedhar.mcu.calibration import calibrate, format_report
+            from fedhar.ondevice.calibration import calibrate, format_report
 
             report = calibrate(load_profile("stm32l496zg"))
             print(json.dumps(report.to_dict(), indent=2) if args.json else format_report(report))

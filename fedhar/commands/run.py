@@ -1,15 +1,15 @@
 """``fedhar run SCENARIO --out DIR``: prepare data, pretrain each fold, run the federation.
 
-For each fold it pretrains the general model (or loads it from the cache) and evaluates each
-of the fold's users on their test set TS_i without personalization (mode ``none``). Each
-user's record is written to ``DIR/report.json`` and ``DIR/report.csv`` as soon as it is known;
-``--resume`` skips users already in the report. Then the Flower federation runs on the chosen
-engine (:mod:`server.engines`): every user's simulated MCU personalizes its compressed general
-model in the scenario's modes, and each reply is logged to ``DIR/clients.jsonl`` as it arrives
-(``--resume`` skips logged clients). The device figures are merged into the report, and the
-figures and ``report.html`` are drawn. A scenario with a ``sweep`` runs once per window length
-into ``DIR/T<length>/`` and compares the runs in ``DIR/report.html``. Timing goes to
-``DIR/run.json`` and stdout, never into ``report.json``.
+For each fold it pretrains the general model (or loads it from the cache) and evaluates each of the
+fold's users on their test set TS_i without personalization (mode ``none``). Each user's record is
+written to ``DIR/report.json`` and ``DIR/report.csv`` as soon as it is known; ``--resume`` skips
+users already in the report. Then the Flower federation runs on the chosen engine
+(:mod:`fedhar.engines.runner`): every user's simulated MCU personalizes its compressed general model
+in the scenario's modes, and each reply is logged to ``DIR/clients.jsonl`` as it arrives
+(``--resume`` skips logged clients). The device figures are merged into the report, and the figures
+and ``report.html`` are drawn. A scenario with a ``sweep`` runs once per window length into
+``DIR/T<length>/`` and compares the runs in ``DIR/report.html``. Timing goes to ``DIR/run.json`` and
+stdout, never into ``report.json``.
 """
 
 from __future__ import annotations
@@ -25,15 +25,15 @@ from typing import TYPE_CHECKING
 from fedhar import __version__
 
 if TYPE_CHECKING:
-    from fedhar.pipeline import Prepared
-    from fedhar.scenario import Scenario
+    from fedhar.schema.scenario import Scenario
+    from fedhar.studies.pipeline import Prepared
 
 EPILOG = """\
 A scenario is a YAML file with the sections name, seed, data, split, model, pretrain,
 personalization, federation, mcu and (optional) device, a battery-powered wearable whose
 state of charge and energy by load each client reports; every key is documented in
 docs/scenario.md
-(python -m fedhar.scenario prints it). Unknown keys and wrong values are errors
+(python -m fedhar.schema.scenario prints it). Unknown keys and wrong values are errors
 (exit code 2, one line naming the file and the key).
 
 outputs:
@@ -98,7 +98,7 @@ def main(args: argparse.Namespace) -> int:
     # Imported here so that `fedhar run --help` does not pay for torch.
     import torch
 
-    from fedhar.scenario import ScenarioError, load_scenario
+    from fedhar.schema.scenario import ScenarioError, load_scenario
 
     started = time.perf_counter()
     try:
@@ -120,8 +120,8 @@ def run_sweep(args: argparse.Namespace, scenario: Scenario, out: Path, started: 
     Table II-style comparison (``out/report.json``, ``out/table2.png``, ``out/report.html``)."""
     import yaml
 
-    from fedhar.federation_report import sweep_row, write_pages
-    from fedhar.scenario import ScenarioError, load_scenario
+    from fedhar.results.federation import sweep_row, write_pages
+    from fedhar.schema.scenario import ScenarioError, load_scenario
 
     rows = []
     for window in scenario.sweep.window if scenario.sweep else []:
@@ -161,11 +161,11 @@ def run_one(args: argparse.Namespace, scenario: Scenario, out: Path, started: fl
     import yaml
 
     from fedhar.data.paths import DatasetMissingError
-    from fedhar.federation_report import merge_federation, write_pages
-    from fedhar.pipeline import evaluate_client, prepare, pretrain_fold
+    from fedhar.engines.runner import EngineError, run_config, run_federation
     from fedhar.progress import progress
-    from fedhar.report import ReportError, ReportWriter, summarize
-    from server.engines import EngineError, run_config, run_federation
+    from fedhar.results.federation import merge_federation, write_pages
+    from fedhar.results.report import ReportError, ReportWriter, summarize
+    from fedhar.studies.pipeline import evaluate_client, prepare, pretrain_fold
 
     try:
         prepared = prepare(scenario, args.data_dir)

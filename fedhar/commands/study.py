@@ -32,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Runs the study; exit code 2 for an invalid scenario or an occupied DIR."""
-    from fedhar.study import ScenarioError, run_study, winner_lines
+    from fedhar.studies.battery import ScenarioError, run_study, winner_lines
 
     try:
         result = run_study(

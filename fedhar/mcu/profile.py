@@ -40,7 +40,7 @@ COUNT_FIELDS: dict[str, str] = {
 
 BASES: tuple[str, ...] = ("datasheet", "paper", "derived", "calibrated", "assumed")
 """How a profile number was obtained: read from a datasheet or paper, derived from such numbers
-by arithmetic stated in its source, fitted by :mod:`fedhar.mcu.calibration`, or assumed."""
+by arithmetic stated in its source, fitted by :mod:`fedhar.ondevice.calibration`, or assumed."""
 
 
 class ProfileError(ValueError):
@@ -48,7 +48,7 @@ class ProfileError(ValueError):
 
 
 class OpCountsLike(Protocol):
-    """Anything with per-class operation counts (``clients.estimator.OpCounts`` has them)."""
+    """Anything with per-class operation counts (as ``fedhar.ondevice.estimator.OpCounts``)."""
 
     @property
     def macs(self) -> int: ...

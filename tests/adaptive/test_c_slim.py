@@ -7,10 +7,10 @@ import dataclasses
 import numpy as np
 import pytest
 
-from clients.slim_infer import SlimError, SlimNetC
 from fedhar.adaptive.export import export_f32
 from fedhar.adaptive.quant import fake_quant_logits, q31, quantize, quantize_weights
 from fedhar.adaptive.slim import predict_logits
+from fedhar.ondevice.slim_infer import SlimError, SlimNetC
 
 
 @pytest.mark.parametrize("width", [0.25, 0.5, 1.0])

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from fedhar.adaptive.config import AdaptiveConfig, load_adaptive_scenario
 from fedhar.adaptive.memory import (
     adaptive_bytes,
     bn_overhead_fraction,
@@ -16,7 +15,8 @@ from fedhar.adaptive.memory import (
 )
 from fedhar.adaptive.slim import build_slim
 from fedhar.models.spec import daghero_cnn
-from fedhar.scenario import ScenarioError
+from fedhar.schema.adaptive import AdaptiveConfig, load_adaptive_scenario
+from fedhar.schema.scenario import ScenarioError
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from clients.slim_infer import SlimNetC, score_margin
 from fedhar.adaptive.artifact import load_classifier, save_model
 from fedhar.adaptive.export import export_f32
 from fedhar.adaptive.modes import (
@@ -22,6 +21,7 @@ from fedhar.adaptive.modes import (
 from fedhar.adaptive.policy import AdaptiveClassifier, decide
 from fedhar.data.preprocess import Normalizer
 from fedhar.mcu import Cost, load_profile
+from fedhar.ondevice.slim_infer import SlimNetC, score_margin
 
 
 def test_score_margin_hand_cases() -> None:

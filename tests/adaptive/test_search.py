@@ -5,8 +5,15 @@ from __future__ import annotations
 import pytest
 
 from fedhar.adaptive.modes import Mode
-from fedhar.adaptive.search import Candidate, choose_large, front, gains, grid_specs, small_fits
-from fedhar.adaptive.study import covering_static_set, static_in_range
+from fedhar.studies.adaptive import covering_static_set, static_in_range
+from fedhar.studies.adaptive_search import (
+    Candidate,
+    choose_large,
+    front,
+    gains,
+    grid_specs,
+    small_fits,
+)
 
 
 def cand(f1: float, cycles: float) -> Candidate:

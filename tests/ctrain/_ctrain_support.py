@@ -6,9 +6,9 @@ import numpy as np
 import torch
 from hypothesis import strategies as st
 
-from clients.ctrain import Trainer
 from fedhar.models.spec import ModelSpec, SpecBuilder
 from fedhar.models.torch_model import SpecNet, build_torch
+from fedhar.ondevice.ctrain import Trainer
 
 
 def randomize_batchnorms(net: SpecNet, seed: int) -> None:

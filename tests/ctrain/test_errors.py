@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from _ctrain_support import data, twins
 
-from clients import ctrain
-from clients.ctrain import CTrainError, Trainer
 from fedhar.models.spec import LayerSpec, ModelSpec, cnn3
+from fedhar.ondevice import ctrain
+from fedhar.ondevice.ctrain import CTrainError, Trainer
 
 SPEC = cnn3(3, 20, 6)
 

@@ -9,15 +9,15 @@ from _ctrain_support import data, random_model, twins
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from clients.ctrain import Trainer
-from clients.estimator import (
+from fedhar.models.spec import ModelSpec, SpecBuilder, cnn3, daghero_cnn
+from fedhar.ondevice.ctrain import Trainer
+from fedhar.ondevice.estimator import (
     CATEGORIES,
     PHASES,
     OpCounts,
     estimate_inference,
     estimate_training,
 )
-from fedhar.models.spec import ModelSpec, SpecBuilder, cnn3, daghero_cnn
 
 
 def _odd_model() -> ModelSpec:

@@ -10,9 +10,9 @@ from _ctrain_support import data, max_param_rel_err, random_model, rel_err, twin
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from clients.ctrain import Trainer, fold_batchnorm
 from fedhar.models.spec import ModelSpec, cnn3, daghero_cnn
 from fedhar.models.torch_model import SpecNet
+from fedhar.ondevice.ctrain import Trainer, fold_batchnorm
 
 LR, MOMENTUM, WD = 0.05, 0.9, 1e-3
 pytestmark = pytest.mark.filterwarnings("ignore:Using padding=.same. with even kernel")

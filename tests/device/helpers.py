@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from fedhar.device.battery import BatterySpec
-from fedhar.device.charging import make_charging
-from fedhar.device.device import DeviceConfig
-from fedhar.device.loads import (
+from fedhar.wearable.battery import BatterySpec
+from fedhar.wearable.charging import make_charging
+from fedhar.wearable.device import DeviceConfig
+from fedhar.wearable.loads import (
     AdaptiveInferenceCost,
     DeviceCosts,
     InferenceCost,
@@ -13,8 +13,8 @@ from fedhar.device.loads import (
     RadioCost,
     SensorCost,
 )
-from fedhar.device.modes import TABLE_II_WISDM_F1, ModesTable
-from fedhar.device.policies import make_personalization_policy, make_threshold_policy
+from fedhar.wearable.modes import TABLE_II_WISDM_F1, ModesTable
+from fedhar.wearable.policies import make_personalization_policy, make_threshold_policy
 
 ROWS = [
     {"th": 0.0, "f1": 0.90, "p_easy": 1.0, "cycles_avg": 2e5, "energy_uj_avg": 4.0},

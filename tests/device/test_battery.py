@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fedhar.device.battery import Battery, BatterySpec
+from fedhar.wearable.battery import Battery, BatterySpec
 
 KIBAM = BatterySpec(100.0, model="kibam", kibam_c=0.5, kibam_k_per_s=1e-4)
 COULOMB = BatterySpec(100.0)

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from fedhar.device.battery import Battery, BatterySpec
-from fedhar.device.device import Device
+from fedhar.wearable.battery import Battery, BatterySpec
+from fedhar.wearable.device import Device
 
 from .helpers import config
 

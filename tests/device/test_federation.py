@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from flwr.app import Context, RecordDict
 
-from fedhar.device.device import Device
-from fedhar.device.federation import report_record, run_round
+from fedhar.wearable.device import Device
+from fedhar.wearable.federation import report_record, run_round
 
 from .helpers import config
 

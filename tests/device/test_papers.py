@@ -6,9 +6,9 @@ import math
 
 import pytest
 
-from fedhar.device.battery import BatterySpec
-from fedhar.device.device import Device
-from fedhar.device.loads import (
+from fedhar.wearable.battery import BatterySpec
+from fedhar.wearable.device import Device
+from fedhar.wearable.loads import (
     AdaptiveInferenceCost,
     DeviceCosts,
     InferenceCost,

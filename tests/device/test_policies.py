@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fedhar.device.policies import JobView, make_personalization_policy, make_threshold_policy
+from fedhar.wearable.policies import JobView, make_personalization_policy, make_threshold_policy
 
 
 def test_stepwise_hysteresis_does_not_chatter_around_a_boundary():

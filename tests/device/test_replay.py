@@ -10,10 +10,10 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from fedhar.data.types import WindowSet
-from fedhar.device.device import Device
-from fedhar.device.policies import make_personalization_policy
-from fedhar.device.replay import Replay
-from fedhar.device.schedule import DailySchedule
+from fedhar.wearable.device import Device
+from fedhar.wearable.policies import make_personalization_policy
+from fedhar.wearable.replay import Replay
+from fedhar.wearable.schedule import DailySchedule
 
 from .helpers import config
 

@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from fedhar.cli import main
-from fedhar.device.scenario import DeviceSection
-from fedhar.study import load_study_scenario
+from fedhar.studies.battery import load_study_scenario
+from fedhar.wearable.scenario import DeviceSection
 
 REPO = Path(__file__).resolve().parents[2]
 SCENARIO = REPO / "scenarios" / "battery_policies.yaml"

@@ -11,12 +11,12 @@ import pytest
 from sklearn.metrics import f1_score
 
 from fedhar.adaptive.artifact import load_classifier
-from fedhar.adaptive.config import load_adaptive_scenario
-from fedhar.adaptive.study import load_windows, split_users
 from fedhar.cli import main
-from fedhar.device.modes import ModesTable
-from fedhar.device.schedule import DailySchedule
-from fedhar.study import ScenarioError, run_study
+from fedhar.schema.adaptive import load_adaptive_scenario
+from fedhar.studies.adaptive import load_windows, split_users
+from fedhar.studies.battery import ScenarioError, run_study
+from fedhar.wearable.modes import ModesTable
+from fedhar.wearable.schedule import DailySchedule
 
 ADAPTIVE = """
 name: syn

@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from fedhar.cli import main
-from fedhar.device.loads import LOADS
-from fedhar.scenario import load_scenario
+from fedhar.schema.scenario import load_scenario
+from fedhar.wearable.loads import LOADS
 
 from .conftest import REPO
 

@@ -7,7 +7,7 @@ import pytest
 
 from fedhar.models.spec import cnn3, daghero_cnn
 from fedhar.models.torch_model import build_torch
-from server.compression import PayloadError, decode_model, encode_model, payload_bytes
+from fedhar.wire.codec import PayloadError, decode_model, encode_model, payload_bytes
 
 
 def _state(spec, seed: int = 0) -> dict[str, np.ndarray]:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from server.engines import (
+from fedhar.engines.runner import (
     Cluster,
     _children_by_parent_flag,
     local_cluster,

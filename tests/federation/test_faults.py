@@ -11,10 +11,10 @@ from flwr.app import Array, Context, Message
 from flwr.clientapp import ClientApp
 
 from clients.client_app import app as real_client_app
-from clients.protocol import UPDATE
-from server.compression import RAW_STYPE
-from server.engines import node_configs, run_config
-from server.inprocess_grid import run_inprocess
+from fedhar.engines.inprocess import run_inprocess
+from fedhar.engines.runner import node_configs, run_config
+from fedhar.wire.codec import RAW_STYPE
+from fedhar.wire.protocol import UPDATE
 from server.server_app import app as server_app
 
 from .conftest import write_scenario

@@ -1,4 +1,4 @@
-"""Fails loudly when an upgrade of Flower moves an internal that ``server.flower_compat``
+"""Fails loudly when an upgrade of Flower moves an internal that ``fedhar.wire.flower_compat``
 relies on (message ids, task identity, Run records, wire size)."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from flwr.app import Array, ArrayRecord, ConfigRecord, Message, RecordDict
 
-from server.flower_compat import (
+from fedhar.wire.flower_compat import (
     SUPERLINK_NODE_ID,
     make_run,
     set_message_id,

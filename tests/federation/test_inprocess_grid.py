@@ -6,7 +6,7 @@ from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 from flwr.serverapp import Grid, ServerApp
 
-from server.inprocess_grid import InProcessGrid, run_inprocess
+from fedhar.engines.inprocess import InProcessGrid, run_inprocess
 
 echo = ClientApp()
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from clients.protocol import ClientReport, ModeResult
-from server.results import ResultLog
+from fedhar.results.journal import ResultLog
+from fedhar.wire.protocol import ClientReport, ModeResult
 from server.strategy import ClientOutcome, aggregate
 
 

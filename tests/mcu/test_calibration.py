@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from fedhar.mcu import load_profile
-from fedhar.mcu.calibration import (
+from fedhar.models.spec import cnn3
+from fedhar.ondevice.calibration import (
     FIT_INPUT_LENGTH,
     MEMORY_TOLERANCE,
     TABLE_III_KB,
@@ -16,7 +17,6 @@ from fedhar.mcu.calibration import (
     paper_configuration,
     paper_rule_bytes,
 )
-from fedhar.models.spec import cnn3
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +38,7 @@ def test_ten_time_figures_within_target(report: CalibrationReport) -> None:
 
 def test_profile_holds_the_calibrated_coefficient(report: CalibrationReport) -> None:
     """The YAML's calibrated value is what the calibration produces today (4 significant
-    digits): re-run ``python -m fedhar.mcu.calibration`` and update the YAML if this fails."""
+    digits): re-run ``python -m fedhar.ondevice.calibration`` and update the YAML if this fails."""
     profile = load_profile("stm32l496zg")
     for group in report.free_groups:
         for k in group:

@@ -8,10 +8,10 @@ import json
 import numpy as np
 import pytest
 
-from clients.ctrain import PHASES, Trainer
 from fedhar.commands import estimate
 from fedhar.mcu import load_profile
 from fedhar.models.spec import cnn3
+from fedhar.ondevice.ctrain import PHASES, Trainer
 
 ROW_KEYS = {
     "input", "mode", "memory_bytes", "arena_bytes", "fits", "cycles_per_batch", "seconds_per_batch",

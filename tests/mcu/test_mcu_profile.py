@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 import yaml
 
-from clients.estimator import OpCounts
 from fedhar.mcu import BASES, OP_CLASSES, ProfileError, list_profiles, load_profile
 from fedhar.mcu.profile import PROFILE_DIR
+from fedhar.ondevice.estimator import OpCounts
 
 
 def test_four_bundled_profiles_load() -> None:

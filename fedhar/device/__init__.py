@@ -1,2 +1,0 @@
-"""Device simulation: battery, loads, charging habits, schedules, policies and the SimPy
-device that ties them together (see :mod:`fedhar.device.device`)."""

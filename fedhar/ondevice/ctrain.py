@@ -1,0 +1,629 @@
+"""ctypes binding of the C training library (``fedhar/ondevice/csrc``, built as
+``fedhar.ondevice._fedhar_train``).
+
+One :class:`Trainer` is one simulated device: a context in its own arena (a numpy byte buffer)
+holding the model, the optimizer state and every training buffer. Arrays cross into C without
+copies and each entry point is one C call per batch or per epoch.
+
+Layouts: samples ``x`` are ``[N, C, T]`` float32 C-contiguous, labels ``y`` ``[N]`` (any
+integer dtype; converted to int32), logits ``[N, K]`` float32. Parameters use PyTorch's
+``state_dict`` names and layouts (see :mod:`fedhar.models.spec`).
+
+Set ``FEDHAR_CTRAIN_LIB`` to the path of a shared object to load another build of the same
+sources (the sanitizer tests do).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib.machinery
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fedhar.models.spec import LayerSpec, ModelSpec
+from fedhar.ondevice.estimator import CATEGORIES, LOSS, PHASES, SHARED, OpCounts, trainable_flags
+
+__all__ = [
+    "CATEGORIES",
+    "PHASES",
+    "CTrainError",
+    "OpCounts",
+    "Trainer",
+    "fold_batchnorm",
+    "layer_descs",
+    "trainable_flags",
+]
+
+_KINDS = {
+    "conv1d": 0,
+    "dense": 1,
+    "relu": 2,
+    "avgpool1d": 3,
+    "maxpool1d": 4,
+    "gap1d": 5,
+    "flatten": 6,
+    "batchnorm1d": 7,
+}
+_PARAM_IDS = {"weight": 0, "bias": 1, "running_mean": 2, "running_var": 3}
+
+
+class CTrainError(RuntimeError):
+    """A C entry point returned an error status.
+
+    Attributes:
+        status: the status name, e.g. ``"FT_ERR_SHAPE"``.
+        entry: the C entry point that failed.
+    """
+
+    def __init__(self, status: str, entry: str, detail: str) -> None:
+        super().__init__(f"{entry}: {status}: {detail}")
+        self.status = status
+        self.entry = entry
+
+
+class _LayerDesc(ctypes.Structure):
+    _fields_ = [
+        ("kind", ctypes.c_int32),
+        ("in_c", ctypes.c_int32),
+        ("in_t", ctypes.c_int32),
+        ("out_c", ctypes.c_int32),
+        ("out_t", ctypes.c_int32),
+        ("kernel", ctypes.c_int32),
+        ("stride", ctypes.c_int32),
+        ("pad_left", ctypes.c_int32),
+        ("pad_right", ctypes.c_int32),
+        ("eps", ctypes.c_float),
+    ]
+
+
+class _TrainConfig(ctypes.Structure):
+    _fields_ = [
+        ("lr", ctypes.c_float),
+        ("momentum", ctypes.c_float),
+        ("weight_decay", ctypes.c_float),
+        ("n_stored_samples", ctypes.c_int32),
+    ]
+
+
+class _OpCounts(ctypes.Structure):
+    _fields_ = [
+        (name, ctypes.c_int64)
+        for name in ("macs", "adds", "muls", "divs", "exps", "cmps", "bytes_moved")
+    ]
+
+
+_P = ctypes.c_void_p
+_I32 = ctypes.c_int32
+_I64 = ctypes.c_int64
+_SIGNATURES: dict[str, tuple[Any, ...]] = {
+    "ft_context_get_buffer_size": (_P, _I32, _P, _P, _P, _P),
+    "ft_context_init": (_P, _I64, _P, _I32, _P, _P, _P),
+    "ft_context_configure": (_P, _P, _P),
+    "ft_set_param": (_P, _I32, _I32, _P, _I64),
+    "ft_get_param": (_P, _I32, _I32, _P, _I64),
+    "ft_set_class_weights": (_P, _P, _I32),
+    "ft_train_batch": (_P, _P, _P, _I32, _I32, _I32, _P),
+    "ft_train_epoch": (_P, _P, _P, _I32, _I32, _I32, _P, _I32, _I32, _P),
+    "ft_logits": (_P, _P, _I32, _I32, _I32, _P),
+    "ft_store_samples": (_P, _P, _P, _I32, _I32, _I32, _I32),
+    "ft_get_counts": (_P, _P, _I64),
+    "ft_reset_counts": (_P,),
+    "ft_get_memory": (_P, _P, _I64, _P, _P),
+    "ft_batchnorm1d_fold": (_P, _P, _I32, _I32, _P, _P, _P, _P, ctypes.c_float),
+}
+
+
+def library_path() -> Path:
+    override = os.environ.get("FEDHAR_CTRAIN_LIB")
+    if override:
+        return Path(override)
+    here = Path(__file__).resolve().parent
+    for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+        candidate = here / f"_fedhar_train{suffix}"
+        if candidate.is_file():
+            return candidate
+    raise ImportError(
+        f"the C training library _fedhar_train is not built in {here}; reinstall fedhar "
+        "(pip install -e .) or run `python setup.py build_ext --inplace`"
+    )
+
+
+def _load() -> ctypes.CDLL:
+    lib = ctypes.CDLL(str(library_path()))
+    for name, args in _SIGNATURES.items():
+        fn = getattr(lib, name)
+        fn.argtypes = list(args)
+        fn.restype = ctypes.c_int32
+    lib.ft_status_str.argtypes = [ctypes.c_int32]
+    lib.ft_status_str.restype = ctypes.c_char_p
+    return lib
+
+
+_LIB = _load()
+
+
+def _check(status: int, entry: str, detail: str) -> None:
+    if status != 0:
+        name = _LIB.ft_status_str(status).decode()
+        raise CTrainError(name, entry, detail)
+
+
+def _ptr(a: np.ndarray) -> int:
+    return a.ctypes.data
+
+
+def _as_f32(name: str, a: Any, shape: tuple[int | None, ...] | None = None) -> np.ndarray:
+    """Checks that ``a`` is a float32 C-contiguous ndarray of the given shape (None = any)."""
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray, got {type(a).__name__}")
+    if a.dtype != np.float32:
+        raise TypeError(f"{name} must be float32, got {a.dtype}")
+    if not a.flags.c_contiguous:
+        raise ValueError(f"{name} must be C-contiguous (use np.ascontiguousarray)")
+    if shape is not None and (
+        a.ndim != len(shape)
+        or any(w is not None and w != s for w, s in zip(shape, a.shape, strict=True))
+    ):
+        want = "[" + ", ".join("?" if w is None else str(w) for w in shape) + "]"
+        raise ValueError(f"{name} must have shape {want}, got {list(a.shape)}")
+    return a
+
+
+def _as_labels(name: str, y: Any, n: int) -> np.ndarray:
+    y = np.asarray(y)
+    if y.ndim != 1 or y.shape[0] != n:
+        raise ValueError(f"{name} must have shape [{n}], got {list(y.shape)}")
+    if not np.issubdtype(y.dtype, np.integer):
+        raise TypeError(f"{name} must hold integers, got {y.dtype}")
+    return np.ascontiguousarray(y, dtype=np.int32)
+
+
+def _layer_desc(layer: LayerSpec) -> _LayerDesc:
+    def ct(shape: tuple[int, ...]) -> tuple[int, int]:
+        return (shape[0], shape[1]) if len(shape) == 2 else (shape[0], 1)
+
+    in_c, in_t = ct(layer.in_shape)
+    out_c, out_t = ct(layer.out_shape)
+    pad_l = pad_r = 0
+    if layer.kind == "conv1d" and layer.padding == "same":
+        total = layer.kernel - 1
+        pad_l, pad_r = total // 2, total - total // 2
+    if layer.kind not in _KINDS:
+        raise ValueError(f"layer {layer.name!r}: kind {layer.kind!r} is not supported")
+    return _LayerDesc(
+        _KINDS[layer.kind],
+        in_c,
+        in_t,
+        out_c,
+        out_t,
+        layer.kernel,
+        layer.stride,
+        pad_l,
+        pad_r,
+        layer.eps,
+    )
+
+
+def layer_descs(spec: ModelSpec) -> ctypes.Array:
+    """The spec as the C array of ``ft_layer_desc`` (vectors ``[F]`` become ``C=F, T=1``)."""
+    arr = (_LayerDesc * len(spec.layers))()
+    for i, layer in enumerate(spec.layers):
+        arr[i] = _layer_desc(layer)
+    return arr
+
+
+def _config(lr: float, momentum: float, weight_decay: float, n_stored: int) -> _TrainConfig:
+    if not lr > 0:
+        raise ValueError(f"lr must be > 0, got {lr}")
+    if not 0 <= momentum < 1:
+        raise ValueError(f"momentum must be in [0, 1), got {momentum}")
+    if not weight_decay >= 0:
+        raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+    if n_stored < 0:
+        raise ValueError(f"n_stored_samples must be >= 0, got {n_stored}")
+    return _TrainConfig(lr, momentum, weight_decay, n_stored)
+
+
+def _flags_array(flags: list[bool]) -> ctypes.Array:
+    return (ctypes.c_uint8 * len(flags))(*[1 if f else 0 for f in flags])
+
+
+class Trainer:
+    """One simulated device training a :class:`ModelSpec` through the C library.
+
+    Args:
+        spec: the model.
+        mode: ``"full"`` (all conv/dense/batchnorm layers) or ``"tl"`` (last ``tl_layers``
+            dense layers).
+        tl_layers: dense layers trained in TL mode.
+        lr, momentum, weight_decay: ``torch.optim.SGD`` hyper-parameters (dampening 0).
+        class_weights: ``[K]`` loss weights (``CrossEntropyLoss(weight=...)``), default ones.
+        n_stored_samples: local samples reserved in the arena (see :meth:`store_samples`).
+        arena_bytes: arena size in bytes; default: enough for this configuration and for
+            Full mode with the same optimizer, so that :meth:`set_trainable` can switch.
+        trainable: explicit per-layer flags (overrides ``mode``); only conv1d, dense and
+            batchnorm1d layers may be True.
+
+    Parameters start at zero (batchnorm: gamma 1, running var 1); load real ones with
+    :meth:`load_state_dict`.
+    """
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        mode: str = "full",
+        tl_layers: int = 2,
+        lr: float = 0.01,
+        momentum: float = 0.0,
+        weight_decay: float = 0.0,
+        class_weights: Any = None,
+        n_stored_samples: int = 0,
+        arena_bytes: int | None = None,
+        trainable: Sequence[bool] | None = None,
+    ) -> None:
+        self.spec = spec
+        self.n_layers = len(spec.layers)
+        self.n_classes = spec.n_classes
+        self._descs = layer_descs(spec)
+        self._cfg = _config(lr, momentum, weight_decay, n_stored_samples)
+        if trainable is None:
+            self._flags = trainable_flags(spec, mode, tl_layers)
+        elif len(trainable) != self.n_layers:
+            raise ValueError(f"trainable must have {self.n_layers} entries, got {len(trainable)}")
+        else:
+            self._flags = [bool(f) for f in trainable]
+        if arena_bytes is None:
+            arena_bytes = max(
+                self._required(self._flags), self._required(trainable_flags(spec, "full"))
+            )
+        self._arena = np.zeros(arena_bytes, dtype=np.uint8)
+        handle = ctypes.c_void_p()
+        _check(
+            _LIB.ft_context_init(
+                _ptr(self._arena),
+                arena_bytes,
+                self._descs,
+                self.n_layers,
+                ctypes.byref(self._cfg),
+                _flags_array(self._flags),
+                ctypes.byref(handle),
+            ),
+            "ft_context_init",
+            f"model {spec.name!r} input {spec.input_channels}x{spec.input_length}, "
+            f"arena {arena_bytes} bytes",
+        )
+        self._ctx = handle.value
+        self._n_stored = 0
+        if class_weights is not None:
+            self.set_class_weights(class_weights)
+
+    # -- configuration --------------------------------------------------------------------
+
+    def _required(self, flags: list[bool]) -> int:
+        out = ctypes.c_int64()
+        _check(
+            _LIB.ft_context_get_buffer_size(
+                self._descs,
+                self.n_layers,
+                ctypes.byref(self._cfg),
+                _flags_array(flags),
+                ctypes.byref(out),
+                None,
+            ),
+            "ft_context_get_buffer_size",
+            f"model {self.spec.name!r}",
+        )
+        return out.value
+
+    @staticmethod
+    def required_arena_bytes(
+        spec: ModelSpec,
+        mode: str = "full",
+        tl_layers: int = 2,
+        momentum: float = 0.0,
+        n_stored_samples: int = 0,
+    ) -> int:
+        """Arena bytes (control block included) that this configuration needs."""
+        out = ctypes.c_int64()
+        cfg = _config(0.01, momentum, 0.0, n_stored_samples)
+        flags = trainable_flags(spec, mode, tl_layers)
+        _check(
+            _LIB.ft_context_get_buffer_size(
+                layer_descs(spec),
+                len(spec.layers),
+                ctypes.byref(cfg),
+                _flags_array(flags),
+                ctypes.byref(out),
+                None,
+            ),
+            "ft_context_get_buffer_size",
+            f"model {spec.name!r} mode {mode!r}",
+        )
+        return out.value
+
+    @property
+    def trainable(self) -> list[bool]:
+        """Per-layer trainable flags, in spec order."""
+        return list(self._flags)
+
+    def set_trainable(
+        self,
+        mode: str | None = None,
+        tl_layers: int = 2,
+        flags: list[bool] | None = None,
+        lr: float | None = None,
+        momentum: float | None = None,
+        weight_decay: float | None = None,
+    ) -> None:
+        """Switches what trains (a mode or explicit per-layer ``flags``) and/or the optimizer.
+
+        Re-plans the arena; parameters are kept, gradients and momentum restart from zero (as
+        with a new ``torch.optim.SGD``). Example warm-up: ``set_trainable(mode="tl",
+        tl_layers=1)``, train, then ``set_trainable(mode="full")``.
+        """
+        if flags is None:
+            new_flags = self._flags if mode is None else trainable_flags(self.spec, mode, tl_layers)
+        else:
+            if len(flags) != self.n_layers:
+                raise ValueError(f"flags must have {self.n_layers} entries, got {len(flags)}")
+            new_flags = [bool(f) for f in flags]
+        cfg = _config(
+            self._cfg.lr if lr is None else lr,
+            self._cfg.momentum if momentum is None else momentum,
+            self._cfg.weight_decay if weight_decay is None else weight_decay,
+            self._cfg.n_stored_samples,
+        )
+        _check(
+            _LIB.ft_context_configure(self._ctx, ctypes.byref(cfg), _flags_array(new_flags)),
+            "ft_context_configure",
+            f"flags {[int(f) for f in new_flags]}, arena {self._arena.nbytes} bytes",
+        )
+        self._cfg = cfg
+        self._flags = new_flags
+
+    def set_class_weights(self, weights: Any) -> None:
+        """Loss weights ``[K]``, each finite and >= 0."""
+        w = np.ascontiguousarray(np.asarray(weights, dtype=np.float32))
+        if w.shape != (self.n_classes,):
+            raise ValueError(f"class_weights must have shape [{self.n_classes}], got {w.shape}")
+        _check(
+            _LIB.ft_set_class_weights(self._ctx, _ptr(w), self.n_classes),
+            "ft_set_class_weights",
+            f"weights {w.tolist()}",
+        )
+
+    # -- parameters -----------------------------------------------------------------------
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Loads every tensor of the spec from a PyTorch-layout ``state_dict`` (numpy or torch)."""
+        shapes = self.spec.param_shapes()
+        missing = [k for k in shapes if k not in state]
+        if missing:
+            raise KeyError(f"state_dict lacks {missing}")
+        for i, layer in enumerate(self.spec.layers):
+            for key, shape in layer.param_shapes().items():
+                value = state[key]
+                if hasattr(value, "detach"):
+                    value = value.detach().cpu().numpy()
+                a = np.ascontiguousarray(np.asarray(value, dtype=np.float32))
+                if a.shape != shape:
+                    raise ValueError(f"{key} must have shape {list(shape)}, got {list(a.shape)}")
+                pid = _PARAM_IDS[key.rsplit(".", 1)[1]]
+                _check(
+                    _LIB.ft_set_param(self._ctx, i, pid, _ptr(a), a.size),
+                    "ft_set_param",
+                    f"{key} shape {list(a.shape)}",
+                )
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Every tensor of the spec, PyTorch names and layouts, float32 copies."""
+        out: dict[str, np.ndarray] = {}
+        for i, layer in enumerate(self.spec.layers):
+            for key, shape in layer.param_shapes().items():
+                a = np.empty(shape, dtype=np.float32)
+                pid = _PARAM_IDS[key.rsplit(".", 1)[1]]
+                _check(
+                    _LIB.ft_get_param(self._ctx, i, pid, _ptr(a), a.size),
+                    "ft_get_param",
+                    f"{key} shape {list(shape)}",
+                )
+                out[key] = a
+        return out
+
+    # -- training and evaluation --------------------------------------------------------------
+
+    def _x(self, name: str, x: Any) -> np.ndarray:
+        c, t = self.spec.input_channels, self.spec.input_length
+        return _as_f32(name, x, (None, c, t))
+
+    def train_batch(self, x: np.ndarray, y: Any) -> float:
+        """One SGD step on ``x [B, C, T]``, ``y [B]``; returns the batch's weighted mean loss."""
+        x = self._x("x", x)
+        labels = _as_labels("y", y, x.shape[0])
+        loss = ctypes.c_float()
+        _check(
+            _LIB.ft_train_batch(
+                self._ctx,
+                _ptr(x),
+                _ptr(labels),
+                x.shape[0],
+                x.shape[1],
+                x.shape[2],
+                ctypes.byref(loss),
+            ),
+            "ft_train_batch",
+            f"x shape {list(x.shape)}",
+        )
+        return float(loss.value)
+
+    def train_epoch(
+        self, x: np.ndarray | None, y: Any, batch_size: int, order: Any = None
+    ) -> float:
+        """One epoch of SGD steps; returns the mean of the batch losses.
+
+        Args:
+            x: ``[N, C, T]``, or None with ``y`` None to train on the stored samples.
+            y: ``[N]`` labels.
+            batch_size: samples per step; the last batch may be shorter.
+            order: ``[M]`` sample indices in visiting order (default ``arange(N)``).
+        """
+        if x is None:
+            if y is not None:
+                raise ValueError("x and y must both be arrays, or both None (stored samples)")
+            n = self._n_stored
+            x_ptr = y_ptr = None
+            c, t = self.spec.input_channels, self.spec.input_length
+        else:
+            x = self._x("x", x)
+            labels = _as_labels("y", y, x.shape[0])
+            n, c, t = x.shape
+            x_ptr, y_ptr = _ptr(x), _ptr(labels)
+        idx = np.arange(n, dtype=np.int32) if order is None else np.asarray(order)
+        if idx.ndim != 1 or not np.issubdtype(idx.dtype, np.integer):
+            raise ValueError(f"order must be a 1-D integer array, got {idx.dtype} {idx.shape}")
+        idx = np.ascontiguousarray(idx, dtype=np.int32)
+        loss = ctypes.c_float()
+        _check(
+            _LIB.ft_train_epoch(
+                self._ctx,
+                x_ptr,
+                y_ptr,
+                n,
+                c,
+                t,
+                _ptr(idx),
+                idx.size,
+                batch_size,
+                ctypes.byref(loss),
+            ),
+            "ft_train_epoch",
+            f"x shape [{n}, {c}, {t}], order length {idx.size}, batch_size {batch_size}",
+        )
+        return float(loss.value)
+
+    def store_samples(self, x: np.ndarray, y: Any, first: int = 0) -> None:
+        """Copies ``x [N, C, T]``, ``y [N]`` into the arena's stored-sample slots ``first..``.
+
+        :meth:`train_epoch` with ``x=None, y=None`` then trains on slots ``0..`` up to the
+        highest slot written.
+        """
+        x = self._x("x", x)
+        labels = _as_labels("y", y, x.shape[0])
+        _check(
+            _LIB.ft_store_samples(
+                self._ctx, _ptr(x), _ptr(labels), x.shape[0], x.shape[1], x.shape[2], first
+            ),
+            "ft_store_samples",
+            f"x shape {list(x.shape)} at slot {first} of {self._cfg.n_stored_samples}",
+        )
+        self._n_stored = max(self._n_stored, first + x.shape[0])
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        """Forward pass of ``x [N, C, T]`` -> logits ``[N, K]`` float32 (one C call)."""
+        x = self._x("x", x)
+        out = np.empty((x.shape[0], self.n_classes), dtype=np.float32)
+        _check(
+            _LIB.ft_logits(self._ctx, _ptr(x), x.shape[0], x.shape[1], x.shape[2], _ptr(out)),
+            "ft_logits",
+            f"x shape {list(x.shape)}",
+        )
+        return out
+
+    # -- accounting -----------------------------------------------------------------------
+
+    def _row_names(self) -> list[str]:
+        return [layer.name for layer in self.spec.layers]
+
+    def counts(self) -> dict[str, dict[str, OpCounts]]:
+        """Operations since the last reset: ``{layer name or "loss": {phase: OpCounts}}``.
+
+        Phases: ``forward``, ``backward_input``, ``backward_weights``, ``update``.
+        """
+        rows = (self.n_layers + 1) * len(PHASES)
+        buf = (_OpCounts * rows)()
+        _check(_LIB.ft_get_counts(self._ctx, buf, rows), "ft_get_counts", f"{rows} rows")
+        out: dict[str, dict[str, OpCounts]] = {}
+        for r, name in enumerate([*self._row_names(), LOSS]):
+            out[name] = {
+                phase: OpCounts(
+                    *(getattr(buf[r * len(PHASES) + p], f) for f, _ in _OpCounts._fields_)
+                )
+                for p, phase in enumerate(PHASES)
+            }
+        return out
+
+    def reset_counts(self) -> None:
+        """Zeroes every operation counter."""
+        _check(_LIB.ft_reset_counts(self._ctx), "ft_reset_counts", "")
+
+    def memory(self) -> dict[str, Any]:
+        """Arena peak bytes.
+
+        Returns a dict with one int per category of :data:`CATEGORIES` (peak bytes over the
+        context's life), ``total`` (their sum), ``per_layer`` (``{layer name or "shared":
+        {category: bytes}}``), ``control_bytes`` (context and tables, not in ``total``) and
+        ``arena_bytes`` (the arena's capacity).
+        """
+        rows = self.n_layers + 1
+        n = rows * len(CATEGORIES)
+        peak = np.zeros(n, dtype=np.int64)
+        ctl, cap = ctypes.c_int64(), ctypes.c_int64()
+        _check(
+            _LIB.ft_get_memory(self._ctx, _ptr(peak), n, ctypes.byref(ctl), ctypes.byref(cap)),
+            "ft_get_memory",
+            f"{n} entries",
+        )
+        table = peak.reshape(rows, len(CATEGORIES))
+        per_layer = {
+            name: {cat: int(table[r, j]) for j, cat in enumerate(CATEGORIES)}
+            for r, name in enumerate([*self._row_names(), SHARED])
+        }
+        by_cat = {cat: int(table[:, j].sum()) for j, cat in enumerate(CATEGORIES)}
+        return {
+            **by_cat,
+            "total": sum(by_cat.values()),
+            "per_layer": per_layer,
+            "control_bytes": ctl.value,
+            "arena_bytes": cap.value,
+        }
+
+
+def fold_batchnorm(
+    conv_weight: np.ndarray,
+    conv_bias: np.ndarray,
+    gamma: np.ndarray,
+    beta: np.ndarray,
+    running_mean: np.ndarray,
+    running_var: np.ndarray,
+    eps: float = 1e-5,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Folds an eval-mode BatchNorm1d into the preceding Conv1d (C ``ft_batchnorm1d_fold``).
+
+    Args: conv weight ``[F, C, K]``, bias ``[F]``; gamma, beta, running mean/var ``[F]``.
+    Returns new float32 ``(weight [F, C, K], bias [F])``; the inputs are not modified.
+    """
+    w = np.array(conv_weight, dtype=np.float32, order="C", copy=True)
+    if w.ndim != 3:
+        raise ValueError(f"conv_weight must be [F, C, K], got {list(w.shape)}")
+    f = w.shape[0]
+    b = np.array(conv_bias, dtype=np.float32, copy=True)
+    vecs = [
+        np.ascontiguousarray(v, dtype=np.float32) for v in (gamma, beta, running_mean, running_var)
+    ]
+    for name, v in zip(
+        ("conv_bias", "gamma", "beta", "running_mean", "running_var"), [b, *vecs], strict=True
+    ):
+        if v.shape != (f,):
+            raise ValueError(f"{name} must have shape [{f}], got {list(v.shape)}")
+    _check(
+        _LIB.ft_batchnorm1d_fold(
+            _ptr(w), _ptr(b), f, w.shape[1] * w.shape[2], *(_ptr(v) for v in vecs), eps
+        ),
+        "ft_batchnorm1d_fold",
+        f"conv weight {list(w.shape)}",
+    )
+    return w, b

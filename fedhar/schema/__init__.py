@@ -1,0 +1,3 @@
+"""Layer 7: the validated files users write: scenarios, their sections, study and adaptive
+scenarios.
+"""

@@ -1,0 +1,553 @@
+"""Battery-policy studies: a grid of personalization policy × threshold policy × battery
+capacity × charging habit, each configuration a simulated device living ``days`` days of
+one-day federation rounds.
+
+Without a ``replay:`` section, F1 and the easy share of each row come from the modes tables
+(``accuracy_source: "modes_table"``). With one, every configuration runs once per replayed
+user: the device replays that user's real test windows along the section's daily schedule
+through the real adaptive classifier (general model, then the personalized one), and F1 and
+the easy share are measured (``accuracy_source: "replay"``; see
+:mod:`fedhar.studies.replay_data`).
+
+``run_study`` writes into ``DIR``:
+
+- ``rows.jsonl``: one finished configuration per line, appended as it finishes (resume
+  reads it and skips what is done); ``traces/`` holds each configuration's state of charge;
+- ``study.json`` and ``study.csv``: one row per configuration, and a per-policy summary;
+- ``soc.png``, ``pareto.png``, ``energy.png`` and ``report.html`` (see
+  :mod:`fedhar.studies.battery_report`).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pydantic
+import yaml
+from pydantic import Field
+
+from fedhar.metrics import score
+from fedhar.studies.battery_report import write_plots_and_report
+from fedhar.studies.replay_data import (
+    UserReplay,
+    check_adaptive_dir,
+    load_user_replays,
+    resolve_adaptive_dir,
+)
+from fedhar.wearable.device import Device
+from fedhar.wearable.loads import LOADS
+from fedhar.wearable.scenario import (
+    DeviceSection,
+    PolicySection,
+    ReplaySection,
+    Strict,
+    build_device_config,
+    describe_errors,
+)
+
+
+class ScenarioError(ValueError):
+    """An invalid scenario; ``lines`` name the file, the key path and what was expected."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__("\n".join(lines))
+        self.lines = lines
+
+
+class StudySection(Strict):
+    """The ``study:`` section: the grid and how long each device lives."""
+
+    days: int = Field(ge=1)
+    round_s: float = Field(86400.0, gt=0)
+    seed: int = Field(0, ge=0)
+    capacity_mah: list[float] = Field(min_length=1)
+    charging: dict[str, PolicySection] = Field(min_length=1)
+    personalization: dict[str, PolicySection] = Field(min_length=1)
+    threshold: dict[str, PolicySection] = Field(min_length=1)
+    plot_capacity_mah: float | None = None
+    plot_charging: str | None = None
+
+
+class StudyScenario(Strict):
+    """A battery-policy study scenario."""
+
+    description: str = ""
+    device: DeviceSection
+    study: StudySection
+    replay: ReplaySection | None = None
+
+
+def replay_modes_csv(
+    scenario: StudyScenario, base_dir: Path, adaptive_dir: str | None
+) -> Path | None:
+    """With a ``replay:`` section, the adaptive run's ``modes.csv`` (the general modes table
+    when ``device.modes`` names none); ``None`` without one. Raises ``ValueError`` naming the
+    missing file and the fix."""
+    if scenario.replay is None:
+        return None
+    directory = resolve_adaptive_dir(scenario.replay, base_dir, adaptive_dir)
+    check_adaptive_dir(directory)
+    return directory / "modes.csv"
+
+
+def load_study_scenario(path: str | Path, adaptive_dir: str | None = None) -> StudyScenario:
+    """Reads and validates a study scenario; raises :class:`ScenarioError`. ``adaptive_dir``
+    overrides the ``replay:`` section's ``adaptive_dir``."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ScenarioError([f"{path}: cannot read: {exc.strerror}"]) from None
+    except yaml.YAMLError as exc:
+        raise ScenarioError([f"{path}: not valid YAML: {exc}"]) from None
+    if not isinstance(data, dict):
+        raise ScenarioError([f"{path}: expected a mapping with 'device' and 'study' sections"])
+    try:
+        scenario = StudyScenario.model_validate(data)
+    except pydantic.ValidationError as exc:
+        raise ScenarioError(describe_errors(str(path), StudyScenario, exc)) from None
+    study = scenario.study
+    lines = []
+    if study.plot_charging is not None and study.plot_charging not in study.charging:
+        lines.append(
+            f"{path}: study.plot_charging: expected one of {sorted(study.charging)}, "
+            f"got {study.plot_charging!r}"
+        )
+    if study.plot_capacity_mah is not None and study.plot_capacity_mah not in study.capacity_mah:
+        lines.append(
+            f"{path}: study.plot_capacity_mah: expected one of {study.capacity_mah}, "
+            f"got {study.plot_capacity_mah}"
+        )
+    if lines:
+        raise ScenarioError(lines)
+    try:
+        modes_csv = replay_modes_csv(scenario, path.parent, adaptive_dir)
+    except ValueError as exc:
+        raise ScenarioError([f"{path}: {exc}"]) from None
+    lines += _check_buildable(scenario, path, modes_csv)
+    if lines:
+        raise ScenarioError(lines)
+    return scenario
+
+
+def _check_buildable(scenario: StudyScenario, path: Path, modes_csv: Path | None) -> list[str]:
+    """Builds one device per policy and habit so that bad names or parameters fail early."""
+    study, lines = scenario.study, []
+    first = {
+        "charging": next(iter(study.charging.values())),
+        "personalization": next(iter(study.personalization.values())),
+        "threshold": next(iter(study.threshold.values())),
+    }
+    for axis in ("charging", "personalization", "threshold"):
+        for label, spec in getattr(study, axis).items():
+            try:
+                build_device_config(
+                    scenario.device,
+                    path.parent,
+                    capacity_mah=study.capacity_mah[0],
+                    seed=study.seed,
+                    modes_csv=modes_csv,
+                    **{**first, axis: spec},
+                )
+            except (ValueError, OSError) as exc:
+                lines.append(f"{path}: study.{axis}.{label}: {exc}")
+    return lines
+
+
+@dataclass(frozen=True)
+class GridPoint:
+    """One configuration of the grid."""
+
+    personalization: str
+    threshold: str
+    capacity_mah: float
+    charging: str
+    user: str | None = None
+
+    @property
+    def policy(self) -> str:
+        return f"{self.personalization}+{self.threshold}"
+
+    @property
+    def key(self) -> str:
+        key = f"{self.policy}|{self.capacity_mah:g}mAh|{self.charging}"
+        return key if self.user is None else f"{key}|user {self.user}"
+
+
+def grid(study: StudySection, users: list[str] | None = None) -> list[GridPoint]:
+    """Every configuration, in a fixed order; once per replayed user when ``users`` is
+    given."""
+    return [
+        GridPoint(p, t, c, h, u)
+        for p in study.personalization
+        for t in study.threshold
+        for c in study.capacity_mah
+        for h in study.charging
+        for u in users or [None]
+    ]
+
+
+@dataclass
+class StudyRow:
+    """Results of one configuration.
+
+    Attributes:
+        key: unique name of the configuration.
+        policy: ``personalization+threshold`` labels.
+        personalization, threshold: the two policy labels.
+        capacity_mah: battery capacity, mAh.
+        charging: charging habit label.
+        days: simulated days.
+        days_to_first_depletion: days until the first cut-off; ``None`` if none happened.
+        fraction_time_dead: share of the simulated time spent cut off.
+        mean_f1: F1 over the windows classified (alive time only): measured macro F1 of
+            the replayed windows, or the modes table's F1 averaged over windows.
+        f1_effective: ``mean_f1 · (1 - fraction_time_dead)``: dead time recognizes nothing.
+        easy_share: share of windows decided by the small model.
+        energy_j: energy drawn by load over the study, J.
+        charged_j: energy charged, J.
+        full_jobs, tl_jobs: completed personalization jobs.
+        epochs_lost: epochs cut off before completing.
+        depletions: cut-offs.
+        soc_min, soc_end: lowest sampled and final state of charge.
+        accuracy_source: ``"replay"`` (F1 and easy share measured on real windows) or
+            ``"modes_table"``.
+        user: the replayed user (replay only).
+        replay_models: the saved model that served each personalization mode (replay only).
+        f1_by_day: measured macro F1 of each day's windows, ``None`` for a day without
+            windows (replay only).
+        easy_share_by_day: measured easy share of each day's windows (replay only).
+    """
+
+    key: str
+    policy: str
+    personalization: str
+    threshold: str
+    capacity_mah: float
+    charging: str
+    days: int
+    days_to_first_depletion: float | None
+    fraction_time_dead: float
+    mean_f1: float | None
+    f1_effective: float | None
+    easy_share: float | None
+    energy_j: dict[str, float]
+    charged_j: float
+    full_jobs: int
+    tl_jobs: int
+    epochs_lost: int
+    depletions: int
+    soc_min: float
+    soc_end: float
+    accuracy_source: str = "modes_table"
+    user: str | None = None
+    replay_models: dict[str, str] | None = None
+    f1_by_day: list[float | None] | None = None
+    easy_share_by_day: list[float | None] | None = None
+
+
+def measured_f1(confusion: np.ndarray) -> float | None:
+    """Macro F1 (:func:`fedhar.metrics.score`) of the windows counted in a ``[K, K]``
+    (true, predicted) confusion; ``None`` when it counts none."""
+    k = confusion.shape[0]
+    counts = confusion.ravel()
+    if counts.sum() == 0:
+        return None
+    cells = np.repeat(np.arange(k * k), counts)
+    return score(cells // k, cells % k, k).macro_f1
+
+
+def _finite(value: float) -> float | None:
+    return value if np.isfinite(value) else None
+
+
+def run_point(
+    scenario: StudyScenario,
+    base_dir: Path,
+    point: GridPoint,
+    replay: UserReplay | None = None,
+    modes_csv: Path | None = None,
+) -> tuple[StudyRow, list[list[float]]]:
+    """Simulates one configuration, replaying ``replay``'s windows when given (``modes_csv``:
+    the general modes table when the scenario names none); returns its row and its
+    ``[t_s, soc]`` trace."""
+    study = scenario.study
+    config = build_device_config(
+        scenario.device,
+        base_dir,
+        capacity_mah=point.capacity_mah,
+        charging=study.charging[point.charging],
+        personalization=study.personalization[point.personalization],
+        threshold=study.threshold[point.threshold],
+        seed=study.seed,
+        modes_csv=modes_csv,
+    )
+    device = Device(config, replay=None if replay is None else replay.replay)
+    reports = [device.advance(day * study.round_s) for day in range(1, study.days + 1)]
+    st, totals = device.state, device.state.totals
+    horizon_s = study.days * study.round_s
+    n = totals.inferences
+    if replay is None:
+        mean_f1 = totals.f1_sum / n if n else None
+    else:
+        mean_f1 = measured_f1(np.array(totals.confusion))
+    dead = totals.dead_s / horizon_s
+    socs = [s for _, s in st.trace] + [device.battery.soc]
+    row = StudyRow(
+        key=point.key,
+        policy=point.policy,
+        personalization=point.personalization,
+        threshold=point.threshold,
+        capacity_mah=point.capacity_mah,
+        charging=point.charging,
+        days=study.days,
+        days_to_first_depletion=(
+            None if st.first_depletion_s is None else st.first_depletion_s / study.round_s
+        ),
+        fraction_time_dead=dead,
+        mean_f1=mean_f1,
+        f1_effective=None if mean_f1 is None else mean_f1 * (1.0 - dead),
+        easy_share=totals.easy / n if n else None,
+        energy_j=dict(totals.energy_j),
+        charged_j=totals.charged_j,
+        full_jobs=totals.full_jobs,
+        tl_jobs=totals.tl_jobs,
+        epochs_lost=totals.epochs_lost,
+        depletions=totals.depletions,
+        soc_min=min(socs),
+        soc_end=socs[-1],
+    )
+    if replay is not None:
+        row.accuracy_source = "replay"
+        row.user = replay.user
+        row.replay_models = dict(replay.models)
+        row.f1_by_day = [_finite(r.f1) for r in reports]
+        row.easy_share_by_day = [_finite(r.easy_share) for r in reports]
+    return row, st.trace
+
+
+def summarize(rows: list[StudyRow]) -> dict[str, object]:
+    """Per-policy means over the grid, and the winners on F1 and on battery life.
+
+    Battery life per row is the days to the first cut-off, or the whole study (censored)
+    when there was none.
+    """
+    by_policy: dict[str, list[StudyRow]] = {}
+    for row in rows:
+        by_policy.setdefault(row.policy, []).append(row)
+    policies = {}
+    for policy, group in by_policy.items():
+        f1s = [r.mean_f1 for r in group if r.mean_f1 is not None]
+        eff = [r.f1_effective for r in group if r.f1_effective is not None]
+        life = [
+            r.days if r.days_to_first_depletion is None else r.days_to_first_depletion
+            for r in group
+        ]
+        policies[policy] = {
+            "configs": len(group),
+            "mean_f1": sum(f1s) / len(f1s) if f1s else None,
+            "f1_effective": sum(eff) / len(eff) if eff else None,
+            "battery_life_days": sum(life) / len(life),
+            "fraction_time_dead": sum(r.fraction_time_dead for r in group) / len(group),
+            "never_depleted": sum(r.days_to_first_depletion is None for r in group),
+            "energy_j_per_day": {
+                load: sum(r.energy_j[load] / r.days for r in group) / len(group) for load in LOADS
+            },
+            "full_jobs": sum(r.full_jobs for r in group) / len(group),
+            "tl_jobs": sum(r.tl_jobs for r in group) / len(group),
+        }
+    summary: dict[str, object] = {"policies": policies}
+    if len(policies) < 2:
+        return summary
+    for metric in ("mean_f1", "f1_effective"):
+        ranked = sorted(policies, key=lambda p, m=metric: -(policies[p][m] or 0.0))
+        best, second = ranked[:2]
+        summary[f"{metric}_winner"] = {
+            "policy": best,
+            metric: policies[best][metric],
+            "runner_up": second,
+            "margin": (policies[best][metric] or 0.0) - (policies[second][metric] or 0.0),
+        }
+    personalizing = [p for p in policies if policies[p]["full_jobs"] + policies[p]["tl_jobs"] > 0]
+    for name, pool in (
+        ("battery_winner", list(policies)),
+        ("battery_winner_personalizing", personalizing),
+    ):
+        if len(pool) < 2:
+            continue
+        ranked = sorted(
+            pool,
+            key=lambda p: (policies[p]["fraction_time_dead"], -policies[p]["battery_life_days"]),
+        )
+        best, second = ranked[:2]
+        summary[name] = {
+            "policy": best,
+            "battery_life_days": policies[best]["battery_life_days"],
+            "fraction_time_dead": policies[best]["fraction_time_dead"],
+            "runner_up": second,
+            "life_margin_days": policies[best]["battery_life_days"]
+            - policies[second]["battery_life_days"],
+            "dead_margin": policies[second]["fraction_time_dead"]
+            - policies[best]["fraction_time_dead"],
+        }
+    return summary
+
+
+def winner_lines(summary: dict[str, object]) -> list[str]:
+    """The winners on F1 and on battery life, and by how much, as sentences."""
+    lines = []
+    for metric, label in (("mean_f1", "mean F1"), ("f1_effective", "effective F1")):
+        w = summary.get(f"{metric}_winner")
+        if isinstance(w, dict):
+            lines.append(
+                f"{label}: {w['policy']} wins with {w[metric]:.4f}, "
+                f"{w['margin']:+.4f} over {w['runner_up']}"
+            )
+    for key, label in (
+        ("battery_winner", "battery life"),
+        ("battery_winner_personalizing", "battery life among personalizing policies"),
+    ):
+        w = summary.get(key)
+        if isinstance(w, dict):
+            lines.append(
+                f"{label}: {w['policy']} wins: dead {w['fraction_time_dead']:.2%} of the time, "
+                f"mean life {w['battery_life_days']:.1f} days ({w['life_margin_days']:+.1f} days "
+                f"and {w['dead_margin']:.2%} less dead time than {w['runner_up']})"
+            )
+    return lines
+
+
+CSV_COLUMNS = [
+    "key",
+    "policy",
+    "personalization",
+    "threshold",
+    "capacity_mah",
+    "charging",
+    "days",
+    "days_to_first_depletion",
+    "fraction_time_dead",
+    "mean_f1",
+    "f1_effective",
+    "easy_share",
+    *[f"energy_j_{load}" for load in LOADS],
+    "charged_j",
+    "full_jobs",
+    "tl_jobs",
+    "epochs_lost",
+    "depletions",
+    "soc_min",
+    "soc_end",
+    "accuracy_source",
+    "user",
+]
+
+
+def write_csv(rows: list[StudyRow], path: Path) -> None:
+    """One line per configuration; energy by load as ``energy_j_<load>`` columns."""
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS)
+        writer.writeheader()
+        for row in rows:
+            flat = asdict(row)
+            energy = flat.pop("energy_j")
+            for key in ("replay_models", "f1_by_day", "easy_share_by_day"):
+                flat.pop(key)
+            flat.update({f"energy_j_{load}": energy[load] for load in LOADS})
+            writer.writerow({k: "" if v is None else v for k, v in flat.items()})
+
+
+def _scenario_digest(path: Path, adaptive_dir: str | None) -> str:
+    digest = hashlib.sha256(path.read_bytes())
+    if adaptive_dir is not None:
+        digest.update(f"\nadaptive_dir={adaptive_dir}".encode())
+    return digest.hexdigest()
+
+
+def _trace_file(out: Path, index: int) -> Path:
+    return out / "traces" / f"{index:04d}.json"
+
+
+def run_study(
+    scenario_path: str | Path,
+    out: str | Path,
+    resume: bool = False,
+    log: Callable[[str], None] = print,
+    adaptive_dir: str | None = None,
+) -> dict[str, object]:
+    """Runs (or resumes) the study and writes every output file; returns ``study.json``'s
+    content. ``adaptive_dir`` overrides the ``replay:`` section's. Raises
+    :class:`ScenarioError` on an invalid scenario (or missing adaptive models) and
+    ``FileExistsError`` when ``out`` holds an earlier run and ``resume`` is off."""
+    scenario_path = Path(scenario_path)
+    scenario = load_study_scenario(scenario_path, adaptive_dir)
+    base_dir = scenario_path.parent
+    replays: dict[str, UserReplay] = {}
+    modes_csv = None
+    if scenario.replay is not None:
+        try:
+            directory = resolve_adaptive_dir(scenario.replay, base_dir, adaptive_dir)
+            replays = {r.user: r for r in load_user_replays(scenario.replay, base_dir, directory)}
+        except ValueError as exc:
+            raise ScenarioError([f"{scenario_path}: {exc}"]) from None
+        modes_csv = directory / "modes.csv"
+        for r in replays.values():
+            log(f"replay: user {r.user}, {r.n_windows} test windows, models {r.models}")
+    out = Path(out)
+    rows_file = out / "rows.jsonl"
+    digest = _scenario_digest(scenario_path, adaptive_dir)
+    stamp = out / "scenario.sha256"
+    if rows_file.exists() and not resume:
+        raise FileExistsError(f"{out}: holds an earlier study (rows.jsonl); use --resume")
+    if resume and stamp.exists() and stamp.read_text().strip() != digest:
+        raise FileExistsError(f"{stamp}: the scenario changed since this study started")
+    (out / "traces").mkdir(parents=True, exist_ok=True)
+    stamp.write_text(digest + "\n")
+
+    done: dict[str, StudyRow] = {}
+    if rows_file.exists():
+        for line in rows_file.read_text().splitlines():
+            if line.strip():
+                row = StudyRow(**json.loads(line))
+                done[row.key] = row
+    points = grid(scenario.study, list(replays) or None)
+    with open(rows_file, "a") as fh:
+        for index, point in enumerate(points):
+            if point.key in done and _trace_file(out, index).exists():
+                continue
+            replay = None if point.user is None else replays[point.user]
+            row, trace = run_point(scenario, base_dir, point, replay, modes_csv)
+            _trace_file(out, index).write_text(json.dumps(trace))
+            fh.write(json.dumps(asdict(row), allow_nan=False) + "\n")
+            fh.flush()
+            done[row.key] = row
+            log(f"[{index + 1}/{len(points)}] {point.key}: {_brief(row)}")
+    rows = [done[p.key] for p in points]
+    traces = [json.loads(_trace_file(out, i).read_text()) for i in range(len(points))]
+    result = {
+        "scenario": str(scenario_path),
+        "description": scenario.description,
+        "rows": [asdict(r) for r in rows],
+        "summary": summarize(rows),
+    }
+    (out / "study.json").write_text(json.dumps(result, indent=2, allow_nan=False) + "\n")
+    write_csv(rows, out / "study.csv")
+    summary = result["summary"]
+    write_plots_and_report(scenario, points, rows, traces, summary, winner_lines(summary), out)
+    return result
+
+
+def _brief(row: StudyRow) -> str:
+    life = (
+        f"first cut-off day {row.days_to_first_depletion:.1f}"
+        if row.days_to_first_depletion is not None
+        else "never cut off"
+    )
+    f1 = "n/a" if row.mean_f1 is None else f"{row.mean_f1:.3f}"
+    return f"F1 {f1}, {life}, dead {row.fraction_time_dead:.1%}"

@@ -1,0 +1,210 @@
+"""From a scenario to per-user data, folds, pretrained general models and No-Pers scores.
+
+The data path, one function per step:
+
+1. :func:`prepare` loads the dataset, cuts windows, splits each user's windows in time into a
+   local train set TR_i and test set TS_i, and builds the folds and the model spec.
+2. :func:`pretrain_fold` pretrains (or loads from the cache) the general model of a fold on
+   all windows of the fold's pretraining users; none of the fold's test users is among them.
+3. :func:`evaluate` scores a model on a user's TS_i, with the fold's normalizer, and
+   :func:`evaluate_client` makes a user's No-Pers :class:`~fedhar.results.report.ClientRecord`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+from torch import nn
+
+from fedhar.data.paths import resolve_data_dir
+from fedhar.data.preprocess import Normalizer, make_windows
+from fedhar.data.registry import load_dataset
+from fedhar.data.splits import kfold_users, loso_folds, split_chronological
+from fedhar.data.types import HarDataset, WindowSet
+from fedhar.metrics import Scores, score
+from fedhar.models.spec import ModelSpec, build_spec
+from fedhar.results.report import ClientRecord
+from fedhar.schema.scenario import Scenario, load_scenario
+from fedhar.studies.pretrain import PretrainOptions, PretrainResult, predict, pretrain
+
+
+@dataclass
+class UserData:
+    """One user's local data.
+
+    Attributes:
+        user: user id.
+        train: TR_i, the first ``train_fraction`` of each activity's windows, ``x [N, C, T]``.
+        test: TS_i, the rest; no window shares a sample with a TR_i window.
+    """
+
+    user: str
+    train: WindowSet
+    test: WindowSet
+
+
+@dataclass(frozen=True)
+class Fold:
+    """A group of users that share one general model.
+
+    Attributes:
+        name: ``"loso-<user>"`` or ``"kfold-<i>"``; names the fold in reports.
+        test_users: users evaluated with this fold's model (and personalized from it).
+        pretrain_users: users whose windows pretrain it; disjoint from ``test_users``.
+    """
+
+    name: str
+    test_users: tuple[str, ...]
+    pretrain_users: tuple[str, ...]
+
+
+@dataclass
+class Prepared:
+    """Everything a run needs before training.
+
+    Attributes:
+        dataset: the loaded dataset (classes, channels, sample rate, load report).
+        windows: every window of every user, ``x [N, C, T]`` in sensor units.
+        users: per user id, in dataset order: TR_i and TS_i.
+        folds: the folds whose test users take part in the run.
+        spec: the model spec for these windows and classes.
+    """
+
+    dataset: HarDataset
+    windows: WindowSet
+    users: dict[str, UserData]
+    folds: list[Fold]
+    spec: ModelSpec
+
+    @property
+    def n_classes(self) -> int:
+        """Number of classes."""
+        return len(self.dataset.classes)
+
+
+def prepare(scenario: Scenario, data_dir: str | Path | None = None) -> Prepared:
+    """Loads and windows the scenario's dataset and builds TR_i/TS_i, the folds and the spec.
+
+    Args:
+        scenario: the validated scenario.
+        data_dir: the ``--data-dir`` flag; overrides ``scenario.data.data_dir``.
+
+    Raises:
+        fedhar.data.paths.DatasetMissingError: the dataset's files are not found.
+        ValueError: the scenario asks for users, classes or folds the data cannot give.
+    """
+    cfg = scenario.data
+    directory = resolve_data_dir(data_dir if data_dir is not None else cfg.data_dir)
+    dataset = load_dataset(
+        cfg.dataset,
+        directory,
+        classes=cfg.classes,
+        channels=cfg.channels,
+        target_fs=cfg.target_fs,
+        device=cfg.device,
+        seed=scenario.seed,
+        **cfg.options,
+    )
+    windows = make_windows(dataset, cfg.window, cfg.stride)
+    all_users = [u for u in dataset.users if np.any(windows.users == u)]
+    if len(all_users) < 2:
+        raise ValueError(
+            f"{cfg.dataset}: {len(all_users)} user(s) with windows of {cfg.window} samples; "
+            "at least 2 are needed"
+        )
+    clients = _clients(all_users, scenario.federation.users)
+    users: dict[str, UserData] = {}
+    for user in clients:
+        train, test = split_chronological(windows.subset(windows.users == user), cfg.train_fraction)
+        users[user] = UserData(user, train, test)
+    folds = [f for f in _folds(all_users, scenario) if set(f.test_users) & set(clients)]
+    folds = [
+        Fold(f.name, tuple(u for u in f.test_users if u in users), f.pretrain_users) for f in folds
+    ]
+    spec = build_spec(
+        scenario.model.name,
+        windows.x.shape[1],
+        windows.x.shape[2],
+        len(dataset.classes),
+        **scenario.model.options,
+    )
+    return Prepared(dataset, windows, users, folds, spec)
+
+
+def _clients(all_users: list[str], requested: list[str] | None) -> list[str]:
+    if requested is None:
+        return all_users
+    unknown = [u for u in requested if u not in all_users]
+    if unknown:
+        raise ValueError(
+            f"federation.users: unknown user(s) {', '.join(unknown)}; "
+            f"the data has {', '.join(all_users)}"
+        )
+    return [u for u in all_users if u in set(requested)]
+
+
+def _folds(users: list[str], scenario: Scenario) -> list[Fold]:
+    if scenario.split.method == "loso":
+        return [Fold(f"loso-{u}", (u,), tuple(rest)) for u, rest in loso_folds(users)]
+    return [
+        Fold(f"kfold-{i}", tuple(test), tuple(train))
+        for i, (test, train) in enumerate(
+            kfold_users(users, scenario.split.k, scenario.seed), start=1
+        )
+    ]
+
+
+def pretrain_options(scenario: Scenario) -> PretrainOptions:
+    """The scenario's ``pretrain`` section and seed as :class:`PretrainOptions`."""
+    return PretrainOptions(**scenario.pretrain.model_dump(), seed=scenario.seed)
+
+
+def fold_windows(prepared: Prepared, fold: Fold) -> WindowSet:
+    """All windows (both halves) of the fold's pretraining users, ``x [N, C, T]``."""
+    return prepared.windows.subset(np.isin(prepared.windows.users, list(fold.pretrain_users)))
+
+
+def pretrain_fold(
+    prepared: Prepared, fold: Fold, scenario: Scenario, *, use_cache: bool = True
+) -> PretrainResult:
+    """The general model of ``fold``: pretrained on its pretraining users, or from the cache."""
+    return pretrain(
+        prepared.spec,
+        fold_windows(prepared, fold),
+        pretrain_options(scenario),
+        use_cache=use_cache,
+    )
+
+
+def evaluate(net: nn.Module, normalizer: Normalizer, test: WindowSet, n_classes: int) -> Scores:
+    """Scores ``net`` on raw windows ``test`` (``x [N, C, T]``), normalized with ``normalizer``.
+
+    Raises:
+        ValueError: ``test`` holds no windows.
+    """
+    if len(test) == 0:
+        raise ValueError("no test windows to evaluate")
+    return score(test.y, predict(net, normalizer.transform(test.x)), n_classes)
+
+
+def evaluate_client(
+    prepared: Prepared, fold: Fold, data: UserData, general: PretrainResult
+) -> ClientRecord:
+    """No-Pers record of one user: the fold's general model scored on the user's TS_i."""
+    record = ClientRecord(
+        user=data.user, fold=fold.name, n_train=len(data.train), n_test=len(data.test)
+    )
+    scores = evaluate(
+        general.model(prepared.spec), general.normalizer, data.test, prepared.n_classes
+    )
+    record.add_scores("none", scores)
+    return record
+
+
+@lru_cache(maxsize=4)
+def prepared(scenario_path: str, data_dir: str | None) -> Prepared:
+    """The scenario's prepared data, read once per process."""
+    return prepare(load_scenario(scenario_path), data_dir)

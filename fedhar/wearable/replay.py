@@ -1,0 +1,98 @@
+"""A user's real windows replayed along a daily schedule, classified by the adaptive model.
+
+Window ``k`` is sensed at ``k · window_s`` seconds. The schedule gives its activity; the
+window replayed is the next one, cyclically, of the user's windows of that class (all the
+user's windows when the user has none of it). The classifier of the device's current model
+(general, TL- or Full-personalized) decides every window; since it is a pure function of the
+window and the threshold, each pool window is classified once per (model, threshold) and
+every replay of it reuses that decision.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from fedhar.data.types import WindowSet
+from fedhar.wearable.modes import PERSONALIZATION_MODES
+from fedhar.wearable.schedule import DailySchedule
+
+Classify = Callable[[np.ndarray, float], tuple[np.ndarray, np.ndarray]]
+"""``classify(x [N, C, T] float32, th) -> (pred [N] int64, easy [N] bool)``."""
+
+
+@dataclass
+class WindowBatch:
+    """The decisions on a run of consecutive windows.
+
+    Attributes:
+        y: ``[N]`` true classes.
+        pred: ``[N]`` predicted classes.
+        easy: ``[N]`` whether the small model decided the window.
+    """
+
+    y: np.ndarray
+    pred: np.ndarray
+    easy: np.ndarray
+
+
+@dataclass
+class Replay:
+    """One user's windows, their schedule and the models that classify them.
+
+    Attributes:
+        windows: the user's windows (``x [N, C, T]``, ``y [N]``).
+        classes: class names; the schedule's activities must be among them.
+        schedule: the user's day.
+        classifiers: one :data:`Classify` per personalization mode (``none``, ``tl``, ``full``).
+        batch_size: windows per classifier call.
+    """
+
+    windows: WindowSet
+    classes: Sequence[str]
+    schedule: DailySchedule
+    classifiers: Mapping[str, Classify]
+    batch_size: int = 512
+    _decisions: dict[tuple[str, float], tuple[np.ndarray, np.ndarray]] = field(
+        default_factory=dict, repr=False
+    )
+
+    def __post_init__(self) -> None:
+        missing = [m for m in PERSONALIZATION_MODES if m not in self.classifiers]
+        if missing:
+            raise ValueError(
+                f"classifiers: expected one per mode {PERSONALIZATION_MODES}, missing {missing}"
+            )
+        if len(self.windows) == 0:
+            raise ValueError("windows: expected at least one window to replay")
+        y = np.asarray(self.windows.y)
+        everything = np.arange(len(y))
+        pools = [np.flatnonzero(y == c) for c in range(len(self.classes))]
+        pools = [p if p.size else everything for p in pools]
+        self._pool_start = np.cumsum([0] + [p.size for p in pools[:-1]]).astype(np.int64)
+        self._pool_len = np.array([p.size for p in pools], dtype=np.int64)
+        self._pool_flat = np.concatenate(pools)
+        self.schedule.class_at(np.zeros(1), self.classes)  # validates the activity names
+
+    def _decide_all(self, model: str, th: float) -> tuple[np.ndarray, np.ndarray]:
+        key = (model, th)
+        if key not in self._decisions:
+            classify = self.classifiers[model]
+            x = self.windows.x
+            preds, easies = [], []
+            for start in range(0, len(self.windows), self.batch_size):
+                pred, easy = classify(x[start : start + self.batch_size], th)
+                preds.append(np.asarray(pred, dtype=np.int64))
+                easies.append(np.asarray(easy, dtype=bool))
+            self._decisions[key] = (np.concatenate(preds), np.concatenate(easies))
+        return self._decisions[key]
+
+    def windows_at(self, k0: int, k1: int, window_s: float, model: str, th: float) -> WindowBatch:
+        """Decisions on windows ``k0 .. k1 - 1`` by ``model`` at threshold ``th``."""
+        k = np.arange(k0, k1, dtype=np.int64)
+        cls = self.schedule.class_at(k * window_s, self.classes)
+        index = self._pool_flat[self._pool_start[cls] + k % self._pool_len[cls]]
+        pred, easy = self._decide_all(model, th)
+        return WindowBatch(y=np.asarray(self.windows.y)[index], pred=pred[index], easy=easy[index])
