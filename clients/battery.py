@@ -16,14 +16,16 @@ import zlib
 from collections.abc import Mapping
 from pathlib import Path
 
-from flwr.app import Context, MetricRecord
+from flwr.app import Context
 
+from fedhar.enums import WEARABLE_JOBS, Mode
+from fedhar.results.record import BatteryRecord, ModeRecord
 from fedhar.schema.scenario import BatteryDeviceConfig
 from fedhar.wearable.device import DeviceConfig
-from fedhar.wearable.federation import report_record, run_round
+from fedhar.wearable.federation import run_round
 from fedhar.wearable.loads import PersonalizationCost
 from fedhar.wearable.scenario import build_device_config
-from fedhar.wire.protocol import ModeResult, TrainConfig
+from fedhar.wire.protocol import TrainConfig
 
 
 def device_config(
@@ -31,7 +33,7 @@ def device_config(
     base_dir: Path,
     user: str,
     seed: int,
-    results: Mapping[str, ModeResult],
+    results: Mapping[Mode, ModeRecord],
     job_epochs: int,
 ) -> DeviceConfig:
     """The device of ``user``: the ``device:`` section with its personalization costs
@@ -48,11 +50,11 @@ def device_config(
         seed=seed * 1_000_003 + zlib.crc32(user.encode()),
     )
     measured = {
-        mode: PersonalizationCost(
+        mode.value: PersonalizationCost(
             joules_per_epoch=results[mode].energy_j / job_epochs,
             seconds_per_epoch=results[mode].seconds / job_epochs,
         )
-        for mode in ("full", "tl")
+        for mode in WEARABLE_JOBS
         if mode in results and results[mode].seconds > 0
     }
     if not measured:
@@ -80,13 +82,15 @@ def battery_round(
     user: str,
     seed: int,
     config: TrainConfig,
-    results: Mapping[str, ModeResult],
-) -> MetricRecord:
-    """Advances the node's device to the end of round ``config.round`` (``section.round_s`` s
-    per round) and returns the round's device figures: ``soc_end`` (fraction),
-    ``energy_j_<load>`` (J), ``full_jobs``, ``tl_jobs``, ... (see
-    :func:`fedhar.wearable.federation.report_record`)."""
+    results: Mapping[Mode, ModeRecord],
+) -> BatteryRecord:
+    """Advances the node's wearable to the end of round ``config.round`` (``section.round_s``
+    s per round) and returns the round's battery figures."""
     job_epochs = config.warmup_epochs + config.epochs
     device = device_config(section, base_dir, user, seed, results, job_epochs)
     report = run_round(context, device, config.round, section.round_s)
-    return report_record(report)
+    return BatteryRecord(
+        soc_end=float(report.soc_end),
+        energy_j_by_load={load: float(j) for load, j in report.energy_j.items()},
+        jobs={Mode.FULL.value: int(report.full_jobs), Mode.TL.value: int(report.tl_jobs)},
+    )

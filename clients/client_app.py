@@ -10,29 +10,28 @@ personalization job runs in its own C-library context.
 declines, with an ``Error`` of code :data:`~fedhar.wire.protocol.DECLINED`, when a mode does not fit
 the device's SRAM or when the device's policy skips the round (fewer train windows than one
 batch). Anything else that goes wrong raises, and Flower reports the client as failed. With the
-scenario's ``device:`` section, the reply also carries the round of the node's battery-powered
-device (:mod:`clients.battery`), whose state lives in ``Context.state``.
+scenario's battery section, the record also carries the round of the node's battery-powered
+wearable (:mod:`clients.battery`), whose state lives in ``Context.state``.
 """
 
 from __future__ import annotations
 
-from flwr.app import ConfigRecord, Context, Error, Message, MetricRecord, RecordDict, UserConfig
+from flwr.app import Context, Error, Message, MetricRecord, RecordDict, UserConfig
 from flwr.clientapp import ClientApp
 
 from clients.battery import battery_round
 from clients.personalize import DoesNotFit, check_fits, run_mode
 from clients.task import Device, load_device
+from fedhar.results.record import ClientRecord, to_flower
 from fedhar.wire.codec import decode_model, encode_model, payload_bytes
 from fedhar.wire.protocol import (
     CONFIG,
     DECLINED,
-    DEVICE,
     INFO,
     METRICS,
     MODEL,
     NODE,
     UPDATE,
-    ClientReport,
     NodeInfo,
     TrainConfig,
 )
@@ -99,26 +98,27 @@ def train(msg: Message, context: Context, device: Device) -> Message:
         if mode == config.update_mode:
             kind = "int8" if "q8" in record else "float32"
             update = encode_model(state, shapes, kind)
-    report = ClientReport(
+    _remember(context, sum(r.energy_j for r in results.values()))
+    battery = None
+    if device.battery is not None:
+        battery = battery_round(
+            context, device.battery, device.scenario_dir, device.user, device.seed, config, results
+        )
+    result = ClientRecord(
+        user=device.user,
+        fold=config.fold,
         n_train=n_train,
         n_test=int(device.y_test.shape[0]),
+        round=config.round,
         modes=results,
         payload_bytes_down=payload_bytes(record),
         payload_bytes_up=payload_bytes(update) if update is not None else 0,
+        battery=battery,
     )
-    _remember(context, sum(r.energy_j for r in results.values()))
-    content = RecordDict(
-        {
-            INFO: ConfigRecord({"user": device.user, "profile": device.profile.name}),
-            METRICS: report.to_record(),
-        }
-    )
+    metrics, info = to_flower(result)
+    content = RecordDict({INFO: info, METRICS: metrics})
     if update is not None:
         content[UPDATE] = update
-    if device.battery is not None:
-        content[DEVICE] = battery_round(
-            context, device.battery, device.scenario_dir, device.user, device.seed, config, results
-        )
     return Message(content, reply_to=msg)
 
 

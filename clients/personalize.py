@@ -16,17 +16,19 @@ the device's MCU profile prices the operations in cycles, seconds and joules.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from fedhar.enums import TRAINED_MODES, Mode
 from fedhar.mcu import McuProfile
-from fedhar.metrics import score
+from fedhar.metrics import Scores, score
 from fedhar.models.spec import ModelSpec
 from fedhar.models.torch_model import build_torch
 from fedhar.ondevice.ctrain import CATEGORIES, OpCounts, Trainer
+from fedhar.results.record import ModeRecord
 from fedhar.wire.codec import roundtrip
-from fedhar.wire.protocol import TRAIN_MODES, ModeResult, TrainConfig
+from fedhar.wire.protocol import TrainConfig
 
 _MEMORY_KEYS = (*CATEGORIES, "total")
 
@@ -54,12 +56,12 @@ class UserData:
     n_classes: int
 
 
-def c_mode(mode: str) -> str:
+def c_mode(mode: Mode) -> str:
     """The C library's trainable set for a personalization mode (``tl`` or ``full``)."""
-    return "tl" if mode == "tl" else "full"
+    return "tl" if mode == Mode.TL else "full"
 
 
-def arena_bytes(spec: ModelSpec, mode: str, config: TrainConfig) -> int:
+def arena_bytes(spec: ModelSpec, mode: Mode, config: TrainConfig) -> int:
     """Arena bytes the C library needs to personalize ``spec`` in ``mode``.
 
     The device streams its windows one batch at a time from flash, so the arena stores one
@@ -76,11 +78,13 @@ def arena_bytes(spec: ModelSpec, mode: str, config: TrainConfig) -> int:
     )
 
 
-def check_fits(spec: ModelSpec, modes: list[str], config: TrainConfig, profile: McuProfile) -> None:
+def check_fits(
+    spec: ModelSpec, modes: list[Mode], config: TrainConfig, profile: McuProfile
+) -> None:
     """Raises :class:`DoesNotFit` naming bytes needed and available for the first training
     mode whose arena exceeds the device's SRAM."""
     for mode in modes:
-        if mode == "none":
+        if mode == Mode.NONE:
             continue
         needed = arena_bytes(spec, mode, config)
         if not profile.fits(needed):
@@ -100,20 +104,21 @@ def total_ops(trainer: Trainer) -> OpCounts:
     return total
 
 
-def _f1(trainer: Trainer, data: UserData) -> float:
+def _scores(trainer: Trainer, data: UserData) -> Scores:
+    """The trainer's model scored on TS_i."""
     logits = trainer.logits(data.x_test)
-    return score(data.y_test, np.argmax(logits, axis=1), data.n_classes).macro_f1
+    return score(data.y_test, np.argmax(logits, axis=1), data.n_classes)
 
 
 def run_mode(
     spec: ModelSpec,
     received: Mapping[str, np.ndarray],
-    mode: str,
+    mode: Mode,
     data: UserData,
     config: TrainConfig,
     profile: McuProfile,
-) -> tuple[ModeResult, dict[str, np.ndarray]]:
-    """Runs ``mode`` from the ``received`` model; returns its result and its final weights.
+) -> tuple[ModeRecord, dict[str, np.ndarray]]:
+    """Runs ``mode`` from the ``received`` model; returns its record and its final weights.
 
     Args:
         spec: the model.
@@ -134,23 +139,23 @@ def run_mode(
         n_stored_samples=config.batch_size,
         arena_bytes=arena_bytes(spec, mode, config),
     )
-    if mode == "no_pretrain":
+    if mode == Mode.NO_PRETRAIN:
         seed = config.seed + 7919 * config.round
         start = {k: v.numpy() for k, v in build_torch(spec, seed=seed).spec_state_dict().items()}
     else:
         start = dict(received)
     trainer.load_state_dict(start)
-    if mode == "none":
-        f1 = _f1(trainer, data)
+    if mode == Mode.NONE:
+        scores = _scores(trainer, data)
         trainer.load_state_dict(roundtrip(start, spec.param_shapes(), "int8"))
-        return ModeResult(f1=f1, f1_int8=_f1(trainer, data)), start
+        return ModeRecord.scored(scores, f1_int8=_scores(trainer, data).macro_f1), start
 
-    rng = np.random.default_rng([config.seed, config.round, TRAIN_MODES.index(mode)])
+    rng = np.random.default_rng([config.seed, config.round, TRAINED_MODES.index(mode)])
     n = int(data.y_train.shape[0])
     y_train = data.y_train.astype(np.int32)
     trainer.reset_counts()
     phases = [(1, config.warmup_epochs), (None, config.epochs)]
-    if mode == "no_pretrain":
+    if mode == Mode.NO_PRETRAIN:
         phases = [(None, config.warmup_epochs + config.epochs)]
     for last_layers, epochs in phases:
         if last_layers is None:
@@ -163,17 +168,16 @@ def run_mode(
     peaks = trainer.memory()
     memory = {k: int(v) for k, v in peaks.items() if isinstance(v, int) and k in _MEMORY_KEYS}
     state = {k: np.asarray(v, dtype=np.float32) for k, v in trainer.state_dict().items()}
-    f1 = _f1(trainer, data)
+    scores = _scores(trainer, data)
     trainer.load_state_dict(roundtrip(state, spec.param_shapes(), "int8"))
-    f1_int8 = _f1(trainer, data)
     cost = profile.cost(ops)
-    result = ModeResult(
-        f1=f1,
-        f1_int8=f1_int8,
+    record = ModeRecord.scored(
+        scores,
+        f1_int8=_scores(trainer, data).macro_f1,
         memory_bytes=memory,
-        macs=int(ops.macs),
+        ops={k: int(v) for k, v in asdict(ops).items()},
         cycles=float(cost.cycles),
         seconds=float(cost.seconds),
         energy_j=float(cost.joules),
     )
-    return result, state
+    return record, state

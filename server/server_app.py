@@ -18,16 +18,18 @@ from flwr.app import Context, UserConfig
 from flwr.serverapp import Grid, ServerApp
 from tqdm import tqdm
 
+from fedhar.enums import MODES, WEARABLE_JOBS, Status
 from fedhar.progress import progress_enabled
 from fedhar.results.journal import ResultLog
+from fedhar.results.record import ClientOutcome, ClientRecord
 from fedhar.schema.scenario import Scenario, load_scenario
-from fedhar.wire.protocol import ClientReport, TrainConfig
+from fedhar.wire.protocol import TrainConfig
 from server.strategy import (
-    ClientOutcome,
     ClientPlan,
     PersonalizationStrategy,
     aggregate,
     low_battery,
+    not_ok,
 )
 from server.task import GeneralModel, aggregated_keys, general_models
 
@@ -40,9 +42,9 @@ def update_mode(scenario: Scenario) -> str:
     """The mode whose personalized weights come back for aggregation (``""``: none)."""
     if scenario.federation.aggregation == "none":
         return ""
-    for mode in ("full", "tl"):
+    for mode in WEARABLE_JOBS:
         if mode in scenario.personalization.modes:
-            return mode
+            return mode.value
     return ""
 
 
@@ -52,7 +54,8 @@ def train_config(scenario: Scenario, round_number: int, model: GeneralModel) -> 
     return TrainConfig(
         round=round_number,
         user=model.user,
-        modes=[m for m in ("none", "tl", "full", "no_pretrain") if m in p.modes],
+        fold=model.fold,
+        modes=[m for m in MODES if m in p.modes],
         epochs=p.epochs,
         lr=p.lr,
         batch_size=p.batch_size,
@@ -96,12 +99,13 @@ def run(grid: Grid, rc: UserConfig) -> None:
     for user in missing:
         reasons = "; ".join(sorted(set(failures.values()))) or "no node holds this user"
         if log.done(0, user) is None:
-            log.append(ClientOutcome(0, user, "failed", f"no node answered for it ({reasons})"))
+            reason = f"no node answered for it ({reasons})"
+            log.append(ClientOutcome(not_ok(user, models[user].fold, 0, Status.FAILED, reason)))
     state = {u: models[u].state for u in users}
     keys = aggregated_keys(spec, fed.aggregation)
     total = fed.rounds * (len(users) - len(missing))
     skip_below = scenario.device.skip_below_soc if scenario.device is not None else None
-    previous: dict[str, ClientOutcome] = {}
+    previous: dict[str, ClientRecord] = {}
     with tqdm(total=total, desc="clients", disable=not progress_enabled(), leave=False) as bar:
         for round_number in range(1, fed.rounds + 1):
             plans = []
@@ -109,13 +113,15 @@ def run(grid: Grid, rc: UserConfig) -> None:
             for user in users:
                 if user in missing:
                     continue
-                if log.done(round_number, user) is not None:
-                    logged.append(_from_log(log, round_number, user))
+                row = log.done(round_number, user)
+                if row is not None:
+                    logged.append(_from_log(log, row))
                     bar.update()
                     continue
                 reason = low_battery(round_number, previous.get(user), skip_below)
                 if reason:
-                    skipped = ClientOutcome(round_number, user, "skipped", reason)
+                    record = not_ok(user, models[user].fold, round_number, Status.SKIPPED, reason)
+                    skipped = ClientOutcome(record)
                     log.append(skipped)
                     logged.append(skipped)
                     bar.update()
@@ -128,7 +134,7 @@ def run(grid: Grid, rc: UserConfig) -> None:
                 bar.update()
 
             outcomes = strategy.train_round(grid, round_number, plans, record)
-            previous = {o.user: o for o in logged + outcomes}
+            previous = {o.record.user: o.record for o in logged + outcomes}
             if keys and round_number < fed.rounds:
                 state = aggregate(state, logged + outcomes, keys)
 
@@ -136,17 +142,11 @@ def run(grid: Grid, rc: UserConfig) -> None:
 app = build_app()
 
 
-def _from_log(log: ResultLog, round_number: int, user: str) -> ClientOutcome:
-    """A logged outcome, with its kept update (for aggregation) and its battery's state of
-    charge (for the next round's low-battery skip), after a resume."""
-    row = log.done(round_number, user) or {"status": "failed", "reason": "not logged"}
-    kept = log.load_update(round_number, user)
-    device = {"soc_end": float(row["soc_end"])} if "soc_end" in row else None
-    if row["status"] != "ok" or kept is None:
-        status, reason = row["status"], row.get("reason", "")
-        return ClientOutcome(round_number, user, status, reason, device=device)
-    report = ClientReport(n_train=int(row["n_train"]), n_test=int(row["n_test"]), modes={})
+def _from_log(log: ResultLog, row: dict) -> ClientOutcome:
+    """A logged outcome with its kept update (for aggregation), after a resume."""
+    record = ClientRecord.from_dict(row)
+    kept = log.load_update(record.round, record.user)
+    if record.status != Status.OK or kept is None:
+        return ClientOutcome(record)
     received, update = kept
-    return ClientOutcome(
-        round_number, user, "ok", report=report, received=received, update=update, device=device
-    )
+    return ClientOutcome(record, received=received, update=update)

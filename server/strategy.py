@@ -2,9 +2,10 @@
 
 Each round, :meth:`PersonalizationStrategy.train_round` sends every client its own model (the
 general model of that client's fold, compressed) and its own :class:`TrainConfig`, then
-collects the replies as they arrive. A reply becomes a :class:`ClientOutcome`:
+collects the replies as they arrive. A reply becomes a
+:class:`~fedhar.results.record.ClientOutcome`, whose record's status is:
 
-* ``ok``: the client's :class:`ClientReport`, unchanged;
+* ``ok``: the client's :class:`~fedhar.results.record.ClientRecord`, unchanged;
 * ``declined``: the client refused (does not fit its SRAM, or its policy), with its reason;
 * ``failed``: the client raised or never replied, with the reason;
 * ``rejected``: the reply holds NaN or Inf (in its metrics or its update); the server keeps
@@ -21,7 +22,6 @@ LOSO a user's general model still never saw that user's data.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -30,11 +30,12 @@ import numpy as np
 from flwr.app import ConfigRecord, Message, RecordDict
 from flwr.serverapp import Grid
 
+from fedhar.enums import Status
+from fedhar.results.record import ClientOutcome, ClientRecord, from_flower, non_finite
 from fedhar.wire.codec import decode_model, encode_model, payload_bytes
 from fedhar.wire.protocol import (
     CONFIG,
     DECLINED,
-    DEVICE,
     INFO,
     METRICS,
     MODEL,
@@ -42,7 +43,6 @@ from fedhar.wire.protocol import (
     QUERY,
     TRAIN,
     UPDATE,
-    ClientReport,
     NodeInfo,
     TrainConfig,
 )
@@ -63,32 +63,6 @@ class ClientPlan:
     node_id: int
     model: Mapping[str, np.ndarray]
     config: TrainConfig
-
-
-@dataclass(frozen=True)
-class ClientOutcome:
-    """One client's result in one round.
-
-    Attributes:
-        round: 1-based round.
-        user: user id.
-        status: ``ok``, ``declined``, ``failed``, ``rejected`` or ``skipped``.
-        reason: why it is not ``ok`` (empty when ``ok``).
-        report: the client's numbers (``ok`` only).
-        received: float32 model the client received (decoded payload), when it sent an update.
-        update: float32 personalized model it sent back (``ok`` with an update only).
-        device: the battery-powered device's round (``ok`` with a ``device:`` section only):
-            ``soc_end`` (fraction), ``energy_j_<load>`` (J), ``full_jobs``, ``tl_jobs``, ...
-    """
-
-    round: int
-    user: str
-    status: str
-    reason: str = ""
-    report: ClientReport | None = None
-    received: dict[str, np.ndarray] | None = None
-    update: dict[str, np.ndarray] | None = None
-    device: dict[str, float] | None = None
 
 
 class PersonalizationStrategy:
@@ -178,38 +152,38 @@ class PersonalizationStrategy:
         return [outcomes[i] for i in ids]
 
     def _outcome(self, round_number: int, plan: ClientPlan, reply: Message | None) -> ClientOutcome:
-        user = plan.config.user
+        config = plan.config
+
+        def failed(status: Status, reason: str) -> ClientOutcome:
+            return ClientOutcome(not_ok(config.user, config.fold, round_number, status, reason))
+
         if reply is None:
-            reason = f"no reply within {self.round_timeout_s:g} s"
-            return ClientOutcome(round_number, user, "failed", reason)
+            return failed(Status.FAILED, f"no reply within {self.round_timeout_s:g} s")
         if reply.has_error():
-            status = "declined" if reply.error.code == DECLINED else "failed"
-            return ClientOutcome(round_number, user, status, _error_text(reply))
+            status = Status.DECLINED if reply.error.code == DECLINED else Status.FAILED
+            return failed(status, _error_text(reply))
         content = reply.content
-        claimed = str(content.config_records[INFO]["user"])
-        if claimed != user:
-            reason = f"reply names user {claimed!r}, the message was for {user!r}"
-            return ClientOutcome(round_number, user, "rejected", reason)
         metrics = content.metric_records[METRICS]
-        device_record = content.metric_records.get(DEVICE)
-        device = None if device_record is None else dict(device_record.items())
-        bad = sorted(k for k, v in {**metrics, **(device or {})}.items() if not _finite(v))
+        bad = non_finite(metrics)
         if bad:
-            reason = f"non-finite metrics: {', '.join(bad)}"
-            return ClientOutcome(round_number, user, "rejected", reason)
-        report = ClientReport.from_record(metrics)
+            return failed(Status.REJECTED, f"non-finite metrics: {', '.join(bad)}")
+        record = from_flower(metrics, content.config_records[INFO])
+        if record.user != config.user or record.round != round_number:
+            reason = (
+                f"reply names user {record.user!r} round {record.round}, the message was for "
+                f"{config.user!r} round {round_number}"
+            )
+            return failed(Status.REJECTED, reason)
         if UPDATE not in content.array_records:
-            return ClientOutcome(round_number, user, "ok", report=report, device=device)
+            return ClientOutcome(record)
         update = decode_model(content.array_records[UPDATE], self.shapes)
         bad = [k for k, v in update.items() if not np.isfinite(v).all()]
         if bad:
             count = sum(int((~np.isfinite(update[k])).sum()) for k in bad)
             reason = f"non-finite update: {count} NaN/Inf values in {', '.join(bad)}"
-            return ClientOutcome(round_number, user, "rejected", reason)
+            return failed(Status.REJECTED, reason)
         received = decode_model(encode_model(plan.model, self.shapes, self.payload), self.shapes)
-        return ClientOutcome(
-            round_number, user, "ok", report=report, received=received, update=update, device=device
-        )
+        return ClientOutcome(record, received=received, update=update)
 
     def _push(self, grid: Grid, messages: list[Message]) -> list[str]:
         ids = list(grid.push_messages(messages))
@@ -246,16 +220,21 @@ class PersonalizationStrategy:
         return replies
 
 
+def not_ok(user: str, fold: str, round_number: int, status: Status, reason: str) -> ClientRecord:
+    """The record of a client that gave no figures in ``round_number``."""
+    return ClientRecord(user, fold, 0, 0, status=status, reason=reason, round=round_number)
+
+
 def low_battery(
-    round_number: int, previous: ClientOutcome | None, skip_below_soc: float | None
+    round_number: int, previous: ClientRecord | None, skip_below_soc: float | None
 ) -> str:
     """Why the server skips a client in ``round_number``: the state of charge (fraction) its
     device reported in the round just before is below ``skip_below_soc``; ``""`` to send it
     the round. A client that did not report in the previous round (skipped, declined, failed,
     or no battery) is sent the round, so that a skipped client reports again."""
-    if skip_below_soc is None or previous is None or previous.device is None:
+    if skip_below_soc is None or previous is None or previous.battery is None:
         return ""
-    soc = float(previous.device["soc_end"])
+    soc = previous.battery.soc_end
     if previous.round != round_number - 1 or soc >= skip_below_soc:
         return ""
     return (
@@ -282,9 +261,9 @@ def aggregate(
         keys: ``state_dict`` keys to aggregate (all, or the feature layers').
     """
     parts = [
-        (o.user, float(o.report.n_train), {k: o.update[k] - o.received[k] for k in keys})
+        (o.record.user, float(o.record.n_train), {k: o.update[k] - o.received[k] for k in keys})
         for o in outcomes
-        if o.status == "ok" and o.update is not None and o.received is not None and o.report
+        if o.record.status == Status.OK and o.update is not None and o.received is not None
     ]
     total_n = sum(n for _, n, _ in parts)
     total: dict[str, np.ndarray] = {}
@@ -303,12 +282,6 @@ def aggregate(
                 new[k] = (new[k] + summed / others).astype(np.float32)
         out[user] = new
     return out
-
-
-def _finite(value: object) -> bool:
-    if isinstance(value, list):
-        return all(_finite(v) for v in value)
-    return isinstance(value, int) or math.isfinite(float(value))
 
 
 def _error_text(reply: Message) -> str:

@@ -105,9 +105,10 @@ def test_run_is_byte_identical_and_resumable(
     report = json.loads((a / "report.json").read_text())
     assert [c["user"] for c in report["clients"]] == ["1", "2", "3"]
     client = report["clients"][0]
-    assert set(client) >= {"user", "fold", "n_train", "n_test", "f1", "accuracy"}
-    assert client["fold"] == "loso-1" and set(client["f1"]) == {"none"}
-    assert 0.0 <= client["f1"]["none"] <= 1.0
+    assert set(client) >= {"user", "fold", "n_train", "n_test", "status", "modes"}
+    assert client["fold"] == "loso-1" and set(client["modes"]) == {"none"}
+    assert 0.0 <= client["modes"]["none"]["f1"] <= 1.0
+    assert {"accuracy", "balanced_accuracy", "confusion"} <= set(client["modes"]["none"])
     assert {"mean", "std", "min", "max", "n_users"} <= set(report["summary"]["none"])
     assert "wall_seconds" not in json.dumps(report)
 

@@ -120,6 +120,7 @@ def run_sweep(args: argparse.Namespace, scenario: Scenario, out: Path, started: 
     Table II-style comparison (``out/report.json``, ``out/table2.png``, ``out/report.html``)."""
     import yaml
 
+    from fedhar.enums import PAPER_MODES
     from fedhar.results.federation import sweep_row, write_pages
     from fedhar.schema.scenario import ScenarioError, load_scenario
 
@@ -146,9 +147,9 @@ def run_sweep(args: argparse.Namespace, scenario: Scenario, out: Path, started: 
                "sweep": rows, "clients": [], "summary": {}}  # fmt: skip
     (out / "report.json").write_text(json.dumps(payload, sort_keys=True, indent=1) + "\n")
     write_pages(out, rows)
-    print("input     " + "".join(f"{m:>12}" for m in ("none", "tl", "full")))
+    print("input     " + "".join(f"{m:>12}" for m in PAPER_MODES))
     for r in rows:
-        cells = [r["mean"].get(m) for m in ("none", "tl", "full")]
+        cells = [r["mean"].get(m) for m in PAPER_MODES]
         print(f"({r['window']:>3},3)  " + "".join(
             f"{c:>12.3f}" if c is not None else f"{'-':>12}" for c in cells
         ))  # fmt: skip
@@ -162,6 +163,7 @@ def run_one(args: argparse.Namespace, scenario: Scenario, out: Path, started: fl
 
     from fedhar.data.paths import DatasetMissingError
     from fedhar.engines.runner import EngineError, run_config, run_federation
+    from fedhar.enums import Mode, Status
     from fedhar.progress import progress
     from fedhar.results.federation import merge_federation, write_pages
     from fedhar.results.report import ReportError, ReportWriter, summarize
@@ -202,7 +204,7 @@ def run_one(args: argparse.Namespace, scenario: Scenario, out: Path, started: fl
             writer.add(record)
             print(
                 f"user {record.user:>6}  {record.fold:<12} n_train {record.n_train:>4}  "
-                f"n_test {record.n_test:>4}  macro-F1 none {record.f1['none']:.3f}",
+                f"n_test {record.n_test:>4}  macro-F1 none {record.modes[Mode.NONE].f1:.3f}",
                 flush=True,
             )
         timing["evaluate_s"] += time.perf_counter() - t0
@@ -228,7 +230,7 @@ def run_one(args: argparse.Namespace, scenario: Scenario, out: Path, started: fl
     write_pages(out)
     records = writer.ordered()
     for record in records:
-        if record.status != "ok":
+        if record.status != Status.OK:
             print(f"user {record.user:>6}  {record.status}: {record.reason}")
     for mode, s in summarize(records).items():
         extra = "" if s.mean_int8 is None else f", int8 {s.mean_int8:.3f}"

@@ -1,27 +1,25 @@
 """Folds the federation's per-client log into the run report, and draws the report's pages.
 
-The ServerApp logs each client's outcome to ``OUT/clients.jsonl`` as it arrives (on every engine).
-:func:`merge_federation` copies each user's last-round outcome into the report's
-:class:`~fedhar.results.report.ClientRecord`: the device's F1 per training mode, F1 after
-re-quantizing to int8, peak memory by category, operations, cycles, seconds, joules and payload
-bytes. With a battery-powered device, the state of charge, energy by load and jobs come along; a
-user skipped for low battery in the last round keeps the figures of its last ``ok`` round, under
-status ``skipped``. ``f1["none"]`` stays the general model's float32 score; the device's score of
-the int8 model it received is ``f1_int8["none"]``. :func:`write_pages` draws the PNG figures and
-``report.html``.
+The ServerApp logs each client's record to ``OUT/clients.jsonl`` as it arrives (on every
+engine). :func:`merge_federation` puts each user's last-round
+:class:`~fedhar.results.record.ClientRecord` in the report. :func:`write_pages` draws the PNG
+figures and ``report.html``.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from fedhar.enums import MODES, Mode, Status
 from fedhar.results import figures
 from fedhar.results import html as html_report
 from fedhar.results.journal import CLIENTS_FILE
-from fedhar.results.report import BATTERY_FIELDS, ReportWriter
+from fedhar.results.record import ClientRecord
+from fedhar.results.report import ReportWriter
 
 FIGURES: tuple[tuple[str, str], ...] = (
     ("Macro-F1 per user and mode", "f1_by_user.png"),
@@ -49,31 +47,39 @@ def last_round(out_dir: Path, status: str | None = None) -> dict[str, dict[str, 
 
 
 def merge_federation(writer: ReportWriter, out_dir: Path) -> int:
-    """Copies the last-round outcome of every logged user into its report record; rewrites
-    the report. A user skipped for low battery keeps the figures of its last ``ok`` round
-    (its device still holds that model); its ``status``, ``reason`` and ``round`` are the
-    skip's. Returns the number of users merged."""
+    """Puts the last-round record of every logged user in the report; rewrites the report.
+
+    ``none``'s scores stay the general model's float32 scores (the device's ``f1_int8`` of the
+    int8 model it received is kept). A user skipped for low battery keeps the figures of its
+    last ``ok`` round (its wearable still holds that model), under the skip's ``status``,
+    ``reason`` and ``round``. Returns the number of users merged."""
     rows = last_round(out_dir)
-    last_ok = last_round(out_dir, status="ok")
+    last_ok = last_round(out_dir, status=Status.OK)
     for user, row in rows.items():
-        record = writer.records.get(user)
-        if record is None:
+        general = writer.records.get(user)
+        if general is None:
             continue
-        record.status = row["status"]
-        record.reason = row.get("reason", "")
-        record.round = int(row["round"])
-        source = row if row["status"] == "ok" else None
-        if row["status"] == "skipped":
-            source = last_ok.get(user)
+        logged = ClientRecord.from_dict(row)
+        source = logged if logged.status == Status.OK else None
+        if logged.status == Status.SKIPPED and user in last_ok:
+            source = ClientRecord.from_dict(last_ok[user])
+        merged = general
         if source is not None:
-            f1 = {**source["f1"], **({"none": record.f1["none"]} if "none" in record.f1 else {})}
-            record.f1 = {m: f1[m] for m in figures.MODE_ORDER if m in f1}
-            for name in ("f1_int8", "memory_bytes", "macs", "cycles", "seconds", "energy_j",
-                         "payload_bytes"):  # fmt: skip
-                setattr(record, name, source.get(name, {}))
-            for name in BATTERY_FIELDS:
-                setattr(record, name, source.get(name))
-        writer.records[user] = record
+            modes = dict(source.modes)
+            none = general.modes.get(Mode.NONE)
+            if none is not None:
+                device = modes.get(Mode.NONE)
+                modes[Mode.NONE] = none if device is None else device.with_scores(none)
+            merged = replace(source, modes={m: modes[m] for m in MODES if m in modes})
+        writer.records[user] = replace(
+            merged,
+            fold=general.fold,
+            n_train=general.n_train,
+            n_test=general.n_test,
+            status=logged.status,
+            reason=logged.reason,
+            round=logged.round,
+        )
     writer.write()
     return len(rows)
 
@@ -91,7 +97,7 @@ def write_pages(out_dir: Path, sweep: Sequence[Mapping[str, Any]] = ()) -> list[
     returns the files written."""
     out_dir = Path(out_dir)
     report = json.loads((out_dir / "report.json").read_text())
-    clients = report.get("clients", [])
+    clients = [ClientRecord.from_dict(c) for c in report.get("clients", [])]
     title = str(report.get("header", {}).get("scenario", ""))
     drawn: list[tuple[str, Path]] = []
     if clients:

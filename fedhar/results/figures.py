@@ -18,12 +18,15 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-MODE_ORDER: tuple[str, ...] = ("none", "tl", "full", "no_pretrain")
-MODE_LABELS: dict[str, str] = {
-    "none": "No Pers.",
-    "tl": "TL",
-    "full": "Full",
-    "no_pretrain": "No Pretrain",
+from fedhar.enums import MODES, TRAINED_MODES, Mode  # noqa: E402
+from fedhar.results.record import ClientRecord  # noqa: E402
+from fedhar.results.report import present_modes  # noqa: E402
+
+MODE_LABELS: dict[Mode, str] = {
+    Mode.NONE: "No Pers.",
+    Mode.TL: "TL",
+    Mode.FULL: "Full",
+    Mode.NO_PRETRAIN: "No Pretrain",
 }
 PAPER_TABLE2_WISDM: dict[int, dict[str, float]] = {
     100: {"none": 0.813, "tl": 0.955, "full": 0.969},
@@ -44,20 +47,15 @@ def _save(fig: Any, path: Path) -> Path:
     return path
 
 
-def _modes(clients: Sequence[Mapping[str, Any]]) -> list[str]:
-    present = {m for c in clients for m in c.get("f1", {})}
-    return [m for m in MODE_ORDER if m in present]
-
-
-def f1_by_user(clients: Sequence[Mapping[str, Any]], path: Path, title: str = "") -> Path:
-    """Grouped bars of macro-F1 by mode for every user (clients as in ``report.json``)."""
-    modes = _modes(clients)
-    users = [str(c["user"]) for c in clients]
+def f1_by_user(clients: Sequence[ClientRecord], path: Path, title: str = "") -> Path:
+    """Grouped bars of macro-F1 by mode for every user."""
+    modes = present_modes(list(clients))
+    users = [c.user for c in clients]
     width = 0.8 / max(1, len(modes))
     fig, ax = plt.subplots(figsize=(max(6.0, 0.45 * len(users) * max(1, len(modes)) / 2), 3.6))
     for i, mode in enumerate(modes):
         xs = [u + (i - (len(modes) - 1) / 2) * width for u in range(len(users))]
-        ys = [float(c.get("f1", {}).get(mode, float("nan"))) for c in clients]
+        ys = [c.modes[mode].f1 if mode in c.modes else float("nan") for c in clients]
         ax.bar(xs, ys, width, label=MODE_LABELS.get(mode, mode))
     ax.set_xticks(range(len(users)), users, rotation=90 if len(users) > 12 else 0, fontsize=8)
     ax.set_xlabel("user")
@@ -69,18 +67,16 @@ def f1_by_user(clients: Sequence[Mapping[str, Any]], path: Path, title: str = ""
     return _save(fig, path)
 
 
-def gain_vs_energy(clients: Sequence[Mapping[str, Any]], path: Path, title: str = "") -> Path:
+def gain_vs_energy(clients: Sequence[ClientRecord], path: Path, title: str = "") -> Path:
     """F1 gain over No Pers. against the job's device energy (J), one point per user and
     training mode."""
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    for mode in ("tl", "full", "no_pretrain"):
+    for mode in TRAINED_MODES:
         xs, ys = [], []
         for c in clients:
-            f1 = c.get("f1", {})
-            energy = c.get("energy_j", {}).get(mode)
-            if mode in f1 and "none" in f1 and energy is not None:
-                xs.append(float(energy))
-                ys.append(float(f1[mode]) - float(f1["none"]))
+            if mode in c.modes and Mode.NONE in c.modes:
+                xs.append(c.modes[mode].energy_j)
+                ys.append(c.modes[mode].f1 - c.modes[Mode.NONE].f1)
         if xs:
             ax.scatter(xs, ys, label=MODE_LABELS[mode], s=18)
     ax.axhline(0.0, color="grey", lw=0.8)
@@ -98,7 +94,7 @@ def table2(rows: Sequence[Mapping[str, Any]], path: Path, title: str = "") -> Pa
     {mode: F1}}``. Dashed lines: the paper's Table II (WISDM v1.1)."""
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     windows = [int(r["window"]) for r in rows]
-    for k, mode in enumerate(MODE_ORDER):
+    for k, mode in enumerate(MODES):
         ys = [r["mean"].get(mode) for r in rows]
         if any(y is not None for y in ys):
             color = f"C{k}"

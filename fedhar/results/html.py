@@ -12,7 +12,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from fedhar.results.figures import MODE_LABELS, MODE_ORDER, PAPER_TABLE2_WISDM
+from fedhar.enums import MODES, PAPER_MODES
+from fedhar.results.figures import MODE_LABELS, PAPER_TABLE2_WISDM
+from fedhar.results.record import ClientRecord
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
@@ -62,9 +64,9 @@ def render(
     """Writes ``path`` from a ``report.json`` payload, ``(title, png)`` figures and optional
     sweep rows (``{"window": T, "mean": {mode: F1}}``)."""
     header = report.get("header", {})
-    clients = report.get("clients", [])
+    clients = [ClientRecord.from_dict(c) for c in report.get("clients", [])]
     summary = report.get("summary", {})
-    modes = [m for m in MODE_ORDER if m in summary]
+    modes = [m for m in MODES if m in summary]
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
         f"<title>fedhar report: {html.escape(str(header.get('scenario', '')))}</title>",
@@ -102,8 +104,8 @@ def render(
             paper = PAPER_TABLE2_WISDM.get(int(r["window"]), {})
             rows.append(
                 [f"({r['window']},3)"]
-                + [r["mean"].get(m) for m in ("none", "tl", "full")]
-                + [paper.get(m) for m in ("none", "tl", "full")]
+                + [r["mean"].get(m) for m in PAPER_MODES]
+                + [paper.get(m) for m in PAPER_MODES]
             )
         parts.append(
             _table(
@@ -114,7 +116,7 @@ def render(
     for title, png in figures:
         parts += [f"<h2>{html.escape(title)}</h2>", _image(png, title)]
     parts.append("<h2>Per user</h2>")
-    train_modes = [m for m in modes if m != "none"]
+    train_modes = [m for m in modes if m.trains]
     columns = ["user", "status", "n_train", "n_test"]
     columns += [f"F1 {MODE_LABELS.get(m, m)}" for m in modes]
     columns += [f"F1 int8 {MODE_LABELS.get(m, m)}" for m in modes]
@@ -123,12 +125,12 @@ def render(
     columns += ["payload down (B)", "reason"]
     rows = []
     for c in clients:
-        row = [c.get("user"), c.get("status", "ok"), c.get("n_train"), c.get("n_test")]
-        row += [c.get("f1", {}).get(m) for m in modes]
-        row += [c.get("f1_int8", {}).get(m) for m in modes]
-        row += [c.get("memory_bytes", {}).get(m, {}).get("total") for m in train_modes]
-        row += [c.get("energy_j", {}).get(m) for m in train_modes]
-        row += [c.get("payload_bytes", {}).get("down"), c.get("reason", "")]
+        row: list[Any] = [c.user, c.status.value, c.n_train, c.n_test]
+        row += [c.modes[m].f1 if m in c.modes else None for m in modes]
+        row += [c.modes[m].f1_int8 if m in c.modes else None for m in modes]
+        row += [c.modes[m].memory_bytes.get("total") if m in c.modes else None for m in train_modes]
+        row += [c.modes[m].energy_j if m in c.modes else None for m in train_modes]
+        row += [c.payload_bytes_down, c.reason]
         rows.append(row)
     parts.append(_table(columns, rows, left=2))
     parts.append("</body></html>\n")

@@ -1,6 +1,7 @@
 """Per-client results, written one line at a time as each client finishes.
 
-``OUT/clients.jsonl`` holds one JSON object per (round, user) outcome, appended and flushed as
+``OUT/clients.jsonl`` holds one client record (:meth:`ClientRecord.to_dict
+<fedhar.results.record.ClientRecord.to_dict>`) per (round, user) outcome, appended and flushed as
 soon as the reply is in, so an interrupted run loses nothing; :meth:`ResultLog.done` tells a
 resumed run which (round, user) pairs it can skip. With aggregation, the accepted updates of a
 round are kept beside it (``OUT/updates/round-<r>/<user>.npz``, the received and the
@@ -16,51 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from fedhar.wearable.loads import LOADS
-from server.strategy import ClientOutcome
+from fedhar.results.record import ClientOutcome
 
 CLIENTS_FILE = "clients.jsonl"
-
-
-def outcome_to_dict(outcome: ClientOutcome) -> dict[str, Any]:
-    """Plain JSON data of one outcome (report keys as in ``report.json``'s ``clients``)."""
-    row: dict[str, Any] = {
-        "round": outcome.round,
-        "user": outcome.user,
-        "status": outcome.status,
-        "reason": outcome.reason,
-    }
-    report = outcome.report
-    if report is None:
-        return row
-    modes = report.modes
-    row.update(
-        {
-            "n_train": report.n_train,
-            "n_test": report.n_test,
-            "f1": {m: r.f1 for m, r in modes.items()},
-            "f1_int8": {m: r.f1_int8 for m, r in modes.items()},
-            "memory_bytes": {m: r.memory_bytes for m, r in modes.items() if r.memory_bytes},
-            "macs": {m: r.macs for m, r in modes.items() if m != "none"},
-            "cycles": {m: r.cycles for m, r in modes.items() if m != "none"},
-            "seconds": {m: r.seconds for m, r in modes.items() if m != "none"},
-            "energy_j": {m: r.energy_j for m, r in modes.items() if m != "none"},
-            "payload_bytes": {"down": report.payload_bytes_down, "up": report.payload_bytes_up},
-        }
-    )
-    if outcome.device is not None:
-        row.update(device_figures(outcome.device))
-    return row
-
-
-def device_figures(device: dict[str, float]) -> dict[str, Any]:
-    """A battery-powered device's round in report form: ``soc_end`` (fraction),
-    ``energy_j_by_load`` (J by load) and ``jobs`` (completed personalization jobs by mode)."""
-    return {
-        "soc_end": float(device["soc_end"]),
-        "energy_j_by_load": {load: float(device[f"energy_j_{load}"]) for load in LOADS},
-        "jobs": {"full": int(device["full_jobs"]), "tl": int(device["tl_jobs"])},
-    }
 
 
 class ResultLog:
@@ -101,9 +60,9 @@ class ResultLog:
 
     def append(self, outcome: ClientOutcome) -> dict[str, Any]:
         """Logs ``outcome`` (flushed and synced to disk); keeps its update when it has one."""
-        row = outcome_to_dict(outcome)
+        row = outcome.record.to_dict()
         if outcome.update is not None and outcome.received is not None:
-            path = self._update_path(outcome.round, outcome.user)
+            path = self._update_path(outcome.record.round, outcome.record.user)
             path.parent.mkdir(parents=True, exist_ok=True)
             arrays = {f"update/{k}": v for k, v in outcome.update.items()}
             arrays.update({f"received/{k}": v for k, v in outcome.received.items()})

@@ -1,7 +1,7 @@
-"""Per-client records and the run report (``report.json`` and ``report.csv``).
+"""The run report (``report.json`` and ``report.csv``) of the per-client records.
 
-A :class:`ClientRecord` holds one user's figures; :class:`ReportWriter` rewrites the whole
-report atomically each time a client finishes, so an interrupted run keeps every finished
+Each user has one :class:`~fedhar.results.record.ClientRecord`; :class:`ReportWriter` rewrites
+the whole report atomically each time a client finishes, so an interrupted run keeps every finished
 client and ``--resume`` can skip them. ``report.json`` has sorted keys, floats rounded to
 :data:`FLOAT_DIGITS` digits and no wall-clock fields, so the same scenario and seed give
 byte-identical files.
@@ -15,98 +15,21 @@ import json
 import math
 import os
 import tempfile
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from fedhar.metrics import Scores
+from fedhar.enums import MODES, Mode
+from fedhar.results.record import ClientRecord
 
 FLOAT_DIGITS = 6
-REPORT_FORMAT = 1
-BATTERY_FIELDS = ("soc_end", "energy_j_by_load", "jobs")
+REPORT_FORMAT = 2
+"""2: each client holds one record per mode under ``modes`` (1: parallel dicts per figure)."""
 
 
 class ReportError(ValueError):
     """An existing report cannot be resumed (unreadable, or from another scenario)."""
-
-
-@dataclass
-class ClientRecord:
-    """One user's results. Per-mode figures are keyed by mode (``none``, ``tl``, ...).
-
-    Attributes:
-        user: user id.
-        fold: fold name (``loso-<user>``, ``kfold-<i>``).
-        n_train: windows in TR_i.
-        n_test: windows in TS_i.
-        f1: macro-F1 on TS_i, in [0, 1].
-        accuracy: accuracy on TS_i, in [0, 1].
-        balanced_accuracy: balanced accuracy on TS_i, in [0, 1].
-        confusion: ``[n_classes, n_classes]`` counts on TS_i (row = true class).
-        status: the device's outcome: ``ok``, ``declined``, ``failed``, ``rejected`` or
-            ``skipped`` (low battery; ``ok`` before the federation runs).
-        reason: why the status is not ``ok``.
-        round: the federated round the device figures come from (0: no federation yet).
-        f1_int8: macro-F1 on TS_i after re-quantizing each mode's model to int8.
-        memory_bytes: per training mode, the C library's arena peak bytes by category and
-            ``total``.
-        macs: per training mode, multiply-accumulates of the personalization job.
-        cycles: per training mode, MCU cycles of the job on the device's profile.
-        seconds: per training mode, MCU seconds of the job.
-        energy_j: per training mode, MCU energy of the job in joules.
-        payload_bytes: bytes on the wire of the model received (``down``) and of the update
-            sent back (``up``, 0 without one).
-        soc_end: battery state of charge (fraction) at the end of the last round the
-            battery-powered device reported (None, and left out of the report, without a
-            ``device:`` section).
-        energy_j_by_load: that round's device energy by load (``sensor``, ``inference``,
-            ``training``, ``radio``, ``sleep``), in J (None and left out without a battery).
-        jobs: personalization jobs the device completed in that round, by mode (``full``,
-            ``tl``) (None and left out without a battery).
-    """
-
-    user: str
-    fold: str
-    n_train: int
-    n_test: int
-    f1: dict[str, float] = field(default_factory=dict)
-    accuracy: dict[str, float] = field(default_factory=dict)
-    balanced_accuracy: dict[str, float] = field(default_factory=dict)
-    confusion: dict[str, list[list[int]]] = field(default_factory=dict)
-    status: str = "ok"
-    reason: str = ""
-    round: int = 0
-    f1_int8: dict[str, float] = field(default_factory=dict)
-    memory_bytes: dict[str, dict[str, int]] = field(default_factory=dict)
-    macs: dict[str, int] = field(default_factory=dict)
-    cycles: dict[str, float] = field(default_factory=dict)
-    seconds: dict[str, float] = field(default_factory=dict)
-    energy_j: dict[str, float] = field(default_factory=dict)
-    payload_bytes: dict[str, int] = field(default_factory=dict)
-    soc_end: float | None = None
-    energy_j_by_load: dict[str, float] | None = None
-    jobs: dict[str, int] | None = None
-
-    def add_scores(self, mode: str, scores: Scores) -> None:
-        """Records the scores of ``mode``."""
-        self.f1[mode] = scores.macro_f1
-        self.accuracy[mode] = scores.accuracy
-        self.balanced_accuracy[mode] = scores.balanced_accuracy
-        self.confusion[mode] = scores.confusion
-
-    @staticmethod
-    def from_dict(data: dict[str, Any]) -> ClientRecord:
-        """Inverse of :meth:`to_dict`."""
-        return ClientRecord(**data)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain data; the battery fields are left out when None, so a run without a battery
-        writes the same report as before they existed."""
-        data = asdict(self)
-        for name in BATTERY_FIELDS:
-            if data[name] is None:
-                del data[name]
-        return data
 
 
 @dataclass(frozen=True)
@@ -124,18 +47,28 @@ class ModeSummary:
     improved: float | None = None
 
 
-def summarize(records: list[ClientRecord]) -> dict[str, ModeSummary]:
-    """Per mode, the spread of the users' macro-F1 (modes in order of first appearance)."""
-    modes: list[str] = []
-    for r in records:
-        modes += [m for m in r.f1 if m not in modes]
-    out: dict[str, ModeSummary] = {}
-    for mode in modes:
-        values = [r.f1[mode] for r in records if mode in r.f1]
+def present_modes(records: list[ClientRecord]) -> list[Mode]:
+    """The modes any record holds, in :data:`~fedhar.enums.MODES` order."""
+    return [m for m in MODES if any(m in r.modes for r in records)]
+
+
+def summarize(records: list[ClientRecord]) -> dict[Mode, ModeSummary]:
+    """Per mode, the spread of the users' macro-F1."""
+    out: dict[Mode, ModeSummary] = {}
+    for mode in present_modes(records):
+        values = [r.modes[mode].f1 for r in records if mode in r.modes]
         mean = sum(values) / len(values)
         std = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
-        int8 = [r.f1_int8[mode] for r in records if mode in r.f1_int8]
-        pairs = [(r.f1[mode], r.f1["none"]) for r in records if mode in r.f1 and "none" in r.f1]
+        int8 = [
+            r.modes[mode].f1_int8
+            for r in records
+            if mode in r.modes and r.modes[mode].f1_int8 is not None
+        ]
+        pairs = [
+            (r.modes[mode].f1, r.modes[Mode.NONE].f1)
+            for r in records
+            if mode in r.modes and Mode.NONE in r.modes
+        ]
         out[mode] = ModeSummary(
             mean,
             std,
@@ -143,9 +76,7 @@ def summarize(records: list[ClientRecord]) -> dict[str, ModeSummary]:
             max(values),
             len(values),
             mean_int8=sum(int8) / len(int8) if int8 else None,
-            improved=(
-                sum(a > b for a, b in pairs) / len(pairs) if pairs and mode != "none" else None
-            ),
+            improved=(sum(a > b for a, b in pairs) / len(pairs) if pairs and mode.trains else None),
         )
     return out
 
@@ -238,18 +169,17 @@ class ReportWriter:
             "format": REPORT_FORMAT,
             "header": self.header,
             "clients": [_rounded(r.to_dict()) for r in records],
-            "summary": {m: _rounded(asdict(s)) for m, s in summarize(records).items()},
+            "summary": {m.value: _rounded(asdict(s)) for m, s in summarize(records).items()},
         }
         _write_atomic(self.json_path, json.dumps(payload, sort_keys=True, indent=1) + "\n")
         _write_atomic(self.csv_path, _csv(records))
 
 
 def _csv(records: list[ClientRecord]) -> str:
-    """One row per user: identity, sizes, then f1/accuracy/balanced accuracy per mode."""
-    modes: list[str] = []
-    for r in records:
-        modes += [m for m in r.f1 if m not in modes]
-    trained = [m for m in modes if any(m in r.energy_j for r in records)]
+    """One row per user: identity, sizes, scores per mode, costs per training mode, payload
+    and battery figures."""
+    modes = present_modes(records)
+    trained = [m for m in modes if m.trains]
     columns = ["user", "fold", "status", "n_train", "n_test"]
     for metric in ("f1", "accuracy", "balanced_accuracy", "f1_int8"):
         columns += [f"{metric}_{m}" for m in modes]
@@ -258,25 +188,30 @@ def _csv(records: list[ClientRecord]) -> str:
     columns += ["payload_bytes_down", "payload_bytes_up"]
     loads: list[str] = []
     for r in records:
-        loads += [k for k in r.energy_j_by_load or {} if k not in loads]
-    battery = any(r.soc_end is not None for r in records)
+        loads += [k for k in (r.battery.energy_j_by_load if r.battery else {}) if k not in loads]
+    battery = any(r.battery is not None for r in records)
     if battery:
         columns += ["soc_end"] + [f"energy_j_{load}" for load in loads]
     columns += ["reason"]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(columns)
+
+    def cells(r: ClientRecord, among: list[Mode], figure: Callable[[Any], Any]) -> list[Any]:
+        values = [figure(r.modes[m]) if m in r.modes else None for m in among]
+        return ["" if v is None else _rounded(v) for v in values]
+
     for r in records:
-        row: list[Any] = [r.user, r.fold, r.status, r.n_train, r.n_test]
-        for metric in (r.f1, r.accuracy, r.balanced_accuracy, r.f1_int8):
-            row += [_rounded(metric[m]) if m in metric else "" for m in modes]
-        memory = {m: v.get("total") for m, v in r.memory_bytes.items()}
-        for metric in (memory, r.cycles, r.seconds, r.energy_j):
-            row += [_rounded(metric[m]) if m in metric else "" for m in trained]
-        row += [r.payload_bytes.get("down", ""), r.payload_bytes.get("up", "")]
+        row: list[Any] = [r.user, r.fold, r.status.value, r.n_train, r.n_test]
+        for metric in ("f1", "accuracy", "balanced_accuracy", "f1_int8"):
+            row += cells(r, modes, lambda m, name=metric: getattr(m, name))
+        row += cells(r, trained, lambda m: m.memory_bytes.get("total"))
+        for metric in ("cycles", "seconds", "energy_j"):
+            row += cells(r, trained, lambda m, name=metric: getattr(m, name))
+        row += [r.payload_bytes_down, r.payload_bytes_up]
         if battery:
-            by_load = r.energy_j_by_load or {}
-            row += ["" if r.soc_end is None else _rounded(r.soc_end)]
+            by_load = r.battery.energy_j_by_load if r.battery else {}
+            row += ["" if r.battery is None else _rounded(r.battery.soc_end)]
             row += [_rounded(by_load[k]) if k in by_load else "" for k in loads]
         row += [r.reason]
         writer.writerow(row)

@@ -24,9 +24,10 @@ from fedhar.data.preprocess import Normalizer, make_windows
 from fedhar.data.registry import load_dataset
 from fedhar.data.splits import kfold_users, loso_folds, split_chronological
 from fedhar.data.types import HarDataset, WindowSet
+from fedhar.enums import Mode
 from fedhar.metrics import Scores, score
 from fedhar.models.spec import ModelSpec, build_spec
-from fedhar.results.report import ClientRecord
+from fedhar.results.record import ClientRecord, ModeRecord
 from fedhar.schema.scenario import Scenario, load_scenario
 from fedhar.studies.pretrain import PretrainOptions, PretrainResult, predict, pretrain
 
@@ -194,14 +195,16 @@ def evaluate_client(
     prepared: Prepared, fold: Fold, data: UserData, general: PretrainResult
 ) -> ClientRecord:
     """No-Pers record of one user: the fold's general model scored on the user's TS_i."""
-    record = ClientRecord(
-        user=data.user, fold=fold.name, n_train=len(data.train), n_test=len(data.test)
-    )
     scores = evaluate(
         general.model(prepared.spec), general.normalizer, data.test, prepared.n_classes
     )
-    record.add_scores("none", scores)
-    return record
+    return ClientRecord(
+        user=data.user,
+        fold=fold.name,
+        n_train=len(data.train),
+        n_test=len(data.test),
+        modes={Mode.NONE: ModeRecord.scored(scores)},
+    )
 
 
 @lru_cache(maxsize=4)

@@ -2,18 +2,16 @@
 the round's simulated period; its state lives in ``Context.state`` between rounds.
 
 The state goes into a ``ConfigRecord`` as one JSON string (plain data, see
-:meth:`fedhar.wearable.device.Device.state_dict`), and the round's report into a
-``MetricRecord`` (``soc_end``, ``energy_j_<load>``, ...).
+:meth:`fedhar.wearable.device.Device.state_dict`).
 """
 
 from __future__ import annotations
 
 import json
 
-from flwr.app import ConfigRecord, Context, MetricRecord
+from flwr.app import ConfigRecord, Context
 
 from fedhar.wearable.device import Device, DeviceConfig, RoundReport
-from fedhar.wearable.loads import LOADS
 from fedhar.wearable.replay import Replay
 
 STATE_KEY = "device_sim"
@@ -43,24 +41,3 @@ def run_round(
     report = device.advance(server_round * round_s, new_round=True)
     context.state[STATE_KEY] = ConfigRecord({"state": json.dumps(device.state_dict())})
     return report
-
-
-def report_record(report: RoundReport) -> MetricRecord:
-    """The round's device figures as a Flower ``MetricRecord``: ``soc_end``, ``alive``,
-    ``energy_j_<load>`` (J), ``charged_j``, ``inferences``, ``easy_share``, ``f1``,
-    ``full_jobs``, ``tl_jobs``, ``dead_s``. NaN figures (no window classified) are left out."""
-    values: dict[str, float | int] = {
-        "soc_end": report.soc_end,
-        "alive": int(report.alive),
-        "charged_j": report.charged_j,
-        "inferences": report.inferences,
-        "full_jobs": report.full_jobs,
-        "tl_jobs": report.tl_jobs,
-        "dead_s": report.dead_s,
-    }
-    values.update({f"energy_j_{load}": report.energy_j[load] for load in LOADS})
-    for name in ("easy_share", "f1"):
-        value = getattr(report, name)
-        if value == value:
-            values[name] = value
-    return MetricRecord(values)

@@ -21,9 +21,11 @@ replies with a Flower ``Error`` of code :data:`DECLINED` and a reason.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
-from flwr.app import ConfigRecord, MetricRecord
+from flwr.app import ConfigRecord
+
+from fedhar.enums import Mode
 
 QUERY = "query"
 TRAIN = "train"
@@ -34,13 +36,9 @@ CONFIG = "config"
 INFO = "info"
 METRICS = "metrics"
 UPDATE = "update"
-DEVICE = "device"
 
 DECLINED = 1001
 """Error code of a reply by which a client declines a round (its reason says why)."""
-
-MODES: tuple[str, ...] = ("none", "tl", "full", "no_pretrain")
-TRAIN_MODES: tuple[str, ...] = ("tl", "full", "no_pretrain")
 
 
 @dataclass(frozen=True)
@@ -82,7 +80,8 @@ class TrainConfig:
     Attributes:
         round: 1-based round number.
         user: the user the server believes this node holds (checked by the client).
-        modes: modes to run, a subset of :data:`MODES` in that order.
+        fold: the fold whose general model the message carries.
+        modes: modes to run, in :data:`fedhar.enums.MODES` order.
         epochs: personalization epochs after the warm-up.
         lr: SGD learning rate.
         batch_size: windows per batch.
@@ -98,7 +97,8 @@ class TrainConfig:
 
     round: int
     user: str
-    modes: list[str]
+    fold: str
+    modes: list[Mode]
     epochs: int
     lr: float
     batch_size: int
@@ -112,14 +112,15 @@ class TrainConfig:
     payload_bytes: int = 0
 
     def to_record(self) -> ConfigRecord:
-        return ConfigRecord(asdict(self))
+        return ConfigRecord({**asdict(self), "modes": [m.value for m in self.modes]})
 
     @staticmethod
     def from_record(record: ConfigRecord) -> TrainConfig:
         return TrainConfig(
             round=int(record["round"]),
             user=str(record["user"]),
-            modes=[str(m) for m in record["modes"]],
+            fold=str(record["fold"]),
+            modes=[Mode(str(m)) for m in record["modes"]],
             epochs=int(record["epochs"]),
             lr=float(record["lr"]),
             batch_size=int(record["batch_size"]),
@@ -131,91 +132,4 @@ class TrainConfig:
             norm_std=[float(v) for v in record["norm_std"]],
             update_mode=str(record["update_mode"]),
             payload_bytes=int(record["payload_bytes"]),
-        )
-
-
-@dataclass(frozen=True)
-class ModeResult:
-    """What one mode cost and gave on the device.
-
-    Attributes:
-        f1: macro-F1 on TS_i of the float32 model.
-        f1_int8: macro-F1 on TS_i after re-quantizing the model to int8.
-        memory_bytes: peak arena bytes by category, as the C library names them, plus
-            ``total``; empty for ``none``, which does not train.
-        macs: multiply-accumulates counted by the C library over the whole job.
-        cycles: MCU cycles of the job on the client's profile.
-        seconds: MCU seconds of the job.
-        energy_j: MCU energy of the job, in joules.
-    """
-
-    f1: float
-    f1_int8: float
-    memory_bytes: dict[str, int] = field(default_factory=dict)
-    macs: int = 0
-    cycles: float = 0.0
-    seconds: float = 0.0
-    energy_j: float = 0.0
-
-
-@dataclass(frozen=True)
-class ClientReport:
-    """One client's reply to ``train``: numbers per mode plus sizes.
-
-    Attributes:
-        n_train: windows in TR_i.
-        n_test: windows in TS_i.
-        modes: mode name → its :class:`ModeResult`.
-        payload_bytes_down: bytes on the wire of the model the client received.
-        payload_bytes_up: bytes on the wire of the update it sends back (0 without one).
-    """
-
-    n_train: int
-    n_test: int
-    modes: dict[str, ModeResult]
-    payload_bytes_down: int = 0
-    payload_bytes_up: int = 0
-
-    def to_record(self) -> MetricRecord:
-        """Flat keys: ``n_train``, ``f1.<mode>``, ``memory_bytes.<mode>.<category>``, …"""
-        flat: dict[str, int | float] = {
-            "n_train": self.n_train,
-            "n_test": self.n_test,
-            "payload_bytes_down": self.payload_bytes_down,
-            "payload_bytes_up": self.payload_bytes_up,
-        }
-        for mode, r in self.modes.items():
-            flat[f"f1.{mode}"] = float(r.f1)
-            flat[f"f1_int8.{mode}"] = float(r.f1_int8)
-            flat[f"macs.{mode}"] = int(r.macs)
-            flat[f"cycles.{mode}"] = float(r.cycles)
-            flat[f"seconds.{mode}"] = float(r.seconds)
-            flat[f"energy_j.{mode}"] = float(r.energy_j)
-            for category, value in r.memory_bytes.items():
-                flat[f"memory_bytes.{mode}.{category}"] = int(value)
-        return MetricRecord(flat)
-
-    @staticmethod
-    def from_record(record: MetricRecord) -> ClientReport:
-        """Inverse of :meth:`to_record`."""
-        modes = [m for m in MODES if f"f1.{m}" in record]
-        results = {}
-        for mode in modes:
-            prefix = f"memory_bytes.{mode}."
-            memory = {k[len(prefix) :]: int(v) for k, v in record.items() if k.startswith(prefix)}
-            results[mode] = ModeResult(
-                f1=float(record[f"f1.{mode}"]),
-                f1_int8=float(record[f"f1_int8.{mode}"]),
-                memory_bytes=memory,
-                macs=int(record[f"macs.{mode}"]),
-                cycles=float(record[f"cycles.{mode}"]),
-                seconds=float(record[f"seconds.{mode}"]),
-                energy_j=float(record[f"energy_j.{mode}"]),
-            )
-        return ClientReport(
-            n_train=int(record["n_train"]),
-            n_test=int(record["n_test"]),
-            modes=results,
-            payload_bytes_down=int(record["payload_bytes_down"]),
-            payload_bytes_up=int(record["payload_bytes_up"]),
         )

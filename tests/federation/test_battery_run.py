@@ -12,6 +12,8 @@ import pytest
 import yaml
 
 from fedhar.cli import main
+from fedhar.enums import Mode, Status
+from fedhar.results.record import ClientRecord
 from fedhar.schema.scenario import load_scenario
 from fedhar.wearable.loads import LOADS
 
@@ -29,6 +31,15 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return a, b
 
 
+def _records(report: Path) -> list[ClientRecord]:
+    return [ClientRecord.from_dict(c) for c in json.loads(report.read_text())["clients"]]
+
+
+def _log(out: Path) -> list[ClientRecord]:
+    lines = (out / "clients.jsonl").read_text().splitlines()
+    return [ClientRecord.from_dict(json.loads(line)) for line in lines]
+
+
 def test_report_is_byte_identical(runs: tuple[Path, Path]) -> None:
     a, b = runs
     assert (a / "report.json").read_bytes() == (b / "report.json").read_bytes()
@@ -39,57 +50,60 @@ def test_every_client_reports_state_of_charge_and_energy_by_load(runs: tuple[Pat
     device = load_scenario(SCENARIO).device
     assert device is not None
     capacity_j = device.capacity_mah * 3.6 * device.battery.voltage_v
-    clients = json.loads((runs[0] / "report.json").read_text())["clients"]
+    clients = _records(runs[0] / "report.json")
     assert len(clients) == 6
     for c in clients:
-        assert 0.0 <= c["soc_end"] < 1.0
-        assert set(c["energy_j_by_load"]) == set(LOADS)
-        assert all(v > 0 for v in c["energy_j_by_load"].values())
-        assert c["jobs"] == {"full": 1, "tl": 0}
+        assert c.battery is not None
+        assert 0.0 <= c.battery.soc_end < 1.0
+        assert set(c.battery.energy_j_by_load) == set(LOADS)
+        assert all(v > 0 for v in c.battery.energy_j_by_load.values())
+        assert c.battery.jobs == {"full": 1, "tl": 0}
     # Per round, the state of charge falls by the energy drawn over the capacity (coulomb
     # model); a day on the charger can only raise it. Every device starts full.
-    log = [json.loads(line) for line in (runs[0] / "clients.jsonl").read_text().splitlines()]
-    soc = dict.fromkeys((c["user"] for c in clients), 1.0)
+    log = _log(runs[0])
+    soc = dict.fromkeys((c.user for c in clients), 1.0)
     exact = 0
-    for row in sorted((r for r in log if "soc_end" in r), key=lambda r: r["round"]):
-        expected = soc[row["user"]] - sum(row["energy_j_by_load"].values()) / capacity_j
-        assert row["soc_end"] >= expected - 1e-9
-        exact += row["soc_end"] == pytest.approx(expected, abs=1e-9)
-        soc[row["user"]] = row["soc_end"]
+    for row in sorted((r for r in log if r.battery is not None), key=lambda r: r.round):
+        expected = soc[row.user] - sum(row.battery.energy_j_by_load.values()) / capacity_j
+        assert row.battery.soc_end >= expected - 1e-9
+        exact += row.battery.soc_end == pytest.approx(expected, abs=1e-9)
+        soc[row.user] = row.battery.soc_end
     assert exact > 0
-    ok = [c for c in clients if c["status"] == "ok"]
+    ok = [c for c in clients if c.status == Status.OK]
     assert ok
     for c in ok:
         # The device's training load is the C library's measured Full job (one per day).
-        assert c["energy_j_by_load"]["training"] == pytest.approx(c["energy_j"]["full"], rel=1e-5)
+        training = c.battery.energy_j_by_load["training"]
+        assert training == pytest.approx(c.modes[Mode.FULL].energy_j, rel=1e-5)
     rows = list(csv.DictReader((runs[0] / "report.csv").open()))
-    assert [float(r["soc_end"]) for r in rows] == [c["soc_end"] for c in clients]
+    assert [float(r["soc_end"]) for r in rows] == [c.battery.soc_end for c in clients]
     assert all(float(r["energy_j_training"]) > 0 for r in rows)
 
 
 def test_low_battery_clients_are_skipped_with_the_reason(runs: tuple[Path, Path]) -> None:
     threshold = load_scenario(SCENARIO).device.skip_below_soc
-    log = [json.loads(line) for line in (runs[0] / "clients.jsonl").read_text().splitlines()]
-    first = {r["user"]: r for r in log if r["round"] == 1}
-    second = {r["user"]: r for r in log if r["round"] == 2}
+    log = _log(runs[0])
+    first = {r.user: r for r in log if r.round == 1}
+    second = {r.user: r for r in log if r.round == 2}
     assert set(first) == set(second) == {str(u) for u in range(1, 7)}
-    assert all(r["status"] == "ok" for r in first.values())
-    low = {u for u, r in first.items() if r["soc_end"] < threshold}
+    assert all(r.status == Status.OK for r in first.values())
+    low = {u for u, r in first.items() if r.battery.soc_end < threshold}
     assert low and low != set(first)
     for user, row in second.items():
         if user in low:
-            assert row["status"] == "skipped"
-            assert "low battery" in row["reason"] and "soc_end" not in row
+            assert row.status == Status.SKIPPED
+            assert "low battery" in row.reason and row.battery is None
         else:
-            assert row["status"] == "ok"
-            assert row["soc_end"] < first[user]["soc_end"]
-    report = {c["user"]: c for c in json.loads((runs[0] / "report.json").read_text())["clients"]}
+            assert row.status == Status.OK
+            assert row.battery.soc_end < first[user].battery.soc_end
+    report = {c.user: c for c in _records(runs[0] / "report.json")}
     for user in low:
-        assert report[user]["status"] == "skipped"
-        assert report[user]["soc_end"] == pytest.approx(first[user]["soc_end"], abs=1e-6)
+        assert report[user].status == Status.SKIPPED
+        assert report[user].battery.soc_end == pytest.approx(first[user].battery.soc_end, abs=1e-6)
         # A skipped device still holds its round-1 model: its figures stay in the report.
-        assert set(report[user]["f1"]) == {"none", "tl", "full"}
-        assert report[user]["energy_j"]["full"] == pytest.approx(first[user]["energy_j"]["full"])
+        assert list(report[user].modes) == [Mode.NONE, Mode.TL, Mode.FULL]
+        full = report[user].modes[Mode.FULL].energy_j
+        assert full == pytest.approx(first[user].modes[Mode.FULL].energy_j)
 
 
 def test_device_files_are_found_from_the_run_snapshot(tmp_path: Path) -> None:
@@ -109,10 +123,11 @@ def test_device_files_are_found_from_the_run_snapshot(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(raw))
     out = tmp_path / "out"
     assert main(["run", str(path), "--out", str(out)]) == 0
-    clients = json.loads((out / "report.json").read_text())["clients"]
-    assert all(c["status"] == "ok" and c["jobs"] == {"full": 1, "tl": 0} for c in clients)
+    clients = _records(out / "report.json")
+    assert all(c.status == Status.OK and c.battery.jobs == {"full": 1, "tl": 0} for c in clients)
     # Full was not run on the device, so its job keeps the section's (parts) price.
-    assert all(c["energy_j_by_load"]["training"] != c["energy_j"]["tl"] for c in clients)
+    for c in clients:
+        assert c.battery.energy_j_by_load["training"] != c.modes[Mode.TL].energy_j
 
 
 def test_unknown_policy_is_a_one_line_scenario_error(tmp_path: Path, capsys) -> None:

@@ -60,8 +60,8 @@ def test_deployment_superlink_and_three_supernodes(tmp_path: Path) -> None:
         (1, "3", "ok"),
     ]
     for r in rows:
-        assert set(r["f1"]) == {"none", "tl", "full"}
-        assert r["payload_bytes"]["down"] > 0
+        assert set(r["modes"]) == {"none", "tl", "full"}
+        assert r["payload_bytes_down"] > 0
 
 
 def test_local_cluster_stops_every_process_on_failure(tmp_path: Path) -> None:

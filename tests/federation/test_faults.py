@@ -43,7 +43,7 @@ def test_raising_client_is_reported_and_the_run_completes(tmp_path: Path) -> Non
     rows = _rows(out)
     assert [rows[u]["status"] for u in ("1", "2", "3")] == ["ok", "failed", "ok"]
     assert "sensor bus fault on the device" in rows["2"]["reason"]
-    assert rows["1"]["f1"].keys() == {"none", "tl", "full"}
+    assert rows["1"]["modes"].keys() == {"none", "tl", "full"}
 
 
 def test_nan_update_is_rejected_and_recorded(tmp_path: Path) -> None:

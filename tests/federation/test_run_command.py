@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 from fedhar.cli import main
+from fedhar.enums import Mode, Status
+from fedhar.results.record import ClientRecord
 
 from .conftest import write_scenario
 
@@ -19,13 +21,17 @@ def test_run_reports_every_mode_and_is_byte_identical(tmp_path: Path, capsys) ->
     assert (a / "report.json").read_bytes() == (b / "report.json").read_bytes()
     report = json.loads((a / "report.json").read_text())
     assert [c["user"] for c in report["clients"]] == ["1", "2", "3"]
-    for c in report["clients"]:
-        assert c["status"] == "ok"
-        assert set(c["f1"]) == set(c["f1_int8"]) == {"none", "tl", "full", "no_pretrain"}
-        assert set(c["memory_bytes"]) == {"tl", "full", "no_pretrain"}
-        assert c["memory_bytes"]["full"]["total"] > c["memory_bytes"]["tl"]["total"] > 0
-        assert c["energy_j"]["full"] > c["energy_j"]["tl"] > 0
-        assert c["payload_bytes"]["down"] > 0
+    for c in map(ClientRecord.from_dict, report["clients"]):
+        assert c.status == Status.OK
+        assert list(c.modes) == list(Mode)
+        assert all(r.f1_int8 is not None for r in c.modes.values())
+        assert c.modes[Mode.NONE].memory_bytes == {} and c.modes[Mode.NONE].ops == {}
+        full, tl = c.modes[Mode.FULL], c.modes[Mode.TL]
+        assert full.memory_bytes["total"] > tl.memory_bytes["total"] > 0
+        assert full.ops["macs"] > tl.ops["macs"] > 0
+        assert full.energy_j > tl.energy_j > 0
+        assert sum(map(sum, full.confusion)) == c.n_test
+        assert c.payload_bytes_down > 0
     for mode in ("tl", "full", "no_pretrain"):
         assert 0.0 <= report["summary"][mode]["improved"] <= 1.0
         assert report["summary"][mode]["mean_int8"] is not None

@@ -6,18 +6,22 @@ from pathlib import Path
 
 import numpy as np
 
+from fedhar.enums import Mode, Status
 from fedhar.results.journal import ResultLog
-from fedhar.wire.protocol import ClientReport, ModeResult
-from server.strategy import ClientOutcome, aggregate
+from fedhar.results.record import ClientOutcome, ClientRecord, ModeRecord
+from server.strategy import aggregate, not_ok
 
 
-def _outcome(user: str, n: int, received: float, update: float, status: str = "ok"):
-    report = ClientReport(n_train=n, n_test=1, modes={"none": ModeResult(0.5, 0.5)})
+def _outcome(user: str, n: int, received: float, update: float, status: Status = Status.OK):
+    none = ModeRecord(0.5, 0.5, 0.5, [[1, 0], [1, 0]], f1_int8=0.5)
+    record = ClientRecord(
+        user, "loso-" + user, n, 2, status=status, round=1, modes={Mode.NONE: none}
+    )
     return ClientOutcome(
-        1, user, status, report=report,
+        record,
         received={"w": np.full(2, received, np.float32)},
         update={"w": np.full(2, update, np.float32)},
-    )  # fmt: skip
+    )
 
 
 def test_leave_one_out_fedavg_of_updates() -> None:
@@ -25,7 +29,7 @@ def test_leave_one_out_fedavg_of_updates() -> None:
     outcomes = [
         _outcome("a", 1, 0.0, 1.0),  # delta +1, weight 1
         _outcome("b", 3, 0.0, -1.0),  # delta -1, weight 3
-        _outcome("c", 5, 0.0, 9.0, status="rejected"),  # takes no part
+        _outcome("c", 5, 0.0, 9.0, status=Status.REJECTED),  # takes no part
     ]
     new = aggregate(models, outcomes, ["w"])
     np.testing.assert_allclose(new["a"]["w"], -1.0)  # only b's update
@@ -38,7 +42,7 @@ def test_leave_one_out_fedavg_of_updates() -> None:
 def test_log_resumes_and_keeps_updates(tmp_path: Path) -> None:
     log = ResultLog(tmp_path, resume=False)
     log.append(_outcome("a", 2, 0.5, 1.5))
-    log.append(ClientOutcome(1, "b", "declined", "does not fit"))
+    log.append(ClientOutcome(not_ok("b", "loso-b", 1, Status.DECLINED, "does not fit")))
     with (tmp_path / "clients.jsonl").open("a") as f:
         f.write('{"round": 1, "user": "c", "sta')  # interrupted mid-line
     again = ResultLog(tmp_path, resume=True)
