@@ -25,10 +25,11 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import simpy
 
+from fedhar.enums import WEARABLE_MODELS
 from fedhar.wearable.battery import Battery, BatterySpec
 from fedhar.wearable.charging import DAY_S, ChargingHabit
 from fedhar.wearable.loads import LOADS, DeviceCosts
-from fedhar.wearable.modes import PERSONALIZATION_MODES, ModesTable
+from fedhar.wearable.modes import ModesTable
 from fedhar.wearable.policies import JobView, PersonalizationPolicy, ThresholdPolicy
 from fedhar.wearable.rail import PowerRail
 from fedhar.wearable.replay import Replay, WindowBatch
@@ -77,10 +78,10 @@ class DeviceConfig:
                 raise ValueError(f"{name}: expected > 0 s, got {getattr(self, name)}")
         if self.epochs < 1:
             raise ValueError(f"epochs: expected >= 1, got {self.epochs}")
-        missing = [m for m in PERSONALIZATION_MODES if m not in self.modes]
+        missing = [m.value for m in WEARABLE_MODELS if m not in self.modes]
         if missing:
             raise ValueError(
-                f"modes: expected tables {list(PERSONALIZATION_MODES)}; missing {missing}"
+                f"modes: expected tables {[m.value for m in WEARABLE_MODELS]}; missing {missing}"
             )
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from fedhar.enums import WEARABLE_JOBS
 from fedhar.mcu.profile import McuProfile, OpCountsLike
 from fedhar.wearable.modes import ModesTable
 
@@ -192,7 +193,7 @@ def load_parts(batches_per_epoch: int, path: str | Path = PARTS_FILE) -> DeviceC
                     float(train[f"{mode}_watts"]),
                     batches_per_epoch,
                 )
-                for mode in ("full", "tl")
+                for mode in (m.value for m in WEARABLE_JOBS)
             },
             radio=RadioCost(
                 joules_per_byte_tx=volts * float(radio["tx_current_a"]) / rate,

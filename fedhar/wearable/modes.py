@@ -9,12 +9,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from fedhar.enums import WEARABLE_MODELS
+
 MODE_COLUMNS = ("th", "f1", "p_easy", "cycles_avg", "energy_uj_avg")
 
 # Craighero et al. 2023, Table II, WISDM, input (100, 3): mean F1 over the 36 LOSO users.
 TABLE_II_WISDM_F1 = {"none": 0.813, "tl": 0.955, "full": 0.969}
-
-PERSONALIZATION_MODES = ("none", "tl", "full")
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,9 @@ class ModesTable:
         general error in ``f1_reference`` (e.g. :data:`TABLE_II_WISDM_F1`), which keeps F1
         in [0, 1] and the order of the modes.
         """
-        if mode not in PERSONALIZATION_MODES:
-            raise ValueError(f"mode: expected one of {PERSONALIZATION_MODES}, got {mode!r}")
+        if mode not in WEARABLE_MODELS:
+            raise ValueError(
+                f"mode: expected one of {[m.value for m in WEARABLE_MODELS]}, got {mode!r}"
+            )
         ratio = (1.0 - f1_reference[mode]) / (1.0 - f1_reference["none"])
         return ModesTable(tuple(replace(m, f1=1.0 - (1.0 - m.f1) * ratio) for m in self.modes))

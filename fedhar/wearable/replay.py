@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fedhar.data.types import WindowSet
-from fedhar.wearable.modes import PERSONALIZATION_MODES
+from fedhar.enums import WEARABLE_MODELS
 from fedhar.wearable.schedule import DailySchedule
 
 Classify = Callable[[np.ndarray, float], tuple[np.ndarray, np.ndarray]]
@@ -60,10 +60,11 @@ class Replay:
     )
 
     def __post_init__(self) -> None:
-        missing = [m for m in PERSONALIZATION_MODES if m not in self.classifiers]
+        missing = [m.value for m in WEARABLE_MODELS if m not in self.classifiers]
         if missing:
             raise ValueError(
-                f"classifiers: expected one per mode {PERSONALIZATION_MODES}, missing {missing}"
+                f"classifiers: expected one per mode {[m.value for m in WEARABLE_MODELS]}, "
+                f"missing {missing}"
             )
         if len(self.windows) == 0:
             raise ValueError("windows: expected at least one window to replay")
