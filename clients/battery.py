@@ -1,11 +1,11 @@
 """A client's battery-powered device: one federation round is one simulated period.
 
-With the scenario's ``device:`` section, each ``train`` reply also advances the node's
+With the scenario's ``battery:`` section, each ``train`` reply also advances the node's
 simulated wearable (:mod:`fedhar.device`) to the end of the round, keeping its state in
 ``Context.state``. The device's personalization job is priced by what the C library measured
 for that mode in this very round (its counted operations priced by the node's MCU profile):
 a job of ``warmup_epochs + epochs`` epochs, each costing the job's energy (J) and MCU time (s)
-divided by that number. A mode the scenario does not run keeps the ``device:`` section's
+divided by that number. A mode the scenario does not run keeps the ``battery:`` section's
 price of its whole job.
 """
 
@@ -20,23 +20,23 @@ from flwr.app import Context
 
 from fedhar.enums import WEARABLE_JOBS, Mode
 from fedhar.results.record import BatteryRecord, ModeRecord
-from fedhar.schema.scenario import BatteryDeviceConfig
+from fedhar.schema.scenario import BatteryConfig
+from fedhar.wearable.build import build_device_config
 from fedhar.wearable.device import DeviceConfig
 from fedhar.wearable.federation import run_round
 from fedhar.wearable.loads import PersonalizationCost
-from fedhar.wearable.scenario import build_device_config
 from fedhar.wire.protocol import TrainConfig
 
 
 def device_config(
-    section: BatteryDeviceConfig,
+    section: BatteryConfig,
     base_dir: Path,
     user: str,
     seed: int,
     results: Mapping[Mode, ModeRecord],
     job_epochs: int,
 ) -> DeviceConfig:
-    """The device of ``user``: the ``device:`` section with its personalization costs
+    """The device of ``user``: the ``battery:`` section with its personalization costs
     replaced by the measured jobs in ``results`` (each ``job_epochs`` epochs long). The
     charging habit's seed mixes the scenario's ``seed`` with the user id, so users differ and
     runs repeat."""
@@ -77,7 +77,7 @@ def device_config(
 
 def battery_round(
     context: Context,
-    section: BatteryDeviceConfig,
+    section: BatteryConfig,
     base_dir: Path,
     user: str,
     seed: int,
@@ -88,7 +88,7 @@ def battery_round(
     s per round) and returns the round's battery figures."""
     job_epochs = config.warmup_epochs + config.epochs
     device = device_config(section, base_dir, user, seed, results, job_epochs)
-    report = run_round(context, device, config.round, section.round_s)
+    report = run_round(context, user, device, config.round, section.round_s)
     return BatteryRecord(
         soc_end=float(report.soc_end),
         energy_j_by_load={load: float(j) for load, j in report.energy_j.items()},

@@ -16,12 +16,12 @@ wearable (:mod:`clients.battery`), whose state lives in ``Context.state``.
 
 from __future__ import annotations
 
-from flwr.app import Context, Error, Message, MetricRecord, RecordDict, UserConfig
+from flwr.app import Context, Error, Message, RecordDict, UserConfig
 from flwr.clientapp import ClientApp
 
 from clients.battery import battery_round
 from clients.personalize import DoesNotFit, check_fits, run_mode
-from clients.task import Device, load_device
+from clients.task import LocalUser, load_user, node_profile, node_users
 from fedhar.results.record import ClientRecord, to_flower
 from fedhar.wire.codec import decode_model, encode_model, payload_bytes
 from fedhar.wire.protocol import (
@@ -36,45 +36,33 @@ from fedhar.wire.protocol import (
     TrainConfig,
 )
 
-_STATE = "device"
-
 
 def build_app(defaults: UserConfig | None = None) -> ClientApp:
     """A ClientApp whose run config falls back on ``defaults`` (for engines that pass no
     run config, as ``run_simulation``)."""
     client_app = ClientApp()
 
-    def device(context: Context) -> Device:
-        return load_device({**(defaults or {}), **context.run_config}, context.node_config)
+    def run_config(context: Context) -> UserConfig:
+        return {**(defaults or {}), **context.run_config}
 
     @client_app.query()
     def _query(msg: Message, context: Context) -> Message:
-        return query(msg, device(context))
+        users = node_users(run_config(context), context.node_config)
+        profile = node_profile(run_config(context), context.node_config)
+        info = NodeInfo(users=users, profile=profile.name, sram_bytes=int(profile.sram_bytes))
+        return Message(RecordDict({NODE: info.to_record()}), reply_to=msg)
 
     @client_app.train()
     def _train(msg: Message, context: Context) -> Message:
-        return train(msg, context, device(context))
+        config = TrainConfig.from_record(msg.content.config_records[CONFIG])
+        device = load_user(run_config(context), context.node_config, config.user)
+        return train(msg, context, config, device)
 
     return client_app
 
 
-def query(msg: Message, device: Device) -> Message:
-    """Replies with the node's user, device and data sizes."""
-    info = NodeInfo(
-        user=device.user,
-        profile=device.profile.name,
-        sram_bytes=int(device.profile.sram_bytes),
-        n_train=int(device.y_train.shape[0]),
-        n_test=int(device.y_test.shape[0]),
-    )
-    return Message(RecordDict({NODE: info.to_record()}), reply_to=msg)
-
-
-def train(msg: Message, context: Context, device: Device) -> Message:
+def train(msg: Message, context: Context, config: TrainConfig, device: LocalUser) -> Message:
     """Personalizes the received model in every requested mode and reports each one."""
-    config = TrainConfig.from_record(msg.content.config_records[CONFIG])
-    if config.user != device.user:
-        raise ValueError(f"message for user {config.user!r} reached the node of {device.user!r}")
     n_train = int(device.y_train.shape[0])
     if n_train < config.batch_size:
         reason = (
@@ -98,7 +86,6 @@ def train(msg: Message, context: Context, device: Device) -> Message:
         if mode == config.update_mode:
             kind = "int8" if "q8" in record else "float32"
             update = encode_model(state, shapes, kind)
-    _remember(context, sum(r.energy_j for r in results.values()))
     battery = None
     if device.battery is not None:
         battery = battery_round(
@@ -120,19 +107,6 @@ def train(msg: Message, context: Context, device: Device) -> Message:
     if update is not None:
         content[UPDATE] = update
     return Message(content, reply_to=msg)
-
-
-def _remember(context: Context, energy_j: float) -> None:
-    """Counts rounds done and energy spent on this device, across rounds."""
-    previous = context.state.metric_records.get(
-        _STATE, MetricRecord({"rounds": 0, "energy_j": 0.0})
-    )
-    context.state[_STATE] = MetricRecord(
-        {
-            "rounds": int(previous["rounds"]) + 1,
-            "energy_j": float(previous["energy_j"]) + float(energy_j),
-        }
-    )
 
 
 app = build_app()

@@ -38,7 +38,7 @@ class DoesNotFit(Exception):
 
 
 @dataclass(frozen=True)
-class UserData:
+class NormalizedData:
     """A user's local windows, normalized with the fold's normalizer.
 
     Attributes:
@@ -104,7 +104,7 @@ def total_ops(trainer: Trainer) -> OpCounts:
     return total
 
 
-def _scores(trainer: Trainer, data: UserData) -> Scores:
+def _scores(trainer: Trainer, data: NormalizedData) -> Scores:
     """The trainer's model scored on TS_i."""
     logits = trainer.logits(data.x_test)
     return score(data.y_test, np.argmax(logits, axis=1), data.n_classes)
@@ -114,7 +114,7 @@ def run_mode(
     spec: ModelSpec,
     received: Mapping[str, np.ndarray],
     mode: Mode,
-    data: UserData,
+    data: NormalizedData,
     config: TrainConfig,
     profile: McuProfile,
 ) -> tuple[ModeRecord, dict[str, np.ndarray]]:

@@ -1,18 +1,23 @@
 """The Flower ServerApp: distributes each user's general model and records every reply.
 
-Run config keys (strings): ``scenario`` (path of the scenario YAML), ``out`` (output
-directory), ``data-dir`` (optional), ``resume`` (``"true"`` to skip logged clients).
+Run config keys (strings; paths as :func:`fedhar.wire.protocol.run_paths` reads them):
+``scenario`` (the scenario YAML), ``out`` (output directory), ``data-dir`` (optional),
+``resume`` (``"true"`` to skip logged clients) and ``report`` (``"true"``: write
+``report.json``, ``report.csv`` and the pages at the end, as ``flwr run .`` does; ``fedhar
+run`` writes them itself).
 
 Flow: a ``query`` round maps Flower's node ids to users; then, for each of the scenario's
 ``federation.rounds``, every user's node receives its own compressed model (its fold's general
 model, or after aggregation the improved one) and config; each reply is logged as it arrives
 (:class:`fedhar.results.journal.ResultLog`). The report is built from that log
-(:mod:`fedhar.commands.run`). With a battery-powered device and ``device.skip_below_soc``, a
+(:mod:`fedhar.studies.run_report`). With a battery-powered device and ``battery.skip_below_soc``, a
 client whose battery reported a low state of charge in the previous round is not sent the
 round; it is logged as ``skipped`` with the reason (:func:`server.strategy.low_battery`).
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from flwr.app import Context, UserConfig
 from flwr.serverapp import Grid, ServerApp
@@ -23,7 +28,9 @@ from fedhar.progress import progress_enabled
 from fedhar.results.journal import ResultLog
 from fedhar.results.record import ClientOutcome, ClientRecord
 from fedhar.schema.scenario import Scenario, load_scenario
-from fedhar.wire.protocol import TrainConfig
+from fedhar.studies.pipeline import prepared
+from fedhar.studies.run_report import finish_report, general_report
+from fedhar.wire.protocol import TrainConfig, run_paths
 from server.strategy import (
     ClientPlan,
     PersonalizationStrategy,
@@ -32,6 +39,9 @@ from server.strategy import (
     not_ok,
 )
 from server.task import GeneralModel, aggregated_keys, general_models
+
+APP_DIR = Path(__file__).resolve().parents[1]
+"""The Flower app's directory (the repository, or where Flower unpacked the app)."""
 
 
 def _flag(value: object) -> bool:
@@ -83,17 +93,17 @@ def build_app(defaults: UserConfig | None = None) -> ServerApp:
 
 def run(grid: Grid, rc: UserConfig) -> None:
     """Query round, then ``federation.rounds`` personalization rounds; logs every outcome."""
-    scenario = load_scenario(str(rc["scenario"]))
-    data_dir = str(rc.get("data-dir", "")) or None
-    log = ResultLog(str(rc["out"]), resume=_flag(rc.get("resume", "false")))
+    paths = run_paths(rc, APP_DIR)
+    scenario = load_scenario(paths.scenario)
+    log = ResultLog(paths.out, resume=_flag(rc.get("resume", "false")))
     fed = scenario.federation
-    models = general_models(scenario, str(rc["scenario"]), data_dir)
+    models = general_models(scenario, paths.scenario, paths.data_dir)
     spec = next(iter(models.values())).spec
     strategy = PersonalizationStrategy(
         spec.param_shapes(), fed.payload, round_timeout_s=float(rc.get("round-timeout", 3600))
     )
     infos, failures = strategy.query(grid)
-    node_of = {info.user: node_id for node_id, info in infos.items()}
+    node_of = {user: node_id for node_id, info in infos.items() for user in info.users}
     users = [u for u in models if fed.users is None or u in fed.users]
     missing = [u for u in users if u not in node_of]
     for user in missing:
@@ -104,7 +114,7 @@ def run(grid: Grid, rc: UserConfig) -> None:
     state = {u: models[u].state for u in users}
     keys = aggregated_keys(spec, fed.aggregation)
     total = fed.rounds * (len(users) - len(missing))
-    skip_below = scenario.device.skip_below_soc if scenario.device is not None else None
+    skip_below = scenario.battery.skip_below_soc if scenario.battery is not None else None
     previous: dict[str, ClientRecord] = {}
     with tqdm(total=total, desc="clients", disable=not progress_enabled(), leave=False) as bar:
         for round_number in range(1, fed.rounds + 1):
@@ -137,6 +147,10 @@ def run(grid: Grid, rc: UserConfig) -> None:
             previous = {o.record.user: o.record for o in logged + outcomes}
             if keys and round_number < fed.rounds:
                 state = aggregate(state, logged + outcomes, keys)
+    if _flag(rc.get("report", "false")):
+        out = Path(paths.out)
+        data = prepared(paths.scenario, paths.data_dir)
+        finish_report(general_report(scenario, data, out, resume=True).writer, out)
 
 
 app = build_app()

@@ -116,12 +116,13 @@ class PersonalizationStrategy:
                 infos[node_id] = NodeInfo.from_record(reply.content.config_records[NODE])
         owners: dict[str, int] = {}
         for node_id, info in sorted(infos.items()):
-            if info.user in owners:
-                raise RuntimeError(
-                    f"nodes {owners[info.user]} and {node_id} both hold user {info.user!r}; "
-                    "give each node its own partition-id"
-                )
-            owners[info.user] = node_id
+            for user in info.users:
+                if user in owners:
+                    raise RuntimeError(
+                        f"nodes {owners[user]} and {node_id} both hold user {user!r}; give "
+                        "each node its own partition-id"
+                    )
+                owners[user] = node_id
         return infos, failures
 
     def train_round(

@@ -4,10 +4,12 @@
   deterministic.
 * ``ray``: Flower's simulation runtime (``flwr.simulation.run_simulation``), Ray actors.
 * ``deployment``: a ``flower-superlink`` and one ``flower-supernode`` per user, started on
-  loopback, and ``flwr run`` of a generated Flower app project (:func:`write_app_project`)
-  whose components are ``server.server_app:app`` and ``clients.client_app:app``. Runtime
-  dependency installation is disabled and ``FLWR_HOME`` is private to the run. Every process
-  started here is stopped at the end, also on failure.
+  loopback, and ``flwr run`` of the app project (:mod:`fedhar.engines.app`: the repository)
+  with this run's config. Runtime dependency installation is disabled and ``FLWR_HOME`` is
+  private to the run. Every process started here is stopped at the end, also on failure.
+
+The in-process and Ray engines import the components named in the app project's
+``[tool.flwr.app.components]``.
 
 Every engine gets the same run config (:func:`run_config`); results land in ``OUT``.
 """
@@ -28,23 +30,22 @@ from pathlib import Path
 
 from flwr.app import UserConfig
 
+from fedhar.engines.app import EngineError, load_component, load_project
+
 ENGINES: tuple[str, ...] = ("inprocess", "ray", "deployment")
-APP_PUBLISHER = "fedhar"
-
-
-class EngineError(RuntimeError):
-    """An engine could not start or did not finish the run."""
 
 
 def run_config(
     scenario: str | Path, out: str | Path, data_dir: str | None, resume: bool
 ) -> UserConfig:
-    """The run config every engine hands the ServerApp and the ClientApps."""
+    """The run config every engine hands the ServerApp and the ClientApps (``fedhar run``
+    writes the report itself, so the ServerApp does not)."""
     return {
         "scenario": str(Path(scenario).resolve()),
         "out": str(Path(out).resolve()),
         "data-dir": str(Path(data_dir).resolve()) if data_dir else "",
         "resume": "true" if resume else "false",
+        "report": "false",
     }
 
 
@@ -61,11 +62,12 @@ def run_federation(engine: str, config: UserConfig, n_nodes: int, seed: int = 0)
         EngineError: the engine failed to start or to finish.
     """
     if engine == "inprocess":
-        from clients.client_app import app as client_app
         from fedhar.engines.inprocess import run_inprocess
-        from server.server_app import app as server_app
 
-        run_inprocess(server_app, client_app, node_configs(n_nodes), config, seed=seed)
+        project = load_project()
+        server = load_component(project.serverapp, project.directory)
+        client = load_component(project.clientapp, project.directory)
+        run_inprocess(server.app, client.app, node_configs(n_nodes), config, seed=seed)
     elif engine == "ray":
         run_ray(config, n_nodes)
     elif engine == "deployment":
@@ -78,13 +80,13 @@ def run_ray(config: UserConfig, n_nodes: int, num_cpus: int | None = None) -> No
     """Flower's Ray simulation: ``n_nodes`` virtual SuperNodes, one CPU per ClientApp."""
     from flwr.simulation import run_simulation
 
-    from clients.client_app import build_app as build_client
-    from server.server_app import build_app as build_server
-
+    project = load_project()
+    server = load_component(project.serverapp, project.directory)
+    client = load_component(project.clientapp, project.directory)
     cpus = num_cpus or os.cpu_count() or 1
     run_simulation(
-        server_app=build_server(config),
-        client_app=build_client(config),
+        server_app=server.build_app(config),
+        client_app=client.build_app(config),
         num_supernodes=n_nodes,
         backend_config={
             "client_resources": {"num_cpus": 1, "num_gpus": 0.0},
@@ -101,35 +103,6 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def write_app_project(directory: Path, config: UserConfig) -> Path:
-    """Writes a Flower app project (``pyproject.toml`` with ``[tool.flwr.app]``) whose
-    components are this repository's apps and whose run config is ``config``."""
-    directory.mkdir(parents=True, exist_ok=True)
-    lines = [
-        "[build-system]",
-        'requires = ["hatchling"]',
-        'build-backend = "hatchling.build"',
-        "",
-        "[project]",
-        'name = "fedhar-federation"',
-        'version = "1.0.0"',
-        "dependencies = []",
-        "",
-        "[tool.flwr.app]",
-        f'publisher = "{APP_PUBLISHER}"',
-        "",
-        "[tool.flwr.app.components]",
-        'serverapp = "server.server_app:app"',
-        'clientapp = "clients.client_app:app"',
-        "",
-        "[tool.flwr.app.config]",
-        *(f'{key} = "{value}"' for key, value in config.items()),
-        "",
-    ]
-    (directory / "pyproject.toml").write_text("\n".join(lines))
-    return directory
 
 
 def write_flower_config(flwr_home: Path, name: str, address: str) -> Path:
@@ -300,13 +273,14 @@ def run_deployment(
         root = Path(tmp)
         with local_cluster(n_nodes, root / "flwr-home") as cluster:
             write_flower_config(cluster.home, "fedhar", f"127.0.0.1:{cluster.superlink_port}")
-            app = write_app_project(root / "app", config)
+            app = load_project().directory
+            overrides = " ".join(f"{key}={_toml_string(value)}" for key, value in config.items())
             log = cluster.home / "flwr-run.log"
             with log.open("w") as fh:
                 try:
                     done = subprocess.run(
                         [str(Path(sys.executable).parent / "flwr"), "run", str(app), "fedhar",
-                         "--stream"],
+                         "--stream", "--run-config", overrides],
                         stdout=fh, stderr=subprocess.STDOUT, env=cluster.env(),
                         timeout=timeout_s, check=False,
                     )  # fmt: skip
@@ -317,3 +291,9 @@ def run_deployment(
             text = log.read_text(errors="replace")
             if done.returncode != 0 or "Exit Code" in text and "ERROR" in text:
                 raise EngineError(f"flwr run failed (exit {done.returncode}):\n{text[-3000:]}")
+
+
+def _toml_string(value: object) -> str:
+    """``value`` as a TOML basic string (``flwr run --run-config`` parses TOML)."""
+    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{text}"'

@@ -14,23 +14,28 @@ from flwr.app import ConfigRecord, Context
 from fedhar.wearable.device import Device, DeviceConfig, RoundReport
 from fedhar.wearable.replay import Replay
 
-STATE_KEY = "device_sim"
+
+def state_key(user: str) -> str:
+    """The ``Context.state`` key of ``user``'s wearable (a node may hold several users)."""
+    return f"wearable/{user}"
 
 
 def run_round(
     context: Context,
+    user: str,
     config: DeviceConfig,
     server_round: int,
     round_s: float,
     replay: Replay | None = None,
 ) -> RoundReport:
-    """Advances this node's device through round ``server_round`` (1-based), which ends at
+    """Advances ``user``'s wearable through round ``server_round`` (1-based), which ends at
     ``server_round · round_s`` s of simulated time, and keeps its state in ``context``.
 
-    A device the node has not run yet starts fresh (full battery) at the start of round 1;
-    rounds the node skipped pass without a model download (the device still lives them).
+    A wearable the node has not run yet starts fresh (full battery) at the start of round 1;
+    rounds the user skipped pass without a model download (the wearable still lives them).
     """
-    record = context.state.config_records.get(STATE_KEY)
+    key = state_key(user)
+    record = context.state.config_records.get(key)
     if record is None:
         device = Device(config, replay=replay)
     else:
@@ -39,5 +44,5 @@ def run_round(
     if device.state.t_s < round_start_s:
         device.advance(round_start_s, new_round=False)
     report = device.advance(server_round * round_s, new_round=True)
-    context.state[STATE_KEY] = ConfigRecord({"state": json.dumps(device.state_dict())})
+    context.state[key] = ConfigRecord({"state": json.dumps(device.state_dict())})
     return report

@@ -4,16 +4,16 @@ codes, and the plain dataclasses that travel inside Flower records.
 A round has two kinds of messages:
 
 * ``query`` (once, first): the server asks every node who it is. The reply's ConfigRecord
-  ``node`` gives the user id, the MCU profile and the sizes of TR_i and TS_i; the server maps
-  Flower's random node ids to users with it.
-* ``train``: one message per client, each with its own model and config. Content: ArrayRecord
-  ``model`` (the compressed general model, see :mod:`fedhar.wire.codec`) and ConfigRecord
-  ``config`` (a :class:`TrainConfig`). The reply holds ConfigRecord ``info``, MetricRecord
-  ``metrics`` (a :class:`ClientReport`) and, when a training mode ran, ArrayRecord ``update``
-  (the personalized model of :attr:`TrainConfig.update_mode`, compressed as it came). With a
-  battery-powered device (the scenario's ``device:`` section), the reply also holds
-  MetricRecord ``device``: the round's state of charge, energy by load and jobs
-  (:func:`fedhar.wearable.federation.report_record`).
+  ``node`` (a :class:`NodeInfo`) lists the users whose data the node holds and its MCU
+  profile; the server maps Flower's random node ids to users with it.
+* ``train``: one message per client (a user on a node), each with its own model and config.
+  Content: ArrayRecord ``model`` (the compressed general model, see :mod:`fedhar.wire.codec`)
+  and ConfigRecord ``config`` (a :class:`TrainConfig`). The reply holds the client's record
+  (:class:`fedhar.results.record.ClientRecord`, spread by
+  :func:`fedhar.results.record.to_flower` over MetricRecord ``metrics`` and ConfigRecord
+  ``info``) and, when a training mode ran, ArrayRecord ``update`` (the personalized model of
+  :attr:`TrainConfig.update_mode`, compressed as it came). A battery-powered wearable's round
+  (state of charge, energy by load, jobs) is part of that record.
 
 A client that declines (the model does not fit its SRAM, or its policy skips the round)
 replies with a Flower ``Error`` of code :data:`DECLINED` and a reason.
@@ -21,7 +21,9 @@ replies with a Flower ``Error`` of code :data:`DECLINED` and a reason.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from flwr.app import ConfigRecord
 
@@ -42,22 +44,54 @@ DECLINED = 1001
 
 
 @dataclass(frozen=True)
+class RunPaths:
+    """The files a run reads and writes, from the run config (strings).
+
+    Attributes:
+        scenario: the scenario YAML (run config ``scenario``). A relative path is relative to
+            the app directory, which ``flwr run`` ships with the app (``scenarios/*.yaml``).
+        out: the output directory (``out``); a relative path is relative to the working
+            directory.
+        data_dir: the dataset directory (``data-dir``; None: the scenario's or
+            ``FEDHAR_DATA_DIR``); a relative path is relative to the working directory.
+    """
+
+    scenario: str
+    out: str
+    data_dir: str | None
+
+
+def run_paths(run_config: Mapping[str, object], app_dir: Path) -> RunPaths:
+    """The run's paths, made absolute (see :class:`RunPaths`); ``app_dir`` is the directory
+    of the Flower app (the one holding ``server/`` and ``clients/``).
+
+    Raises:
+        KeyError: the run config lacks ``scenario`` or ``out``.
+    """
+    scenario = Path(str(run_config["scenario"])).expanduser()
+    if not scenario.is_absolute():
+        scenario = app_dir / scenario
+    data_dir = str(run_config.get("data-dir", "")) or None
+    return RunPaths(
+        scenario=str(scenario.resolve()),
+        out=str(Path(str(run_config["out"])).expanduser().resolve()),
+        data_dir=str(Path(data_dir).expanduser().resolve()) if data_dir else None,
+    )
+
+
+@dataclass(frozen=True)
 class NodeInfo:
     """A node's answer to the ``query`` message.
 
     Attributes:
-        user: the user whose data this node holds.
-        profile: MCU profile name.
-        sram_bytes: SRAM of the device, in bytes.
-        n_train: windows in TR_i.
-        n_test: windows in TS_i.
+        users: the users whose data this node holds (none, one, or several).
+        profile: MCU profile name of the node's clients.
+        sram_bytes: SRAM of that MCU, in bytes.
     """
 
-    user: str
+    users: list[str]
     profile: str
     sram_bytes: int
-    n_train: int
-    n_test: int
 
     def to_record(self) -> ConfigRecord:
         return ConfigRecord(asdict(self))
@@ -65,11 +99,9 @@ class NodeInfo:
     @staticmethod
     def from_record(record: ConfigRecord) -> NodeInfo:
         return NodeInfo(
-            user=str(record["user"]),
+            users=[str(u) for u in record["users"]],
             profile=str(record["profile"]),
             sram_bytes=int(record["sram_bytes"]),
-            n_train=int(record["n_train"]),
-            n_test=int(record["n_test"]),
         )
 
 
@@ -79,7 +111,7 @@ class TrainConfig:
 
     Attributes:
         round: 1-based round number.
-        user: the user the server believes this node holds (checked by the client).
+        user: the user this message is for (the node checks that it holds that user).
         fold: the fold whose general model the message carries.
         modes: modes to run, in :data:`fedhar.enums.MODES` order.
         epochs: personalization epochs after the warm-up.

@@ -16,7 +16,7 @@ DAY = 86400.0
 def test_rounds_through_context_state_match_one_device_living_the_same_days():
     cfg = config(capacity_mah=0.5, personalization="energy_budget", charging="nightly")
     context = Context(run_id=1, node_id=7, node_config={}, state=RecordDict(), run_config={})
-    reports = [run_round(context, cfg, r, DAY) for r in (1, 2, 4)]  # round 3 skipped
+    reports = [run_round(context, "1600", cfg, r, DAY) for r in (1, 2, 4)]  # round 3 skipped
     direct = Device(cfg)
     direct.advance(DAY)
     direct.advance(2 * DAY)

@@ -1,0 +1,117 @@
+"""The report of a federation run: its identity, every user's No-Pers. record, then the
+federation's records folded in.
+
+:func:`general_report` pretrains (or loads from the cache) each fold's general model, scores
+it on its users' TS_i and writes each user's record to ``OUT/report.json`` as soon as it is
+known; ``resume`` skips users already there. :func:`finish_report` then folds the federation's
+log (``OUT/clients.jsonl``) into the report and draws its pages. ``fedhar run`` calls the first
+before the federation and the second after it; the ServerApp calls both at the end of a run
+started by ``flwr run`` (run config ``report = "true"``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from fedhar.progress import progress
+from fedhar.results.federation import merge_federation, write_pages
+from fedhar.results.record import ClientRecord
+from fedhar.results.report import ReportWriter
+from fedhar.schema.scenario import Scenario
+from fedhar.studies.pipeline import Prepared, evaluate_client, pretrain_fold
+
+
+@dataclass
+class GeneralReport:
+    """The report after the No-Pers. pass.
+
+    Attributes:
+        writer: the report's writer, holding every user's record.
+        cache_hits: folds whose general model came from the cache.
+        cache_misses: folds pretrained now.
+        pretrain_s: wall seconds spent pretraining (or loading) general models.
+        evaluate_s: wall seconds spent scoring them.
+    """
+
+    writer: ReportWriter
+    cache_hits: int = 0
+    cache_misses: int = 0
+    pretrain_s: float = 0.0
+    evaluate_s: float = 0.0
+
+
+def report_header(scenario: Scenario, prepared: Prepared) -> dict[str, object]:
+    """Identity of a run, stored in ``report.json``: resuming requires an equal header. The
+    hash keeps the key names it was first taken with (``data.device``, ``device``, and
+    ``battery`` inside it, since renamed ``data.recording_device``, ``battery`` and
+    ``battery.cell``), and leaves an unset battery section out, so runs without a battery keep
+    the hash they had before the section existed."""
+    dumped = scenario.model_dump(mode="json")
+    dumped["data"]["device"] = dumped["data"].pop("recording_device")
+    battery = dumped.pop("battery")
+    if battery is not None:
+        battery["battery"] = battery.pop("cell")
+        dumped["device"] = battery
+    canonical = json.dumps(dumped, sort_keys=True)
+    return {
+        "scenario": scenario.name,
+        "scenario_sha256": hashlib.sha256(canonical.encode()).hexdigest(),
+        "dataset": prepared.dataset.name,
+        "classes": list(prepared.dataset.classes),
+        "seed": scenario.seed,
+        "model": prepared.spec.name,
+        "window": [prepared.spec.input_channels, prepared.spec.input_length],
+        "modes": list(scenario.personalization.modes),
+        "payload": scenario.federation.payload,
+        "rounds": scenario.federation.rounds,
+        "aggregation": scenario.federation.aggregation,
+        "mcu": scenario.mcu.profile,
+    }
+
+
+def general_report(
+    scenario: Scenario,
+    prepared: Prepared,
+    out: Path,
+    *,
+    resume: bool,
+    use_cache: bool = True,
+    on_record: Callable[[ClientRecord], None] | None = None,
+) -> GeneralReport:
+    """Writes every user's No-Pers. record to ``out/report.json`` (``on_record`` sees each).
+
+    Raises:
+        fedhar.results.report.ReportError: with ``resume``, a report of another run is there.
+    """
+    report = GeneralReport(ReportWriter(out, report_header(scenario, prepared), resume=resume))
+    writer = report.writer
+    for fold in progress(prepared.folds, desc="folds", total=len(prepared.folds)):
+        todo = [u for u in fold.test_users if not writer.done(u)]
+        if not todo:
+            continue
+        t0 = time.perf_counter()
+        general = pretrain_fold(prepared, fold, scenario, use_cache=use_cache)
+        report.pretrain_s += time.perf_counter() - t0
+        report.cache_hits += general.from_cache
+        report.cache_misses += not general.from_cache
+        t0 = time.perf_counter()
+        for user in todo:
+            record = evaluate_client(prepared, fold, prepared.users[user], general)
+            writer.add(record)
+            if on_record is not None:
+                on_record(record)
+        report.evaluate_s += time.perf_counter() - t0
+    writer.write()
+    return report
+
+
+def finish_report(writer: ReportWriter, out: Path) -> list[Path]:
+    """Folds the federation's records into the report and draws its pages; returns the
+    pages and figures written."""
+    merge_federation(writer, out)
+    return write_pages(out)
