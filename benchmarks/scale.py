@@ -39,16 +39,19 @@ federation: {{rounds: {rounds}, aggregation: fedavg_features}}
 
 def measure(n_clients: int, rounds: int, workdir: Path) -> dict[str, float]:
     """One run in this process: returns timings (s) and peak RSS (bytes)."""
-    from clients.task import prepared
+    from fedhar.engines.app import load_component, load_project
     from fedhar.engines.runner import run_config, run_federation
     from fedhar.schema.scenario import load_scenario
-    from server.task import general_models
+    from fedhar.studies.pipeline import prepared
+
+    # The server's pretraining of the general models, imported from the app as the engine does.
+    server_task = load_component("server.task:general_models", load_project().directory)
 
     path = workdir / f"scale-{n_clients}.yaml"
     path.write_text(SCENARIO.format(n=n_clients, rounds=rounds))
     t0 = time.perf_counter()
     data = prepared(str(path.resolve()), None)
-    general_models(load_scenario(path), str(path.resolve()), None)
+    server_task.general_models(load_scenario(path), str(path.resolve()), None)
     prep_s = time.perf_counter() - t0
     out = workdir / f"out-{n_clients}"
     t0 = time.perf_counter()
