@@ -9,28 +9,26 @@ Layouts: samples ``x`` are ``[N, C, T]`` float32 C-contiguous, labels ``y`` ``[N
 integer dtype; converted to int32), logits ``[N, K]`` float32. Parameters use PyTorch's
 ``state_dict`` names and layouts (see :mod:`fedhar.models.spec`).
 
-Set ``FEDHAR_CTRAIN_LIB`` to the path of a shared object to load another build of the same
-sources (the sanitizer tests do).
+The shared object is loaded by :mod:`fedhar.ondevice.clib` (``FEDHAR_CTRAIN_LIB`` selects
+another build); a non-zero C status raises :class:`~fedhar.ondevice.clib.CLibError`.
 """
 
 from __future__ import annotations
 
 import ctypes
-import importlib.machinery
-import os
+import functools
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from fedhar.models.spec import LayerSpec, ModelSpec
+from fedhar.ondevice import clib
 from fedhar.ondevice.estimator import CATEGORIES, LOSS, PHASES, SHARED, OpCounts, trainable_flags
 
 __all__ = [
     "CATEGORIES",
     "PHASES",
-    "CTrainError",
     "OpCounts",
     "Trainer",
     "fold_batchnorm",
@@ -49,20 +47,6 @@ _KINDS = {
     "batchnorm1d": 7,
 }
 _PARAM_IDS = {"weight": 0, "bias": 1, "running_mean": 2, "running_var": 3}
-
-
-class CTrainError(RuntimeError):
-    """A C entry point returned an error status.
-
-    Attributes:
-        status: the status name, e.g. ``"FT_ERR_SHAPE"``.
-        entry: the C entry point that failed.
-    """
-
-    def __init__(self, status: str, entry: str, detail: str) -> None:
-        super().__init__(f"{entry}: {status}: {detail}")
-        self.status = status
-        self.entry = entry
 
 
 class _LayerDesc(ctypes.Structure):
@@ -89,13 +73,6 @@ class _TrainConfig(ctypes.Structure):
     ]
 
 
-class _OpCounts(ctypes.Structure):
-    _fields_ = [
-        (name, ctypes.c_int64)
-        for name in ("macs", "adds", "muls", "divs", "exps", "cmps", "bytes_moved")
-    ]
-
-
 _P = ctypes.c_void_p
 _I32 = ctypes.c_int32
 _I64 = ctypes.c_int64
@@ -117,39 +94,9 @@ _SIGNATURES: dict[str, tuple[Any, ...]] = {
 }
 
 
-def library_path() -> Path:
-    override = os.environ.get("FEDHAR_CTRAIN_LIB")
-    if override:
-        return Path(override)
-    here = Path(__file__).resolve().parent
-    for suffix in importlib.machinery.EXTENSION_SUFFIXES:
-        candidate = here / f"_fedhar_train{suffix}"
-        if candidate.is_file():
-            return candidate
-    raise ImportError(
-        f"the C training library _fedhar_train is not built in {here}; reinstall fedhar "
-        "(pip install -e .) or run `python setup.py build_ext --inplace`"
-    )
-
-
-def _load() -> ctypes.CDLL:
-    lib = ctypes.CDLL(str(library_path()))
-    for name, args in _SIGNATURES.items():
-        fn = getattr(lib, name)
-        fn.argtypes = list(args)
-        fn.restype = ctypes.c_int32
-    lib.ft_status_str.argtypes = [ctypes.c_int32]
-    lib.ft_status_str.restype = ctypes.c_char_p
-    return lib
-
-
-_LIB = _load()
-
-
-def _check(status: int, entry: str, detail: str) -> None:
-    if status != 0:
-        name = _LIB.ft_status_str(status).decode()
-        raise CTrainError(name, entry, detail)
+@functools.cache
+def _lib() -> ctypes.CDLL:
+    return clib.bind(_SIGNATURES)
 
 
 def _ptr(a: np.ndarray) -> int:
@@ -282,8 +229,8 @@ class Trainer:
             )
         self._arena = np.zeros(arena_bytes, dtype=np.uint8)
         handle = ctypes.c_void_p()
-        _check(
-            _LIB.ft_context_init(
+        clib.check(
+            _lib().ft_context_init(
                 _ptr(self._arena),
                 arena_bytes,
                 self._descs,
@@ -305,8 +252,8 @@ class Trainer:
 
     def _required(self, flags: list[bool]) -> int:
         out = ctypes.c_int64()
-        _check(
-            _LIB.ft_context_get_buffer_size(
+        clib.check(
+            _lib().ft_context_get_buffer_size(
                 self._descs,
                 self.n_layers,
                 ctypes.byref(self._cfg),
@@ -331,8 +278,8 @@ class Trainer:
         out = ctypes.c_int64()
         cfg = _config(0.01, momentum, 0.0, n_stored_samples)
         flags = trainable_flags(spec, mode, tl_layers)
-        _check(
-            _LIB.ft_context_get_buffer_size(
+        clib.check(
+            _lib().ft_context_get_buffer_size(
                 layer_descs(spec),
                 len(spec.layers),
                 ctypes.byref(cfg),
@@ -377,8 +324,8 @@ class Trainer:
             self._cfg.weight_decay if weight_decay is None else weight_decay,
             self._cfg.n_stored_samples,
         )
-        _check(
-            _LIB.ft_context_configure(self._ctx, ctypes.byref(cfg), _flags_array(new_flags)),
+        clib.check(
+            _lib().ft_context_configure(self._ctx, ctypes.byref(cfg), _flags_array(new_flags)),
             "ft_context_configure",
             f"flags {[int(f) for f in new_flags]}, arena {self._arena.nbytes} bytes",
         )
@@ -390,8 +337,8 @@ class Trainer:
         w = np.ascontiguousarray(np.asarray(weights, dtype=np.float32))
         if w.shape != (self.n_classes,):
             raise ValueError(f"class_weights must have shape [{self.n_classes}], got {w.shape}")
-        _check(
-            _LIB.ft_set_class_weights(self._ctx, _ptr(w), self.n_classes),
+        clib.check(
+            _lib().ft_set_class_weights(self._ctx, _ptr(w), self.n_classes),
             "ft_set_class_weights",
             f"weights {w.tolist()}",
         )
@@ -413,8 +360,8 @@ class Trainer:
                 if a.shape != shape:
                     raise ValueError(f"{key} must have shape {list(shape)}, got {list(a.shape)}")
                 pid = _PARAM_IDS[key.rsplit(".", 1)[1]]
-                _check(
-                    _LIB.ft_set_param(self._ctx, i, pid, _ptr(a), a.size),
+                clib.check(
+                    _lib().ft_set_param(self._ctx, i, pid, _ptr(a), a.size),
                     "ft_set_param",
                     f"{key} shape {list(a.shape)}",
                 )
@@ -426,8 +373,8 @@ class Trainer:
             for key, shape in layer.param_shapes().items():
                 a = np.empty(shape, dtype=np.float32)
                 pid = _PARAM_IDS[key.rsplit(".", 1)[1]]
-                _check(
-                    _LIB.ft_get_param(self._ctx, i, pid, _ptr(a), a.size),
+                clib.check(
+                    _lib().ft_get_param(self._ctx, i, pid, _ptr(a), a.size),
                     "ft_get_param",
                     f"{key} shape {list(shape)}",
                 )
@@ -445,8 +392,8 @@ class Trainer:
         x = self._x("x", x)
         labels = _as_labels("y", y, x.shape[0])
         loss = ctypes.c_float()
-        _check(
-            _LIB.ft_train_batch(
+        clib.check(
+            _lib().ft_train_batch(
                 self._ctx,
                 _ptr(x),
                 _ptr(labels),
@@ -487,8 +434,8 @@ class Trainer:
             raise ValueError(f"order must be a 1-D integer array, got {idx.dtype} {idx.shape}")
         idx = np.ascontiguousarray(idx, dtype=np.int32)
         loss = ctypes.c_float()
-        _check(
-            _LIB.ft_train_epoch(
+        clib.check(
+            _lib().ft_train_epoch(
                 self._ctx,
                 x_ptr,
                 y_ptr,
@@ -513,8 +460,8 @@ class Trainer:
         """
         x = self._x("x", x)
         labels = _as_labels("y", y, x.shape[0])
-        _check(
-            _LIB.ft_store_samples(
+        clib.check(
+            _lib().ft_store_samples(
                 self._ctx, _ptr(x), _ptr(labels), x.shape[0], x.shape[1], x.shape[2], first
             ),
             "ft_store_samples",
@@ -526,8 +473,8 @@ class Trainer:
         """Forward pass of ``x [N, C, T]`` -> logits ``[N, K]`` float32 (one C call)."""
         x = self._x("x", x)
         out = np.empty((x.shape[0], self.n_classes), dtype=np.float32)
-        _check(
-            _LIB.ft_logits(self._ctx, _ptr(x), x.shape[0], x.shape[1], x.shape[2], _ptr(out)),
+        clib.check(
+            _lib().ft_logits(self._ctx, _ptr(x), x.shape[0], x.shape[1], x.shape[2], _ptr(out)),
             "ft_logits",
             f"x shape {list(x.shape)}",
         )
@@ -544,21 +491,18 @@ class Trainer:
         Phases: ``forward``, ``backward_input``, ``backward_weights``, ``update``.
         """
         rows = (self.n_layers + 1) * len(PHASES)
-        buf = (_OpCounts * rows)()
-        _check(_LIB.ft_get_counts(self._ctx, buf, rows), "ft_get_counts", f"{rows} rows")
+        buf = (clib.COpCounts * rows)()
+        clib.check(_lib().ft_get_counts(self._ctx, buf, rows), "ft_get_counts", f"{rows} rows")
         out: dict[str, dict[str, OpCounts]] = {}
         for r, name in enumerate([*self._row_names(), LOSS]):
             out[name] = {
-                phase: OpCounts(
-                    *(getattr(buf[r * len(PHASES) + p], f) for f, _ in _OpCounts._fields_)
-                )
-                for p, phase in enumerate(PHASES)
+                phase: buf[r * len(PHASES) + p].to_op_counts() for p, phase in enumerate(PHASES)
             }
         return out
 
     def reset_counts(self) -> None:
         """Zeroes every operation counter."""
-        _check(_LIB.ft_reset_counts(self._ctx), "ft_reset_counts", "")
+        clib.check(_lib().ft_reset_counts(self._ctx), "ft_reset_counts", "")
 
     def memory(self) -> dict[str, Any]:
         """Arena peak bytes.
@@ -572,8 +516,8 @@ class Trainer:
         n = rows * len(CATEGORIES)
         peak = np.zeros(n, dtype=np.int64)
         ctl, cap = ctypes.c_int64(), ctypes.c_int64()
-        _check(
-            _LIB.ft_get_memory(self._ctx, _ptr(peak), n, ctypes.byref(ctl), ctypes.byref(cap)),
+        clib.check(
+            _lib().ft_get_memory(self._ctx, _ptr(peak), n, ctypes.byref(ctl), ctypes.byref(cap)),
             "ft_get_memory",
             f"{n} entries",
         )
@@ -619,8 +563,8 @@ def fold_batchnorm(
     ):
         if v.shape != (f,):
             raise ValueError(f"{name} must have shape [{f}], got {list(v.shape)}")
-    _check(
-        _LIB.ft_batchnorm1d_fold(
+    clib.check(
+        _lib().ft_batchnorm1d_fold(
             _ptr(w), _ptr(b), f, w.shape[1] * w.shape[2], *(_ptr(v) for v in vecs), eps
         ),
         "ft_batchnorm1d_fold",

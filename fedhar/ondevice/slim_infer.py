@@ -3,39 +3,33 @@ margin.
 
 The C structs point straight into the numpy arrays of a
 :class:`~fedhar.ondevice.slim_format.SlimF32` or :class:`~fedhar.ondevice.slim_format.SlimS8` (the
-shared full weight tensors, no copies); one C call runs a whole batch. A non-zero C status raises
-:class:`SlimError`.
+shared full weight tensors, no copies); one C call runs a whole batch. Bad arrays raise
+``ValueError`` before any C call; a non-zero C status raises
+:class:`~fedhar.ondevice.clib.CLibError`. The library is loaded by :mod:`fedhar.ondevice.clib`.
 """
 
 from __future__ import annotations
 
 import ctypes
-from dataclasses import fields
+import functools
+from dataclasses import dataclass
 
 import numpy as np
 
-from fedhar.ondevice.ctrain import library_path
+from fedhar.ondevice import clib
 from fedhar.ondevice.estimator import OpCounts
 from fedhar.ondevice.slim_format import SlimF32, SlimS8
 
-_STATUS = {
-    1: "a required pointer is NULL",
-    2: "inconsistent or out-of-range layer sizes",
-    3: "scratch buffer too small",
-    4: "argument out of range",
+_P = ctypes.POINTER
+_CTYPES: dict[type, type] = {
+    np.float32: ctypes.c_float,
+    np.int8: ctypes.c_int8,
+    np.int32: ctypes.c_int32,
 }
 
 
-class SlimError(RuntimeError):
-    """A fh_slim call returned a non-zero status."""
-
-
-_OPS_FIELDS = tuple(f.name for f in fields(OpCounts))
-_P = ctypes.POINTER
-
-
-class _Ops(ctypes.Structure):
-    _fields_ = [(f, ctypes.c_int64) for f in _OPS_FIELDS]
+class _NetDims(ctypes.Structure):
+    _fields_ = [(f, ctypes.c_int32) for f in ("in_channels", "in_length", "n_conv", "n_dense")]
 
 
 class _ConvDims(ctypes.Structure):
@@ -48,100 +42,96 @@ class _DenseDims(ctypes.Structure):
     _fields_ = [(f, ctypes.c_int32) for f in ("n_in_full", "n_out_full", "n_in", "n_out", "relu")]
 
 
-class _ConvF32(ctypes.Structure):
-    _fields_ = [
-        ("dims", _ConvDims),
-        ("weight", _P(ctypes.c_float)),
-        ("scale", _P(ctypes.c_float)),
-        ("shift", _P(ctypes.c_float)),
-    ]
+# The tensors each C layer struct points to, after its dims: (field, numpy dtype, shared).
+# A shared tensor is the full one that every width reads: it is never copied, so it must already
+# have the dtype and be C-contiguous. The others belong to one width and are converted if needed.
+_Tensors = tuple[tuple[str, type, bool], ...]
+_CONV_F32: _Tensors = (
+    ("weight", np.float32, True),
+    ("scale", np.float32, False),
+    ("shift", np.float32, False),
+)
+_DENSE_F32: _Tensors = (("weight", np.float32, True), ("bias", np.float32, True))
+_CONV_S8: _Tensors = (
+    ("weight", np.int8, True),
+    ("bias", np.int32, False),
+    ("mult", np.int32, False),
+    ("rshift", np.int32, False),
+)
+# An int8 dense struct has all five pointers; a hidden layer requantizes like a conv block (the
+# same four tensors), the last one scales its logits. The pointers a layer does not use stay NULL.
+_DENSE_S8_HIDDEN: _Tensors = _CONV_S8
+_DENSE_S8_LAST: _Tensors = (
+    ("weight", np.int8, True),
+    ("bias", np.int32, False),
+    ("logit_scale", np.float32, False),
+)
+_DENSE_S8: _Tensors = (*_DENSE_S8_HIDDEN, ("logit_scale", np.float32, False))
 
 
-class _DenseF32(ctypes.Structure):
-    _fields_ = [("dims", _DenseDims), ("weight", _P(ctypes.c_float)), ("bias", _P(ctypes.c_float))]
+def _layer_struct(name: str, dims: type, tensors: _Tensors) -> type:
+    """A ctypes mirror of one fh_slim layer struct: ``dims``, then one pointer per tensor."""
+    fields = [("dims", dims), *((f, _P(_CTYPES[dtype])) for f, dtype, _ in tensors)]
+    return type(name, (ctypes.Structure,), {"_fields_": fields})
 
 
-class _NetF32(ctypes.Structure):
-    _fields_ = [
-        ("in_channels", ctypes.c_int32),
-        ("in_length", ctypes.c_int32),
-        ("n_conv", ctypes.c_int32),
-        ("n_dense", ctypes.c_int32),
-        ("conv", _P(_ConvF32)),
-        ("dense", _P(_DenseF32)),
-    ]
+def _net_struct(name: str, conv: type, dense: type) -> type:
+    """A ctypes mirror of an fh_slim network struct."""
+    fields = [("dims", _NetDims), ("conv", _P(conv)), ("dense", _P(dense))]
+    return type(name, (ctypes.Structure,), {"_fields_": fields})
 
 
-class _ConvS8(ctypes.Structure):
-    _fields_ = [
-        ("dims", _ConvDims),
-        ("weight", _P(ctypes.c_int8)),
-        ("bias", _P(ctypes.c_int32)),
-        ("mult", _P(ctypes.c_int32)),
-        ("rshift", _P(ctypes.c_int32)),
-    ]
+@dataclass(frozen=True)
+class _Kind:
+    """The C structs and entry points of one element type."""
+
+    conv: type
+    dense: type
+    net: type
+    buffer_size: str
+    forward: str
 
 
-class _DenseS8(ctypes.Structure):
-    _fields_ = [
-        ("dims", _DenseDims),
-        ("weight", _P(ctypes.c_int8)),
-        ("bias", _P(ctypes.c_int32)),
-        ("mult", _P(ctypes.c_int32)),
-        ("rshift", _P(ctypes.c_int32)),
-        ("logit_scale", _P(ctypes.c_float)),
-    ]
+_ConvF32 = _layer_struct("_ConvF32", _ConvDims, _CONV_F32)
+_DenseF32 = _layer_struct("_DenseF32", _DenseDims, _DENSE_F32)
+_ConvS8 = _layer_struct("_ConvS8", _ConvDims, _CONV_S8)
+_DenseS8 = _layer_struct("_DenseS8", _DenseDims, _DENSE_S8)
+_F32 = _Kind(
+    _ConvF32,
+    _DenseF32,
+    _net_struct("_NetF32", _ConvF32, _DenseF32),
+    "fh_slim_f32_get_buffer_size",
+    "fh_slim_forward_f32",
+)
+_S8 = _Kind(
+    _ConvS8,
+    _DenseS8,
+    _net_struct("_NetS8", _ConvS8, _DenseS8),
+    "fh_slim_s8_get_buffer_size",
+    "fh_slim_forward_s8",
+)
 
 
-class _NetS8(ctypes.Structure):
-    _fields_ = [
-        ("in_channels", ctypes.c_int32),
-        ("in_length", ctypes.c_int32),
-        ("n_conv", ctypes.c_int32),
-        ("n_dense", ctypes.c_int32),
-        ("conv", _P(_ConvS8)),
-        ("dense", _P(_DenseS8)),
-    ]
-
-
-def _load() -> ctypes.CDLL:
-    lib = ctypes.CDLL(str(library_path()))
-    i32, vp = ctypes.c_int32, ctypes.c_void_p
-    lib.fh_slim_f32_get_buffer_size.argtypes = [_P(_NetF32), _P(i32)]
-    lib.fh_slim_s8_get_buffer_size.argtypes = [_P(_NetS8), _P(i32)]
-    lib.fh_slim_forward_f32.argtypes = [_P(_NetF32), vp, i32, vp, vp, i32, _P(_Ops)]
-    lib.fh_slim_forward_s8.argtypes = [_P(_NetS8), vp, i32, vp, vp, i32, _P(_Ops)]
-    lib.fh_slim_score_margin.argtypes = [vp, i32, i32, ctypes.c_float, vp, vp, vp, _P(_Ops)]
-    for fn in (
-        "fh_slim_f32_get_buffer_size",
-        "fh_slim_s8_get_buffer_size",
-        "fh_slim_forward_f32",
-        "fh_slim_forward_s8",
-        "fh_slim_score_margin",
-    ):
-        getattr(lib, fn).restype = ctypes.c_int
-    return lib
-
-
-_LIB: ctypes.CDLL | None = None
-
-
+@functools.cache
 def _lib() -> ctypes.CDLL:
-    global _LIB
-    if _LIB is None:
-        _LIB = _load()
-    return _LIB
+    i32, vp, ops = ctypes.c_int32, ctypes.c_void_p, _P(clib.COpCounts)
+    signatures: dict[str, tuple[type, ...]] = {
+        "fh_slim_score_margin": (vp, i32, i32, ctypes.c_float, vp, vp, vp, ops),
+    }
+    for kind in (_F32, _S8):
+        signatures[kind.buffer_size] = (_P(kind.net), _P(i32))
+        signatures[kind.forward] = (_P(kind.net), vp, i32, vp, vp, i32, ops)
+    return clib.bind(signatures)
 
 
-def _check(status: int, what: str) -> None:
-    if status != 0:
-        raise SlimError(f"{what}: status {status} ({_STATUS.get(status, 'unknown')})")
-
-
-def _ptr(arr: np.ndarray, ctype: type, dtype: type) -> ctypes._Pointer:
-    if arr.dtype != dtype or not arr.flags.c_contiguous:
-        raise SlimError(f"expected a C-contiguous {np.dtype(dtype)} array, got {arr.dtype}")
-    return arr.ctypes.data_as(_P(ctype))
+def _describe(m: SlimF32 | SlimS8) -> str:
+    """The sizes of a network at one width, for error messages."""
+    convs = ", ".join(f"{c.c_in}->{c.c_out}" for c in m.convs)
+    denses = ", ".join(f"{d.n_in}->{d.n_out}" for d in m.denses)
+    return (
+        f"width {m.width}, input [{m.in_channels}, {m.in_length}], conv channels [{convs}], "
+        f"dense units [{denses}]"
+    )
 
 
 class SlimNetC:
@@ -152,91 +142,66 @@ class SlimNetC:
         self.model = model
         self.int8 = isinstance(model, SlimS8)
         self.n_classes = model.denses[-1].n_out
+        self._kind = _S8 if self.int8 else _F32
         self._keep: list[np.ndarray] = []
-        if self.int8:
-            self._net = self._build_s8(model)
-            fn = _lib().fh_slim_s8_get_buffer_size
-        else:
-            self._net = self._build_f32(model)
-            fn = _lib().fh_slim_f32_get_buffer_size
+        self._net = self._build(model)
         size = ctypes.c_int32(0)
-        _check(fn(ctypes.byref(self._net), ctypes.byref(size)), "fh_slim get_buffer_size")
+        clib.check(
+            getattr(_lib(), self._kind.buffer_size)(ctypes.byref(self._net), ctypes.byref(size)),
+            self._kind.buffer_size,
+            _describe(model),
+        )
         self.buffer_bytes = int(size.value)
         self._buffer = np.zeros(max(self.buffer_bytes, 1), np.uint8)
 
-    def _arr(self, a: np.ndarray, dtype: type) -> np.ndarray:
-        out = np.ascontiguousarray(a, dtype=dtype)
-        self._keep.append(out)
-        return out
-
-    def _build_f32(self, m: SlimF32) -> _NetF32:
-        f = ctypes.c_float
-        convs = (_ConvF32 * len(m.convs))()
-        for i, c in enumerate(m.convs):
-            full = c.weight
-            convs[i].dims = _ConvDims(
-                full.shape[1], full.shape[0], c.c_in, c.c_out, full.shape[2], c.pool
-            )
-            convs[i].weight = _ptr(full, f, np.float32)
-            convs[i].scale = _ptr(self._arr(c.scale, np.float32), f, np.float32)
-            convs[i].shift = _ptr(self._arr(c.shift, np.float32), f, np.float32)
-        denses = (_DenseF32 * len(m.denses))()
-        for i, d in enumerate(m.denses):
-            denses[i].dims = _DenseDims(
-                d.weight.shape[1], d.weight.shape[0], d.n_in, d.n_out, int(d.relu)
-            )
-            denses[i].weight = _ptr(d.weight, f, np.float32)
-            denses[i].bias = _ptr(d.bias, f, np.float32)
-        self._structs = (convs, denses)
-        return _NetF32(m.in_channels, m.in_length, len(m.convs), len(m.denses), convs, denses)
-
-    def _build_s8(self, m: SlimS8) -> _NetS8:
-        i8, i32 = ctypes.c_int8, ctypes.c_int32
-        convs = (_ConvS8 * len(m.convs))()
-        for i, c in enumerate(m.convs):
-            full = c.weight
-            convs[i].dims = _ConvDims(
-                full.shape[1], full.shape[0], c.c_in, c.c_out, full.shape[2], c.pool
-            )
-            convs[i].weight = _ptr(full, i8, np.int8)
-            convs[i].bias = _ptr(self._arr(c.bias, np.int32), i32, np.int32)
-            convs[i].mult = _ptr(self._arr(c.mult, np.int32), i32, np.int32)
-            convs[i].rshift = _ptr(self._arr(c.rshift, np.int32), i32, np.int32)
-        denses = (_DenseS8 * len(m.denses))()
-        for i, d in enumerate(m.denses):
-            denses[i].dims = _DenseDims(
-                d.weight.shape[1], d.weight.shape[0], d.n_in, d.n_out, int(d.relu)
-            )
-            denses[i].weight = _ptr(d.weight, i8, np.int8)
-            denses[i].bias = _ptr(self._arr(d.bias, np.int32), i32, np.int32)
-            if d.relu:
-                denses[i].mult = _ptr(self._arr(d.mult, np.int32), i32, np.int32)
-                denses[i].rshift = _ptr(self._arr(d.rshift, np.int32), i32, np.int32)
-            else:
-                denses[i].logit_scale = _ptr(
-                    self._arr(d.logit_scale, np.float32), ctypes.c_float, np.float32
+    def _point(self, struct: ctypes.Structure, layer: object, tensors: _Tensors) -> None:
+        """Points the struct's tensor fields into the layer's arrays of the same names."""
+        for field, dtype, shared in tensors:
+            a = getattr(layer, field)
+            if shared and (a.dtype != dtype or not a.flags.c_contiguous):
+                raise ValueError(
+                    f"{field} is shared by every width and must be a C-contiguous "
+                    f"{np.dtype(dtype)} array, got {a.dtype} (contiguous: {a.flags.c_contiguous})"
                 )
+            a = np.ascontiguousarray(a, dtype=dtype)
+            self._keep.append(a)
+            setattr(struct, field, a.ctypes.data_as(_P(_CTYPES[dtype])))
+
+    def _build(self, m: SlimF32 | SlimS8) -> ctypes.Structure:
+        kind = self._kind
+        convs = (kind.conv * len(m.convs))()
+        for i, c in enumerate(m.convs):
+            c_out_full, c_in_full, k = c.weight.shape
+            convs[i].dims = _ConvDims(c_in_full, c_out_full, c.c_in, c.c_out, k, c.pool)
+            self._point(convs[i], c, _CONV_S8 if self.int8 else _CONV_F32)
+        denses = (kind.dense * len(m.denses))()
+        for i, d in enumerate(m.denses):
+            n_out_full, n_in_full = d.weight.shape
+            denses[i].dims = _DenseDims(n_in_full, n_out_full, d.n_in, d.n_out, int(d.relu))
+            if not self.int8:
+                self._point(denses[i], d, _DENSE_F32)
+            else:
+                self._point(denses[i], d, _DENSE_S8_HIDDEN if d.relu else _DENSE_S8_LAST)
         self._structs = (convs, denses)
-        return _NetS8(m.in_channels, m.in_length, len(m.convs), len(m.denses), convs, denses)
+        dims = _NetDims(m.in_channels, m.in_length, len(m.convs), len(m.denses))
+        return kind.net(dims, convs, denses)
 
     def forward(self, x: np.ndarray) -> tuple[np.ndarray, OpCounts]:
         """Logits ``[N, n_classes]`` float32 of ``x [N, C, T]`` (float32; quantized with the
         model's input scale for int8) and the operations counted for the whole batch."""
         m = self.model
         if x.ndim != 3 or x.shape[1:] != (m.in_channels, m.in_length):
-            raise SlimError(
+            raise ValueError(
                 f"input must be [N, {m.in_channels}, {m.in_length}], got {list(x.shape)}"
             )
         n = x.shape[0]
         logits = np.zeros((n, self.n_classes), np.float32)
-        ops = _Ops()
-        if self.int8:
+        ops = clib.COpCounts()
+        if isinstance(m, SlimS8):
             xin = np.ascontiguousarray(m.quantize_input(x))
-            fn = _lib().fh_slim_forward_s8
         else:
             xin = np.ascontiguousarray(x, dtype=np.float32)
-            fn = _lib().fh_slim_forward_f32
-        status = fn(
+        status = getattr(_lib(), self._kind.forward)(
             ctypes.byref(self._net),
             xin.ctypes.data,
             n,
@@ -245,8 +210,8 @@ class SlimNetC:
             self.buffer_bytes,
             ctypes.byref(ops),
         )
-        _check(status, "fh_slim_forward_s8" if self.int8 else "fh_slim_forward_f32")
-        return logits, OpCounts(*(getattr(ops, f) for f in _OPS_FIELDS))
+        clib.check(status, self._kind.forward, f"x shape {list(x.shape)}, {_describe(m)}")
+        return logits, ops.to_op_counts()
 
 
 def score_margin(
@@ -256,12 +221,12 @@ def score_margin(
     easy [N] bool = margin > th, ops for the batch)``."""
     z = np.ascontiguousarray(logits, dtype=np.float32)
     if z.ndim != 2:
-        raise SlimError(f"logits must be [N, K], got shape {list(z.shape)}")
+        raise ValueError(f"logits must be [N, K], got shape {list(z.shape)}")
     n, k = z.shape
     margin = np.zeros(n, np.float32)
     argmax = np.zeros(n, np.int32)
     easy = np.zeros(n, np.uint8)
-    ops = _Ops()
+    ops = clib.COpCounts()
     status = _lib().fh_slim_score_margin(
         z.ctypes.data,
         n,
@@ -272,5 +237,5 @@ def score_margin(
         easy.ctypes.data,
         ctypes.byref(ops),
     )
-    _check(status, "fh_slim_score_margin")
-    return margin, argmax, easy.astype(bool), OpCounts(*(getattr(ops, f) for f in _OPS_FIELDS))
+    clib.check(status, "fh_slim_score_margin", f"logits shape [{n}, {k}], th {th}")
+    return margin, argmax, easy.astype(bool), ops.to_op_counts()

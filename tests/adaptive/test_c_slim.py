@@ -10,7 +10,8 @@ import pytest
 from fedhar.adaptive.export import export_f32
 from fedhar.adaptive.quant import fake_quant_logits, q31, quantize, quantize_weights
 from fedhar.adaptive.slim import predict_logits
-from fedhar.ondevice.slim_infer import SlimError, SlimNetC
+from fedhar.ondevice.clib import CLibError, Status
+from fedhar.ondevice.slim_infer import SlimNetC
 
 
 @pytest.mark.parametrize("width", [0.25, 0.5, 1.0])
@@ -65,11 +66,12 @@ def test_mac_count_matches_loop_trip_counts(trained) -> None:
 def test_bad_shapes_raise(trained) -> None:
     net, x, _ = trained
     m = export_f32(net, 0.5)
-    with pytest.raises(SlimError, match="input must be"):
+    with pytest.raises(ValueError, match="input must be"):
         SlimNetC(m).forward(x[:, :, :16])
     broken = dataclasses.replace(m, convs=(dataclasses.replace(m.convs[0], c_in=2), *m.convs[1:]))
-    with pytest.raises(SlimError, match="status 2"):
+    with pytest.raises(CLibError, match="fh_slim_f32_get_buffer_size: FT_ERR_SHAPE") as err:
         SlimNetC(broken)
+    assert err.value.code == Status.ERR_SHAPE and "conv channels [2->" in str(err.value)
 
 
 def test_q31_round_trip() -> None:

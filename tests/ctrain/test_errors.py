@@ -9,14 +9,15 @@ import pytest
 from _ctrain_support import data, twins
 
 from fedhar.models.spec import LayerSpec, ModelSpec, cnn3
-from fedhar.ondevice import ctrain
-from fedhar.ondevice.ctrain import CTrainError, Trainer
+from fedhar.ondevice import clib, ctrain
+from fedhar.ondevice.clib import CLibError, Status
+from fedhar.ondevice.ctrain import Trainer
 
 SPEC = cnn3(3, 20, 6)
 
 
 def _status(code: int) -> str:
-    return ctrain._LIB.ft_status_str(code).decode()
+    return clib.status_name(code)
 
 
 def test_status_names() -> None:
@@ -30,13 +31,15 @@ def test_status_names() -> None:
         "FT_ERR_STATE",
     ]
     assert _status(99) == _status(-1) == "FT_UNKNOWN_STATUS"
+    assert [f"FT_{s.name}" for s in Status] == [_status(s) for s in Status]
 
 
 def test_too_small_arena() -> None:
     need = Trainer.required_arena_bytes(SPEC, "full")
-    with pytest.raises(CTrainError) as err:
+    with pytest.raises(CLibError) as err:
         Trainer(SPEC, arena_bytes=need - 4)
     assert err.value.status == "FT_ERR_ARENA_TOO_SMALL"
+    assert err.value.code == Status.ERR_ARENA_TOO_SMALL and err.value.entry == "ft_context_init"
     assert "ft_context_init" in str(err.value) and "3x20" in str(err.value)
     Trainer(SPEC, arena_bytes=need)
 
@@ -45,7 +48,7 @@ def test_mode_switch_that_does_not_fit_keeps_the_context_working() -> None:
     need_tl = Trainer.required_arena_bytes(SPEC, "tl")
     _, trainer = twins(SPEC, 0, mode="tl", arena_bytes=need_tl)
     x, y = data(8, 3, 20, 6, 0)
-    with pytest.raises(CTrainError, match="FT_ERR_ARENA_TOO_SMALL"):
+    with pytest.raises(CLibError, match="FT_ERR_ARENA_TOO_SMALL"):
         trainer.set_trainable(mode="full")
     assert trainer.trainable == ctrain.trainable_flags(SPEC, "tl")
     assert np.isfinite(trainer.train_batch(x, y))
@@ -63,7 +66,7 @@ def test_inconsistent_spec_shapes() -> None:
             LayerSpec("dense", "d", (4,), (6,), out_channels=6),
         ),
     )
-    with pytest.raises(CTrainError) as err:
+    with pytest.raises(CLibError) as err:
         Trainer(bad)
     assert err.value.status == "FT_ERR_SHAPE"
 
@@ -85,7 +88,7 @@ def test_python_side_shape_and_dtype_checks() -> None:
 
 def test_c_side_validation_of_raw_calls() -> None:
     _, trainer = twins(SPEC, 0)
-    lib, ctx = ctrain._LIB, trainer._ctx
+    lib, ctx = ctrain._lib(), trainer._ctx
     x, _ = data(2, 3, 20, 6, 0)
     y = np.array([0, 1], dtype=np.int32)
     loss = ctypes.c_float()
@@ -114,13 +117,13 @@ def test_bad_labels_order_and_batch_size() -> None:
     _, trainer = twins(SPEC, 0)
     x, y = data(4, 3, 20, 6, 0)
     start = trainer.state_dict()
-    with pytest.raises(CTrainError, match="FT_ERR_ARG"):
+    with pytest.raises(CLibError, match="FT_ERR_ARG"):
         trainer.train_batch(x, np.array([0, 1, 6, 2]))
-    with pytest.raises(CTrainError, match="FT_ERR_ARG"):
+    with pytest.raises(CLibError, match="FT_ERR_ARG"):
         trainer.train_epoch(x, y, 2, np.array([0, 4]))
-    with pytest.raises(CTrainError, match="FT_ERR_ARG"):
+    with pytest.raises(CLibError, match="FT_ERR_ARG"):
         trainer.train_epoch(x, y, 0)
-    with pytest.raises(CTrainError, match="FT_ERR_ARG"):
+    with pytest.raises(CLibError, match="FT_ERR_ARG"):
         trainer.store_samples(x, y)  # no stored-sample slots
     after = trainer.state_dict()
     assert all(np.array_equal(after[k], start[k]) for k in start)
@@ -131,9 +134,9 @@ def test_nan_input_is_a_numeric_error_and_changes_nothing() -> None:
     x, y = data(4, 3, 20, 6, 0)
     start = trainer.state_dict()
     x[2, 1, 5] = np.nan
-    with pytest.raises(CTrainError, match="FT_ERR_NUMERIC"):
+    with pytest.raises(CLibError, match="FT_ERR_NUMERIC"):
         trainer.train_batch(x, y)
-    with pytest.raises(CTrainError, match="FT_ERR_NUMERIC"):
+    with pytest.raises(CLibError, match="FT_ERR_NUMERIC"):
         trainer.logits(x)
     after = trainer.state_dict()
     assert all(np.array_equal(after[k], start[k]) for k in start)
@@ -148,13 +151,13 @@ def test_invalid_hyper_parameters_and_weights() -> None:
         Trainer(SPEC, mode="half")
     with pytest.raises(ValueError, match="tl_layers"):
         Trainer(SPEC, mode="tl", tl_layers=3)
-    with pytest.raises(CTrainError, match="FT_ERR_ARG"):
+    with pytest.raises(CLibError, match="FT_ERR_ARG"):
         Trainer(SPEC, class_weights=[1, 1, -1, 1, 1, 1])
-    with pytest.raises(CTrainError, match="FT_ERR_ARG"):
+    with pytest.raises(CLibError, match="FT_ERR_ARG"):
         Trainer(SPEC).set_trainable(flags=[True] * len(SPEC.layers))  # relu cannot train
     _, trainer = twins(SPEC, 0, class_weights=[0, 1, 1, 1, 1, 1])
     x, _ = data(3, 3, 20, 6, 0)
-    with pytest.raises(CTrainError, match="FT_ERR_NUMERIC"):  # sum of batch weights is 0
+    with pytest.raises(CLibError, match="FT_ERR_NUMERIC"):  # sum of batch weights is 0
         trainer.train_batch(x, np.zeros(3, dtype=np.int64))
 
 
@@ -162,7 +165,7 @@ def test_nothing_trainable_is_a_state_error() -> None:
     trainer = Trainer(SPEC)
     trainer.set_trainable(flags=[False] * len(SPEC.layers))
     x, y = data(2, 3, 20, 6, 0)
-    with pytest.raises(CTrainError, match="FT_ERR_STATE"):
+    with pytest.raises(CLibError, match="FT_ERR_STATE"):
         trainer.train_batch(x, y)
     assert trainer.logits(x).shape == (2, 6)
 

@@ -1,9 +1,10 @@
-"""Builds the library with AddressSanitizer + UBSan and runs the gradient and invalid-input tests
-against that build through the real binding (FEDHAR_CTRAIN_LIB), in a subprocess.
+"""Builds the whole C library with AddressSanitizer + UBSan and runs the gradient and
+invalid-input tests against that build through the real bindings (FEDHAR_CTRAIN_LIB), in a
+subprocess.
 
-Two builds: the default one (vector tiles, avx2 clone) runs the gradient and invalid-input
-tests; the plain C99 one (FT_PLAIN_C, the code a Cortex-M build compiles) runs the gradient
-tests, its only code that differs.
+Two builds: the default one (vector tiles, avx2 clone) runs the gradient, invalid-input and
+width-sliced inference tests; the plain C99 one (FT_PLAIN_C, the code a Cortex-M build compiles)
+runs the gradient and invalid-input tests again, since its training kernels differ.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
-CSRC = REPO / "clients" / "csrc"
+CSRC = REPO / "fedhar" / "ondevice" / "csrc"
 FLAGS = [
     "-std=c99",
     "-O1",
@@ -48,7 +49,7 @@ def test_gradient_and_error_tests_clean_under_sanitizers(variant: str, tmp_path:
     if not os.path.isabs(asan):
         pytest.skip("libasan.so not found")
     lib = tmp_path / "libfedhar_train_san.so"
-    sources = sorted(str(p) for p in CSRC.glob("ft_*.c"))
+    sources = sorted(str(p) for p in CSRC.glob("*.c"))
     extra = ["-DFT_PLAIN_C"] if variant == "plain" else []
     subprocess.run(
         ["gcc", *FLAGS, *extra, f"-I{CSRC}", *sources, "-lm", "-o", str(lib)],
@@ -77,6 +78,7 @@ def test_gradient_and_error_tests_clean_under_sanitizers(variant: str, tmp_path:
             "not sanitizers",
             str(HERE / "test_layers.py"),
             str(HERE / "test_errors.py"),
+            *([str(REPO / "tests" / "adaptive" / "test_c_slim.py")] if variant == "vector" else []),
         ],
         cwd=REPO,
         env=env,

@@ -11,8 +11,9 @@
  * Internally, activations are channels-last [T, C] and weights are [K, C, F] / [N, M];
  * ft_set_param / ft_get_param convert.
  *
- * Every entry point returns an ft_status. See README.md for the arena plan, the operation
- * counting rules and the exact meaning of every counter.
+ * Every entry point returns an ft_status and counters are ft_op_counts (fedhar_types.h, shared
+ * with the width-sliced inference API fh_slim.h). See README.md for the arena plan, the
+ * operation counting rules and the exact meaning of every counter.
  */
 #ifndef FEDHAR_TRAIN_H
 #define FEDHAR_TRAIN_H
@@ -20,21 +21,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fedhar_types.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-/** Status codes returned by every entry point. */
-typedef enum {
-    FT_OK = 0,
-    FT_ERR_NULL = 1,             /**< a required pointer is NULL */
-    FT_ERR_SHAPE = 2,            /**< a shape or size does not match the model */
-    FT_ERR_ARENA_TOO_SMALL = 3,  /**< the arena cannot hold this configuration */
-    FT_ERR_ARG = 4,              /**< an argument is out of its documented range */
-    FT_ERR_NUMERIC = 5,          /**< NaN or Inf in a loss, logit or gradient */
-    FT_ERR_STATE = 6,            /**< the call is not valid in the context's state */
-    FT_STATUS_COUNT = 7
-} ft_status;
 
 /** Layer kinds (values are part of the ABI). */
 typedef enum {
@@ -104,22 +95,8 @@ typedef struct {
     int32_t n_stored_samples;  /**< >= 0, local samples reserved in the arena */
 } ft_train_config;
 
-/** Operation counters of one layer and phase (see README.md for exact rules). */
-typedef struct {
-    int64_t macs;        /**< multiply-accumulates a += b * c */
-    int64_t adds;        /**< additions and subtractions */
-    int64_t muls;        /**< multiplications not part of a MAC */
-    int64_t divs;        /**< divisions */
-    int64_t exps;        /**< transcendental calls: expf, logf, sqrtf */
-    int64_t cmps;        /**< comparisons (max, ReLU, argmax) */
-    int64_t bytes_moved; /**< bytes of array loads + stores in the reference loop nest */
-} ft_op_counts;
-
 /** Opaque per-client context; lives at the start of the caller's arena. */
 typedef struct ft_context ft_context;
-
-/** Static name of a status ("FT_OK", ...); "FT_UNKNOWN_STATUS" for other values. */
-const char *ft_status_str(int32_t status);
 
 /**
  * Bytes of arena needed for a model and configuration.

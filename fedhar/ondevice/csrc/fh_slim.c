@@ -29,311 +29,382 @@
 #include <stddef.h>
 
 #define FH_SLIM_MAX_DIM 1048576
+#define FH_SLIM_MAX_LAYERS 64
+
+/* ---------------------------------------------------------------------------------------- */
+/* One network of either element type                                                        */
+
+/*
+ * A float32 or an int8 network (exactly one of f32 and s8 is set), seen through what both
+ * share: the sizes, the layer walk and the activation element size. Validation, buffer sizing
+ * and the per-sample walk are written once against it; only the layer kernels are typed.
+ */
+typedef struct {
+    const fh_slim_net_f32 *f32;
+    const fh_slim_net_s8 *s8;
+    const fh_slim_net_dims *dims; /* NULL when the net pointer is NULL */
+    int32_t elem_bytes;           /* bytes of one activation: 4 (float32) or 1 (int8) */
+} fh_slim_net;
+
+static fh_slim_net fh_slim_net_of(const fh_slim_net_f32 *f32, const fh_slim_net_s8 *s8)
+{
+    fh_slim_net v;
+    v.f32 = f32;
+    v.s8 = s8;
+    v.dims = f32 != NULL ? &f32->dims : (s8 != NULL ? &s8->dims : NULL);
+    v.elem_bytes = f32 != NULL ? (int32_t)sizeof(float) : (int32_t)sizeof(int8_t);
+    return v;
+}
+
+static const fh_slim_conv_dims *fh_slim_conv_dims_at(const fh_slim_net *v, int32_t i)
+{
+    return v->f32 != NULL ? &v->f32->conv[i].dims : &v->s8->conv[i].dims;
+}
+
+static const fh_slim_dense_dims *fh_slim_dense_dims_at(const fh_slim_net *v, int32_t i)
+{
+    return v->f32 != NULL ? &v->f32->dense[i].dims : &v->s8->dense[i].dims;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Validation                                                                                */
 
 static int32_t fh_slim_bad_dim(int32_t v) { return v < 1 || v > FH_SLIM_MAX_DIM; }
 
 /* Checks one conv block fed c channels of length t; writes the pooled output length. */
-static fh_slim_status fh_slim_check_conv(const fh_slim_conv_dims *d, int32_t c, int32_t t,
-                                         int32_t *t_out)
+static ft_status fh_slim_check_conv(const fh_slim_conv_dims *d, int32_t c, int32_t t,
+                                    int32_t *t_out)
 {
     if (fh_slim_bad_dim(d->c_in_full) || fh_slim_bad_dim(d->c_out_full) ||
         fh_slim_bad_dim(d->c_in) || fh_slim_bad_dim(d->c_out) || fh_slim_bad_dim(d->kernel) ||
         fh_slim_bad_dim(d->pool)) {
-        return FH_SLIM_ERR_SHAPE;
+        return FT_ERR_SHAPE;
     }
     if (d->c_in != c || d->c_in > d->c_in_full || d->c_out > d->c_out_full || t / d->pool < 1) {
-        return FH_SLIM_ERR_SHAPE;
+        return FT_ERR_SHAPE;
     }
     if ((int64_t)d->c_out * t > FH_SLIM_MAX_DIM) {
-        return FH_SLIM_ERR_SHAPE;
+        return FT_ERR_SHAPE;
     }
     *t_out = t / d->pool;
-    return FH_SLIM_OK;
+    return FT_OK;
 }
 
-static fh_slim_status fh_slim_check_dense(const fh_slim_dense_dims *d, int32_t n_in, int32_t last)
+static ft_status fh_slim_check_dense(const fh_slim_dense_dims *d, int32_t n_in, int32_t last)
 {
     if (fh_slim_bad_dim(d->n_in_full) || fh_slim_bad_dim(d->n_out_full) ||
         fh_slim_bad_dim(d->n_in) || fh_slim_bad_dim(d->n_out)) {
-        return FH_SLIM_ERR_SHAPE;
+        return FT_ERR_SHAPE;
     }
     if (d->n_in != n_in || d->n_in > d->n_in_full || d->n_out > d->n_out_full) {
-        return FH_SLIM_ERR_SHAPE;
+        return FT_ERR_SHAPE;
     }
     if (d->relu != (last ? 0 : 1)) {
-        return FH_SLIM_ERR_SHAPE;
+        return FT_ERR_SHAPE;
     }
-    return FH_SLIM_OK;
+    return FT_OK;
+}
+
+/* 1 if a layer lacks one of the tensors it reads. */
+static int fh_slim_conv_f32_missing(const fh_slim_conv_f32 *l)
+{
+    return l->weight == NULL || l->scale == NULL || l->shift == NULL;
+}
+
+static int fh_slim_conv_s8_missing(const fh_slim_conv_s8 *l)
+{
+    return l->weight == NULL || l->bias == NULL || l->mult == NULL || l->rshift == NULL;
+}
+
+static int fh_slim_dense_f32_missing(const fh_slim_dense_f32 *l)
+{
+    return l->weight == NULL || l->bias == NULL;
+}
+
+/* Hidden int8 dense layers requantize (mult, rshift); the last one scales logits. */
+static int fh_slim_dense_s8_missing(const fh_slim_dense_s8 *l, int32_t last)
+{
+    if (l->weight == NULL || l->bias == NULL) {
+        return 1;
+    }
+    return last ? l->logit_scale == NULL : (l->mult == NULL || l->rshift == NULL);
+}
+
+/* FT_ERR_NULL if a layer of v lacks one of its tensors. */
+static ft_status fh_slim_check_tensors(const fh_slim_net *v)
+{
+    const fh_slim_net_dims *nd = v->dims;
+    int32_t i;
+    for (i = 0; i < nd->n_conv; ++i) {
+        if (v->f32 != NULL ? fh_slim_conv_f32_missing(&v->f32->conv[i])
+                           : fh_slim_conv_s8_missing(&v->s8->conv[i])) {
+            return FT_ERR_NULL;
+        }
+    }
+    for (i = 0; i < nd->n_dense; ++i) {
+        if (v->f32 != NULL ? fh_slim_dense_f32_missing(&v->f32->dense[i])
+                           : fh_slim_dense_s8_missing(&v->s8->dense[i], i == nd->n_dense - 1)) {
+            return FT_ERR_NULL;
+        }
+    }
+    return FT_OK;
 }
 
 /* Validates the layer chain; writes the largest activation (elements) and the class count. */
-static fh_slim_status fh_slim_check_chain(int32_t in_channels, int32_t in_length, int32_t n_conv,
-                                          int32_t n_dense, const fh_slim_conv_dims *const *convs,
-                                          const fh_slim_dense_dims *const *denses,
-                                          int32_t *max_elems, int32_t *n_classes)
+static ft_status fh_slim_check_chain(const fh_slim_net *v, int32_t *max_elems,
+                                     int32_t *n_classes)
 {
-    int32_t c = in_channels, t = in_length, i, t_out = 0;
+    const fh_slim_net_dims *nd = v->dims;
+    int32_t c = nd->in_channels, t = nd->in_length, i, t_out = 0;
     int64_t biggest = 1;
-    fh_slim_status st;
-    if (fh_slim_bad_dim(in_channels) || fh_slim_bad_dim(in_length) || n_conv < 1 ||
-        n_dense < 1 || n_conv > 64 || n_dense > 64) {
-        return FH_SLIM_ERR_SHAPE;
+    ft_status st;
+    if (fh_slim_bad_dim(nd->in_channels) || fh_slim_bad_dim(nd->in_length)) {
+        return FT_ERR_SHAPE;
     }
-    for (i = 0; i < n_conv; ++i) {
-        st = fh_slim_check_conv(convs[i], c, t, &t_out);
-        if (st != FH_SLIM_OK) {
+    for (i = 0; i < nd->n_conv; ++i) {
+        const fh_slim_conv_dims *d = fh_slim_conv_dims_at(v, i);
+        st = fh_slim_check_conv(d, c, t, &t_out);
+        if (st != FT_OK) {
             return st;
         }
-        if ((int64_t)convs[i]->c_out * t > biggest) {
-            biggest = (int64_t)convs[i]->c_out * t;
+        if ((int64_t)d->c_out * t > biggest) {
+            biggest = (int64_t)d->c_out * t;
         }
-        c = convs[i]->c_out;
+        c = d->c_out;
         t = t_out;
     }
-    for (i = 0; i < n_dense; ++i) {
-        st = fh_slim_check_dense(denses[i], c, i == n_dense - 1);
-        if (st != FH_SLIM_OK) {
+    for (i = 0; i < nd->n_dense; ++i) {
+        const fh_slim_dense_dims *d = fh_slim_dense_dims_at(v, i);
+        st = fh_slim_check_dense(d, c, i == nd->n_dense - 1);
+        if (st != FT_OK) {
             return st;
         }
-        c = denses[i]->n_out;
+        c = d->n_out;
         if (c > biggest) {
             biggest = c;
         }
     }
     *max_elems = (int32_t)biggest;
     *n_classes = c;
-    return FH_SLIM_OK;
+    return FT_OK;
 }
 
-static fh_slim_status fh_slim_check_f32(const fh_slim_net_f32 *net, int32_t *max_elems,
-                                        int32_t *n_classes)
+/* Validates pointers, layer counts and the layer chain of v, in that order. */
+static ft_status fh_slim_check(const fh_slim_net *v, int32_t *max_elems, int32_t *n_classes)
 {
-    const fh_slim_conv_dims *convs[64];
-    const fh_slim_dense_dims *denses[64];
+    const fh_slim_net_dims *nd = v->dims;
+    const int has_layers = v->f32 != NULL ? v->f32->conv != NULL && v->f32->dense != NULL
+                                          : v->s8 != NULL && v->s8->conv != NULL &&
+                                                v->s8->dense != NULL;
+    ft_status st;
+    if (nd == NULL || !has_layers) {
+        return FT_ERR_NULL;
+    }
+    if (nd->n_conv < 1 || nd->n_conv > FH_SLIM_MAX_LAYERS || nd->n_dense < 1 ||
+        nd->n_dense > FH_SLIM_MAX_LAYERS) {
+        return FT_ERR_SHAPE;
+    }
+    st = fh_slim_check_tensors(v);
+    if (st != FT_OK) {
+        return st;
+    }
+    return fh_slim_check_chain(v, max_elems, n_classes);
+}
+
+/* FT_ERR_ARG unless every right shift of n outputs is in 1..62. */
+static ft_status fh_slim_check_rshift(const int32_t *rshift, int32_t n)
+{
     int32_t i;
-    if (net == NULL || net->conv == NULL || net->dense == NULL) {
-        return FH_SLIM_ERR_NULL;
-    }
-    if (net->n_conv < 1 || net->n_conv > 64 || net->n_dense < 1 || net->n_dense > 64) {
-        return FH_SLIM_ERR_SHAPE;
-    }
-    for (i = 0; i < net->n_conv; ++i) {
-        const fh_slim_conv_f32 *l = &net->conv[i];
-        if (l->weight == NULL || l->scale == NULL || l->shift == NULL) {
-            return FH_SLIM_ERR_NULL;
+    for (i = 0; i < n; ++i) {
+        if (rshift[i] < 1 || rshift[i] > 62) {
+            return FT_ERR_ARG;
         }
-        convs[i] = &l->dims;
     }
-    for (i = 0; i < net->n_dense; ++i) {
-        if (net->dense[i].weight == NULL || net->dense[i].bias == NULL) {
-            return FH_SLIM_ERR_NULL;
-        }
-        denses[i] = &net->dense[i].dims;
-    }
-    return fh_slim_check_chain(net->in_channels, net->in_length, net->n_conv, net->n_dense,
-                               convs, denses, max_elems, n_classes);
+    return FT_OK;
 }
 
-static fh_slim_status fh_slim_check_s8(const fh_slim_net_s8 *net, int32_t *max_elems,
-                                       int32_t *n_classes)
+/* The requantization shifts of every int8 conv block and hidden dense layer. */
+static ft_status fh_slim_check_requant(const fh_slim_net_s8 *net)
 {
-    const fh_slim_conv_dims *convs[64];
-    const fh_slim_dense_dims *denses[64];
     int32_t i;
-    if (net == NULL || net->conv == NULL || net->dense == NULL) {
-        return FH_SLIM_ERR_NULL;
+    ft_status st = FT_OK;
+    for (i = 0; i < net->dims.n_conv && st == FT_OK; ++i) {
+        st = fh_slim_check_rshift(net->conv[i].rshift, net->conv[i].dims.c_out);
     }
-    if (net->n_conv < 1 || net->n_conv > 64 || net->n_dense < 1 || net->n_dense > 64) {
-        return FH_SLIM_ERR_SHAPE;
-    }
-    for (i = 0; i < net->n_conv; ++i) {
-        const fh_slim_conv_s8 *l = &net->conv[i];
-        if (l->weight == NULL || l->bias == NULL || l->mult == NULL || l->rshift == NULL) {
-            return FH_SLIM_ERR_NULL;
-        }
-        convs[i] = &l->dims;
-    }
-    for (i = 0; i < net->n_dense; ++i) {
-        const fh_slim_dense_s8 *l = &net->dense[i];
-        const int32_t last = i == net->n_dense - 1;
-        if (l->weight == NULL || l->bias == NULL) {
-            return FH_SLIM_ERR_NULL;
-        }
-        if (last ? l->logit_scale == NULL : (l->mult == NULL || l->rshift == NULL)) {
-            return FH_SLIM_ERR_NULL;
-        }
-        denses[i] = &l->dims;
-    }
-    return fh_slim_check_chain(net->in_channels, net->in_length, net->n_conv, net->n_dense,
-                               convs, denses, max_elems, n_classes);
-}
-
-fh_slim_status fh_slim_f32_get_buffer_size(const fh_slim_net_f32 *net, int32_t *bytes)
-{
-    int32_t max_elems = 0, n_classes = 0;
-    fh_slim_status st;
-    if (bytes == NULL) {
-        return FH_SLIM_ERR_NULL;
-    }
-    st = fh_slim_check_f32(net, &max_elems, &n_classes);
-    if (st == FH_SLIM_OK) {
-        *bytes = 2 * max_elems * (int32_t)sizeof(float);
+    for (i = 0; i + 1 < net->dims.n_dense && st == FT_OK; ++i) {
+        st = fh_slim_check_rshift(net->dense[i].rshift, net->dense[i].dims.n_out);
     }
     return st;
 }
 
-fh_slim_status fh_slim_s8_get_buffer_size(const fh_slim_net_s8 *net, int32_t *bytes)
+/* Two ping-pong activation buffers of the largest activation. */
+static ft_status fh_slim_buffer_size(const fh_slim_net *v, int32_t *bytes)
 {
     int32_t max_elems = 0, n_classes = 0;
-    fh_slim_status st;
+    ft_status st;
     if (bytes == NULL) {
-        return FH_SLIM_ERR_NULL;
+        return FT_ERR_NULL;
     }
-    st = fh_slim_check_s8(net, &max_elems, &n_classes);
-    if (st == FH_SLIM_OK) {
-        *bytes = 2 * max_elems;
+    st = fh_slim_check(v, &max_elems, &n_classes);
+    if (st == FT_OK) {
+        *bytes = 2 * max_elems * v->elem_bytes;
     }
     return st;
 }
 
-/* In-bounds taps of a same-padded conv of length t and kernel k (per channel pair). */
-static int64_t fh_slim_taps(int32_t t, int32_t k)
+ft_status fh_slim_f32_get_buffer_size(const fh_slim_net_f32 *net, int32_t *bytes)
 {
-    const int32_t pad = (k - 1) / 2;
-    int64_t taps = 0;
+    const fh_slim_net v = fh_slim_net_of(net, NULL);
+    return fh_slim_buffer_size(&v, bytes);
+}
+
+ft_status fh_slim_s8_get_buffer_size(const fh_slim_net_s8 *net, int32_t *bytes)
+{
+    const fh_slim_net v = fh_slim_net_of(NULL, net);
+    return fh_slim_buffer_size(&v, bytes);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Kernels                                                                                   */
+
+/* The in-bounds part of the window of output step o of a same-padded conv (pad_left =
+ * (k - 1) / 2) over length t: kernel taps lo .. lo + n - 1 read input steps x0 .. x0 + n - 1. */
+typedef struct {
+    int32_t lo; /* first in-bounds tap */
+    int32_t x0; /* input step that tap lo reads */
+    int32_t n;  /* in-bounds taps, >= 1 */
+} fh_slim_window;
+
+static fh_slim_window fh_slim_window_at(int32_t o, int32_t t, int32_t k)
+{
+    const int32_t start = o - (k - 1) / 2; /* input step of tap 0, may be < 0 */
+    fh_slim_window w;
+    w.lo = start < 0 ? -start : 0;
+    w.n = (start + k > t ? t - start : k) - w.lo;
+    w.x0 = start + w.lo;
+    return w;
+}
+
+/* Geometry of one conv block over input length t, computed once by the network walk and passed
+ * by value to the typed kernels (their loop bounds and strides). */
+typedef struct {
+    int32_t c_in, c_out; /* active channels */
+    int32_t k, t;        /* kernel and input (= output) length */
+    int64_t row;         /* stride of one output channel's weights: c_in_full * k */
+    int64_t outs;        /* outputs before pooling: c_out * t */
+    int64_t taps;        /* in-bounds multiply-accumulates of the block */
+} fh_slim_conv_geom;
+
+static fh_slim_conv_geom fh_slim_conv_geom_of(const fh_slim_conv_dims *d, int32_t t)
+{
+    fh_slim_conv_geom g;
+    int64_t per_pair = 0;
     int32_t o;
     for (o = 0; o < t; ++o) {
-        const int32_t lo = o - pad < 0 ? pad - o : 0;
-        const int32_t hi = o - pad + k > t ? t - (o - pad) : k;
-        taps += hi - lo;
+        per_pair += fh_slim_window_at(o, t, d->kernel).n;
     }
-    return taps;
+    g.c_in = d->c_in;
+    g.c_out = d->c_out;
+    g.k = d->kernel;
+    g.t = t;
+    g.row = (int64_t)d->c_in_full * d->kernel;
+    g.outs = (int64_t)d->c_out * t;
+    g.taps = per_pair * d->c_in * d->c_out;
+    return g;
 }
 
-static void fh_slim_maxpool_f32(float *buf, int32_t c, int32_t t, int32_t p, fh_slim_ops *ops)
+/* Max-pool (window and stride p) of c channels of length t, in place, elements of e bytes
+ * (float32 or int8). Output index ch * to + o never exceeds the first input index it reads. */
+static void fh_slim_maxpool(void *buf, int32_t e, int32_t c, int32_t t, int32_t p,
+                            ft_op_counts *ops)
 {
     const int32_t to = t / p;
+    float *f32 = buf;
+    int8_t *s8 = buf;
     int32_t ch, o, j;
-    /* In place: output index ch * to + o never exceeds the first input index it reads. */
     for (ch = 0; ch < c; ++ch) {
         for (o = 0; o < to; ++o) {
-            const float *w = buf + (int64_t)ch * t + (int64_t)o * p;
-            float m = w[0];
-            for (j = 1; j < p; ++j) {
-                m = w[j] > m ? w[j] : m;
+            const int64_t src = (int64_t)ch * t + (int64_t)o * p, dst = (int64_t)ch * to + o;
+            if (e == (int32_t)sizeof(float)) {
+                float m = f32[src];
+                for (j = 1; j < p; ++j) {
+                    m = f32[src + j] > m ? f32[src + j] : m;
+                }
+                f32[dst] = m;
+            } else {
+                int8_t m = s8[src];
+                for (j = 1; j < p; ++j) {
+                    m = s8[src + j] > m ? s8[src + j] : m;
+                }
+                s8[dst] = m;
             }
-            buf[(int64_t)ch * to + o] = m;
         }
     }
     ops->cmps += (int64_t)c * to * (p - 1);
-    ops->bytes_moved += 4 * ((int64_t)c * to * p + (int64_t)c * to);
+    ops->bytes_moved += e * ((int64_t)c * to * p + (int64_t)c * to);
 }
 
-static void fh_slim_conv_f32_run(const fh_slim_conv_f32 *l, const float *x, int32_t t, float *y,
-                                 fh_slim_ops *ops)
+static void fh_slim_conv_f32_run(const fh_slim_conv_f32 *l, fh_slim_conv_geom g, const float *x,
+                                 float *y, ft_op_counts *ops)
 {
-    const fh_slim_conv_dims *d = &l->dims;
-    const int32_t k = d->kernel, pad = (k - 1) / 2;
-    const int64_t row = (int64_t)d->c_in_full * k;
     int32_t f, c, o, j;
-    int64_t taps;
-    for (f = 0; f < d->c_out; ++f) {
-        const float *wf = l->weight + (int64_t)f * row;
+    for (f = 0; f < g.c_out; ++f) {
+        const float *wf = l->weight + (int64_t)f * g.row;
         const float scale = l->scale[f], shift = l->shift[f];
-        for (o = 0; o < t; ++o) {
-            const int32_t lo = o - pad < 0 ? pad - o : 0;
-            const int32_t hi = o - pad + k > t ? t - (o - pad) : k;
+        for (o = 0; o < g.t; ++o) {
+            const fh_slim_window win = fh_slim_window_at(o, g.t, g.k);
             float acc = 0.0f;
-            for (c = 0; c < d->c_in; ++c) {
-                const float *wc = wf + (int64_t)c * k;
-                const float *xc = x + (int64_t)c * t + (o - pad);
-                for (j = lo; j < hi; ++j) {
+            for (c = 0; c < g.c_in; ++c) {
+                const float *wc = wf + (int64_t)c * g.k + win.lo;
+                const float *xc = x + (int64_t)c * g.t + win.x0;
+                for (j = 0; j < win.n; ++j) {
                     acc += wc[j] * xc[j];
                 }
             }
             acc = scale * acc + shift;
-            y[(int64_t)f * t + o] = acc > 0.0f ? acc : 0.0f;
+            y[(int64_t)f * g.t + o] = acc > 0.0f ? acc : 0.0f;
         }
     }
-    taps = fh_slim_taps(t, k) * d->c_in * d->c_out;
-    ops->macs += taps + (int64_t)d->c_out * t;
-    ops->cmps += (int64_t)d->c_out * t;
-    ops->bytes_moved += 4 * (2 * taps + 2 * (int64_t)d->c_out + (int64_t)d->c_out * t);
+    ops->macs += g.taps + g.outs;
+    ops->cmps += g.outs;
+    ops->bytes_moved += 4 * (2 * g.taps + 2 * (int64_t)g.c_out + g.outs);
 }
 
-fh_slim_status fh_slim_forward_f32(const fh_slim_net_f32 *net, const float *x, int32_t n,
-                                   float *logits, void *buffer, int32_t buffer_bytes,
-                                   fh_slim_ops *ops)
+/* Global average pool [c, t] -> [c]. */
+static void fh_slim_gap_f32(const float *x, int32_t c, int32_t t, float *y, ft_op_counts *ops)
 {
-    int32_t max_elems = 0, n_classes = 0, s, i, f, c, t, j;
-    float *a, *b;
-    fh_slim_status st;
-    if (x == NULL || logits == NULL || buffer == NULL || ops == NULL) {
-        return FH_SLIM_ERR_NULL;
-    }
-    if (n < 0) {
-        return FH_SLIM_ERR_ARG;
-    }
-    st = fh_slim_check_f32(net, &max_elems, &n_classes);
-    if (st != FH_SLIM_OK) {
-        return st;
-    }
-    if (buffer_bytes < 2 * max_elems * (int32_t)sizeof(float)) {
-        return FH_SLIM_ERR_BUFFER;
-    }
-    a = (float *)buffer;
-    b = a + max_elems;
-    for (s = 0; s < n; ++s) {
-        const float *in = x + (int64_t)s * net->in_channels * net->in_length;
-        float *out = logits + (int64_t)s * n_classes;
-        t = net->in_length;
-        for (i = 0; i < net->n_conv; ++i) {
-            const fh_slim_conv_f32 *l = &net->conv[i];
-            float *dst = (i % 2 == 0) ? a : b;
-            fh_slim_conv_f32_run(l, in, t, dst, ops);
-            if (l->dims.pool > 1) {
-                fh_slim_maxpool_f32(dst, l->dims.c_out, t, l->dims.pool, ops);
-            }
-            t /= l->dims.pool;
-            in = dst;
+    const float inv_t = 1.0f / (float)t;
+    int32_t f, j;
+    for (f = 0; f < c; ++f) {
+        float sum = 0.0f;
+        for (j = 0; j < t; ++j) {
+            sum += x[(int64_t)f * t + j];
         }
-        c = net->conv[net->n_conv - 1].dims.c_out;
-        {
-            float *g = (net->n_conv % 2 == 0) ? a : b;
-            const float inv_t = 1.0f / (float)t;
-            for (f = 0; f < c; ++f) {
-                float sum = 0.0f;
-                for (j = 0; j < t; ++j) {
-                    sum += in[(int64_t)f * t + j];
-                }
-                g[f] = sum * inv_t;
-            }
-            ops->adds += (int64_t)c * (t - 1);
-            ops->muls += c;
-            ops->divs += 1;
-            ops->bytes_moved += 4 * ((int64_t)c * t + c);
-            in = g;
-        }
-        for (i = 0; i < net->n_dense; ++i) {
-            const fh_slim_dense_f32 *l = &net->dense[i];
-            const fh_slim_dense_dims *d = &l->dims;
-            float *dst = (i == net->n_dense - 1) ? out : (in == a ? b : a);
-            for (f = 0; f < d->n_out; ++f) {
-                const float *w = l->weight + (int64_t)f * d->n_in_full;
-                float acc = l->bias[f];
-                for (j = 0; j < d->n_in; ++j) {
-                    acc += w[j] * in[j];
-                }
-                dst[f] = (d->relu && acc < 0.0f) ? 0.0f : acc;
-            }
-            ops->macs += (int64_t)d->n_in * d->n_out;
-            ops->adds += d->n_out;
-            ops->cmps += d->relu ? d->n_out : 0;
-            ops->bytes_moved += 4 * (2 * (int64_t)d->n_in * d->n_out + 2 * (int64_t)d->n_out);
-            in = dst;
-        }
+        y[f] = sum * inv_t;
     }
-    return FH_SLIM_OK;
+    ops->adds += (int64_t)c * (t - 1);
+    ops->muls += c;
+    ops->divs += 1;
+    ops->bytes_moved += 4 * ((int64_t)c * t + c);
+}
+
+static void fh_slim_dense_f32_run(const fh_slim_dense_f32 *l, const float *x, float *y,
+                                  ft_op_counts *ops)
+{
+    const fh_slim_dense_dims *d = &l->dims;
+    int32_t f, j;
+    for (f = 0; f < d->n_out; ++f) {
+        const float *w = l->weight + (int64_t)f * d->n_in_full;
+        float acc = l->bias[f];
+        for (j = 0; j < d->n_in; ++j) {
+            acc += w[j] * x[j];
+        }
+        y[f] = (d->relu && acc < 0.0f) ? 0.0f : acc;
+    }
+    ops->macs += (int64_t)d->n_in * d->n_out;
+    ops->adds += d->n_out;
+    ops->cmps += d->relu ? d->n_out : 0;
+    ops->bytes_moved += 4 * (2 * (int64_t)d->n_in * d->n_out + 2 * (int64_t)d->n_out);
 }
 
 /* round(acc * mult * 2^-rshift), half away from zero, clamped to [0, 127] (ReLU). */
@@ -346,175 +417,191 @@ static int8_t fh_slim_requant_relu(int32_t acc, int32_t mult, int32_t rshift)
     return (int8_t)(v < 0 ? 0 : (v > 127 ? 127 : v));
 }
 
-static fh_slim_status fh_slim_check_rshift(const int32_t *rshift, int32_t n)
+static void fh_slim_conv_s8_run(const fh_slim_conv_s8 *l, fh_slim_conv_geom g, const int8_t *x,
+                                int8_t *y, ft_op_counts *ops)
 {
-    int32_t i;
-    for (i = 0; i < n; ++i) {
-        if (rshift[i] < 1 || rshift[i] > 62) {
-            return FH_SLIM_ERR_ARG;
-        }
-    }
-    return FH_SLIM_OK;
-}
-
-static void fh_slim_maxpool_s8(int8_t *buf, int32_t c, int32_t t, int32_t p, fh_slim_ops *ops)
-{
-    const int32_t to = t / p;
-    int32_t ch, o, j;
-    for (ch = 0; ch < c; ++ch) {
-        for (o = 0; o < to; ++o) {
-            const int8_t *w = buf + (int64_t)ch * t + (int64_t)o * p;
-            int8_t m = w[0];
-            for (j = 1; j < p; ++j) {
-                m = w[j] > m ? w[j] : m;
-            }
-            buf[(int64_t)ch * to + o] = m;
-        }
-    }
-    ops->cmps += (int64_t)c * to * (p - 1);
-    ops->bytes_moved += (int64_t)c * to * p + (int64_t)c * to;
-}
-
-static void fh_slim_conv_s8_run(const fh_slim_conv_s8 *l, const int8_t *x, int32_t t, int8_t *y,
-                                fh_slim_ops *ops)
-{
-    const fh_slim_conv_dims *d = &l->dims;
-    const int32_t k = d->kernel, pad = (k - 1) / 2;
-    const int64_t row = (int64_t)d->c_in_full * k;
-    const int64_t outs = (int64_t)d->c_out * t;
     int32_t f, c, o, j;
-    int64_t taps;
-    for (f = 0; f < d->c_out; ++f) {
-        const int8_t *wf = l->weight + (int64_t)f * row;
-        for (o = 0; o < t; ++o) {
-            const int32_t lo = o - pad < 0 ? pad - o : 0;
-            const int32_t hi = o - pad + k > t ? t - (o - pad) : k;
+    for (f = 0; f < g.c_out; ++f) {
+        const int8_t *wf = l->weight + (int64_t)f * g.row;
+        for (o = 0; o < g.t; ++o) {
+            const fh_slim_window win = fh_slim_window_at(o, g.t, g.k);
             int32_t acc = l->bias[f];
-            for (c = 0; c < d->c_in; ++c) {
-                const int8_t *wc = wf + (int64_t)c * k;
-                const int8_t *xc = x + (int64_t)c * t + (o - pad);
-                for (j = lo; j < hi; ++j) {
+            for (c = 0; c < g.c_in; ++c) {
+                const int8_t *wc = wf + (int64_t)c * g.k + win.lo;
+                const int8_t *xc = x + (int64_t)c * g.t + win.x0;
+                for (j = 0; j < win.n; ++j) {
                     acc += (int32_t)wc[j] * (int32_t)xc[j];
                 }
             }
-            y[(int64_t)f * t + o] = fh_slim_requant_relu(acc, l->mult[f], l->rshift[f]);
+            y[(int64_t)f * g.t + o] = fh_slim_requant_relu(acc, l->mult[f], l->rshift[f]);
         }
     }
-    taps = fh_slim_taps(t, k) * d->c_in * d->c_out;
-    ops->macs += taps;
-    ops->adds += 2 * outs;
-    ops->muls += outs;
-    ops->cmps += 2 * outs;
-    ops->bytes_moved += 2 * taps + 12 * (int64_t)d->c_out + outs;
+    ops->macs += g.taps;
+    ops->adds += 2 * g.outs;
+    ops->muls += g.outs;
+    ops->cmps += 2 * g.outs;
+    ops->bytes_moved += 2 * g.taps + 12 * (int64_t)g.c_out + g.outs;
 }
 
-fh_slim_status fh_slim_forward_s8(const fh_slim_net_s8 *net, const int8_t *x, int32_t n,
-                                  float *logits, void *buffer, int32_t buffer_bytes,
-                                  fh_slim_ops *ops)
+/* Global average pool [c, t] -> [c] of ReLU outputs (>= 0): rounding division by t. */
+static void fh_slim_gap_s8(const int8_t *x, int32_t c, int32_t t, int8_t *y, ft_op_counts *ops)
 {
-    int32_t max_elems = 0, n_classes = 0, s, i, f, c, t, j;
-    int8_t *a, *b;
-    fh_slim_status st;
+    int32_t f, j;
+    for (f = 0; f < c; ++f) {
+        int32_t sum = 0;
+        for (j = 0; j < t; ++j) {
+            sum += x[(int64_t)f * t + j];
+        }
+        y[f] = (int8_t)((sum + t / 2) / t);
+    }
+    ops->adds += (int64_t)c * (t - 1) + c;
+    ops->divs += c;
+    ops->bytes_moved += (int64_t)c * t + c;
+}
+
+/* Hidden layer (relu): int8 activations into y. Last layer: float logits into y. */
+static void fh_slim_dense_s8_run(const fh_slim_dense_s8 *l, const int8_t *x, void *y,
+                                 ft_op_counts *ops)
+{
+    const fh_slim_dense_dims *d = &l->dims;
+    int8_t *hidden = y;
+    float *logits = y;
+    int32_t f, j;
+    for (f = 0; f < d->n_out; ++f) {
+        const int8_t *w = l->weight + (int64_t)f * d->n_in_full;
+        int32_t acc = l->bias[f];
+        for (j = 0; j < d->n_in; ++j) {
+            acc += (int32_t)w[j] * (int32_t)x[j];
+        }
+        if (d->relu) {
+            hidden[f] = fh_slim_requant_relu(acc, l->mult[f], l->rshift[f]);
+        } else {
+            logits[f] = (float)acc * l->logit_scale[f];
+        }
+    }
+    ops->macs += (int64_t)d->n_in * d->n_out;
+    ops->adds += d->n_out;
+    ops->muls += d->n_out;
+    if (d->relu) {
+        ops->adds += d->n_out;
+        ops->cmps += 2 * (int64_t)d->n_out;
+        ops->bytes_moved += 2 * (int64_t)d->n_in * d->n_out + 13 * (int64_t)d->n_out;
+    } else {
+        ops->bytes_moved += 2 * (int64_t)d->n_in * d->n_out + 12 * (int64_t)d->n_out;
+    }
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* The network walk, shared by both element types                                           */
+
+/*
+ * One sample x [in_channels, in_length] to logits [n_classes]. The conv blocks alternate
+ * between the scratch halves a and b (block i writes a when i is even), the pool runs in place,
+ * GAP writes the next half, the dense layers alternate again and the last writes the logits.
+ */
+static void fh_slim_sample(const fh_slim_net *v, const void *x, float *logits, void *a, void *b,
+                           ft_op_counts *ops)
+{
+    const fh_slim_net_dims *nd = v->dims;
+    const void *in = x;
+    void *dst;
+    int32_t t = nd->in_length, c = 0, i;
+    for (i = 0; i < nd->n_conv; ++i) {
+        const fh_slim_conv_dims *d = fh_slim_conv_dims_at(v, i);
+        const fh_slim_conv_geom g = fh_slim_conv_geom_of(d, t);
+        dst = i % 2 == 0 ? a : b;
+        if (v->f32 != NULL) {
+            fh_slim_conv_f32_run(&v->f32->conv[i], g, in, dst, ops);
+        } else {
+            fh_slim_conv_s8_run(&v->s8->conv[i], g, in, dst, ops);
+        }
+        if (d->pool > 1) {
+            fh_slim_maxpool(dst, v->elem_bytes, d->c_out, t, d->pool, ops);
+        }
+        t /= d->pool;
+        c = d->c_out;
+        in = dst;
+    }
+    dst = nd->n_conv % 2 == 0 ? a : b;
+    if (v->f32 != NULL) {
+        fh_slim_gap_f32(in, c, t, dst, ops);
+    } else {
+        fh_slim_gap_s8(in, c, t, dst, ops);
+    }
+    in = dst;
+    for (i = 0; i < nd->n_dense; ++i) {
+        dst = i == nd->n_dense - 1 ? (void *)logits : (in == a ? b : a);
+        if (v->f32 != NULL) {
+            fh_slim_dense_f32_run(&v->f32->dense[i], in, dst, ops);
+        } else {
+            fh_slim_dense_s8_run(&v->s8->dense[i], in, dst, ops);
+        }
+        in = dst;
+    }
+}
+
+/* Validates, then runs the n samples of x [n, in_channels, in_length]. */
+static ft_status fh_slim_forward(const fh_slim_net *v, const void *x, int32_t n, float *logits,
+                                 void *buffer, int32_t buffer_bytes, ft_op_counts *ops)
+{
+    int32_t max_elems = 0, n_classes = 0, s;
+    int64_t sample_bytes;
+    uint8_t *a;
+    ft_status st;
     if (x == NULL || logits == NULL || buffer == NULL || ops == NULL) {
-        return FH_SLIM_ERR_NULL;
+        return FT_ERR_NULL;
     }
     if (n < 0) {
-        return FH_SLIM_ERR_ARG;
+        return FT_ERR_ARG;
     }
-    st = fh_slim_check_s8(net, &max_elems, &n_classes);
-    if (st != FH_SLIM_OK) {
+    st = fh_slim_check(v, &max_elems, &n_classes);
+    if (st == FT_OK && v->s8 != NULL) {
+        st = fh_slim_check_requant(v->s8);
+    }
+    if (st != FT_OK) {
         return st;
     }
-    for (i = 0; i < net->n_conv; ++i) {
-        st = fh_slim_check_rshift(net->conv[i].rshift, net->conv[i].dims.c_out);
-        if (st != FH_SLIM_OK) {
-            return st;
-        }
+    if (buffer_bytes < 2 * max_elems * v->elem_bytes) {
+        return FT_ERR_ARENA_TOO_SMALL;
     }
-    for (i = 0; i + 1 < net->n_dense; ++i) {
-        st = fh_slim_check_rshift(net->dense[i].rshift, net->dense[i].dims.n_out);
-        if (st != FH_SLIM_OK) {
-            return st;
-        }
-    }
-    if (buffer_bytes < 2 * max_elems) {
-        return FH_SLIM_ERR_BUFFER;
-    }
-    a = (int8_t *)buffer;
-    b = a + max_elems;
+    a = buffer;
+    sample_bytes = (int64_t)v->dims->in_channels * v->dims->in_length * v->elem_bytes;
     for (s = 0; s < n; ++s) {
-        const int8_t *in = x + (int64_t)s * net->in_channels * net->in_length;
-        float *out = logits + (int64_t)s * n_classes;
-        t = net->in_length;
-        for (i = 0; i < net->n_conv; ++i) {
-            const fh_slim_conv_s8 *l = &net->conv[i];
-            int8_t *dst = (i % 2 == 0) ? a : b;
-            fh_slim_conv_s8_run(l, in, t, dst, ops);
-            if (l->dims.pool > 1) {
-                fh_slim_maxpool_s8(dst, l->dims.c_out, t, l->dims.pool, ops);
-            }
-            t /= l->dims.pool;
-            in = dst;
-        }
-        c = net->conv[net->n_conv - 1].dims.c_out;
-        {
-            int8_t *g = (net->n_conv % 2 == 0) ? a : b;
-            for (f = 0; f < c; ++f) {
-                int32_t sum = 0;
-                for (j = 0; j < t; ++j) {
-                    sum += in[(int64_t)f * t + j];
-                }
-                /* Inputs are ReLU outputs (>= 0): rounding division by t. */
-                g[f] = (int8_t)((sum + t / 2) / t);
-            }
-            ops->adds += (int64_t)c * (t - 1) + c;
-            ops->divs += c;
-            ops->bytes_moved += (int64_t)c * t + c;
-            in = g;
-        }
-        for (i = 0; i < net->n_dense; ++i) {
-            const fh_slim_dense_s8 *l = &net->dense[i];
-            const fh_slim_dense_dims *d = &l->dims;
-            const int32_t last = i == net->n_dense - 1;
-            int8_t *dst = in == a ? b : a;
-            for (f = 0; f < d->n_out; ++f) {
-                const int8_t *w = l->weight + (int64_t)f * d->n_in_full;
-                int32_t acc = l->bias[f];
-                for (j = 0; j < d->n_in; ++j) {
-                    acc += (int32_t)w[j] * (int32_t)in[j];
-                }
-                if (last) {
-                    out[f] = (float)acc * l->logit_scale[f];
-                } else {
-                    dst[f] = fh_slim_requant_relu(acc, l->mult[f], l->rshift[f]);
-                }
-            }
-            ops->macs += (int64_t)d->n_in * d->n_out;
-            ops->adds += d->n_out;
-            ops->muls += d->n_out;
-            if (last) {
-                ops->bytes_moved += 2 * (int64_t)d->n_in * d->n_out + 12 * (int64_t)d->n_out;
-            } else {
-                ops->adds += d->n_out;
-                ops->cmps += 2 * (int64_t)d->n_out;
-                ops->bytes_moved += 2 * (int64_t)d->n_in * d->n_out + 13 * (int64_t)d->n_out;
-                in = dst;
-            }
-        }
+        fh_slim_sample(v, (const uint8_t *)x + s * sample_bytes, logits + (int64_t)s * n_classes,
+                       a, a + (int64_t)max_elems * v->elem_bytes, ops);
     }
-    return FH_SLIM_OK;
+    return FT_OK;
 }
 
-fh_slim_status fh_slim_score_margin(const float *logits, int32_t n, int32_t n_classes,
-                                    float th, float *margin, int32_t *argmax, uint8_t *easy,
-                                    fh_slim_ops *ops)
+ft_status fh_slim_forward_f32(const fh_slim_net_f32 *net, const float *x, int32_t n,
+                              float *logits, void *buffer, int32_t buffer_bytes,
+                              ft_op_counts *ops)
+{
+    const fh_slim_net v = fh_slim_net_of(net, NULL);
+    return fh_slim_forward(&v, x, n, logits, buffer, buffer_bytes, ops);
+}
+
+ft_status fh_slim_forward_s8(const fh_slim_net_s8 *net, const int8_t *x, int32_t n,
+                             float *logits, void *buffer, int32_t buffer_bytes,
+                             ft_op_counts *ops)
+{
+    const fh_slim_net v = fh_slim_net_of(NULL, net);
+    return fh_slim_forward(&v, x, n, logits, buffer, buffer_bytes, ops);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Score-margin policy                                                                       */
+
+ft_status fh_slim_score_margin(const float *logits, int32_t n, int32_t n_classes, float th,
+                               float *margin, int32_t *argmax, uint8_t *easy,
+                               ft_op_counts *ops)
 {
     int32_t s, k;
     if (logits == NULL || margin == NULL || argmax == NULL || easy == NULL || ops == NULL) {
-        return FH_SLIM_ERR_NULL;
+        return FT_ERR_NULL;
     }
     if (n < 0 || n_classes < 2 || n_classes > FH_SLIM_MAX_DIM || !(th >= 0.0f && th <= 1.0f)) {
-        return FH_SLIM_ERR_ARG;
+        return FT_ERR_ARG;
     }
     for (s = 0; s < n; ++s) {
         const float *z = logits + (int64_t)s * n_classes;
@@ -544,5 +631,5 @@ fh_slim_status fh_slim_score_margin(const float *logits, int32_t n, int32_t n_cl
     ops->exps += (int64_t)n * n_classes;
     ops->divs += n;
     ops->bytes_moved += (int64_t)n * (4 * (int64_t)n_classes + 4 + 4 + 1);
-    return FH_SLIM_OK;
+    return FT_OK;
 }

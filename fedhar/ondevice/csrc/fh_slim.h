@@ -12,8 +12,11 @@
  * C_in_full, K]; dense weight [N_out_full, N_in_full]; logits [N, n_classes]; all row-major.
  *
  * No malloc, no global state: the caller passes a scratch buffer of at least
- * fh_slim_*_get_buffer_size() bytes. Every entry point validates its arguments and returns a
- * status. Operation counts (per call, summed over the N samples) are added to *ops from the
+ * fh_slim_*_get_buffer_size() bytes. Every entry point validates its arguments and returns an
+ * ft_status (fedhar_types.h, shared with the training API): FT_ERR_NULL for a NULL pointer,
+ * FT_ERR_SHAPE for inconsistent or out-of-range sizes, FT_ERR_ARENA_TOO_SMALL for a scratch
+ * buffer smaller than its _get_buffer_size, FT_ERR_ARG for a scalar out of range. Operation
+ * counts (per call, summed over the N samples) are added to the ft_op_counts *ops from the
  * loop trip counts; see fh_slim.c for the exact rules.
  */
 #ifndef FH_SLIM_H
@@ -21,29 +24,11 @@
 
 #include <stdint.h>
 
+#include "fedhar_types.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-/** Status codes of every fh_slim entry point. */
-typedef enum {
-    FH_SLIM_OK = 0,
-    FH_SLIM_ERR_NULL = 1,   /**< a required pointer is NULL */
-    FH_SLIM_ERR_SHAPE = 2,  /**< layer sizes are inconsistent or out of range */
-    FH_SLIM_ERR_BUFFER = 3, /**< the scratch buffer is too small */
-    FH_SLIM_ERR_ARG = 4     /**< a scalar argument is out of its documented range */
-} fh_slim_status;
-
-/** Operation counters, same classes as the training library's (see fh_slim.c). */
-typedef struct {
-    int64_t macs;
-    int64_t adds;
-    int64_t muls;
-    int64_t divs;
-    int64_t exps;
-    int64_t cmps;
-    int64_t bytes_moved;
-} fh_slim_ops;
 
 /** Sizes of one conv block at one width. 1 <= c_in <= c_in_full, 1 <= c_out <= c_out_full,
  *  kernel >= 1, pool >= 1. */
@@ -65,6 +50,15 @@ typedef struct {
     int32_t relu;
 } fh_slim_dense_dims;
 
+/** Input and layer counts of a network, the same for both element types. in_channels and
+ *  in_length >= 1; 1 <= n_conv <= 64; 1 <= n_dense <= 64. */
+typedef struct {
+    int32_t in_channels;
+    int32_t in_length;
+    int32_t n_conv;
+    int32_t n_dense;
+} fh_slim_net_dims;
+
 /** Float32 conv block: y = relu(scale[c] * sum(w x) + shift[c]), then max-pool. */
 typedef struct {
     fh_slim_conv_dims dims;
@@ -82,12 +76,9 @@ typedef struct {
 
 /** Float32 network at one width. */
 typedef struct {
-    int32_t in_channels;
-    int32_t in_length;
-    int32_t n_conv;
-    int32_t n_dense;
-    const fh_slim_conv_f32 *conv;
-    const fh_slim_dense_f32 *dense;
+    fh_slim_net_dims dims;
+    const fh_slim_conv_f32 *conv;   /**< [dims.n_conv] */
+    const fh_slim_dense_f32 *dense; /**< [dims.n_dense] */
 } fh_slim_net_f32;
 
 /** Int8 conv block. acc = bias[c] + sum(w_q x_q) (int32); out = clamp(round(acc * mult[c] *
@@ -113,36 +104,35 @@ typedef struct {
 
 /** Int8 network at one width; input already quantized with the model's input scale. */
 typedef struct {
-    int32_t in_channels;
-    int32_t in_length;
-    int32_t n_conv;
-    int32_t n_dense;
-    const fh_slim_conv_s8 *conv;
-    const fh_slim_dense_s8 *dense;
+    fh_slim_net_dims dims;
+    const fh_slim_conv_s8 *conv;   /**< [dims.n_conv] */
+    const fh_slim_dense_s8 *dense; /**< [dims.n_dense] */
 } fh_slim_net_s8;
 
 /** Scratch bytes that fh_slim_forward_f32 needs for net (two activation buffers). */
-fh_slim_status fh_slim_f32_get_buffer_size(const fh_slim_net_f32 *net, int32_t *bytes);
+ft_status fh_slim_f32_get_buffer_size(const fh_slim_net_f32 *net, int32_t *bytes);
 
-/** Logits [n, n_classes] of x [n, in_channels, in_length]; adds the counts to *ops. */
-fh_slim_status fh_slim_forward_f32(const fh_slim_net_f32 *net, const float *x, int32_t n,
-                                   float *logits, void *buffer, int32_t buffer_bytes,
-                                   fh_slim_ops *ops);
+/** Logits [n, n_classes] of x [n, in_channels, in_length]; adds the counts to *ops.
+ *  buffer: at least fh_slim_f32_get_buffer_size bytes, aligned for float. */
+ft_status fh_slim_forward_f32(const fh_slim_net_f32 *net, const float *x, int32_t n,
+                              float *logits, void *buffer, int32_t buffer_bytes,
+                              ft_op_counts *ops);
 
 /** Scratch bytes that fh_slim_forward_s8 needs for net. */
-fh_slim_status fh_slim_s8_get_buffer_size(const fh_slim_net_s8 *net, int32_t *bytes);
+ft_status fh_slim_s8_get_buffer_size(const fh_slim_net_s8 *net, int32_t *bytes);
 
-/** Float logits [n, n_classes] of int8 x [n, in_channels, in_length]; adds counts to *ops. */
-fh_slim_status fh_slim_forward_s8(const fh_slim_net_s8 *net, const int8_t *x, int32_t n,
-                                  float *logits, void *buffer, int32_t buffer_bytes,
-                                  fh_slim_ops *ops);
+/** Float logits [n, n_classes] of int8 x [n, in_channels, in_length]; adds counts to *ops.
+ *  buffer: at least fh_slim_s8_get_buffer_size bytes. Every rshift must be in 1..62. */
+ft_status fh_slim_forward_s8(const fh_slim_net_s8 *net, const int8_t *x, int32_t n,
+                             float *logits, void *buffer, int32_t buffer_bytes,
+                             ft_op_counts *ops);
 
 /** Score-margin policy on logits [n, n_classes] (n_classes >= 2): softmax, then
  *  margin[i] = top1 - top2 probability, argmax[i] = top class, easy[i] = margin[i] > th.
  *  th in [0, 1]. Adds the policy's counts to *ops. */
-fh_slim_status fh_slim_score_margin(const float *logits, int32_t n, int32_t n_classes,
-                                    float th, float *margin, int32_t *argmax, uint8_t *easy,
-                                    fh_slim_ops *ops);
+ft_status fh_slim_score_margin(const float *logits, int32_t n, int32_t n_classes, float th,
+                               float *margin, int32_t *argmax, uint8_t *easy,
+                               ft_op_counts *ops);
 
 #ifdef __cplusplus
 }

@@ -226,66 +226,113 @@ static int64_t out_elems(const ft_layer_desc *d)
     return (int64_t)d->out_c * d->out_t;
 }
 
-/*
- * Lays out the whole arena. With ctx == NULL it only sizes it (p->base == NULL). Returns
- * the bytes the arena needs.
- */
-static int64_t plan_arena(ft_planner *p, const ft_layer_desc *l, int32_t n,
-                          const ft_train_config *cfg, const uint8_t *tr, ft_context *ctx)
+static int64_t max64(int64_t a, int64_t b)
 {
-    const int32_t s = first_trainable_layer(n, tr);
-    const int32_t in_c = l[0].in_c, in_t = l[0].in_t, k = l[n - 1].out_c;
-    ft_layer *L = ctx != NULL ? ctx->layers : NULL;
-    int32_t i, pl, pr, cur;
-    int64_t ping_n = 0, pong_n = 0, da_n = 0, db_n = 0;
-    float *ping, *pong, *da, *db;
+    return a > b ? a : b;
+}
 
-    /* Fixed part. */
+/* The ping-pong buffer that the next non-dedicated output takes after buffer cur. */
+static int32_t next_ping_pong(int32_t cur)
+{
+    return cur == BUF_PING ? BUF_PONG : BUF_PING;
+}
+
+/* ReLU i runs in place: it shares the buffer and zero rows of its input (layer i - 1, or the
+ * model input for i = 0, which gets no zero rows). */
+static void alias_relu_output(ft_context *ctx, int32_t i)
+{
+    ft_layer *L = ctx->layers;
+    L[i].out = i > 0 ? L[i - 1].out : ctx->input;
+    L[i].pad_l = i > 0 ? L[i - 1].pad_l : 0;
+    L[i].pad_r = i > 0 ? L[i - 1].pad_r : 0;
+}
+
+/* A weight tensor then a bias tensor of layer i, both of category cat (may be 0 elements). */
+static void plan_weight_and_bias(ft_planner *p, const ft_layer_desc *l, int32_t i, int32_t cat,
+                                 float **w, float **b)
+{
+    *w = plan_alloc(p, i, cat, ft_weight_elems(&l[i]));
+    *b = plan_alloc(p, i, cat, ft_bias_elems(&l[i]));
+}
+
+/*
+ * Parameters, layer by layer: weight and bias (FT_MEM_PARAMETERS); a batchnorm adds its running
+ * mean and variance (FT_MEM_PARAMETERS) and its fold [3, C] (FT_MEM_SCRATCH). Owner: the layer.
+ */
+static void plan_parameters(ft_planner *p, const ft_layer_desc *l, int32_t n, ft_layer *L)
+{
+    int32_t i;
     for (i = 0; i < n; ++i) {
-        float *w = plan_alloc(p, i, FT_MEM_PARAMETERS, ft_weight_elems(&l[i]));
-        float *b = plan_alloc(p, i, FT_MEM_PARAMETERS, ft_bias_elems(&l[i]));
+        float *w, *b, *mean = NULL, *var = NULL, *fold = NULL;
+        plan_weight_and_bias(p, l, i, FT_MEM_PARAMETERS, &w, &b);
+        if (l[i].kind == FT_LAYER_BATCHNORM1D) {
+            mean = plan_alloc(p, i, FT_MEM_PARAMETERS, l[i].in_c);
+            var = plan_alloc(p, i, FT_MEM_PARAMETERS, l[i].in_c);
+            fold = plan_alloc(p, i, FT_MEM_SCRATCH, 3 * (int64_t)l[i].in_c);
+        }
         if (L != NULL) {
             L[i].w = w;
             L[i].b = b;
-        }
-        if (l[i].kind == FT_LAYER_BATCHNORM1D) {
-            float *mean = plan_alloc(p, i, FT_MEM_PARAMETERS, l[i].in_c);
-            float *var = plan_alloc(p, i, FT_MEM_PARAMETERS, l[i].in_c);
-            float *fold = plan_alloc(p, i, FT_MEM_SCRATCH, 3 * (int64_t)l[i].in_c);
-            if (L != NULL) {
-                L[i].mean = mean;
-                L[i].var = var;
-                L[i].fold = fold;
-            }
+            L[i].mean = mean;
+            L[i].var = var;
+            L[i].fold = fold;
         }
     }
-    output_pads(l, n, -1, &pl, &pr);
-    {
-        float *input = plan_alloc(p, -1, FT_MEM_INPUT, ((int64_t)in_t + pl + pr) * in_c);
-        float *sx = plan_alloc(p, -1, FT_MEM_STORED_SAMPLES,
-                               (int64_t)cfg->n_stored_samples * in_c * in_t);
-        int32_t *sy = plan_alloc(p, -1, FT_MEM_STORED_SAMPLES, cfg->n_stored_samples);
-        float *cw = plan_alloc(p, -1, FT_MEM_SCRATCH, k);
-        float *eb = plan_alloc(p, -1, FT_MEM_SCRATCH, k);
-        if (ctx != NULL) {
-            ctx->input = input != NULL ? input + (int64_t)pl * in_c : NULL;
-            ctx->stored_x = sx;
-            ctx->stored_y = sy;
-            ctx->class_w = cw;
-            ctx->exp_buf = eb;
-            ctx->fixed_end = p->off;
-        }
-    }
+}
 
-    /* Planned part: gradients and momentum. */
+/* Input (FT_MEM_INPUT, shared): one sample [T, C] between the zero rows of the conv that reads
+ * it; ctx->input points past the leading rows. */
+static void plan_input(ft_planner *p, const ft_layer_desc *l, int32_t n, ft_context *ctx)
+{
+    const int32_t in_c = l[0].in_c;
+    int32_t pl, pr;
+    float *input;
+    output_pads(l, n, -1, &pl, &pr);
+    input = plan_alloc(p, -1, FT_MEM_INPUT, ((int64_t)l[0].in_t + pl + pr) * in_c);
+    if (ctx != NULL) {
+        ctx->input = input != NULL ? input + (int64_t)pl * in_c : NULL;
+    }
+}
+
+/* Stored samples (FT_MEM_STORED_SAMPLES, shared): n_stored samples [C * T] in PyTorch layout,
+ * then their n_stored int32 labels. */
+static void plan_stored_samples(ft_planner *p, const ft_layer_desc *l, int32_t n_stored,
+                                ft_context *ctx)
+{
+    float *x = plan_alloc(p, -1, FT_MEM_STORED_SAMPLES, (int64_t)n_stored * l[0].in_c * l[0].in_t);
+    int32_t *y = plan_alloc(p, -1, FT_MEM_STORED_SAMPLES, n_stored);
+    if (ctx != NULL) {
+        ctx->stored_x = x;
+        ctx->stored_y = y;
+    }
+}
+
+/* Loss buffers (FT_MEM_SCRATCH, shared): the class weights [K], then the softmax buffer [K]. */
+static void plan_loss_buffers(ft_planner *p, int32_t k, ft_context *ctx)
+{
+    float *class_w = plan_alloc(p, -1, FT_MEM_SCRATCH, k);
+    float *exp_buf = plan_alloc(p, -1, FT_MEM_SCRATCH, k);
+    if (ctx != NULL) {
+        ctx->class_w = class_w;
+        ctx->exp_buf = exp_buf;
+    }
+}
+
+/*
+ * Gradients and momentum, layer by layer: a trained layer gets weight and bias gradients
+ * (FT_MEM_GRADIENTS), then, when momentum != 0, weight and bias momentum (FT_MEM_OPTIMIZER).
+ * The two categories interleave per layer. Frozen layers get neither. Owner: the layer.
+ */
+static void plan_gradients(ft_planner *p, const ft_layer_desc *l, int32_t n, const uint8_t *tr,
+                           int with_momentum, ft_layer *L)
+{
+    int32_t i;
     for (i = 0; i < n; ++i) {
         float *gw = NULL, *gb = NULL, *vw = NULL, *vb = NULL;
         if (tr[i]) {
-            gw = plan_alloc(p, i, FT_MEM_GRADIENTS, ft_weight_elems(&l[i]));
-            gb = plan_alloc(p, i, FT_MEM_GRADIENTS, ft_bias_elems(&l[i]));
-            if (cfg->momentum != 0.0f) {
-                vw = plan_alloc(p, i, FT_MEM_OPTIMIZER, ft_weight_elems(&l[i]));
-                vb = plan_alloc(p, i, FT_MEM_OPTIMIZER, ft_bias_elems(&l[i]));
+            plan_weight_and_bias(p, l, i, FT_MEM_GRADIENTS, &gw, &gb);
+            if (with_momentum) {
+                plan_weight_and_bias(p, l, i, FT_MEM_OPTIMIZER, &vw, &vb);
             }
         }
         if (L != NULL) {
@@ -296,9 +343,49 @@ static int64_t plan_arena(ft_planner *p, const ft_layer_desc *l, int32_t n,
             L[i].vb = vb;
         }
     }
+}
 
-    /* Forward buffers: dedicated (kept or padded) first, then the ping-pong sizes. */
-    cur = BUF_INPUT;
+/*
+ * Output of non-ReLU layer i: a dedicated buffer, with the zero rows of the conv that reads it,
+ * when backward reads the output again (kept, FT_MEM_ACTIVATIONS) or when it has zero rows
+ * (FT_MEM_SCRATCH). Owner: the layer. Returns 1 if it got one, 0 if it goes to a ping-pong buffer.
+ */
+static int plan_dedicated_output(ft_planner *p, const ft_layer_desc *l, int32_t n,
+                                 const uint8_t *tr, int32_t s, int32_t i, ft_layer *L)
+{
+    const int kept = keep_output(l, n, tr, s, i);
+    int32_t pl, pr;
+    float *buf;
+    output_pads(l, n, i, &pl, &pr);
+    if (L != NULL) {
+        L[i].pad_l = pl;
+        L[i].pad_r = pr;
+        L[i].out = NULL;
+    }
+    if (!kept && pl + pr == 0) {
+        return 0;
+    }
+    buf = plan_alloc(p, i, kept ? FT_MEM_ACTIVATIONS : FT_MEM_SCRATCH,
+                     ((int64_t)l[i].out_t + pl + pr) * l[i].out_c);
+    if (L != NULL) {
+        L[i].out = buf != NULL ? buf + (int64_t)pl * l[i].out_c : NULL;
+    }
+    return 1;
+}
+
+/*
+ * Activations, in layer order: a maxpool behind the first trained layer s keeps its argmax
+ * indices [out] (int32, FT_MEM_ACTIVATIONS, owner: the layer), then every non-ReLU output that
+ * needs one gets its dedicated buffer (plan_dedicated_output); ReLU outputs alias their input.
+ * The other outputs alternate in the ping-pong buffers: *ping_n and *pong_n receive the
+ * elements each of the two needs (plan_ping_pong places them).
+ */
+static void plan_activations(ft_planner *p, const ft_layer_desc *l, int32_t n,
+                             const uint8_t *tr, int32_t s, ft_context *ctx, int64_t *ping_n,
+                             int64_t *pong_n)
+{
+    ft_layer *L = ctx != NULL ? ctx->layers : NULL;
+    int32_t i, cur = BUF_INPUT;
     for (i = 0; i < n; ++i) {
         int32_t *idx = NULL;
         if (l[i].kind == FT_LAYER_MAXPOOL1D && s >= 0 && i > s) {
@@ -308,103 +395,152 @@ static int64_t plan_arena(ft_planner *p, const ft_layer_desc *l, int32_t n,
             L[i].idx = idx;
         }
         if (l[i].kind == FT_LAYER_RELU) {
-            if (L != NULL) {
-                L[i].out = i > 0 ? L[i - 1].out : ctx->input;
-                L[i].pad_l = i > 0 ? L[i - 1].pad_l : 0;
-                L[i].pad_r = i > 0 ? L[i - 1].pad_r : 0;
+            if (ctx != NULL) {
+                alias_relu_output(ctx, i);
             }
-            continue;
-        }
-        output_pads(l, n, i, &pl, &pr);
-        if (L != NULL) {
-            L[i].pad_l = pl;
-            L[i].pad_r = pr;
-            L[i].out = NULL;
-        }
-        if (keep_output(l, n, tr, s, i) || pl + pr > 0) {
-            int32_t cat = keep_output(l, n, tr, s, i) ? FT_MEM_ACTIVATIONS : FT_MEM_SCRATCH;
-            float *buf = plan_alloc(p, i, cat, ((int64_t)l[i].out_t + pl + pr) * l[i].out_c);
-            if (L != NULL) {
-                L[i].out = buf != NULL ? buf + (int64_t)pl * l[i].out_c : NULL;
-            }
+        } else if (plan_dedicated_output(p, l, n, tr, s, i, L)) {
             cur = i;
         } else {
-            cur = cur == BUF_PING ? BUF_PONG : BUF_PING;
+            cur = next_ping_pong(cur);
             if (cur == BUF_PING) {
-                ping_n = ping_n > out_elems(&l[i]) ? ping_n : out_elems(&l[i]);
+                *ping_n = max64(*ping_n, out_elems(&l[i]));
             } else {
-                pong_n = pong_n > out_elems(&l[i]) ? pong_n : out_elems(&l[i]);
+                *pong_n = max64(*pong_n, out_elems(&l[i]));
             }
         }
     }
-    ping = plan_alloc(p, -1, FT_MEM_SCRATCH, ping_n);
-    pong = plan_alloc(p, -1, FT_MEM_SCRATCH, pong_n);
-    if (L != NULL) {
-        /* Second walk: hand the ping-pong buffers to the layers that use them. */
-        cur = BUF_INPUT;
-        for (i = 0; i < n; ++i) {
-            if (l[i].kind == FT_LAYER_RELU) {
-                continue;
-            }
-            if (L[i].out != NULL) { /* dedicated buffer placed by the first walk */
-                cur = i;
-                continue;
-            }
-            cur = cur == BUF_PING ? BUF_PONG : BUF_PING;
-            L[i].out = cur == BUF_PING ? ping : pong;
-        }
-        for (i = 0; i < n; ++i) {
-            if (l[i].kind == FT_LAYER_RELU) {
-                L[i].out = i > 0 ? L[i - 1].out : ctx->input;
-            }
-        }
-    }
+}
 
-    /* Delta buffers: A holds dL/dlogits, then the layers alternate A and B. */
+/*
+ * Ping-pong scratch (FT_MEM_SCRATCH, shared): the two forward buffers of ping_n and pong_n
+ * elements, handed to the outputs that plan_activations gave no dedicated buffer, alternating
+ * in the same order; then every ReLU output aliases its input again.
+ */
+static void plan_ping_pong(ft_planner *p, const ft_layer_desc *l, int32_t n, int64_t ping_n,
+                           int64_t pong_n, ft_context *ctx)
+{
+    float *ping = plan_alloc(p, -1, FT_MEM_SCRATCH, ping_n);
+    float *pong = plan_alloc(p, -1, FT_MEM_SCRATCH, pong_n);
+    int32_t i, cur = BUF_INPUT;
+    if (ctx == NULL) {
+        return;
+    }
+    for (i = 0; i < n; ++i) {
+        if (l[i].kind == FT_LAYER_RELU) {
+            continue;
+        }
+        if (ctx->layers[i].out != NULL) { /* dedicated buffer */
+            cur = i;
+            continue;
+        }
+        cur = next_ping_pong(cur);
+        ctx->layers[i].out = cur == BUF_PING ? ping : pong;
+    }
+    for (i = 0; i < n; ++i) {
+        if (l[i].kind == FT_LAYER_RELU) {
+            alias_relu_output(ctx, i);
+        }
+    }
+}
+
+/* Elements of the gradient w.r.t. layer d's input, with a conv's zero rows. */
+static int64_t din_elems(const ft_layer_desc *d)
+{
+    int64_t t = d->in_t;
+    if (d->kind == FT_LAYER_CONV1D) {
+        t += (int64_t)d->pad_left + d->pad_right;
+    }
+    return (int64_t)d->in_c * t;
+}
+
+/*
+ * Hands the delta buffers to the layers: the last layer's dout is A; walking down to s + 1,
+ * each non-ReLU layer writes the gradient w.r.t. its input (din_base) into the other buffer
+ * and the layer below reads it as its dout (past a conv's leading zero rows); ReLU works in
+ * place. Layers at or below s get none.
+ */
+static void wire_deltas(const ft_layer_desc *l, int32_t n, int32_t s, float *da, float *db,
+                        ft_layer *L)
+{
+    int32_t i, in_a = 1;
+    for (i = 0; i < n; ++i) {
+        L[i].dout = NULL;
+        L[i].din_base = NULL;
+    }
+    if (s < 0) {
+        return;
+    }
+    L[n - 1].dout = da;
+    for (i = n - 1; i > s; --i) {
+        if (l[i].kind == FT_LAYER_RELU) {
+            L[i - 1].dout = L[i].dout;
+            continue;
+        }
+        in_a = !in_a;
+        L[i].din_base = in_a ? da : db;
+        L[i - 1].dout = L[i].din_base;
+        if (l[i].kind == FT_LAYER_CONV1D && L[i].din_base != NULL) {
+            L[i - 1].dout = L[i].din_base + (int64_t)l[i].pad_left * l[i].in_c;
+        }
+    }
+}
+
+/*
+ * Deltas (FT_MEM_DELTAS, shared): the two buffers A and B of dL/d(activation) that backward
+ * alternates in (wire_deltas), each sized for the largest gradient it holds: A holds the
+ * logits gradient [K] first. Both are empty when nothing trains (s < 0).
+ */
+static void plan_deltas(ft_planner *p, const ft_layer_desc *l, int32_t n, int32_t s, ft_layer *L)
+{
+    int64_t a_n = 0, b_n = 0;
+    int32_t i, in_a = 1;
+    float *da, *db;
     if (s >= 0) {
-        int32_t in_a = 1;
-        da_n = k;
+        a_n = l[n - 1].out_c;
         for (i = n - 1; i > s; --i) {
-            int64_t need = (int64_t)l[i].in_c * l[i].in_t;
             if (l[i].kind == FT_LAYER_RELU) {
                 continue;
-            }
-            if (l[i].kind == FT_LAYER_CONV1D) {
-                need = (int64_t)l[i].in_c * ((int64_t)l[i].in_t + l[i].pad_left + l[i].pad_right);
             }
             in_a = !in_a;
             if (in_a) {
-                da_n = da_n > need ? da_n : need;
+                a_n = max64(a_n, din_elems(&l[i]));
             } else {
-                db_n = db_n > need ? db_n : need;
+                b_n = max64(b_n, din_elems(&l[i]));
             }
         }
     }
-    da = plan_alloc(p, -1, FT_MEM_DELTAS, da_n);
-    db = plan_alloc(p, -1, FT_MEM_DELTAS, db_n);
+    da = plan_alloc(p, -1, FT_MEM_DELTAS, a_n);
+    db = plan_alloc(p, -1, FT_MEM_DELTAS, b_n);
     if (L != NULL) {
-        for (i = 0; i < n; ++i) {
-            L[i].dout = NULL;
-            L[i].din_base = NULL;
-        }
-        if (s >= 0) {
-            int32_t in_a = 1;
-            L[n - 1].dout = da;
-            for (i = n - 1; i > s; --i) {
-                if (l[i].kind == FT_LAYER_RELU) {
-                    L[i - 1].dout = L[i].dout;
-                    continue;
-                }
-                in_a = !in_a;
-                L[i].din_base = in_a ? da : db;
-                L[i - 1].dout = L[i].din_base;
-                if (l[i].kind == FT_LAYER_CONV1D && L[i].din_base != NULL) {
-                    L[i - 1].dout = L[i].din_base + (int64_t)l[i].pad_left * l[i].in_c;
-                }
-            }
-        }
+        wire_deltas(l, n, s, da, db, L);
+    }
+}
+
+/*
+ * Lays out the whole arena after the control block (README.md, "Arena plan"): the fixed part
+ * (parameters, input, stored samples, loss buffers), then the planned part (gradients and
+ * momentum, activations, ping-pong scratch, deltas). With ctx == NULL it only sizes it
+ * (p->base == NULL). Returns the bytes the arena needs.
+ */
+static int64_t plan_arena(ft_planner *p, const ft_layer_desc *l, int32_t n,
+                          const ft_train_config *cfg, const uint8_t *tr, ft_context *ctx)
+{
+    const int32_t s = first_trainable_layer(n, tr);
+    ft_layer *L = ctx != NULL ? ctx->layers : NULL;
+    int64_t ping_n = 0, pong_n = 0;
+
+    plan_parameters(p, l, n, L);
+    plan_input(p, l, n, ctx);
+    plan_stored_samples(p, l, cfg->n_stored_samples, ctx);
+    plan_loss_buffers(p, l[n - 1].out_c, ctx);
+    if (ctx != NULL) {
+        ctx->fixed_end = p->off;
         ctx->first_trainable = s;
     }
+    plan_gradients(p, l, n, tr, cfg->momentum != 0.0f, L);
+    plan_activations(p, l, n, tr, s, ctx, &ping_n, &pong_n);
+    plan_ping_pong(p, l, n, ping_n, pong_n, ctx);
+    plan_deltas(p, l, n, s, L);
     return p->off;
 }
 
@@ -570,6 +706,7 @@ ft_status ft_context_configure(ft_context *ctx, const ft_train_config *cfg,
 /* ---------------------------------------------------------------------------------- */
 /* Parameters                                                                           */
 
+/* The tensor (layer, param) and its element count; FT_ERR_ARG for a tensor the layer lacks. */
 static ft_status param_slot(const ft_context *ctx, int32_t layer, int32_t param, float **ptr,
                             int64_t *n)
 {
@@ -603,83 +740,91 @@ static ft_status param_slot(const ft_context *ctx, int32_t layer, int32_t param,
     }
 }
 
-/* PyTorch [F, C, K] (dense [M, N]: K = 1) <-> internal [K, C, F]. */
-static void weight_dims(const ft_layer_desc *d, int32_t *f, int32_t *c, int32_t *k)
+/* param_slot for a caller tensor of n elements: FT_ERR_SHAPE unless n is the tensor's count. */
+static ft_status param_tensor(const ft_context *ctx, int32_t layer, int32_t param, int64_t n,
+                              float **ptr)
 {
-    *f = d->out_c;
-    *c = d->in_c;
-    *k = d->kind == FT_LAYER_CONV1D ? d->kernel : 1;
+    int64_t want = 0;
+    ft_status st = param_slot(ctx, layer, param, ptr, &want);
+    return st == FT_OK && n != want ? FT_ERR_SHAPE : st;
+}
+
+/* Copies a conv/dense weight between PyTorch's [F, C, K] (dense [M, N]: K = 1) and the
+ * internal [K, C, F]: into the model when to_internal, else out of it. */
+static void copy_weight(const ft_layer_desc *d, const float *src, float *dst, int to_internal)
+{
+    const int32_t f = d->out_c, c = d->in_c, k = d->kind == FT_LAYER_CONV1D ? d->kernel : 1;
+    int32_t fi, ci, ki;
+    for (fi = 0; fi < f; ++fi) {
+        for (ci = 0; ci < c; ++ci) {
+            for (ki = 0; ki < k; ++ki) {
+                const int64_t api = ((int64_t)fi * c + ci) * k + ki;
+                const int64_t internal = ((int64_t)ki * c + ci) * f + fi;
+                if (to_internal) {
+                    dst[internal] = src[api];
+                } else {
+                    dst[api] = src[internal];
+                }
+            }
+        }
+    }
+}
+
+/* Copies the n elements of tensor (layer, param) into the model (to_internal) or out of it.
+ * Conv/dense weights change layout (copy_weight); every other tensor is the same both sides. */
+static void copy_param(const ft_context *ctx, int32_t layer, int32_t param, const float *src,
+                       float *dst, int64_t n, int to_internal)
+{
+    const ft_layer_desc *d = &ctx->layers[layer].d;
+    if (param == FT_PARAM_WEIGHT && d->kind != FT_LAYER_BATCHNORM1D) {
+        copy_weight(d, src, dst, to_internal);
+    } else {
+        memcpy(dst, src, (size_t)n * sizeof(float));
+    }
+}
+
+static int all_non_negative(const float *v, int64_t n)
+{
+    int64_t i;
+    for (i = 0; i < n; ++i) {
+        if (!(v[i] >= 0.0f)) {
+            return 0;
+        }
+    }
+    return 1;
 }
 
 ft_status ft_set_param(ft_context *ctx, int32_t layer, int32_t param, const float *src,
                        int64_t n)
 {
-    float *dst;
-    int64_t want, q;
+    float *dst = NULL;
     ft_status st;
     if (!ft_valid_ctx(ctx) || src == NULL) {
         return FT_ERR_NULL;
     }
-    st = param_slot(ctx, layer, param, &dst, &want);
-    if (st != FT_OK) {
-        return st;
+    st = param_tensor(ctx, layer, param, n, &dst);
+    if (st == FT_OK && param == FT_PARAM_RUNNING_VAR && !all_non_negative(src, n)) {
+        st = FT_ERR_ARG;
     }
-    if (n != want) {
-        return FT_ERR_SHAPE;
+    if (st == FT_OK) {
+        copy_param(ctx, layer, param, src, dst, n, 1);
     }
-    if (param == FT_PARAM_WEIGHT && ctx->layers[layer].d.kind != FT_LAYER_BATCHNORM1D) {
-        int32_t f, c, k, fi, ci, ki;
-        weight_dims(&ctx->layers[layer].d, &f, &c, &k);
-        for (fi = 0; fi < f; ++fi) {
-            for (ci = 0; ci < c; ++ci) {
-                for (ki = 0; ki < k; ++ki) {
-                    dst[((int64_t)ki * c + ci) * f + fi] = src[((int64_t)fi * c + ci) * k + ki];
-                }
-            }
-        }
-        return FT_OK;
-    }
-    if (param == FT_PARAM_RUNNING_VAR) {
-        for (q = 0; q < n; ++q) {
-            if (!(src[q] >= 0.0f)) {
-                return FT_ERR_ARG;
-            }
-        }
-    }
-    memcpy(dst, src, (size_t)n * sizeof(float));
-    return FT_OK;
+    return st;
 }
 
 ft_status ft_get_param(const ft_context *ctx, int32_t layer, int32_t param, float *dst,
                        int64_t n)
 {
-    float *src;
-    int64_t want;
+    float *src = NULL;
     ft_status st;
     if (!ft_valid_ctx(ctx) || dst == NULL) {
         return FT_ERR_NULL;
     }
-    st = param_slot(ctx, layer, param, &src, &want);
-    if (st != FT_OK) {
-        return st;
+    st = param_tensor(ctx, layer, param, n, &src);
+    if (st == FT_OK) {
+        copy_param(ctx, layer, param, src, dst, n, 0);
     }
-    if (n != want) {
-        return FT_ERR_SHAPE;
-    }
-    if (param == FT_PARAM_WEIGHT && ctx->layers[layer].d.kind != FT_LAYER_BATCHNORM1D) {
-        int32_t f, c, k, fi, ci, ki;
-        weight_dims(&ctx->layers[layer].d, &f, &c, &k);
-        for (fi = 0; fi < f; ++fi) {
-            for (ci = 0; ci < c; ++ci) {
-                for (ki = 0; ki < k; ++ki) {
-                    dst[((int64_t)fi * c + ci) * k + ki] = src[((int64_t)ki * c + ci) * f + fi];
-                }
-            }
-        }
-        return FT_OK;
-    }
-    memcpy(dst, src, (size_t)n * sizeof(float));
-    return FT_OK;
+    return st;
 }
 
 ft_status ft_set_class_weights(ft_context *ctx, const float *w, int32_t n_classes)

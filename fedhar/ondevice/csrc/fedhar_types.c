@@ -1,5 +1,5 @@
-/* ft_status.c - status names. */
-#include "fedhar_train.h"
+/* fedhar_types.c - names of the library's status codes (fedhar_types.h). */
+#include "fedhar_types.h"
 
 const char *ft_status_str(int32_t status)
 {
