@@ -16,9 +16,10 @@ import sys
 import time
 from pathlib import Path
 
+from fedhar.schema.policies import policy
 from fedhar.studies.battery import load_study_scenario
+from fedhar.wearable.build import build_device_config
 from fedhar.wearable.device import Device
-from fedhar.wearable.scenario import PolicySection, build_device_config
 
 SCENARIO = Path(__file__).resolve().parents[1] / "scenarios" / "battery_policies.yaml"
 DAY_S = 86400.0
@@ -32,14 +33,12 @@ def simulate(devices: int, days: int) -> dict[str, float]:
     worst_rel_err = 0.0
     for seed in range(devices):
         config = build_device_config(
-            scenario.device,
+            scenario.battery,
             SCENARIO.parent,
             capacity_mah=30.0,
-            charging=PolicySection(name="random", params={"probability": 0.6}),
-            personalization=PolicySection(name="charging_full_else_tl"),
-            threshold=PolicySection(
-                name="stepwise", params={"steps": [[0.0, 0.0], [0.3, 0.5], [0.6, 1.0]]}
-            ),
+            charging=policy("charging", "random", probability=0.6),
+            personalization=policy("personalization", "charging_full_else_tl"),
+            threshold=policy("threshold", "stepwise", steps=[[0.0, 0.0], [0.3, 0.5], [0.6, 1.0]]),
             seed=seed,
         )
         device = Device(config)

@@ -58,24 +58,44 @@ def test_run_help_documents_outputs(capsys: pytest.CaptureFixture[str]) -> None:
     assert "docs/scenario.md" in out and "report.json" in out and "--resume" in out
 
 
-def test_bad_scenario_exit_2_one_line(tmp_path: Path) -> None:
+def _run_bad(tmp_path: Path, text: str) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """``python -m fedhar.cli run BAD.yaml --out X`` of a scenario ``text``, as a user runs it."""
     bad = tmp_path / "bad.yaml"
-    bad.write_text(TINY.replace("pretrain: {epochs: 2", "pretrain: {epochs: two"))
+    bad.write_text(text)
     proc = subprocess.run(
         [sys.executable, "-m", "fedhar.cli", "run", str(bad), "--out", str(tmp_path / "o")],
         capture_output=True,
         text=True,
         check=False,
     )
+    assert not (tmp_path / "o").exists()
+    return bad, proc
+
+
+def test_bad_scenario_exit_2_one_line(tmp_path: Path) -> None:
+    bad, proc = _run_bad(tmp_path, TINY.replace("pretrain: {epochs: 2", "pretrain: {epochs: two"))
     assert proc.returncode == 2
     assert proc.stderr == f"error: {bad}: pretrain.epochs: expected an integer >= 1, got 'two'\n"
-    assert not (tmp_path / "o").exists()
+
+
+def test_every_scenario_mistake_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    """An unknown key, a missing required key and a wrong type: three lines, each naming its
+    key path, and no traceback."""
+    text = TINY.replace("name: tiny\n", "").replace("window: 40", "window: 40\n  colour: red")
+    bad, proc = _run_bad(tmp_path, text.replace("pretrain: {epochs: 2", "pretrain: {epochs: two"))
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [
+        f"error: {bad}: name: missing required key, expected a non-empty string",
+        f"error: {bad}: data.colour: unknown key, expected one of: dataset, data_dir, classes, "
+        "channels, recording_device, target_fs, window, stride, train_fraction, options",
+        f"error: {bad}: pretrain.epochs: expected an integer >= 1, got 'two'",
+    ]
 
 
 @pytest.mark.parametrize(
     ("edit", "expected"),
     [
-        (("window: 40", "window: 40\n  colour: red"), "data: unknown key 'colour' (allowed:"),
+        (("window: 40", "window: 40\n  colour: red"), "data.colour: unknown key, expected one of:"),
         (("name: tiny\n", ""), "name: missing required key, expected a non-empty string"),
     ],
 )

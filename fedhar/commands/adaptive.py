@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 from fedhar.adaptive.artifact import save_model
+from fedhar.commands import print_error
 from fedhar.data.paths import DatasetMissingError
-from fedhar.mcu import ProfileError
 from fedhar.schema.adaptive import load_adaptive_scenario
-from fedhar.schema.scenario import ScenarioError
+from fedhar.schema.base import SchemaError
 from fedhar.studies.adaptive import run_study
 from fedhar.studies.adaptive_report import (
     plot_fig11,
@@ -35,8 +34,8 @@ def run(args: argparse.Namespace) -> int:
     """Runs the study and writes its files; returns the exit code (2 on bad input)."""
     try:
         scenario, cfg = load_adaptive_scenario(args.scenario)
-    except ScenarioError as exc:
-        print(f"fedhar adaptive: error: {exc}", file=sys.stderr)
+    except SchemaError as exc:
+        print_error(exc, "fedhar adaptive: error: ")
         return 2
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -47,8 +46,8 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         result = run_study(scenario, cfg, args.data_dir, log)
-    except (DatasetMissingError, ProfileError, ValueError) as exc:
-        print(f"fedhar adaptive: error: {exc}", file=sys.stderr)
+    except (DatasetMissingError, ValueError) as exc:
+        print_error(exc, "fedhar adaptive: error: ")
         return 2
     meta = {
         "scenario": scenario.name,

@@ -13,7 +13,8 @@ import json
 import sys
 from typing import NoReturn
 
-from fedhar.mcu import ProfileError, list_profiles, load_profile
+from fedhar.commands import print_error
+from fedhar.mcu import list_profiles, load_profile
 from fedhar.models.spec import MODEL_BUILDERS
 
 PROG = "fedhar estimate"
@@ -122,8 +123,8 @@ def run(args: argparse.Namespace) -> int:
             )
             for (t, c), mode in itertools.product(inputs, modes)
         ]
-    except (ValueError, ProfileError) as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+    except ValueError as exc:  # an invalid MCU profile file gives one line per problem
+        print_error(exc, f"{PROG}: error: ")
         return 2
     if args.json:
         out = {

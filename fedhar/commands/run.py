@@ -30,11 +30,12 @@ if TYPE_CHECKING:
 
 EPILOG = """\
 A scenario is a YAML file with the sections name, seed, data, split, model, pretrain,
-personalization, federation, mcu and (optional) device, a battery-powered wearable whose
+personalization, federation, mcu and (optional) battery, a battery-powered wearable whose
 state of charge and energy by load each client reports; every key is documented in
 docs/scenario.md
-(python -m fedhar.schema.scenario prints it). Unknown keys and wrong values are errors
-(exit code 2, one line naming the file and the key).
+(python -m fedhar.schema.docs prints it). Unknown keys and wrong values are errors
+(exit code 2, one line per problem naming the file, the key, what was expected and what
+was found).
 
 outputs:
   DIR/report.json  per-user records (user, fold, n_train, n_test, f1/accuracy/
@@ -98,13 +99,15 @@ def main(args: argparse.Namespace) -> int:
     # Imported here so that `fedhar run --help` does not pay for torch.
     import torch
 
-    from fedhar.schema.scenario import ScenarioError, load_scenario
+    from fedhar.commands import print_error
+    from fedhar.schema.base import SchemaError
+    from fedhar.schema.scenario import load_scenario
 
     started = time.perf_counter()
     try:
         scenario = load_scenario(args.scenario)
-    except ScenarioError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except SchemaError as exc:
+        print_error(exc)
         return 2
     if args.threads < 1:
         print(f"error: --threads: expected an integer >= 1, got {args.threads}", file=sys.stderr)
@@ -120,9 +123,11 @@ def run_sweep(args: argparse.Namespace, scenario: Scenario, out: Path, started: 
     Table II-style comparison (``out/report.json``, ``out/table2.png``, ``out/report.html``)."""
     import yaml
 
+    from fedhar.commands import print_error
     from fedhar.enums import PAPER_MODES
     from fedhar.results.federation import sweep_row, write_pages
-    from fedhar.schema.scenario import ScenarioError, load_scenario
+    from fedhar.schema.base import SchemaError
+    from fedhar.schema.scenario import load_scenario
 
     rows = []
     for window in scenario.sweep.window if scenario.sweep else []:
@@ -135,8 +140,8 @@ def run_sweep(args: argparse.Namespace, scenario: Scenario, out: Path, started: 
         target.write_text(yaml.safe_dump(raw, sort_keys=True))
         try:
             variant = load_scenario(target)
-        except ScenarioError as exc:
-            print(f"error: sweep.window {window}: {exc}", file=sys.stderr)
+        except SchemaError as exc:
+            print_error(exc, f"error: sweep.window {window}: ")
             return 2
         print(f"--- sweep: window {window}, stride {stride}", flush=True)
         code = run_one(args, variant, target.parent, time.perf_counter())
@@ -212,12 +217,12 @@ def run_one(args: argparse.Namespace, scenario: Scenario, out: Path, started: fl
     engine = args.engine or scenario.federation.engine
     t0 = time.perf_counter()
     # The engines read this snapshot, not the user's file: an edit during the run changes nothing.
-    # It lives in DIR, so the device section's file paths are anchored to the scenario's folder.
+    # It lives in DIR, so the battery section's file paths are anchored to the scenario's folder.
     snapshot = out / "scenario.yaml"
     frozen = scenario
-    if scenario.device is not None:
-        device = scenario.device.anchored(Path(args.scenario).resolve().parent)
-        frozen = scenario.model_copy(update={"device": device})
+    if scenario.battery is not None:
+        battery = scenario.battery.anchored(Path(args.scenario).resolve().parent)
+        frozen = scenario.model_copy(update={"battery": battery})
     snapshot.write_text(yaml.safe_dump(frozen.model_dump(mode="json"), sort_keys=True))
     config = run_config(snapshot, out, args.data_dir, args.resume)
     try:
@@ -260,12 +265,17 @@ def run_one(args: argparse.Namespace, scenario: Scenario, out: Path, started: fl
 
 
 def report_header(scenario: Scenario, prepared: Prepared) -> dict[str, object]:
-    """Identity of a run, stored in ``report.json``: resuming requires an equal header. An
-    unset ``device`` section is left out of the hash, so runs without a battery keep the hash
-    they had before the section existed."""
+    """Identity of a run, stored in ``report.json``: resuming requires an equal header. The
+    hash keeps the key names it was first taken with (``data.device``, ``device``, and
+    ``battery`` inside it, since renamed ``data.recording_device``, ``battery`` and
+    ``battery.cell``), and leaves an unset battery section out, so runs without a battery keep
+    the hash they had before the section existed."""
     dumped = scenario.model_dump(mode="json")
-    if dumped["device"] is None:
-        del dumped["device"]
+    dumped["data"]["device"] = dumped["data"].pop("recording_device")
+    battery = dumped.pop("battery")
+    if battery is not None:
+        battery["battery"] = battery.pop("cell")
+        dumped["device"] = battery
     canonical = json.dumps(dumped, sort_keys=True)
     return {
         "scenario": scenario.name,

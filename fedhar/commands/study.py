@@ -4,7 +4,6 @@ battery-policy study."""
 from __future__ import annotations
 
 import argparse
-import sys
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -32,18 +31,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Runs the study; exit code 2 for an invalid scenario or an occupied DIR."""
-    from fedhar.studies.battery import ScenarioError, run_study, winner_lines
+    from fedhar.commands import print_error
+    from fedhar.schema.base import SchemaError
+    from fedhar.studies.battery import run_study, winner_lines
 
     try:
         result = run_study(
             args.scenario, args.out, resume=args.resume, adaptive_dir=args.adaptive_dir
         )
-    except ScenarioError as exc:
-        for line in exc.lines:
-            print(f"error: {line}", file=sys.stderr)
-        return 2
-    except FileExistsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (SchemaError, FileExistsError) as exc:
+        print_error(exc)
         return 2
     for line in winner_lines(result["summary"]):
         print(line)

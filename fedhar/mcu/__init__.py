@@ -5,18 +5,16 @@ into cycles, seconds and joules; ``list_profiles()`` names the bundled profiles.
 """
 
 from fedhar.mcu.profile import (
-    BASES,
     OP_CLASSES,
     Cost,
     CycleCosts,
     McuProfile,
     OpCountsLike,
-    ProfileError,
-    Sourced,
     list_profiles,
     load_profile,
     resolve_profile_name,
 )
+from fedhar.schema.mcu import BASES, Sourced
 
 __all__ = [
     "BASES",
@@ -25,7 +23,6 @@ __all__ = [
     "CycleCosts",
     "McuProfile",
     "OpCountsLike",
-    "ProfileError",
     "Sourced",
     "list_profiles",
     "load_profile",

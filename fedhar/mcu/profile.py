@@ -2,9 +2,11 @@
 
 A profile is a YAML file in ``fedhar/mcu/profiles/``. Every number in it is a mapping
 ``{value, basis, source}``: ``basis`` says how the number was obtained (one of
-:data:`BASES`) and ``source`` names the datasheet section or paper table it comes from, or how
-it was calibrated or assumed. :func:`load_profile` validates the file and returns a frozen
-:class:`McuProfile`, which turns operation counts into cycles, seconds and joules.
+:data:`fedhar.schema.mcu.BASES`) and ``source`` names the datasheet section or paper table it
+comes from, or how it was calibrated or assumed (the file's schema is
+:class:`fedhar.schema.mcu.ProfileFile`).
+:func:`load_profile` validates the file and returns a frozen :class:`McuProfile`, which turns
+operation counts into cycles, seconds and joules.
 
 Cost model (float32 training and inference)::
 
@@ -15,16 +17,16 @@ Cost model (float32 training and inference)::
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
-import yaml
+from fedhar.schema.base import SchemaError, load_yaml_model
+from fedhar.schema.mcu import OPERATIONS, ProfileFile, Sourced
 
 PROFILE_DIR = Path(__file__).resolve().parent / "profiles"
 
-OP_CLASSES: tuple[str, ...] = ("mac", "add", "mul", "div", "exp", "cmp", "byte_moved")
+OP_CLASSES: tuple[str, ...] = tuple(OPERATIONS)
 """Operation classes priced by a profile, in the order of :class:`CycleCosts`."""
 
 COUNT_FIELDS: dict[str, str] = {
@@ -37,14 +39,6 @@ COUNT_FIELDS: dict[str, str] = {
     "byte_moved": "bytes_moved",
 }
 """Operation class → attribute of an ``OpCounts`` record that holds its count."""
-
-BASES: tuple[str, ...] = ("datasheet", "paper", "derived", "calibrated", "assumed")
-"""How a profile number was obtained: read from a datasheet or paper, derived from such numbers
-by arithmetic stated in its source, fitted by :mod:`fedhar.ondevice.calibration`, or assumed."""
-
-
-class ProfileError(ValueError):
-    """A profile file is missing, malformed, or has a field outside its allowed range."""
 
 
 class OpCountsLike(Protocol):
@@ -64,22 +58,6 @@ class OpCountsLike(Protocol):
     def cmps(self) -> int: ...
     @property
     def bytes_moved(self) -> int: ...
-
-
-@dataclass(frozen=True)
-class Sourced:
-    """One profile number with its provenance.
-
-    Attributes:
-        value: the number, in the unit its field name states.
-        basis: one of :data:`BASES`.
-        source: datasheet name and section/table, paper and table, or the calibration or
-            assumption that produced the value.
-    """
-
-    value: float
-    basis: str
-    source: str
 
 
 @dataclass(frozen=True)
@@ -231,171 +209,68 @@ def resolve_profile_name(name: str) -> str:
         profile.name + (f" (aliases: {', '.join(profile.aliases)})" if profile.aliases else "")
         for profile in profiles
     )
-    raise ProfileError(f"unknown MCU profile {name!r}; expected one of: {choices}")
+    raise SchemaError([f"unknown MCU profile {name!r}; expected one of: {choices}"])
 
 
 def load_profile(name_or_path: str | Path) -> McuProfile:
     """Loads and validates a profile by bundled name, alias, or path to a ``.yaml`` file.
 
     Raises:
-        ProfileError: naming the file and the field, and what was expected.
+        fedhar.schema.base.SchemaError: an unknown name, or every problem of the file, one line
+            each naming the file, the key path, what was expected and what was found.
     """
     text = str(name_or_path)
     if isinstance(name_or_path, Path) or text.endswith((".yaml", ".yml")) or "/" in text:
         path = Path(text)
     else:
         path = PROFILE_DIR / f"{resolve_profile_name(text)}.yaml"
-    if not path.is_file():
-        raise ProfileError(f"{path}: profile file not found")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ProfileError(f"{path}: not valid YAML: {exc}") from exc
-    return _parse(path, data)
+    return _profile(load_yaml_model(path, ProfileFile, context={"stem": path.stem}), path)
 
 
-class _Reader:
-    """Reads fields of one profile file, collecting provenance and naming the file in errors."""
-
-    def __init__(self, path: Path, data: Any) -> None:
-        if not isinstance(data, dict):
-            raise ProfileError(f"{path}: expected a mapping at the top level, got {_kind(data)}")
-        self.path = path
-        self.data = data
-        self.provenance: list[tuple[str, Sourced]] = []
-
-    def fail(self, field: str, expected: str, got: Any) -> ProfileError:
-        return ProfileError(f"{self.path}: field {field!r}: expected {expected}, got {got!r}")
-
-    def text(self, field: str) -> str:
-        value = self.data.get(field)
-        if not isinstance(value, str) or not value.strip():
-            raise self.fail(field, "a non-empty string", value)
-        return value.strip()
-
-    def names(self, field: str) -> tuple[str, ...]:
-        value = self.data.get(field, [])
-        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-            raise self.fail(field, "a list of names", value)
-        return tuple(v.strip().lower() for v in value)
-
-    def number(self, field: str, node: Any, minimum: float, strict: bool = False) -> float:
-        """A ``{value, basis, source}`` mapping whose value is a finite number >= minimum
-        (> minimum when ``strict``)."""
-        if not isinstance(node, dict):
-            raise self.fail(field, "a mapping {value, basis, source}", node)
-        unknown = set(node) - {"value", "basis", "source"}
-        if unknown:
-            raise self.fail(field, "only the keys value, basis, source", sorted(unknown))
-        value = node.get("value")
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise self.fail(f"{field}.value", "a number", value)
-        value = float(value)
-        bound_ok = value > minimum if strict else value >= minimum
-        if not math.isfinite(value) or not bound_ok:
-            relation = ">" if strict else ">="
-            raise self.fail(f"{field}.value", f"a finite number {relation} {minimum:g}", value)
-        basis = node.get("basis")
-        if basis not in BASES:
-            raise self.fail(f"{field}.basis", f"one of {', '.join(BASES)}", basis)
-        source = node.get("source")
-        if not isinstance(source, str) or not source.strip():
-            raise self.fail(
-                f"{field}.source", "a non-empty string naming where it comes from", source
-            )
-        self.provenance.append((field, Sourced(value, basis, " ".join(source.split()))))
-        return value
-
-    def field(self, field: str, minimum: float = 0.0, strict: bool = True) -> float:
-        if field not in self.data:
-            raise ProfileError(f"{self.path}: missing field {field!r}")
-        return self.number(field, self.data[field], minimum, strict)
-
-    def one_of(self, *fields: str) -> str:
-        present = [f for f in fields if f in self.data]
-        if len(present) != 1:
-            raise ProfileError(
-                f"{self.path}: expected exactly one of the fields {', '.join(fields)}, "
-                f"got {len(present)}" + (f" ({', '.join(present)})" if present else "")
-            )
-        return present[0]
+SOURCED_KEYS = (
+    "clock_hz",
+    "supply_v",
+    "sram_bytes",
+    "flash_bytes",
+    "active_power_w",
+    "run_current_ua_per_mhz",
+    "sleep_power_w",
+    "sleep_current_ua",
+)
+"""The top-level numbers of a profile file, in the order of :attr:`McuProfile.provenance`."""
 
 
-def _kind(value: Any) -> str:
-    return type(value).__name__
-
-
-def _parse(path: Path, data: Any) -> McuProfile:
-    r = _Reader(path, data)
-    name = r.text("name")
-    if name != path.stem:
-        raise r.fail("name", f"the file stem {path.stem!r}", name)
-    clock_hz = r.field("clock_hz")
-    supply_v = r.field("supply_v")
-    sram = r.field("sram_bytes")
-    flash = r.field("flash_bytes", strict=False)
-    for field, value in (("sram_bytes", sram), ("flash_bytes", flash)):
-        if value != int(value):
-            raise r.fail(f"{field}.value", "a whole number of bytes", value)
-
-    if r.one_of("active_power_w", "run_current_ua_per_mhz") == "active_power_w":
-        active_watts = r.field("active_power_w")
+def _profile(file: ProfileFile, path: Path) -> McuProfile:
+    """The profile of a validated file."""
+    numbers = [(key, getattr(file, key)) for key in SOURCED_KEYS]
+    numbers += [(f"cycles_float32.{k}", getattr(file.cycles_float32, k)) for k in OP_CLASSES]
+    provenance = tuple(
+        (key, Sourced(value=n.value, basis=n.basis, source=n.source))
+        for key, n in numbers
+        if n is not None
+    )
+    clock_hz, supply_v = file.clock_hz.value, file.supply_v.value
+    if file.active_power_w is not None:
+        active_watts = file.active_power_w.value
     else:
-        ua_per_mhz = r.field("run_current_ua_per_mhz")
+        ua_per_mhz = file.run_current_ua_per_mhz.value  # type: ignore[union-attr]
         active_watts = ua_per_mhz * 1e-6 * (clock_hz / 1e6) * supply_v
-    if r.one_of("sleep_power_w", "sleep_current_ua") == "sleep_power_w":
-        sleep_watts = r.field("sleep_power_w", strict=False)
+    if file.sleep_power_w is not None:
+        sleep_watts = file.sleep_power_w.value
     else:
-        sleep_watts = r.field("sleep_current_ua", strict=False) * 1e-6 * supply_v
-
-    table = data.get("cycles_float32")
-    if not isinstance(table, dict):
-        raise r.fail("cycles_float32", f"a mapping with the keys {', '.join(OP_CLASSES)}", table)
-    missing = [k for k in OP_CLASSES if k not in table]
-    extra = sorted(set(table) - set(OP_CLASSES))
-    if missing or extra:
-        raise r.fail(
-            "cycles_float32",
-            f"exactly the keys {', '.join(OP_CLASSES)}",
-            {"missing": missing, "unknown": extra},
-        )
-    costs = CycleCosts(**{k: r.number(f"cycles_float32.{k}", table[k], 0.0) for k in OP_CLASSES})
-    known = {
-        "name",
-        "aliases",
-        "core",
-        "description",
-        "clock_hz",
-        "supply_v",
-        "sram_bytes",
-        "flash_bytes",
-        "active_power_w",
-        "run_current_ua_per_mhz",
-        "sleep_power_w",
-        "sleep_current_ua",
-        "cycles_float32",
-        "notes",
-    }
-    notes = data.get("notes", "")
-    if not isinstance(notes, str):
-        raise r.fail("notes", "free text", notes)
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ProfileError(
-            f"{path}: unknown field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(known))}"
-        )
+        sleep_watts = file.sleep_current_ua.value * 1e-6 * supply_v  # type: ignore[union-attr]
     return McuProfile(
-        name=name,
-        aliases=r.names("aliases"),
-        core=r.text("core"),
-        description=r.text("description"),
+        name=file.name,
+        aliases=tuple(file.aliases),
+        core=file.core,
+        description=file.description,
         clock_hz=clock_hz,
-        sram_bytes=int(sram),
-        flash_bytes=int(flash),
+        sram_bytes=file.sram_bytes.value,
+        flash_bytes=file.flash_bytes.value,
         supply_v=supply_v,
         active_watts=active_watts,
         sleep_watts=sleep_watts,
-        costs=costs,
-        provenance=tuple(r.provenance),
+        costs=CycleCosts(**{k: getattr(file.cycles_float32, k).value for k in OP_CLASSES}),
+        provenance=provenance,
         path=str(path),
     )

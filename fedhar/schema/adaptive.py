@@ -1,22 +1,19 @@
-"""The ``adaptive:`` section of a scenario: how ``fedhar adaptive`` searches, trains, prices and
-personalizes the input-adaptive network. The other sections (``data``, ``seed``, ...) are the
-common scenario schema of :mod:`fedhar.schema.scenario`."""
+"""The adaptive scenario of ``fedhar adaptive``: a run scenario (:mod:`fedhar.schema.scenario`)
+with an ``adaptive:`` section, how the input-adaptive network is searched, trained, priced and
+personalized."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, field_validator
 
-from fedhar.schema.scenario import Scenario, ScenarioError, parse_scenario
+from fedhar.schema.base import KeyProblem, Strict, load_yaml_model
+from fedhar.schema.scenario import Scenario
 
 
-class AdaptiveConfig(BaseModel):
+class AdaptiveConfig(Strict):
     """Daghero et al. 2022 §4.1/§4.3/§5.4 adaptive-inference study settings."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     grid_channels: list[list[int]] = Field(
         default_factory=lambda: [
@@ -102,52 +99,40 @@ class AdaptiveConfig(BaseModel):
     @field_validator("grid_channels")
     @classmethod
     def _powers_of_two(cls, value: list[list[int]]) -> list[list[int]]:
-        for row in value:
+        for i, row in enumerate(value):
             if len(row) != 3 or any(c < 2 or c > 128 or c & (c - 1) for c in row):
-                raise ValueError(f"each entry must be 3 powers of two in 2..128, got {row}")
+                raise KeyProblem(str(i), f"expected 3 powers of two in 2..128, got {row}")
         return value
 
     @field_validator("grid_kernels")
     @classmethod
     def _odd_kernels(cls, value: list[int]) -> list[int]:
         if any(k < 1 or k % 2 == 0 for k in value):
-            raise ValueError(f"kernels must be odd and >= 1 ('same' padding), got {value}")
+            raise ValueError(f"expected odd kernel sizes >= 1 ('same' padding), got {value}")
         return value
 
     @field_validator("small_widths")
     @classmethod
     def _fractions(cls, value: list[float]) -> list[float]:
         if any(not 0 < w < 1 for w in value) or len(set(value)) != len(value):
-            raise ValueError(f"small widths must be distinct fractions in (0, 1), got {value}")
+            raise ValueError(f"expected distinct fractions in (0, 1), got {value}")
         return value
 
 
+class AdaptiveScenario(Scenario):
+    """A run scenario with the settings of `fedhar adaptive`."""
+
+    adaptive: AdaptiveConfig = Field(
+        default_factory=AdaptiveConfig, description="Adaptive-inference study settings."
+    )
+
+
 def load_adaptive_scenario(path: str | Path) -> tuple[Scenario, AdaptiveConfig]:
-    """Reads a scenario YAML: the common sections through
-    :func:`fedhar.schema.scenario.parse_scenario` and the ``adaptive:`` section through
-    :class:`AdaptiveConfig`.
+    """Reads and validates an adaptive scenario YAML file: its run scenario and its
+    ``adaptive:`` section.
 
     Raises:
-        ScenarioError: one line naming the file, the key path and what was expected.
+        fedhar.schema.base.SchemaError: every problem of the file, one line each.
     """
-    path = Path(path)
-    try:
-        raw: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ScenarioError(f"{path}: file not found") from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise ScenarioError(f"{path}: cannot read: {str(exc).splitlines()[0]}") from None
-    if not isinstance(raw, dict):
-        raise ScenarioError(f"{path}: expected a mapping of keys at the top level")
-    common = {k: v for k, v in raw.items() if k != "adaptive"}
-    scenario = parse_scenario(common, source=str(path))
-    section = raw.get("adaptive") or {}
-    if not isinstance(section, dict):
-        raise ScenarioError(f"{path}: adaptive: expected a mapping, got {section!r}")
-    try:
-        adaptive = AdaptiveConfig.model_validate(section)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in ("adaptive", *err["loc"]))
-        raise ScenarioError(f"{path}: {where}: {err['msg']}, got {err.get('input')!r}") from None
-    return scenario, adaptive
+    scenario = load_yaml_model(path, AdaptiveScenario)
+    return scenario, scenario.adaptive

@@ -1,45 +1,30 @@
 """The scenario file: a validated YAML description of one fedhar run.
 
-:func:`load_scenario` reads and validates a YAML file into a :class:`Scenario`. Every problem
-raises :class:`ScenarioError` whose message is one line naming the file, the key path and what
-was expected, e.g. ``scenarios/x.yaml: pretrain.lr: expected a number > 0, got 'fast'``.
-:func:`schema_markdown` renders the reference of every field (``docs/scenario.md``).
+:func:`load_scenario` reads and validates a YAML file into a :class:`Scenario`; every problem of
+the file is reported at once (:class:`fedhar.schema.base.SchemaError`), one line each naming the
+file, the key path, what was expected and what was found, e.g.
+``scenarios/x.yaml: pretrain.lr: expected a number > 0, got 'fast'``. ``docs/scenario.md`` is the
+reference of every key (:mod:`fedhar.schema.docs`).
 """
 
 from __future__ import annotations
 
-import inspect
-import types
-import typing
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
-import annotated_types
-import yaml
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    ValidationInfo,
-    field_validator,
+from pydantic import AliasChoices, Field, model_validator
+
+from fedhar.schema.base import KeyProblem, Strict, load_yaml_model
+from fedhar.schema.battery import BatterySection
+from fedhar.schema.policies import (
+    ChargingSection,
+    PersonalizationSection,
+    ThresholdSection,
+    policy,
 )
-from pydantic.fields import FieldInfo
-
-from fedhar.wearable.charging import make_charging
-from fedhar.wearable.policies import make_personalization_policy, make_threshold_policy
-from fedhar.wearable.scenario import DeviceSection, PolicySection
 
 
-class ScenarioError(ValueError):
-    """An invalid scenario file; the message is one line: ``FILE: KEY.PATH: what is expected``."""
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class DataConfig(_Section):
+class DataConfig(Strict):
     """Which recordings to load and how to cut them into windows."""
 
     dataset: Literal["wisdm", "wisdm2019", "hapt", "synthetic"] = Field(
@@ -59,8 +44,10 @@ class DataConfig(_Section):
     channels: str = Field(
         "acc", description="Sensor channels: `acc` (tri-axial accelerometer) or `acc+gyro`."
     )
-    device: Literal["phone", "watch"] = Field(
-        "phone", description="Recording device (WISDM 2019 only)."
+    recording_device: Literal["phone", "watch"] = Field(
+        "phone",
+        validation_alias=AliasChoices("recording_device", "device"),
+        description="Device the recordings were made with (WISDM 2019 only).",
     )
     target_fs: float | None = Field(
         None,
@@ -85,7 +72,7 @@ class DataConfig(_Section):
     )
 
 
-class SplitConfig(_Section):
+class SplitConfig(Strict):
     """How users are grouped into folds for pretraining the general model."""
 
     method: Literal["loso", "kfold"] = Field(
@@ -97,7 +84,7 @@ class SplitConfig(_Section):
     k: int = Field(5, ge=2, description="Number of user folds for `kfold`.")
 
 
-class ModelConfig(_Section):
+class ModelConfig(Strict):
     """The 1D-CNN architecture."""
 
     name: Literal["cnn3", "daghero"] = Field(
@@ -112,7 +99,7 @@ class ModelConfig(_Section):
     )
 
 
-class PretrainConfig(_Section):
+class PretrainConfig(Strict):
     """Pretraining of the general model on a fold's pretraining users (cached)."""
 
     optimizer: Literal["sgd", "adam"] = Field("adam", description="Optimizer.")
@@ -158,7 +145,7 @@ class PretrainConfig(_Section):
     )
 
 
-class PersonalizationConfig(_Section):
+class PersonalizationConfig(Strict):
     """On-device personalization of the general model on each user's TR_i."""
 
     modes: list[Literal["none", "tl", "full", "no_pretrain"]] = Field(
@@ -178,7 +165,7 @@ class PersonalizationConfig(_Section):
     tl_layers: int = Field(2, ge=1, description="Trainable dense layers, from the end, in `tl`.")
 
 
-class FederationConfig(_Section):
+class FederationConfig(Strict):
     """How the Flower server and the simulated MCU clients run."""
 
     engine: Literal["inprocess", "ray", "deployment"] = Field(
@@ -200,37 +187,36 @@ class FederationConfig(_Section):
     )
 
 
-class McuConfig(_Section):
+class McuConfig(Strict):
     """The simulated device."""
 
     profile: str = Field("stm32l496zg", description="MCU profile name (`fedhar/mcu/profiles`).")
 
 
-class BatteryDeviceConfig(DeviceSection):
+class BatteryConfig(BatterySection):
     """A battery-powered wearable under every client (unset: no battery). A federation round
     is a simulated period of `round_s` s that each client's device lives through: sensing,
     adaptive inference, the personalization job its policy picks (priced by the C library's
     measured cost of that job on the client's MCU profile, warm-up epochs included), radio
-    and sleep. Each client reports its state of charge and energy by load; the other keys are
-    those of the battery study's `device:` section (see `scenarios/battery_policies.yaml`)."""
+    and sleep. Each client reports its state of charge and energy by load. The other keys are
+    those of a study scenario's `battery:` section; `modes` needs `csv` or `rows`."""
 
     capacity_mah: float = Field(gt=0, description="Battery capacity, in mAh.")
     round_s: float = Field(
         86400.0, gt=0, description="Simulated time of one federation round, in s (a day)."
     )
-    charging: PolicySection = Field(
-        default_factory=lambda: PolicySection(name="never"),
-        description="Charging habit by name (`never`, `nightly`, `random`) and `params`.",
+    charging: ChargingSection = Field(
+        default_factory=lambda: policy("charging", "never"),
+        description="Charging habit, by name and `params` (see [Policies](#policies)).",
     )
-    personalization: PolicySection = Field(
-        default_factory=lambda: PolicySection(name="always_full"),
-        description="Personalization policy by name (`always_full`, `always_tl`, `never`, "
-        "`charging_full_else_tl`, `energy_budget`) and `params`.",
+    personalization: PersonalizationSection = Field(
+        default_factory=lambda: policy("personalization", "always_full"),
+        description="Personalization policy, by name and `params` (see [Policies](#policies)).",
     )
-    threshold: PolicySection = Field(
-        default_factory=lambda: PolicySection(name="static", params={"th": 1.0}),
-        description="Adaptive-inference threshold policy by name (`static`, `linear`, "
-        "`stepwise`) and `params`.",
+    threshold: ThresholdSection = Field(
+        default_factory=lambda: policy("threshold", "static", th=1.0),
+        description="Adaptive-inference threshold policy, by name and `params` (see "
+        "[Policies](#policies)).",
     )
     skip_below_soc: float | None = Field(
         None,
@@ -241,23 +227,13 @@ class BatteryDeviceConfig(DeviceSection):
         "Unset: no client is skipped.",
     )
 
-    @field_validator("charging", "personalization", "threshold")
-    @classmethod
-    def _known_policy(cls, value: PolicySection, info: ValidationInfo) -> PolicySection:
-        """Builds the named policy once, so an unknown name or parameter fails at load."""
-        make = {
-            "charging": lambda p: make_charging(p.name, **p.params),
-            "personalization": lambda p: make_personalization_policy(p.name, p.params),
-            "threshold": lambda p: make_threshold_policy(p.name, p.params),
-        }[str(info.field_name)]
-        try:
-            make(value)
-        except (KeyError, TypeError, ValueError) as exc:
-            message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-            raise ValueError(str(message)) from None
-        return value
+    @model_validator(mode="after")
+    def _modes_given(self) -> BatteryConfig:
+        if self.modes.csv is None and self.modes.rows is None:
+            raise KeyProblem("modes", "expected csv or rows, got neither")
+        return self
 
-    def anchored(self, base_dir: Path) -> BatteryDeviceConfig:
+    def anchored(self, base_dir: Path) -> BatteryConfig:
         """This section with its relative file paths (``parts``, ``modes.csv``) made absolute
         against ``base_dir``, the directory of the scenario file they are relative to."""
 
@@ -270,7 +246,7 @@ class BatteryDeviceConfig(DeviceSection):
         return self.model_copy(update={"parts": absolute(self.parts), "modes": modes})
 
 
-class SweepConfig(_Section):
+class SweepConfig(Strict):
     """A sweep: the scenario runs once per value, and the runs are compared (Table II)."""
 
     window: list[int] = Field(
@@ -280,8 +256,9 @@ class SweepConfig(_Section):
     )
 
 
-class Scenario(_Section):
-    """One fedhar run: data, folds, model, pretraining, personalization, federation, device."""
+class Scenario(Strict):
+    """One fedhar run: data, folds, model, pretraining, personalization, federation, MCU and
+    battery."""
 
     name: str = Field(min_length=1, description="Scenario name, shown in reports.")
     seed: int = Field(0, ge=0, description="Seed of every random choice in the run.")
@@ -298,8 +275,10 @@ class Scenario(_Section):
         default_factory=FederationConfig, description="Federation."
     )
     mcu: McuConfig = Field(default_factory=McuConfig, description="Device profile.")
-    device: BatteryDeviceConfig | None = Field(
-        None, description="Battery-powered device simulation (unset: no battery)."
+    battery: BatteryConfig | None = Field(
+        None,
+        validation_alias=AliasChoices("battery", "device"),
+        description="Battery-powered wearable under every client (unset: no battery).",
     )
     sweep: SweepConfig | None = Field(
         None, description="Run the scenario once per value and compare (unset: one run)."
@@ -310,188 +289,7 @@ def load_scenario(path: str | Path) -> Scenario:
     """Reads and validates a scenario YAML file.
 
     Raises:
-        ScenarioError: one line naming the file, the key path and what was expected.
+        fedhar.schema.base.SchemaError: every problem of the file, one line each naming the
+            file, the key path, what was expected and what was found.
     """
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ScenarioError(f"{path}: file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ScenarioError(f"{path}: cannot read: {exc}") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ScenarioError(f"{path}: {where}invalid YAML: {problem}") from None
-    return parse_scenario(raw, source=str(path))
-
-
-def parse_scenario(raw: Any, source: str = "<scenario>") -> Scenario:
-    """Validates already-parsed YAML data; ``source`` names it in error messages."""
-    if not isinstance(raw, dict):
-        raise ScenarioError(
-            f"{source}: expected a mapping of keys at the top level, got {_kind(raw)}"
-        )
-    try:
-        return Scenario.model_validate(raw)
-    except ValidationError as exc:
-        raise ScenarioError(f"{source}: {_describe(exc.errors()[0])}") from None
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "nothing"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list" if value else "an empty list"
-    return repr(value)
-
-
-def _describe(error: Any) -> str:
-    """One phrase for a pydantic error: ``key.path: expected ..., got ...``."""
-    loc = tuple(error["loc"])
-    key_path = ".".join(str(p) for p in loc)
-    owner, annotation, info = _resolve(loc)
-    if error["type"] == "extra_forbidden":
-        parent = ".".join(str(p) for p in loc[:-1])
-        allowed = ", ".join(owner.model_fields) if owner is not None else ""
-        prefix = f"{parent}: " if parent else ""
-        return f"{prefix}unknown key '{loc[-1]}' (allowed: {allowed})"
-    if error["type"] == "value_error":
-        return f"{key_path}: {str(error['msg']).removeprefix('Value error, ')}"
-    if error["type"] == "missing":
-        return f"{key_path}: missing required key, expected {_expected(annotation, info)}"
-    return f"{key_path}: expected {_expected(annotation, info)}, got {_kind(error['input'])}"
-
-
-def _resolve(loc: tuple[Any, ...]) -> tuple[Any, Any, FieldInfo | None]:
-    """Walks the schema along ``loc``: (model owning the last key, its type, its field)."""
-    owner: Any = Scenario
-    annotation: Any = Scenario
-    info: FieldInfo | None = None
-    for part in loc:
-        annotation = _strip_optional(annotation)
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            owner = annotation
-            info = annotation.model_fields.get(str(part))
-            if info is None:
-                return owner, None, None
-            annotation = info.annotation
-        elif typing.get_origin(annotation) is list and isinstance(part, int):
-            annotation = typing.get_args(annotation)[0]
-            info = None
-        elif typing.get_origin(annotation) is dict:
-            annotation = typing.get_args(annotation)[1]
-            info = None
-    return owner, annotation, info
-
-
-def _strip_optional(annotation: Any) -> Any:
-    if typing.get_origin(annotation) in (Union, types.UnionType):
-        args = [a for a in typing.get_args(annotation) if a is not type(None)]
-        if len(args) == 1:
-            return args[0]
-    return annotation
-
-
-def _expected(annotation: Any, info: FieldInfo | None) -> str:
-    """Plain words for what a field accepts, e.g. ``a number > 0`` or ``one of 'sgd', 'adam'``."""
-    optional = typing.get_origin(annotation) in (Union, types.UnionType) and type(
-        None
-    ) in typing.get_args(annotation)
-    base = _strip_optional(annotation)
-    origin = typing.get_origin(base)
-    if origin is Literal:
-        text = "one of " + ", ".join(repr(a) for a in typing.get_args(base))
-    elif origin is list:
-        inner = _expected(typing.get_args(base)[0], None)
-        text = f"a list whose items are each {inner}"
-    elif origin is dict:
-        text = "a mapping of options"
-    elif base is bool:
-        text = "true or false"
-    elif base is int:
-        text = "an integer" + _bounds(info)
-    elif base is float:
-        text = "a number" + _bounds(info)
-    elif base is str:
-        text = "a non-empty string" if _min_length(info) else "a string"
-    elif isinstance(base, type) and issubclass(base, BaseModel):
-        text = "a mapping with keys " + ", ".join(base.model_fields)
-    else:
-        text = str(base)
-    return f"{text}, or null" if optional else text
-
-
-def _bounds(info: FieldInfo | None) -> str:
-    if info is None:
-        return ""
-    lower = upper = ""
-    for m in info.metadata:
-        if isinstance(m, annotated_types.Gt):
-            lower = f"> {m.gt}"
-        elif isinstance(m, annotated_types.Ge):
-            lower = f">= {m.ge}"
-        elif isinstance(m, annotated_types.Lt):
-            upper = f"< {m.lt}"
-        elif isinstance(m, annotated_types.Le):
-            upper = f"<= {m.le}"
-    if lower and upper:
-        return f" {lower} and {upper}"
-    return f" {lower or upper}" if lower or upper else ""
-
-
-def _min_length(info: FieldInfo | None) -> int:
-    if info is None:
-        return 0
-    return max((m.min_length for m in info.metadata if hasattr(m, "min_length")), default=0)
-
-
-def schema_markdown() -> str:
-    """The reference of every scenario field, as Markdown (the text of ``docs/scenario.md``)."""
-    lines = [
-        "# Scenario files",
-        "",
-        "A scenario is a YAML file that `fedhar run SCENARIO --out DIR` reads. Unknown keys are "
-        "errors. This page is generated from `fedhar/schema/scenario.py` by "
-        "`python -m fedhar.schema.scenario > docs/scenario.md`; a test checks that it is current.",
-        "",
-    ]
-    top = [(name, f) for name, f in Scenario.model_fields.items()]
-    lines += _table(Scenario, [(n, f) for n, f in top if not _is_section(f)])
-    for name, f in top:
-        if not _is_section(f):
-            continue
-        section = _strip_optional(f.annotation)
-        lines += ["", f"## `{name}`", "", inspect.cleandoc(section.__doc__ or ""), ""]
-        lines += _table(section, list(section.model_fields.items()))
-    return "\n".join(lines) + "\n"
-
-
-def _is_section(info: FieldInfo) -> bool:
-    base = _strip_optional(info.annotation)
-    return isinstance(base, type) and issubclass(base, BaseModel)
-
-
-def _table(owner: type[BaseModel], fields: list[tuple[str, FieldInfo]]) -> list[str]:
-    rows = ["| key | accepts | default | meaning |", "|---|---|---|---|"]
-    for name, f in fields:
-        if f.is_required():
-            default = "required"
-        else:
-            value = f.get_default(call_default_factory=True)
-            if isinstance(value, BaseModel):
-                value = value.model_dump()
-            dumped = yaml.safe_dump(value, default_flow_style=True, width=1_000_000).strip()
-            default = f"`{dumped.removesuffix('...').strip()}`"
-        accepts = _expected(f.annotation, f).replace("|", "\\|")
-        rows.append(f"| `{name}` | {accepts} | {default} | {f.description or ''} |")
-    return rows
-
-
-if __name__ == "__main__":
-    print(schema_markdown(), end="")
+    return load_yaml_model(path, Scenario)

@@ -116,7 +116,7 @@ def load_windows(scenario: Scenario, data_dir: str | None) -> tuple[HarDataset, 
         classes=d.classes,
         channels=d.channels,
         target_fs=d.target_fs,
-        device=d.device,
+        device=d.recording_device,
         seed=scenario.seed,
         **d.options,
     )

@@ -28,11 +28,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import pydantic
-import yaml
-from pydantic import Field
 
 from fedhar.metrics import score
+from fedhar.schema.base import SchemaError, load_yaml_model
+from fedhar.schema.study import StudyScenario, StudySection
 from fedhar.studies.battery_report import write_plots_and_report
 from fedhar.studies.replay_data import (
     UserReplay,
@@ -40,54 +39,16 @@ from fedhar.studies.replay_data import (
     load_user_replays,
     resolve_adaptive_dir,
 )
+from fedhar.wearable.build import build_device_config
 from fedhar.wearable.device import Device
 from fedhar.wearable.loads import LOADS
-from fedhar.wearable.scenario import (
-    DeviceSection,
-    PolicySection,
-    ReplaySection,
-    Strict,
-    build_device_config,
-    describe_errors,
-)
-
-
-class ScenarioError(ValueError):
-    """An invalid scenario; ``lines`` name the file, the key path and what was expected."""
-
-    def __init__(self, lines: list[str]) -> None:
-        super().__init__("\n".join(lines))
-        self.lines = lines
-
-
-class StudySection(Strict):
-    """The ``study:`` section: the grid and how long each device lives."""
-
-    days: int = Field(ge=1)
-    round_s: float = Field(86400.0, gt=0)
-    seed: int = Field(0, ge=0)
-    capacity_mah: list[float] = Field(min_length=1)
-    charging: dict[str, PolicySection] = Field(min_length=1)
-    personalization: dict[str, PolicySection] = Field(min_length=1)
-    threshold: dict[str, PolicySection] = Field(min_length=1)
-    plot_capacity_mah: float | None = None
-    plot_charging: str | None = None
-
-
-class StudyScenario(Strict):
-    """A battery-policy study scenario."""
-
-    description: str = ""
-    device: DeviceSection
-    study: StudySection
-    replay: ReplaySection | None = None
 
 
 def replay_modes_csv(
     scenario: StudyScenario, base_dir: Path, adaptive_dir: str | None
 ) -> Path | None:
     """With a ``replay:`` section, the adaptive run's ``modes.csv`` (the general modes table
-    when ``device.modes`` names none); ``None`` without one. Raises ``ValueError`` naming the
+    when ``battery.modes`` names none); ``None`` without one. Raises ``ValueError`` naming the
     missing file and the fix."""
     if scenario.replay is None:
         return None
@@ -97,67 +58,35 @@ def replay_modes_csv(
 
 
 def load_study_scenario(path: str | Path, adaptive_dir: str | None = None) -> StudyScenario:
-    """Reads and validates a study scenario; raises :class:`ScenarioError`. ``adaptive_dir``
-    overrides the ``replay:`` section's ``adaptive_dir``."""
+    """Reads and validates a study scenario (:class:`fedhar.schema.study.StudyScenario`), then
+    checks that its device can be built: the files it names (parts, modes table, the adaptive
+    run of a ``replay:`` section) exist and parse. ``adaptive_dir`` overrides the ``replay:``
+    section's ``adaptive_dir``.
+
+    Raises:
+        SchemaError: every problem of the file, one line each.
+    """
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise ScenarioError([f"{path}: cannot read: {exc.strerror}"]) from None
-    except yaml.YAMLError as exc:
-        raise ScenarioError([f"{path}: not valid YAML: {exc}"]) from None
-    if not isinstance(data, dict):
-        raise ScenarioError([f"{path}: expected a mapping with 'device' and 'study' sections"])
-    try:
-        scenario = StudyScenario.model_validate(data)
-    except pydantic.ValidationError as exc:
-        raise ScenarioError(describe_errors(str(path), StudyScenario, exc)) from None
+    scenario = load_yaml_model(path, StudyScenario)
     study = scenario.study
-    lines = []
-    if study.plot_charging is not None and study.plot_charging not in study.charging:
-        lines.append(
-            f"{path}: study.plot_charging: expected one of {sorted(study.charging)}, "
-            f"got {study.plot_charging!r}"
-        )
-    if study.plot_capacity_mah is not None and study.plot_capacity_mah not in study.capacity_mah:
-        lines.append(
-            f"{path}: study.plot_capacity_mah: expected one of {study.capacity_mah}, "
-            f"got {study.plot_capacity_mah}"
-        )
-    if lines:
-        raise ScenarioError(lines)
     try:
-        modes_csv = replay_modes_csv(scenario, path.parent, adaptive_dir)
+        build_device_config(
+            scenario.battery,
+            path.parent,
+            capacity_mah=study.capacity_mah[0],
+            charging=next(iter(study.charging.values())),
+            personalization=next(iter(study.personalization.values())),
+            threshold=next(iter(study.threshold.values())),
+            seed=study.seed,
+            modes_csv=replay_modes_csv(scenario, path.parent, adaptive_dir),
+        )
+    except OSError as exc:
+        raise SchemaError(
+            [f"{path}: battery: cannot read {exc.filename}: {exc.strerror}"]
+        ) from None
     except ValueError as exc:
-        raise ScenarioError([f"{path}: {exc}"]) from None
-    lines += _check_buildable(scenario, path, modes_csv)
-    if lines:
-        raise ScenarioError(lines)
+        raise SchemaError([f"{path}: {exc}"]) from None
     return scenario
-
-
-def _check_buildable(scenario: StudyScenario, path: Path, modes_csv: Path | None) -> list[str]:
-    """Builds one device per policy and habit so that bad names or parameters fail early."""
-    study, lines = scenario.study, []
-    first = {
-        "charging": next(iter(study.charging.values())),
-        "personalization": next(iter(study.personalization.values())),
-        "threshold": next(iter(study.threshold.values())),
-    }
-    for axis in ("charging", "personalization", "threshold"):
-        for label, spec in getattr(study, axis).items():
-            try:
-                build_device_config(
-                    scenario.device,
-                    path.parent,
-                    capacity_mah=study.capacity_mah[0],
-                    seed=study.seed,
-                    modes_csv=modes_csv,
-                    **{**first, axis: spec},
-                )
-            except (ValueError, OSError) as exc:
-                lines.append(f"{path}: study.{axis}.{label}: {exc}")
-    return lines
 
 
 @dataclass(frozen=True)
@@ -279,7 +208,7 @@ def run_point(
     ``[t_s, soc]`` trace."""
     study = scenario.study
     config = build_device_config(
-        scenario.device,
+        scenario.battery,
         base_dir,
         capacity_mah=point.capacity_mah,
         charging=study.charging[point.charging],
@@ -483,7 +412,7 @@ def run_study(
 ) -> dict[str, object]:
     """Runs (or resumes) the study and writes every output file; returns ``study.json``'s
     content. ``adaptive_dir`` overrides the ``replay:`` section's. Raises
-    :class:`ScenarioError` on an invalid scenario (or missing adaptive models) and
+    :class:`SchemaError` on an invalid scenario (or missing adaptive models) and
     ``FileExistsError`` when ``out`` holds an earlier run and ``resume`` is off."""
     scenario_path = Path(scenario_path)
     scenario = load_study_scenario(scenario_path, adaptive_dir)
@@ -495,7 +424,7 @@ def run_study(
             directory = resolve_adaptive_dir(scenario.replay, base_dir, adaptive_dir)
             replays = {r.user: r for r in load_user_replays(scenario.replay, base_dir, directory)}
         except ValueError as exc:
-            raise ScenarioError([f"{scenario_path}: {exc}"]) from None
+            raise SchemaError([f"{scenario_path}: {exc}"]) from None
         modes_csv = directory / "modes.csv"
         for r in replays.values():
             log(f"replay: user {r.user}, {r.n_windows} test windows, models {r.models}")

@@ -16,7 +16,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 from fedhar.wearable.loads import LOADS  # noqa: E402
 
 if TYPE_CHECKING:
-    from fedhar.studies.battery import GridPoint, StudyRow, StudyScenario
+    from fedhar.schema.study import StudyScenario
+    from fedhar.studies.battery import GridPoint, StudyRow
 
 
 def plot_soc(

@@ -105,7 +105,7 @@ def prepare(scenario: Scenario, data_dir: str | Path | None = None) -> Prepared:
         classes=cfg.classes,
         channels=cfg.channels,
         target_fs=cfg.target_fs,
-        device=cfg.device,
+        device=cfg.recording_device,
         seed=scenario.seed,
         **cfg.options,
     )

@@ -19,9 +19,9 @@ import numpy as np
 from fedhar.adaptive.artifact import load_classifier, load_model
 from fedhar.data.types import WindowSet
 from fedhar.schema.adaptive import load_adaptive_scenario
+from fedhar.schema.study import ReplaySection
 from fedhar.studies.adaptive import load_windows, split_users
 from fedhar.wearable.replay import Replay
-from fedhar.wearable.scenario import ReplaySection
 from fedhar.wearable.schedule import DailySchedule
 
 ADAPTIVE_HINT = (

@@ -2,7 +2,8 @@
 
 A habit lists, for each day, the charging sessions that start that day as
 ``(start_s, end_s)`` in seconds of simulated time (day ``d`` starts at ``d · 86400``).
-Draws are seeded by ``(seed, day)`` so any day can be asked for in any order.
+Draws are seeded by ``(seed, day)`` so any day can be asked for in any order. A habit is built
+from its validated parameters (:mod:`fedhar.schema.policies`) by :func:`make_charging`.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
+
+from fedhar.schema.policies import PolicySection
 
 DAY_S = 86400.0
 
@@ -28,16 +31,9 @@ class NightlyCharging:
     """On the charger overnight, from ``start_h`` to ``end_h`` (next day when earlier),
     on each night with ``probability``."""
 
-    start_h: float = 22.0
-    end_h: float = 7.0
-    probability: float = 1.0
-
-    def __post_init__(self) -> None:
-        _check_hour("start_h", self.start_h)
-        _check_hour("end_h", self.end_h)
-        _check_probability(self.probability)
-        if self.start_h == self.end_h:
-            raise ValueError("start_h, end_h: expected a non-empty window, got equal hours")
+    start_h: float
+    end_h: float
+    probability: float
 
     def sessions(self, day: int, seed: int) -> list[tuple[float, float]]:
         if np.random.default_rng([seed, day, 1]).random() >= self.probability:
@@ -52,17 +48,9 @@ class RandomCharging:
     """Each day, with ``probability``, one session at a uniformly random time lasting
     between ``min_hours`` and ``max_hours``."""
 
-    probability: float = 0.5
-    min_hours: float = 0.5
-    max_hours: float = 3.0
-
-    def __post_init__(self) -> None:
-        _check_probability(self.probability)
-        if not 0.0 < self.min_hours <= self.max_hours <= 24.0:
-            raise ValueError(
-                "min_hours, max_hours: expected 0 < min_hours <= max_hours <= 24, got "
-                f"{self.min_hours}, {self.max_hours}"
-            )
+    probability: float
+    min_hours: float
+    max_hours: float
 
     def sessions(self, day: int, seed: int) -> list[tuple[float, float]]:
         rng = np.random.default_rng([seed, day, 2])
@@ -83,27 +71,14 @@ class NeverCharging:
 
 
 CHARGING_HABITS: dict[str, type] = {
+    "never": NeverCharging,
     "nightly": NightlyCharging,
     "random": RandomCharging,
-    "never": NeverCharging,
 }
+"""Charging habits by name: the names of :data:`fedhar.schema.policies.CHARGING_PARAMS`, each
+built from its parameters."""
 
 
-def make_charging(name: str, **params: float) -> ChargingHabit:
-    """A charging habit by name (:data:`CHARGING_HABITS`) with its parameters."""
-    if name not in CHARGING_HABITS:
-        raise ValueError(f"charging: expected one of {sorted(CHARGING_HABITS)}, got {name!r}")
-    try:
-        return CHARGING_HABITS[name](**params)
-    except TypeError as exc:
-        raise ValueError(f"charging {name!r}: bad parameters {sorted(params)}: {exc}") from None
-
-
-def _check_hour(name: str, value: float) -> None:
-    if not 0.0 <= value < 24.0:
-        raise ValueError(f"{name}: expected an hour in [0, 24), got {value}")
-
-
-def _check_probability(value: float) -> None:
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"probability: expected in [0, 1], got {value}")
+def make_charging(section: PolicySection) -> ChargingHabit:
+    """The charging habit of a validated ``charging`` section."""
+    return CHARGING_HABITS[section.name](**dict(section.params))

@@ -13,9 +13,6 @@ from fedhar.enums import WEARABLE_MODELS
 
 MODE_COLUMNS = ("th", "f1", "p_easy", "cycles_avg", "energy_uj_avg")
 
-# Craighero et al. 2023, Table II, WISDM, input (100, 3): mean F1 over the 36 LOSO users.
-TABLE_II_WISDM_F1 = {"none": 0.813, "tl": 0.955, "full": 0.969}
-
 
 @dataclass(frozen=True)
 class Mode:
@@ -97,9 +94,9 @@ class ModesTable:
     def personalized(self, mode: str, f1_reference: Mapping[str, float]) -> ModesTable:
         """This (general-model) table after a ``mode`` personalization.
 
-        Each row's error ``1 - f1`` shrinks by the ratio of the personalized to the
-        general error in ``f1_reference`` (e.g. :data:`TABLE_II_WISDM_F1`), which keeps F1
-        in [0, 1] and the order of the modes.
+        Each row's error ``1 - f1`` shrinks by the ratio of the personalized to the general
+        error in ``f1_reference`` (e.g. :data:`fedhar.schema.battery.TABLE_II_WISDM_F1`),
+        which keeps F1 in [0, 1] and the order of the modes.
         """
         if mode not in WEARABLE_MODELS:
             raise ValueError(

@@ -1,6 +1,7 @@
 """Policies driven by the battery: the adaptive-inference threshold, and whether and how
 deeply to personalize. Both are pluggable by name (:func:`make_threshold_policy`,
-:func:`make_personalization_policy`).
+:func:`make_personalization_policy`), built from their validated parameters
+(:mod:`fedhar.schema.policies`).
 
 Threshold policies return a threshold ``th``; the device runs the modes-table row nearest
 to it. A higher ``th`` sends more windows to the large model: more accurate, more energy.
@@ -8,9 +9,12 @@ to it. A higher ``th`` sends more windows to the large model: more accurate, mor
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
+
+from fedhar.enums import WEARABLE_JOBS
+from fedhar.schema.policies import PolicySection
 
 
 class ThresholdPolicy(Protocol):
@@ -38,15 +42,8 @@ class LinearThreshold:
 
     th_min: float
     th_max: float
-    soc_low: float = 0.2
-    soc_high: float = 0.8
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.soc_low < self.soc_high <= 1.0:
-            raise ValueError(
-                "soc_low, soc_high: expected 0 <= soc_low < soc_high <= 1, got "
-                f"{self.soc_low}, {self.soc_high}"
-            )
+    soc_low: float
+    soc_high: float
 
     def choose(self, soc: float, level: int | None) -> tuple[float, int | None]:
         u = min(1.0, max(0.0, (soc - self.soc_low) / (self.soc_high - self.soc_low)))
@@ -66,15 +63,7 @@ class StepwiseThreshold:
     """
 
     steps: tuple[tuple[float, float], ...]
-    hysteresis: float = 0.05
-
-    def __post_init__(self) -> None:
-        socs = [s for s, _ in self.steps]
-        rising = all(a < b for a, b in zip(socs[:-1], socs[1:], strict=True))
-        if not socs or socs[0] != 0.0 or not rising:
-            raise ValueError(f"steps: expected soc_min strictly increasing from 0, got {socs}")
-        if not 0.0 <= self.hysteresis < 1.0:
-            raise ValueError(f"hysteresis: expected in [0, 1), got {self.hysteresis}")
+    hysteresis: float
 
     def choose(self, soc: float, level: int | None) -> tuple[float, int | None]:
         if level is None:
@@ -91,6 +80,7 @@ THRESHOLD_POLICIES: dict[str, type] = {
     "linear": LinearThreshold,
     "stepwise": StepwiseThreshold,
 }
+"""Threshold policies by name: the names of :data:`fedhar.schema.policies.THRESHOLD_PARAMS`."""
 
 
 @dataclass(frozen=True)
@@ -156,7 +146,7 @@ class ChargingFullElseTl:
     left in the round, then runs TL on battery.
     """
 
-    tl_margin: float = 2.0
+    tl_margin: float
 
     def choose(self, view: JobView) -> str | None:
         if view.charging:
@@ -174,16 +164,16 @@ class EnergyBudget:
     the stored energy above ``reserve_soc``, else TL under the same test, else wait.
     """
 
-    reserve_soc: float = 0.3
-    budget_share: float = 0.5
+    reserve_soc: float
+    budget_share: float
 
     def choose(self, view: JobView) -> str | None:
         if view.charging:
             return "full"
         budget = self.budget_share * (view.battery_j - self.reserve_soc * view.capacity_j)
-        for mode in ("full", "tl"):
+        for mode in WEARABLE_JOBS:
             if view.job_j[mode] <= budget:
-                return mode
+                return mode.value
         return None
 
 
@@ -194,29 +184,15 @@ PERSONALIZATION_POLICIES: dict[str, type] = {
     "charging_full_else_tl": ChargingFullElseTl,
     "energy_budget": EnergyBudget,
 }
+"""Personalization policies by name: the names of
+:data:`fedhar.schema.policies.PERSONALIZATION_PARAMS`."""
 
 
-def _make(kind: str, registry: Mapping[str, type], name: str, params: Mapping[str, object]):
-    if name not in registry:
-        raise ValueError(f"{kind} policy: expected one of {sorted(registry)}, got {name!r}")
-    try:
-        return registry[name](**params)
-    except TypeError as exc:
-        raise ValueError(f"{kind} policy {name!r}: parameters {sorted(params)}: {exc}") from None
+def make_threshold_policy(section: PolicySection) -> ThresholdPolicy:
+    """The threshold policy of a validated ``threshold`` section."""
+    return THRESHOLD_POLICIES[section.name](**dict(section.params))
 
 
-def make_threshold_policy(name: str, params: Mapping[str, object] | None = None) -> ThresholdPolicy:
-    """A threshold policy by name (:data:`THRESHOLD_POLICIES`); ``stepwise`` takes
-    ``steps`` as ``[[soc_min, th], ...]``."""
-    params = dict(params or {})
-    if name == "stepwise" and "steps" in params:
-        steps: Sequence[Sequence[float]] = params["steps"]  # type: ignore[assignment]
-        params["steps"] = tuple((float(s), float(t)) for s, t in steps)
-    return _make("threshold", THRESHOLD_POLICIES, name, params)
-
-
-def make_personalization_policy(
-    name: str, params: Mapping[str, object] | None = None
-) -> PersonalizationPolicy:
-    """A personalization policy by name (:data:`PERSONALIZATION_POLICIES`)."""
-    return _make("personalization", PERSONALIZATION_POLICIES, name, params or {})
+def make_personalization_policy(section: PolicySection) -> PersonalizationPolicy:
+    """The personalization policy of a validated ``personalization`` section."""
+    return PERSONALIZATION_POLICIES[section.name](**dict(section.params))

@@ -16,7 +16,7 @@ from fedhar.adaptive.memory import (
 from fedhar.adaptive.slim import build_slim
 from fedhar.models.spec import daghero_cnn
 from fedhar.schema.adaptive import AdaptiveConfig, load_adaptive_scenario
-from fedhar.schema.scenario import ScenarioError
+from fedhar.schema.base import SchemaError
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -43,10 +43,10 @@ def test_scenario_file_parses() -> None:
 def test_bad_adaptive_section_names_the_key(tmp_path: Path) -> None:
     path = tmp_path / "s.yaml"
     path.write_text("name: x\ndata: {dataset: synthetic}\nadaptive: {grid_kernels: [8]}\n")
-    with pytest.raises(ScenarioError, match=r"s.yaml: adaptive.grid_kernels"):
+    with pytest.raises(SchemaError, match=r"s.yaml: adaptive.grid_kernels: expected odd"):
         load_adaptive_scenario(path)
     path.write_text("name: x\ndata: {dataset: synthetic}\nadaptive: {bogus: 1}\n")
-    with pytest.raises(ScenarioError, match=r"adaptive.bogus"):
+    with pytest.raises(SchemaError, match=r"adaptive.bogus: unknown key"):
         load_adaptive_scenario(path)
     with pytest.raises(ValueError):
         AdaptiveConfig(grid_channels=[[3, 8, 8]])

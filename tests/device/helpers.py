@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from fedhar.schema.battery import TABLE_II_WISDM_F1
+from fedhar.schema.policies import policy
 from fedhar.wearable.battery import BatterySpec
 from fedhar.wearable.charging import make_charging
 from fedhar.wearable.device import DeviceConfig
@@ -13,7 +15,7 @@ from fedhar.wearable.loads import (
     RadioCost,
     SensorCost,
 )
-from fedhar.wearable.modes import TABLE_II_WISDM_F1, ModesTable
+from fedhar.wearable.modes import ModesTable
 from fedhar.wearable.policies import make_personalization_policy, make_threshold_policy
 
 ROWS = [
@@ -62,9 +64,11 @@ def config(
         "battery": BatterySpec(capacity_mah, model=model, kibam_c=0.6, kibam_k_per_s=1e-4),
         "costs": costs(),
         "modes": modes(),
-        "threshold": make_threshold_policy(threshold, threshold_params or {"th": 0.5}),
-        "personalization": make_personalization_policy(personalization),
-        "charging": make_charging(charging, **(charging_params or {})),
+        "threshold": make_threshold_policy(
+            policy("threshold", threshold, **(threshold_params or {"th": 0.5}))
+        ),
+        "personalization": make_personalization_policy(policy("personalization", personalization)),
+        "charging": make_charging(policy("charging", charging, **(charging_params or {}))),
         "payload_bytes": 20000,
         "update_bytes": {"full": 20000, "tl": 2000},
     }

@@ -10,6 +10,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from fedhar.data.types import WindowSet
+from fedhar.schema.policies import policy
 from fedhar.wearable.device import Device
 from fedhar.wearable.policies import make_personalization_policy
 from fedhar.wearable.replay import Replay
@@ -91,7 +92,9 @@ def test_replayed_windows_follow_the_schedule_and_personalization_lifts_measured
     assert day1.full_jobs == 1 and day1.model == "full"
     # The job finished early on day 1, so day 2 runs the personalized model only.
     assert day2.f1 > 0.9
-    never = replace(cfg, personalization=make_personalization_policy("never"))
+    never = replace(
+        cfg, personalization=make_personalization_policy(policy("personalization", "never"))
+    )
     general = Device(never, replay=replay)
     assert general.advance(DAY).f1 < day2.f1 - 0.05
 

@@ -10,8 +10,9 @@ import pytest
 import yaml
 
 from fedhar.cli import main
+from fedhar.schema.base import SchemaError
 from fedhar.studies.battery import load_study_scenario
-from fedhar.wearable.scenario import DeviceSection
+from fedhar.wearable.build import device_costs
 
 REPO = Path(__file__).resolve().parents[2]
 SCENARIO = REPO / "scenarios" / "battery_policies.yaml"
@@ -53,22 +54,57 @@ def test_shipped_scenario_is_valid():
 
 
 def test_unknown_key_exits_2_naming_file_key_path_and_expectation(tmp_path, capsys):
-    path = small_scenario(tmp_path, **{"device.battery.modle": "kibam"})
+    path = small_scenario(tmp_path, **{"battery.cell.modle": "kibam"})
     assert main(["study", str(path), "--out", str(tmp_path / "out")]) == 2
-    err = capsys.readouterr().err
-    assert str(path) in err
-    assert "device.battery.modle: unknown key; expected one of" in err
-    assert "'model'" in err
+    assert capsys.readouterr().err == (
+        f"error: {path}: battery.cell.modle: unknown key, expected one of: voltage_v, model, "
+        "cutoff_soc, restart_soc, kibam_c, kibam_k_per_s, charge_current_ma, taper_soc\n"
+    )
 
 
-def test_bad_policy_parameter_exits_2_naming_the_grid_entry(tmp_path, capsys):
+def test_every_mistake_of_a_study_scenario_is_reported_at_once(tmp_path, capsys):
     path = small_scenario(
-        tmp_path, **{"study.threshold": {"odd": {"name": "stepwise", "params": {"steps": []}}}}
+        tmp_path,
+        **{
+            "battery.cell.modle": "kibam",
+            "battery.window_s": 0,
+            "study.days": "three",
+            "study.charging.never": {"name": "weekly"},
+            "study.threshold": {"odd": {"name": "stepwise", "params": {"steps": []}}},
+        },
     )
+    with pytest.raises(SchemaError) as info:
+        load_study_scenario(path)
+    assert info.value.lines == [
+        f"{path}: battery.cell.modle: unknown key, expected one of: voltage_v, model, "
+        "cutoff_soc, restart_soc, kibam_c, kibam_k_per_s, charge_current_ma, taper_soc",
+        f"{path}: battery.window_s: expected a number > 0, got 0",
+        f"{path}: study.days: expected an integer >= 1, got 'three'",
+        f"{path}: study.charging.never.name: expected one of 'never', 'nightly', 'random', "
+        "got 'weekly'",
+        f"{path}: study.threshold.odd.params.steps: expected a non-empty list whose items are "
+        "each a list [a number, a number], got an empty list",
+    ]
     assert main(["study", str(path), "--out", str(tmp_path / "out")]) == 2
-    assert "study.threshold.odd: steps: expected soc_min strictly increasing" in (
-        capsys.readouterr().err
-    )
+    assert capsys.readouterr().err.count("\n") == 5
+
+
+def test_plotted_labels_must_be_in_the_grid(tmp_path):
+    path = small_scenario(tmp_path, **{"study.plot_charging": "weekly"})
+    with pytest.raises(SchemaError) as info:
+        load_study_scenario(path)
+    assert info.value.lines == [
+        f"{path}: study.plot_charging: expected one of ['never', 'nightly'], got 'weekly'"
+    ]
+
+
+def test_old_device_key_still_loads(tmp_path):
+    data = yaml.safe_load(small_scenario(tmp_path).read_text())
+    data["device"] = data.pop("battery")
+    data["device"]["battery"] = data["device"].pop("cell")
+    old = tmp_path / "old.yaml"
+    old.write_text(yaml.safe_dump(data))
+    assert load_study_scenario(old) == load_study_scenario(small_scenario(tmp_path))
 
 
 def test_study_writes_its_files_and_resumes_without_redoing_work(tmp_path, capsys):
@@ -110,9 +146,9 @@ def test_study_writes_its_files_and_resumes_without_redoing_work(tmp_path, capsy
 def test_estimator_priced_training_keeps_table3_energy_ratio_equal_to_time_ratio():
     """Craighero et al. 2023 Table III through the counted path: one MCU power for both
     modes, so energy per epoch scales with time exactly."""
-    section = load_study_scenario(SCENARIO).device
+    section = load_study_scenario(SCENARIO).battery
     assert section.training.source == "estimator"
-    costs, _ = DeviceSection.costs(section, SCENARIO.parent)
+    costs, _ = device_costs(section, SCENARIO.parent)
     full, tl = costs.personalization["full"], costs.personalization["tl"]
     assert full.joules_per_epoch / tl.joules_per_epoch == pytest.approx(
         full.seconds_per_epoch / tl.seconds_per_epoch, rel=1e-12

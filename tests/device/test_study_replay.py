@@ -13,8 +13,9 @@ from sklearn.metrics import f1_score
 from fedhar.adaptive.artifact import load_classifier
 from fedhar.cli import main
 from fedhar.schema.adaptive import load_adaptive_scenario
+from fedhar.schema.base import SchemaError
 from fedhar.studies.adaptive import load_windows, split_users
-from fedhar.studies.battery import ScenarioError, run_study
+from fedhar.studies.battery import run_study
 from fedhar.wearable.modes import ModesTable
 from fedhar.wearable.schedule import DailySchedule
 
@@ -40,7 +41,7 @@ replay:
   adaptive_dir: {adaptive_dir}
   adaptive_scenario: adaptive.yaml
   schedule: {schedule}
-device:
+battery:
   modes: {{clock_hz: 1.0e8}}
 study:
   days: 2
@@ -135,7 +136,7 @@ def test_replay_study_is_deterministic_and_honours_the_adaptive_dir_flag(
     adaptive_dir: Path, tmp_path: Path
 ) -> None:
     scenario = write_study(tmp_path / "b", tmp_path / "missing")
-    with pytest.raises(ScenarioError) as err:
+    with pytest.raises(SchemaError) as err:
         run_study(scenario, tmp_path / "out0", log=lambda _: None)
     message = str(err.value)
     assert str(tmp_path / "missing" / "model.pt") in message

@@ -47,9 +47,9 @@ def test_report_is_byte_identical(runs: tuple[Path, Path]) -> None:
 
 
 def test_every_client_reports_state_of_charge_and_energy_by_load(runs: tuple[Path, Path]) -> None:
-    device = load_scenario(SCENARIO).device
-    assert device is not None
-    capacity_j = device.capacity_mah * 3.6 * device.battery.voltage_v
+    battery = load_scenario(SCENARIO).battery
+    assert battery is not None
+    capacity_j = battery.capacity_mah * 3.6 * battery.cell.voltage_v
     clients = _records(runs[0] / "report.json")
     assert len(clients) == 6
     for c in clients:
@@ -81,7 +81,7 @@ def test_every_client_reports_state_of_charge_and_energy_by_load(runs: tuple[Pat
 
 
 def test_low_battery_clients_are_skipped_with_the_reason(runs: tuple[Path, Path]) -> None:
-    threshold = load_scenario(SCENARIO).device.skip_below_soc
+    threshold = load_scenario(SCENARIO).battery.skip_below_soc
     log = _log(runs[0])
     first = {r.user: r for r in log if r.round == 1}
     second = {r.user: r for r in log if r.round == 2}
@@ -108,15 +108,15 @@ def test_low_battery_clients_are_skipped_with_the_reason(runs: tuple[Path, Path]
 
 def test_device_files_are_found_from_the_run_snapshot(tmp_path: Path) -> None:
     scenario = load_scenario(SCENARIO)
-    assert scenario.device is not None
-    rows = scenario.device.modes.rows or []
+    assert scenario.battery is not None
+    rows = scenario.battery.modes.rows or []
     folder = tmp_path / "scenarios"
     folder.mkdir()
     lines = ["th,f1,p_easy,cycles_avg,energy_uj_avg,pareto"]
     lines += [f"{r.th},{r.f1},{r.p_easy},{r.cycles_avg},{r.energy_uj_avg},True" for r in rows]
     (folder / "modes.csv").write_text("\n".join(lines) + "\n")
     raw = scenario.model_dump(mode="json")
-    raw["device"]["modes"].update(csv="modes.csv", rows=None)
+    raw["battery"]["modes"].update(csv="modes.csv", rows=None)
     raw["personalization"]["modes"] = ["none", "tl"]
     raw["federation"]["rounds"] = 1
     path = folder / "battery.yaml"
@@ -132,9 +132,12 @@ def test_device_files_are_found_from_the_run_snapshot(tmp_path: Path) -> None:
 
 def test_unknown_policy_is_a_one_line_scenario_error(tmp_path: Path, capsys) -> None:
     raw = yaml.safe_load(SCENARIO.read_text())
-    raw["device"]["charging"] = {"name": "sometimes"}
+    raw["battery"]["charging"] = {"name": "sometimes"}
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(raw))
     assert main(["run", str(path), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.strip()
-    assert "device.charging" in err and "'sometimes'" in err and "\n" not in err
+    assert err == (
+        f"error: {path}: battery.charging.name: expected one of 'never', 'nightly', 'random', "
+        "got 'sometimes'"
+    )

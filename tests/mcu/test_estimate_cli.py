@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from fedhar.commands import estimate
 from fedhar.mcu import load_profile
+from fedhar.mcu.profile import PROFILE_DIR
 from fedhar.models.spec import cnn3
 from fedhar.ondevice.ctrain import PHASES, Trainer
 
@@ -110,6 +113,24 @@ def test_bad_input_exits_2_with_one_line(
     assert err.count("\n") == 1, err
     assert err.startswith("fedhar estimate: error: ")
     assert field in err
+
+
+def test_invalid_profile_file_exits_2_with_one_line_per_problem(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = yaml.safe_load((PROFILE_DIR / "esp32.yaml").read_text())
+    data.update(name="board", clock=1)
+    data["supply_v"]["basis"] = "folklore"
+    path = tmp_path / "board.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert main(["estimate", "--mcu", str(path)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"fedhar estimate: error: {path}: supply_v.basis: expected one of 'datasheet', 'paper', "
+        "'derived', 'calibrated', 'assumed', got 'folklore'",
+        f"fedhar estimate: error: {path}: clock: unknown key, expected one of: name, aliases, "
+        "core, description, clock_hz, supply_v, sram_bytes, flash_bytes, active_power_w, "
+        "run_current_ua_per_mhz, sleep_power_w, sleep_current_ua, cycles_float32, notes",
+    ]
 
 
 @pytest.mark.parametrize("mode, momentum", [("tl", "0"), ("full", "0.9")])

@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 import yaml
 
-from fedhar.mcu import BASES, OP_CLASSES, ProfileError, list_profiles, load_profile
+from fedhar.mcu import BASES, OP_CLASSES, list_profiles, load_profile
 from fedhar.mcu.profile import PROFILE_DIR
 from fedhar.ondevice.estimator import OpCounts
+from fedhar.schema.base import SchemaError
 
 
 def test_four_bundled_profiles_load() -> None:
@@ -41,7 +42,7 @@ def test_aliases(alias: str, name: str) -> None:
 
 
 def test_unknown_profile_lists_choices() -> None:
-    with pytest.raises(ProfileError, match="unknown MCU profile 'stm32f4'.*stm32l496zg"):
+    with pytest.raises(SchemaError, match="unknown MCU profile 'stm32f4'.*stm32l496zg"):
         load_profile("stm32f4")
 
 
@@ -126,43 +127,98 @@ def _write(tmp_path: Path, mutate: Callable[[dict[str, Any]], object]) -> Path:
     [
         (
             lambda d: d["cycles_float32"]["mac"].update(value=-1),
-            r"'cycles_float32\.mac\.value'.*>= 0",
+            "cycles_float32.mac.value: expected a finite number >= 0, got -1",
         ),
         (
             lambda d: d["cycles_float32"]["mac"].update(value="six"),
-            r"'cycles_float32\.mac\.value'.*a number",
+            "cycles_float32.mac.value: expected a finite number >= 0, got 'six'",
         ),
-        (lambda d: d["cycles_float32"]["div"].pop("source"), r"'cycles_float32\.div\.source'"),
-        (lambda d: d["clock_hz"].update(basis="folklore"), r"'clock_hz\.basis'.*datasheet"),
-        (lambda d: d.pop("clock_hz"), r"missing field 'clock_hz'"),
-        (lambda d: d["cycles_float32"].pop("exp"), r"'cycles_float32'.*missing.*exp"),
+        (
+            lambda d: d["cycles_float32"]["div"].pop("source"),
+            "cycles_float32.div.source: missing required key, expected a non-empty string",
+        ),
+        (
+            lambda d: d["clock_hz"].update(basis="folklore"),
+            "clock_hz.basis: expected one of 'datasheet', 'paper', 'derived', 'calibrated', "
+            "'assumed', got 'folklore'",
+        ),
+        (
+            lambda d: d.pop("clock_hz"),
+            "clock_hz: missing required key, expected a mapping with keys value, basis, source",
+        ),
+        (
+            lambda d: d["cycles_float32"].pop("exp"),
+            "cycles_float32.exp: missing required key, expected a mapping with keys value, basis, "
+            "source",
+        ),
         (
             lambda d: d.update(run_current_ua_per_mhz=d["sleep_current_ua"]),
-            r"exactly one of the fields active_power_w",
+            "active_power_w: expected exactly one of active_power_w or run_current_ua_per_mhz, "
+            "got active_power_w and run_current_ua_per_mhz",
         ),
-        (lambda d: d["sram_bytes"].update(value=1000.5), r"'sram_bytes\.value'.*whole number"),
-        (lambda d: d.update(name="other"), r"'name'.*file stem 'bad'"),
-        (lambda d: d.update(clock=1), r"unknown field\(s\) clock"),
-        (lambda d: d["supply_v"].update(value=0), r"'supply_v\.value'.*> 0"),
+        (
+            lambda d: d["sram_bytes"].update(value=1000.5),
+            "sram_bytes.value: expected an integer > 0, got 1000.5",
+        ),
+        (lambda d: d.update(name="other"), "name: expected the file stem 'bad', got 'other'"),
+        (
+            lambda d: d.update(clock=1),
+            "clock: unknown key, expected one of: name, aliases, core, description, clock_hz, "
+            "supply_v, sram_bytes, flash_bytes, active_power_w, run_current_ua_per_mhz, "
+            "sleep_power_w, sleep_current_ua, cycles_float32, notes",
+        ),
+        (
+            lambda d: d["supply_v"].update(value=0),
+            "supply_v.value: expected a finite number > 0, got 0",
+        ),
+        (
+            lambda d: d["supply_v"].update(value=float("inf")),
+            "supply_v.value: expected a finite number > 0, got inf",
+        ),
     ],
 )
-def test_validation_errors_name_file_and_field(
+def test_validation_errors_name_file_key_expected_and_found(
     tmp_path: Path, mutate: Callable[[dict[str, Any]], object], message: str
 ) -> None:
     path = _write(tmp_path, mutate)
-    with pytest.raises(ProfileError, match=message) as info:
+    with pytest.raises(SchemaError) as info:
         load_profile(path)
-    assert str(path) in str(info.value)
+    assert info.value.lines == [f"{path}: {message}"]
+
+
+def test_every_problem_of_a_profile_is_reported_at_once(tmp_path: Path) -> None:
+    def mutate(d: dict[str, Any]) -> None:
+        d["clock_hz"]["value"] = -1
+        d["cycles_float32"]["mac"].pop("source")
+        d["cycles_float32"].pop("exp")
+        d["clock"] = 1
+
+    path = _write(tmp_path, mutate)
+    with pytest.raises(SchemaError) as info:
+        load_profile(path)
+    assert [line.removeprefix(f"{path}: ").split(":")[0] for line in info.value.lines] == [
+        "clock_hz.value",
+        "cycles_float32.mac.source",
+        "cycles_float32.exp",
+        "clock",
+    ]
+
+
+def test_every_source_is_kept_on_one_line() -> None:
+    profile = load_profile("stm32l496zg")
+    mac = profile.source("cycles_float32.mac")
+    assert mac.basis == "calibrated" and "\n" not in mac.source
+    assert mac.source.startswith("Calibrated on craighero2023 Table III row (60, 3)")
 
 
 def test_malformed_yaml_and_missing_file(tmp_path: Path) -> None:
     bad = tmp_path / "broken.yaml"
     bad.write_text("name: [unclosed\n")
-    with pytest.raises(ProfileError, match="broken.yaml: not valid YAML"):
+    with pytest.raises(SchemaError, match="broken.yaml: line 2, column 1: invalid YAML"):
         load_profile(bad)
-    with pytest.raises(ProfileError, match="not found"):
+    with pytest.raises(SchemaError, match="absent.yaml: file not found"):
         load_profile(tmp_path / "absent.yaml")
     top = tmp_path / "list.yaml"
     top.write_text("- 1\n")
-    with pytest.raises(ProfileError, match="expected a mapping at the top level"):
+    with pytest.raises(SchemaError, match="expected a mapping of keys at the top level"):
         load_profile(top)
