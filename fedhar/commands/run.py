@@ -15,7 +15,6 @@ stdout, never into ``report.json``.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 import time
@@ -26,7 +25,6 @@ from fedhar import __version__
 
 if TYPE_CHECKING:
     from fedhar.schema.scenario import Scenario
-    from fedhar.studies.pipeline import Prepared
 
 EPILOG = """\
 A scenario is a YAML file with the sections name, seed, data, split, model, pretrain,
@@ -169,10 +167,10 @@ def run_one(args: argparse.Namespace, scenario: Scenario, out: Path, started: fl
     from fedhar.data.paths import DatasetMissingError
     from fedhar.engines.runner import EngineError, run_config, run_federation
     from fedhar.enums import Mode, Status
-    from fedhar.progress import progress
-    from fedhar.results.federation import merge_federation, write_pages
-    from fedhar.results.report import ReportError, ReportWriter, summarize
-    from fedhar.studies.pipeline import evaluate_client, prepare, pretrain_fold
+    from fedhar.results.record import ClientRecord
+    from fedhar.results.report import ReportError, summarize
+    from fedhar.studies.pipeline import prepare
+    from fedhar.studies.run_report import finish_report, general_report
 
     try:
         prepared = prepare(scenario, args.data_dir)
@@ -180,11 +178,6 @@ def run_one(args: argparse.Namespace, scenario: Scenario, out: Path, started: fl
         print(f"error: {exc}", file=sys.stderr)
         return 1
     prepared_s = time.perf_counter() - started
-    try:
-        writer = ReportWriter(out, report_header(scenario, prepared), resume=args.resume)
-    except ReportError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
     print(
         f"{scenario.name}: {prepared.dataset.name}, {len(prepared.users)} users, "
         f"{prepared.n_classes} classes ({', '.join(prepared.dataset.classes)}), "
@@ -192,28 +185,27 @@ def run_one(args: argparse.Namespace, scenario: Scenario, out: Path, started: fl
         f"{len(prepared.folds)} folds, model {prepared.spec.name} "
         f"({prepared.spec.trainable_count()} parameters)"
     )
-    timing = {"prepare_s": prepared_s, "pretrain_s": 0.0, "evaluate_s": 0.0}
-    hits = misses = 0
-    for fold in progress(prepared.folds, desc="folds", total=len(prepared.folds)):
-        todo = [u for u in fold.test_users if not writer.done(u)]
-        if not todo:
-            continue
-        t0 = time.perf_counter()
-        result = pretrain_fold(prepared, fold, scenario, use_cache=not args.no_cache)
-        timing["pretrain_s"] += time.perf_counter() - t0
-        hits += result.from_cache
-        misses += not result.from_cache
-        t0 = time.perf_counter()
-        for user in todo:
-            record = evaluate_client(prepared, fold, prepared.users[user], result)
-            writer.add(record)
-            print(
-                f"user {record.user:>6}  {record.fold:<12} n_train {record.n_train:>4}  "
-                f"n_test {record.n_test:>4}  macro-F1 none {record.modes[Mode.NONE].f1:.3f}",
-                flush=True,
-            )
-        timing["evaluate_s"] += time.perf_counter() - t0
-    writer.write()
+
+    def show(record: ClientRecord) -> None:
+        print(
+            f"user {record.user:>6}  {record.fold:<12} n_train {record.n_train:>4}  "
+            f"n_test {record.n_test:>4}  macro-F1 none {record.modes[Mode.NONE].f1:.3f}",
+            flush=True,
+        )
+
+    try:
+        general = general_report(
+            scenario, prepared, out, resume=args.resume, use_cache=not args.no_cache, on_record=show
+        )
+    except ReportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    writer, hits, misses = general.writer, general.cache_hits, general.cache_misses
+    timing = {
+        "prepare_s": prepared_s,
+        "pretrain_s": general.pretrain_s,
+        "evaluate_s": general.evaluate_s,
+    }
     engine = args.engine or scenario.federation.engine
     t0 = time.perf_counter()
     # The engines read this snapshot, not the user's file: an edit during the run changes nothing.
@@ -231,8 +223,7 @@ def run_one(args: argparse.Namespace, scenario: Scenario, out: Path, started: fl
         print(f"error: engine {engine}: {exc}", file=sys.stderr)
         return 1
     timing["federation_s"] = time.perf_counter() - t0
-    merge_federation(writer, out)
-    write_pages(out)
+    finish_report(writer, out)
     records = writer.ordered()
     for record in records:
         if record.status != Status.OK:
@@ -262,32 +253,3 @@ def run_one(args: argparse.Namespace, scenario: Scenario, out: Path, started: fl
         f"miss(es)); report: {writer.json_path}"
     )
     return 0
-
-
-def report_header(scenario: Scenario, prepared: Prepared) -> dict[str, object]:
-    """Identity of a run, stored in ``report.json``: resuming requires an equal header. The
-    hash keeps the key names it was first taken with (``data.device``, ``device``, and
-    ``battery`` inside it, since renamed ``data.recording_device``, ``battery`` and
-    ``battery.cell``), and leaves an unset battery section out, so runs without a battery keep
-    the hash they had before the section existed."""
-    dumped = scenario.model_dump(mode="json")
-    dumped["data"]["device"] = dumped["data"].pop("recording_device")
-    battery = dumped.pop("battery")
-    if battery is not None:
-        battery["battery"] = battery.pop("cell")
-        dumped["device"] = battery
-    canonical = json.dumps(dumped, sort_keys=True)
-    return {
-        "scenario": scenario.name,
-        "scenario_sha256": hashlib.sha256(canonical.encode()).hexdigest(),
-        "dataset": prepared.dataset.name,
-        "classes": list(prepared.dataset.classes),
-        "seed": scenario.seed,
-        "model": prepared.spec.name,
-        "window": [prepared.spec.input_channels, prepared.spec.input_length],
-        "modes": list(scenario.personalization.modes),
-        "payload": scenario.federation.payload,
-        "rounds": scenario.federation.rounds,
-        "aggregation": scenario.federation.aggregation,
-        "mcu": scenario.mcu.profile,
-    }
