@@ -81,13 +81,13 @@ def rows_by_policy(result: dict[str, object]) -> dict[str, dict[str, object]]:
     return {r["policy"]: r for r in result["rows"]}  # type: ignore[index, union-attr]
 
 
-def general_on_schedule(
-    adaptive_dir: Path, scenario: Path, th: float, days: int
+def model_on_schedule(
+    adaptive_dir: Path, scenario: Path, th: float, days: int, model: Path, day: int | None = None
 ) -> tuple[float, float]:
-    """Macro F1 and easy share of the general model on the windows the schedule replays,
-    computed here
-    without the simulator: window ``k`` at ``k · 10 s`` is the next window, cyclically, of
-    the user's TS_i windows of the scheduled class."""
+    """Macro F1 and easy share of ``model`` on the windows the schedule replays (all ``days``,
+    or only day ``day``, 0-based), computed here without the simulator: window ``k`` at
+    ``k · 10 s`` is the next window, cyclically, of the user's TS_i windows of the scheduled
+    class."""
     s, cfg = load_adaptive_scenario(scenario)
     ds, ws = load_windows(s, None)
     user = next(p.name for p in (adaptive_dir / "users").iterdir())
@@ -98,7 +98,9 @@ def general_on_schedule(
     for c in np.unique(cls):
         pool = np.flatnonzero(y == c)
         index[cls == c] = pool[k[cls == c] % pool.size]
-    clf, _ = load_classifier(adaptive_dir / "model.pt")
+    if day is not None:
+        index = index[(k * WINDOW_S // DAY).astype(int) == day]
+    clf, _ = load_classifier(model)
     pred, easy = clf.classify(np.ascontiguousarray(x[index], dtype=np.float32), th)
     return float(f1_score(y[index], pred, average="macro")), float(easy.mean())
 
@@ -122,14 +124,17 @@ def test_replay_study_measures_f1_and_easy_share(adaptive_dir: Path, tmp_path: P
     # The general model's row is the macro F1 and easy share of that model on the replayed
     # windows at the Pareto mode nearest the policy's threshold.
     th = ModesTable.from_csv(adaptive_dir / "modes.csv").nearest(1.0).th
-    f1, easy = general_on_schedule(adaptive_dir, tmp_path / "a" / "adaptive.yaml", th, 2)
+    adaptive = tmp_path / "a" / "adaptive.yaml"
+    f1, easy = model_on_schedule(adaptive_dir, adaptive, th, 2, adaptive_dir / "model.pt")
     assert rows["never+th1"]["mean_f1"] == pytest.approx(f1, abs=1e-9)
     assert rows["never+th1"]["easy_share"] == pytest.approx(easy, abs=1e-12)
-    # The Full job finishes on day 1: day 2 runs the personalized model only, which the user's
-    # own windows were fitted to; the never-personalizing device keeps the general model.
+    # The Full job finishes on day 1: day 2 runs the personalized model only, and its F1 is that
+    # model's on day 2's windows; the never-personalizing device keeps the general model.
     assert rows["always_full+th1"]["full_jobs"] >= 1
+    personal = next((adaptive_dir / "users").iterdir()) / "model.pt"
+    f1_day2, _ = model_on_schedule(adaptive_dir, adaptive, th, 2, personal, day=1)
+    assert rows["always_full+th1"]["f1_by_day"][1] == pytest.approx(f1_day2, abs=1e-9)
     assert rows["always_full+th1"]["f1_by_day"][1] != rows["never+th1"]["f1_by_day"][1]
-    assert rows["always_full+th1"]["f1_by_day"][0] != rows["always_full+th1"]["f1_by_day"][1]
 
 
 def test_replay_study_is_deterministic_and_honours_the_adaptive_dir_flag(
