@@ -2,9 +2,9 @@
 
 Run config keys (strings; paths as :func:`fedhar.wire.protocol.run_paths` reads them):
 ``scenario`` (the scenario YAML), ``out`` (output directory), ``data-dir`` (optional),
-``resume`` (``"true"`` to skip logged clients) and ``report`` (``"true"``: write
-``report.json``, ``report.csv`` and the pages at the end, as ``flwr run .`` does; ``fedhar
-run`` writes them itself).
+``resume`` (``"true"`` to skip logged clients; the log must have been written for the same
+scenario and seed) and ``report`` (``"true"``: write ``report.json``, ``report.csv`` and the
+pages at the end, as ``flwr run .`` does; ``fedhar run`` writes them itself).
 
 Flow: a ``query`` round maps Flower's node ids to users; then, for each of the scenario's
 ``federation.rounds``, every user's node receives its own compressed model (its fold's general
@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from fedhar.enums import MODES, WEARABLE_JOBS, Status
 from fedhar.progress import progress_enabled
-from fedhar.results.journal import ResultLog
+from fedhar.results.journal import ResultLog, scenario_identity
 from fedhar.results.record import ClientOutcome, ClientRecord
 from fedhar.schema.scenario import Scenario, load_scenario
 from fedhar.studies.pipeline import prepared
@@ -95,7 +95,8 @@ def run(grid: Grid, rc: UserConfig) -> None:
     """Query round, then ``federation.rounds`` personalization rounds; logs every outcome."""
     paths = run_paths(rc, APP_DIR)
     scenario = load_scenario(paths.scenario)
-    log = ResultLog(paths.out, resume=_flag(rc.get("resume", "false")))
+    resume = _flag(rc.get("resume", "false"))
+    log = ResultLog(paths.out, resume=resume, identity=scenario_identity(scenario))
     fed = scenario.federation
     models = general_models(scenario, paths.scenario, paths.data_dir)
     spec = next(iter(models.values())).spec

@@ -1,11 +1,14 @@
-"""``fedhar adaptive SCENARIO --out DIR``: input-adaptive inference study (Daghero et al. 2022).
+"""``fedhar adaptive SCENARIO --out DIR [--resume]``: input-adaptive inference study (Daghero et
+al. 2022).
 
 Searches a static grid over the Fig. 4a template, turns the largest-gain model into a
 variable-width network with switchable BatchNorm, sweeps the score-margin threshold and writes:
-``modes.json``/``modes.csv`` (one row per Th), ``summary.json``, ``static_grid.csv``,
-``fig11.png``, ``model.pt`` (for ``fedhar.adaptive.artifact.load_classifier``) and, per
-personalized held-out user, ``users/<id>/modes_before.*``, ``modes_after.*`` and its
-personalized ``model.pt``, with ``personalized.png``.
+``grid.jsonl`` (each grid model as it is trained; with ``--resume`` those are not trained
+again, and a DIR of another scenario is refused), ``modes.json``/``modes.csv`` (one row per
+Th), ``summary.json``, ``static_grid.csv``, ``fig11.png``, ``model.pt`` (for
+``fedhar.adaptive.artifact.load_classifier``) and, per personalized held-out user,
+``users/<id>/modes_before.*``, ``modes_after.*`` and its personalized ``model.pt``, with
+``personalized.png``.
 """
 
 from __future__ import annotations
@@ -18,9 +21,10 @@ from pathlib import Path
 from fedhar.adaptive.artifact import save_model
 from fedhar.commands import print_error
 from fedhar.data.paths import DatasetMissingError
+from fedhar.results.journal import Journal, JournalError
 from fedhar.schema.adaptive import load_adaptive_scenario
 from fedhar.schema.base import SchemaError
-from fedhar.studies.adaptive import run_study
+from fedhar.studies.adaptive import GRID_FILE, grid_identity, run_study
 from fedhar.studies.adaptive_report import (
     plot_fig11,
     plot_personalized,
@@ -38,15 +42,15 @@ def run(args: argparse.Namespace) -> int:
         print_error(exc, "fedhar adaptive: error: ")
         return 2
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
 
     def log(line: str) -> None:
         print(f"[{time.monotonic() - start:6.1f} s] {line}", flush=True)
 
     try:
-        result = run_study(scenario, cfg, args.data_dir, log)
-    except (DatasetMissingError, ValueError) as exc:
+        journal = Journal(out / GRID_FILE, grid_identity(scenario, cfg), resume=args.resume)
+        result = run_study(scenario, cfg, args.data_dir, log, journal)
+    except (DatasetMissingError, JournalError, ValueError) as exc:
         print_error(exc, "fedhar adaptive: error: ")
         return 2
     meta = {
@@ -83,4 +87,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("scenario", help="scenario YAML with an optional `adaptive:` section")
     parser.add_argument("--out", required=True, help="output directory (created if missing)")
     parser.add_argument("--data-dir", default=None, help="data directory (overrides the scenario)")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an interrupted study in DIR: grid models in DIR/grid.jsonl are kept",
+    )
     parser.set_defaults(func=run)

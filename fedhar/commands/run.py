@@ -43,7 +43,8 @@ outputs:
                    users improved); byte-identical for the same scenario and seed on the
                    default engine
   DIR/report.csv   one row per user
-  DIR/clients.jsonl  every client's reply per round, appended as it arrives
+  DIR/clients.jsonl  every client's reply per round, appended as it arrives (a first
+                   line names the run: --resume refuses another scenario's log)
   DIR/*.png, DIR/report.html  figures and the one-page report
   DIR/run.json     wall times and cache hits of this invocation
 
@@ -167,6 +168,7 @@ def run_one(args: argparse.Namespace, scenario: Scenario, out: Path, started: fl
     from fedhar.data.paths import DatasetMissingError
     from fedhar.engines.runner import EngineError, run_config, run_federation
     from fedhar.enums import Mode, Status
+    from fedhar.results.journal import CLIENTS_FILE, JournalError
     from fedhar.results.record import ClientRecord
     from fedhar.results.report import ReportError, summarize
     from fedhar.studies.pipeline import prepare
@@ -178,6 +180,8 @@ def run_one(args: argparse.Namespace, scenario: Scenario, out: Path, started: fl
         print(f"error: {exc}", file=sys.stderr)
         return 1
     prepared_s = time.perf_counter() - started
+    if not args.resume and (out / CLIENTS_FILE).exists():
+        print(f"{out}: replacing the earlier run there (--resume continues it)", flush=True)
     print(
         f"{scenario.name}: {prepared.dataset.name}, {len(prepared.users)} users, "
         f"{prepared.n_classes} classes ({', '.join(prepared.dataset.classes)}), "
@@ -221,6 +225,9 @@ def run_one(args: argparse.Namespace, scenario: Scenario, out: Path, started: fl
         run_federation(engine, config, n_nodes=len(prepared.users), seed=scenario.seed)
     except EngineError as exc:
         print(f"error: engine {engine}: {exc}", file=sys.stderr)
+        return 1
+    except JournalError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 1
     timing["federation_s"] = time.perf_counter() - t0
     finish_report(writer, out)

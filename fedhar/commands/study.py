@@ -19,7 +19,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument(
-        "--resume", action="store_true", help="continue an interrupted study in DIR"
+        "--resume",
+        action="store_true",
+        help="continue an interrupted study in DIR (it must be of the same scenario)",
     )
     parser.add_argument(
         "--adaptive-dir",
@@ -30,8 +32,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Runs the study; exit code 2 for an invalid scenario or an occupied DIR."""
+    """Runs the study; exit code 2 for an invalid scenario, an occupied DIR (without
+    ``--resume``) or a DIR of another study."""
     from fedhar.commands import print_error
+    from fedhar.results.journal import JournalError
     from fedhar.schema.base import SchemaError
     from fedhar.studies.battery import run_study, winner_lines
 
@@ -39,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
         result = run_study(
             args.scenario, args.out, resume=args.resume, adaptive_dir=args.adaptive_dir
         )
-    except (SchemaError, FileExistsError) as exc:
+    except (SchemaError, JournalError) as exc:
         print_error(exc)
         return 2
     for line in winner_lines(result["summary"]):

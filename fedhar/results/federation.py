@@ -17,7 +17,7 @@ from typing import Any
 from fedhar.enums import MODES, Mode, Status
 from fedhar.results import figures
 from fedhar.results import html as html_report
-from fedhar.results.journal import CLIENTS_FILE
+from fedhar.results.journal import CLIENTS_FILE, read_rows
 from fedhar.results.record import ClientRecord
 from fedhar.results.report import ReportWriter
 
@@ -35,10 +35,7 @@ def last_round(out_dir: Path, status: str | None = None) -> dict[str, dict[str, 
     rows: dict[str, dict[str, Any]] = {}
     if not path.exists():
         return rows
-    for line in path.read_text().splitlines():
-        if not line.strip():
-            continue
-        row = json.loads(line)
+    for row in read_rows(path):
         if status is not None and row["status"] != status:
             continue
         if row["round"] >= rows.get(row["user"], {"round": -1})["round"]:

@@ -1,4 +1,9 @@
-"""PNG figures of a run report (matplotlib, Agg backend: no display needed).
+"""Plotting for every command, and the PNG figures of a run report.
+
+matplotlib is set to its Agg backend (no display needed) here and nowhere else: a module that
+draws imports ``plt`` from this one and writes each figure with :func:`save_figure`, which
+leaves the matplotlib version out of the PNG so that the same data gives the same file.
+The run report's figures:
 
 * :func:`f1_by_user`: grouped bars, one group per user, one bar per mode.
 * :func:`gain_vs_energy`: F1 gain over No Pers. against the device energy of the job, one point
@@ -40,9 +45,10 @@ PAPER_TABLE2_WISDM: dict[int, dict[str, float]] = {
 _METADATA = {"Software": None}
 
 
-def _save(fig: Any, path: Path) -> Path:
+def save_figure(fig: Any, path: Path, dpi: int = 110) -> Path:
+    """Writes ``fig`` to the PNG ``path`` (its folder created) at ``dpi``, then closes it."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight", metadata=_METADATA)
+    fig.savefig(path, dpi=dpi, bbox_inches="tight", metadata=_METADATA)
     plt.close(fig)
     return path
 
@@ -64,7 +70,7 @@ def f1_by_user(clients: Sequence[ClientRecord], path: Path, title: str = "") -> 
     ax.set_title(title or "Macro-F1 per user and mode")
     ax.legend(ncol=len(modes), fontsize=8, loc="lower right")
     ax.grid(axis="y", alpha=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def gain_vs_energy(clients: Sequence[ClientRecord], path: Path, title: str = "") -> Path:
@@ -86,7 +92,7 @@ def gain_vs_energy(clients: Sequence[ClientRecord], path: Path, title: str = "")
     ax.set_ylabel("macro-F1 gain over No Pers.")
     ax.set_title(title or "F1 gain vs device energy, one point per user")
     ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def table2(rows: Sequence[Mapping[str, Any]], path: Path, title: str = "") -> Path:
@@ -109,4 +115,4 @@ def table2(rows: Sequence[Mapping[str, Any]], path: Path, title: str = "") -> Pa
     ax.set_title(title or "Table II: F1 vs input size")
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path)

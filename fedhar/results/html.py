@@ -1,14 +1,17 @@
-"""``report.html``: a run's summary, per-user table and figures on one self-contained page.
+"""HTML pages of every command: one style, tables and embedded figures.
 
-Figures are embedded as base64 PNG, so the page reads anywhere without the terminal or the
-rest of the output directory.
+:func:`write_page` writes one self-contained document: figures are embedded as base64 PNG
+(:func:`image`), so a page reads anywhere without the terminal or the rest of the output
+directory. :func:`table`, :func:`heading` and :func:`paragraph` build its parts and
+:func:`escape` anything else. :func:`render` is the run's ``report.html``; the battery study's
+page (:mod:`fedhar.studies.battery_report`) is built from the same helpers.
 """
 
 from __future__ import annotations
 
 import base64
 import html
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,43 +19,78 @@ from fedhar.enums import MODES, PAPER_MODES
 from fedhar.results.figures import MODE_LABELS, PAPER_TABLE2_WISDM
 from fedhar.results.record import ClientRecord
 
-_STYLE = """
+STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
 table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
 th { background: #f3f3f3; }
 td.l, th.l { text-align: left; }
 img { max-width: 100%; border: 1px solid #eee; margin: 0.5em 0; }
-.bad { color: #a00; }
 """
 
 
-def _fmt(value: Any, digits: int = 3) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
+def escape(value: object) -> str:
+    """``value`` as HTML text."""
     return html.escape(str(value))
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], left: int = 1) -> str:
-    head = "".join(
-        f'<th class="l">{html.escape(h)}</th>' if i < left else f"<th>{html.escape(h)}</th>"
-        for i, h in enumerate(header)
+def cell(value: object, number: str = ".3f") -> str:
+    """A table cell's text: ``–`` for None, a float in the ``number`` format, anything else
+    escaped."""
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return format(value, number)
+    return escape(value)
+
+
+def _row(tag: str, texts: Sequence[str], left: int) -> str:
+    cells = "".join(
+        f'<{tag} class="l">{text}</{tag}>' if i < left else f"<{tag}>{text}</{tag}>"
+        for i, text in enumerate(texts)
     )
-    body = []
-    for row in rows:
-        cells = "".join(
-            f'<td class="l">{_fmt(v)}</td>' if i < left else f"<td>{_fmt(v)}</td>"
-            for i, v in enumerate(row)
-        )
-        body.append(f"<tr>{cells}</tr>")
-    return f"<table><tr>{head}</tr>{''.join(body)}</table>"
+    return f"<tr>{cells}</tr>"
 
 
-def _image(path: Path, alt: str) -> str:
+def table(
+    header: Sequence[str], rows: Sequence[Sequence[Any]], *, left: int = 1, number: str = ".3f"
+) -> str:
+    """A table of ``rows`` under ``header``; the first ``left`` columns (labels) are aligned
+    left, the others right; floats are written in the ``number`` format."""
+    head = _row("th", [escape(h) for h in header], left)
+    body = "".join(_row("td", [cell(v, number) for v in row], left) for row in rows)
+    return f"<table>{head}{body}</table>"
+
+
+def heading(text: str) -> str:
+    """A section heading."""
+    return f"<h2>{escape(text)}</h2>"
+
+
+def paragraph(text: str) -> str:
+    """A paragraph of plain text."""
+    return f"<p>{escape(text)}</p>"
+
+
+def image(path: Path, alt: str) -> str:
+    """The PNG at ``path``, embedded in the page."""
     data = base64.b64encode(path.read_bytes()).decode("ascii")
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+    return f'<img alt="{escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def write_page(path: Path, title: str, parts: Iterable[str]) -> Path:
+    """Writes a self-contained page: ``title`` as its title and first heading, then
+    ``parts`` (HTML); returns ``path``."""
+    lines = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<title>{escape(title)}</title>",
+        f"<style>{STYLE}</style></head><body>",
+        f"<h1>{escape(title)}</h1>",
+        *parts,
+        "</body></html>\n",
+    ]
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
 
 
 def render(
@@ -68,19 +106,15 @@ def render(
     summary = report.get("summary", {})
     modes = [m for m in MODES if m in summary]
     parts = [
-        "<!doctype html><html><head><meta charset='utf-8'>",
-        f"<title>fedhar report: {html.escape(str(header.get('scenario', '')))}</title>",
-        f"<style>{_STYLE}</style></head><body>",
-        f"<h1>fedhar report: {html.escape(str(header.get('scenario', '')))}</h1>",
-        _table(
+        table(
             ["field", "value"],
             [
                 [k, v if not isinstance(v, list) else ", ".join(map(str, v))]
                 for k, v in header.items()
             ],
         ),  # fmt: skip
-        "<h2>Summary (macro-F1 over users)</h2>",
-        _table(
+        heading("Summary (macro-F1 over users)"),
+        table(
             ["mode", "mean", "std", "min", "max", "mean int8", "users improved", "users"],
             [
                 [
@@ -98,7 +132,7 @@ def render(
         ),
     ]
     if sweep:
-        parts.append("<h2>Table II: mean macro-F1 over input sizes (paper: WISDM v1.1)</h2>")
+        parts.append(heading("Table II: mean macro-F1 over input sizes (paper: WISDM v1.1)"))
         rows = []
         for r in sweep:
             paper = PAPER_TABLE2_WISDM.get(int(r["window"]), {})
@@ -108,14 +142,14 @@ def render(
                 + [paper.get(m) for m in PAPER_MODES]
             )
         parts.append(
-            _table(
+            table(
                 ["input", "No Pers.", "TL", "Full", "paper No Pers.", "paper TL", "paper Full"],
                 rows,
             )
         )
     for title, png in figures:
-        parts += [f"<h2>{html.escape(title)}</h2>", _image(png, title)]
-    parts.append("<h2>Per user</h2>")
+        parts += [heading(title), image(png, title)]
+    parts.append(heading("Per user"))
     train_modes = [m for m in modes if m.trains]
     columns = ["user", "status", "n_train", "n_test"]
     columns += [f"F1 {MODE_LABELS.get(m, m)}" for m in modes]
@@ -132,7 +166,5 @@ def render(
         row += [c.modes[m].energy_j if m in c.modes else None for m in train_modes]
         row += [c.payload_bytes_down, c.reason]
         rows.append(row)
-    parts.append(_table(columns, rows, left=2))
-    parts.append("</body></html>\n")
-    path.write_text("\n".join(parts), encoding="utf-8")
-    return path
+    parts.append(table(columns, rows, left=2))
+    return write_page(path, f"fedhar report: {header.get('scenario', '')}", parts)

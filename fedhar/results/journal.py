@@ -1,4 +1,14 @@
-"""Per-client results, written one line at a time as each client finishes.
+"""Append-only JSONL journals, and the run's per-client results written through one.
+
+A :class:`Journal` is one file: a header line carrying the identity of the work it records
+(scenario hash, seed, ...), then one JSON object per line, each appended, flushed and fsync'd
+before :meth:`Journal.append` returns, so an interrupted command loses nothing. On resume every
+complete line is read back; only a torn last line (an append cut short) is dropped, and
+truncated away; any other unreadable line is an error naming the file and the line. A journal
+written for another identity is never resumed, and without resume an existing journal is
+replaced only where the caller says so. Every command that resumes keeps one: ``fedhar run``
+(``OUT/clients.jsonl``, :class:`ResultLog`), ``fedhar study`` (``DIR/rows.jsonl``) and
+``fedhar adaptive`` (``OUT/grid.jsonl``).
 
 ``OUT/clients.jsonl`` holds one client record (:meth:`ClientRecord.to_dict
 <fedhar.results.record.ClientRecord.to_dict>`) per (round, user) outcome, appended and flushed as
@@ -10,45 +20,229 @@ personalized weights) so that a resumed run aggregates exactly what the first ru
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from fedhar.results.record import ClientOutcome
 
+if TYPE_CHECKING:
+    from fedhar.schema.scenario import Scenario
+
 CLIENTS_FILE = "clients.jsonl"
 
 
+JOURNAL_FORMAT = 1
+"""Version of the header line ``{"fedhar_journal": JOURNAL_FORMAT, "identity": {...}}``."""
+
+
+class JournalError(ValueError):
+    """A journal that cannot be opened as asked (corrupt, written for another run, or in the
+    way of a new one); the message is one line naming the file."""
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars and arrays as plain JSON data (``json.dumps``' fallback)."""
+    if isinstance(value, (np.generic, np.ndarray)):
+        return value.tolist()
+    raise TypeError(f"a journal row holds plain JSON data, got {type(value).__name__}")
+
+
+def _line(data: Mapping[str, Any]) -> bytes:
+    return (json.dumps(data, sort_keys=True, default=_plain) + "\n").encode("utf-8")
+
+
+def _object(raw: bytes) -> dict[str, Any] | None:
+    """The JSON object on one line, or None when the line holds none."""
+    try:
+        value = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _describe(value: Any) -> str:
+    """A short form of one value for a one-line message."""
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    return text if len(text) <= 24 else text[:16] + "…"
+
+
+@dataclass
+class _Contents:
+    """A journal file as read: its header's identity (None: no complete header), its rows,
+    and the bytes its complete lines take (a torn last line lies after them)."""
+
+    identity: dict[str, Any] | None
+    rows: list[dict[str, Any]]
+    complete_bytes: int
+
+
+def _read(path: Path) -> _Contents:
+    *lines, tail = path.read_bytes().split(b"\n")  # ``tail``: what follows the last newline
+    if tail.strip():
+        last = len(lines)  # an unterminated last line: an append cut short, never read
+    else:
+        last = max((i for i, raw in enumerate(lines) if raw.strip()), default=-1)
+    contents = _Contents(None, [], 0)
+    offset = 0
+    for index, raw in enumerate(lines):
+        offset += len(raw) + 1
+        if not raw.strip():
+            contents.complete_bytes = offset
+            continue
+        value = _object(raw)
+        if value is None:
+            if index == last:
+                break  # a torn last line
+            raise JournalError(
+                f"{path}: line {index + 1}: not a JSON object; only a torn last line is "
+                "dropped on resume, so fix or delete this line"
+            )
+        if contents.identity is None:
+            if value.get("fedhar_journal") != JOURNAL_FORMAT or "identity" not in value:
+                raise JournalError(
+                    f"{path}: line {index + 1}: expected the journal header "
+                    f'{{"fedhar_journal": {JOURNAL_FORMAT}, "identity": ...}}, got '
+                    f"{_describe(value)} (written by an older fedhar?); start in another --out"
+                )
+            contents.identity = value["identity"]
+        else:
+            contents.rows.append(value)
+        contents.complete_bytes = offset
+    return contents
+
+
+def identity_sha256(data: Any) -> str:
+    """sha256 hex of ``data``'s canonical JSON (sorted keys): a journal identity's digest of
+    a scenario or a configuration."""
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+def scenario_identity(scenario: Scenario) -> dict[str, Any]:
+    """A scenario's part of a journal identity: its name, the sha256 of its validated content
+    and its seed."""
+    return {
+        "scenario": scenario.name,
+        "scenario_sha256": identity_sha256(scenario.model_dump(mode="json")),
+        "seed": scenario.seed,
+    }
+
+
+def read_rows(path: str | Path) -> list[dict[str, Any]]:
+    """The rows of the journal at ``path`` (a torn last line is left out; the file is not
+    changed). Raises :class:`JournalError` on a corrupt line."""
+    return _read(Path(path)).rows
+
+
+class Journal:
+    """An append-only JSONL file of plain JSON rows, fsync'd one line at a time.
+
+    Args:
+        path: the journal file (its folder is created).
+        identity: plain JSON data naming what the journal records (scenario hash, seed, ...);
+            stored in the header line, and a resumed journal must carry an equal one.
+        resume: keep the rows of an existing journal (dropping a torn last line).
+        replace: without ``resume``, start afresh over an existing journal; otherwise an
+            existing journal is an error (``use --resume``).
+
+    Attributes:
+        rows: the rows read back on resume, then every appended one.
+
+    Raises:
+        JournalError: a corrupt line (not a torn last one), a journal of another identity,
+            or an existing journal without ``resume`` or ``replace``.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        identity: Mapping[str, Any],
+        *,
+        resume: bool,
+        replace: bool = False,
+    ) -> None:
+        self.path = Path(path)
+        self.identity: dict[str, Any] = json.loads(_line(identity))
+        self.rows: list[dict[str, Any]] = []
+        exists = self.path.is_file() and self.path.stat().st_size > 0
+        if exists and resume:
+            contents = _read(self.path)
+            if contents.identity is not None:
+                self._check(contents.identity)
+                self.rows = contents.rows
+                if contents.complete_bytes < self.path.stat().st_size:
+                    self._sync("r+b", size=contents.complete_bytes)
+                return
+        elif exists and not replace:
+            raise JournalError(
+                f"{self.path}: holds the journal of an earlier run; use --resume to continue "
+                "it, or another --out"
+            )
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._sync("wb", _line({"fedhar_journal": JOURNAL_FORMAT, "identity": self.identity}))
+
+    def append(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        """Writes ``row`` as one line, flushed and fsync'd; returns it as a resume reads it
+        back (plain JSON data)."""
+        line = _line(row)
+        self._sync("ab", line)
+        kept: dict[str, Any] = json.loads(line)
+        self.rows.append(kept)
+        return kept
+
+    def _check(self, found: dict[str, Any]) -> None:
+        keys = sorted(set(found) | set(self.identity))
+        differ = [k for k in keys if found.get(k) != self.identity.get(k)]
+        if differ:
+            what = "; ".join(
+                f"{k} {_describe(found.get(k))} there, {_describe(self.identity.get(k))} now"
+                for k in differ
+            )
+            raise JournalError(
+                f"{self.path}: cannot resume, written for another run ({what}); "
+                "start it in another --out"
+            )
+
+    def _sync(self, mode: str, data: bytes = b"", size: int | None = None) -> None:
+        """Opens the file in ``mode``, cuts it to ``size`` bytes when given, writes ``data``,
+        and flushes and fsyncs it before returning."""
+        with self.path.open(mode) as fh:
+            if size is not None:
+                fh.truncate(size)
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+
 class ResultLog:
-    """Append-only log of outcomes under ``out_dir``.
+    """The run's journal of outcomes, ``OUT/clients.jsonl`` under ``out_dir``.
 
     Args:
         out_dir: the run's output directory (created if needed).
-        resume: keep the outcomes already logged (else start a fresh log).
+        resume: keep the outcomes already logged; otherwise an existing log is replaced
+            (``fedhar run`` without ``--resume`` starts afresh, and says so).
+        identity: the run's identity (scenario name, hash and seed); a resumed log must
+            have been written for an equal one.
+
+    Raises:
+        JournalError: on resume, a corrupt line or a log of another run.
     """
 
-    def __init__(self, out_dir: str | Path, resume: bool) -> None:
+    def __init__(
+        self, out_dir: str | Path, resume: bool, identity: Mapping[str, Any] | None = None
+    ) -> None:
         self.out_dir = Path(out_dir)
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        self.path = self.out_dir / CLIENTS_FILE
-        self.rows: list[dict[str, Any]] = []
-        if resume and self.path.exists():
-            lines = self.path.read_text().splitlines()
-            for number, line in enumerate(lines, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    self.rows.append(json.loads(line))
-                except json.JSONDecodeError:
-                    # Only the last line may be cut short (by an interruption): redo that client.
-                    if number != len(lines):
-                        raise ValueError(f"{self.path}: line {number} is not valid JSON") from None
-            self._rewrite()
-        else:
-            self.path.write_text("")
+        self.journal = Journal(
+            self.out_dir / CLIENTS_FILE, identity or {}, resume=resume, replace=True
+        )
+        self.path = self.journal.path
+        self.rows = self.journal.rows
 
     def done(self, round_number: int, user: str) -> dict[str, Any] | None:
         """The logged outcome of ``user`` in ``round_number``, if any (the latest one)."""
@@ -67,12 +261,7 @@ class ResultLog:
             arrays = {f"update/{k}": v for k, v in outcome.update.items()}
             arrays.update({f"received/{k}": v for k, v in outcome.received.items()})
             np.savez(path, **arrays)
-        with self.path.open("a") as f:
-            f.write(json.dumps(row, sort_keys=True) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        self.rows.append(row)
-        return row
+        return self.journal.append(row)
 
     def load_update(
         self, round_number: int, user: str
@@ -88,8 +277,3 @@ class ResultLog:
 
     def _update_path(self, round_number: int, user: str) -> Path:
         return self.out_dir / "updates" / f"round-{round_number}" / f"{user}.npz"
-
-    def _rewrite(self) -> None:
-        with self.path.open("w") as f:
-            for row in self.rows:
-                f.write(json.dumps(row, sort_keys=True) + "\n")

@@ -38,11 +38,13 @@ from fedhar.data.splits import split_chronological, validation_users
 from fedhar.data.types import HarDataset, WindowSet
 from fedhar.mcu import McuProfile, load_profile
 from fedhar.ondevice.slim_infer import SlimNetC
+from fedhar.results.journal import Journal, identity_sha256, scenario_identity
 from fedhar.schema.adaptive import AdaptiveConfig
 from fedhar.schema.scenario import Scenario
 from fedhar.studies.adaptive_search import (
     Candidate,
     choose_large,
+    conv_shape,
     evaluate_static,
     front,
     grid_specs,
@@ -50,6 +52,8 @@ from fedhar.studies.adaptive_search import (
 )
 
 Log = Callable[[str], None]
+GRID_FILE = "grid.jsonl"
+"""The journal of trained grid models (one :meth:`Candidate.to_row` per line)."""
 
 
 @dataclass
@@ -250,11 +254,26 @@ def personalize(
     return mine
 
 
+def grid_identity(scenario: Scenario, cfg: AdaptiveConfig) -> dict[str, object]:
+    """What a resumed ``grid.jsonl`` must have been written for: the scenario (name, sha256,
+    seed) and the sha256 of its ``adaptive:`` section."""
+    return {
+        **scenario_identity(scenario),
+        "adaptive_sha256": identity_sha256(cfg.model_dump(mode="json")),
+    }
+
+
 def run_study(
-    scenario: Scenario, cfg: AdaptiveConfig, data_dir: str | None, log: Log
+    scenario: Scenario,
+    cfg: AdaptiveConfig,
+    data_dir: str | None,
+    log: Log,
+    journal: Journal | None = None,
 ) -> StudyResult:
-    """Runs the whole study; ``log`` receives one line per step. PyTorch runs on one thread,
-    which keeps results reproducible and is faster on a shared CPU."""
+    """Runs the whole study; ``log`` receives one line per step. Each trained grid model is
+    appended to ``journal`` (opened on ``grid.jsonl`` with :func:`grid_identity`), and the
+    models it already holds are not trained again. PyTorch runs on one thread, which keeps
+    results reproducible and is faster on a shared CPU."""
     torch.set_num_threads(1)
     profile = load_profile(cfg.profile)
     ds, ws = load_windows(scenario, data_dir)
@@ -267,7 +286,13 @@ def run_study(
     _, c, t = ws.x.shape
     data = {"train": split.train, "val": split.val, "test": split.test}
     cands = []
+    rows = journal.rows if journal is not None else []
+    kept = {(k.channels, k.kernel): k for k in map(Candidate.from_row, rows)}
     for spec in grid_specs(c, t, n_classes, cfg.grid_channels, cfg.grid_kernels, cfg.pool):
+        if conv_shape(spec) in kept:
+            cands.append(kept[conv_shape(spec)])
+            log(f"grid {cands[-1].label}: kept in {GRID_FILE}, not trained again")
+            continue
         cand, _ = evaluate_static(
             spec,
             data,
@@ -277,6 +302,8 @@ def run_study(
             lr=cfg.lr,
             seed=scenario.seed,
         )
+        if journal is not None:
+            cand = Candidate.from_row(journal.append(cand.to_row()))
         cands.append(cand)
         log(
             f"grid {cand.label}: val F1 {cand.f1_val:.3f}, test F1 {cand.f1_test:.3f}, "

@@ -1,4 +1,5 @@
-"""Files that ``fedhar adaptive`` writes: modes tables, summary, static grid and figures."""
+"""Files that ``fedhar adaptive`` writes: modes tables, summary, static grid and figures (drawn
+with :mod:`fedhar.results.figures`)."""
 
 from __future__ import annotations
 
@@ -7,15 +8,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+from matplotlib.ticker import NullFormatter
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import NullFormatter  # noqa: E402
-
-from fedhar.adaptive.modes import MODE_COLUMNS, Mode  # noqa: E402
-from fedhar.studies.adaptive import StudyResult  # noqa: E402
-from fedhar.studies.adaptive_search import front  # noqa: E402
+from fedhar.adaptive.modes import MODE_COLUMNS, Mode
+from fedhar.results.figures import plt, save_figure
+from fedhar.studies.adaptive import StudyResult
+from fedhar.studies.adaptive_search import front
 
 
 def _num(v: float | bool) -> float | bool | None:
@@ -137,8 +135,7 @@ def plot_fig11(r: StudyResult, path: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
+    save_figure(fig, path, dpi=130)
 
 
 def plot_personalized(r: StudyResult, path: Path) -> None:
@@ -160,8 +157,7 @@ def plot_personalized(r: StudyResult, path: Path) -> None:
     axes[0][0].set_ylabel("macro-F1 on TS_i")
     axes[0][0].legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def write_grid(r: StudyResult, path: Path) -> None:

@@ -13,7 +13,9 @@ M_l must also keep ``min_small_channels`` channels per conv layer at some candid
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
@@ -53,6 +55,21 @@ class Candidate:
         """Short name, e.g. ``C16-32-32 K7``."""
         return "C" + "-".join(str(c) for c in self.channels) + f" K{self.kernel}"
 
+    def to_row(self) -> dict[str, Any]:
+        """Plain data of the candidate (one line of the study's ``grid.jsonl``)."""
+        return asdict(self)
+
+    @staticmethod
+    def from_row(row: Mapping[str, Any]) -> Candidate:
+        """The candidate of a :meth:`to_row` row (read back from JSON)."""
+        return Candidate(**{**row, "channels": tuple(row["channels"])})
+
+
+def conv_shape(spec: ModelSpec) -> tuple[tuple[int, ...], int]:
+    """A grid model's conv output channels and its kernel size (the same in every layer)."""
+    conv = [layer for layer in spec.layers if layer.kind == "conv1d"]
+    return tuple(layer.out_channels for layer in conv), conv[0].kernel
+
 
 def grid_specs(
     in_channels: int,
@@ -90,11 +107,11 @@ def evaluate_static(
         f1[part] = score(y, predict_logits(net, x, 1.0).argmax(axis=1), spec.n_classes).macro_f1
     ops = forward_ops(SlimNetC(export_f32(net, 1.0)))
     cost = profile.cost(ops)
-    conv = [layer for layer in spec.layers if layer.kind == "conv1d"]
+    channels, kernel = conv_shape(spec)
     return (
         Candidate(
-            tuple(layer.out_channels for layer in conv),
-            conv[0].kernel,
+            channels,
+            kernel,
             f1["val"],
             f1["test"],
             cost.cycles,

@@ -11,8 +11,10 @@ the easy share are measured (``accuracy_source: "replay"``; see
 
 ``run_study`` writes into ``DIR``:
 
-- ``rows.jsonl``: one finished configuration per line, appended as it finishes (resume
-  reads it and skips what is done); ``traces/`` holds each configuration's state of charge;
+- ``rows.jsonl``: a journal (:class:`fedhar.results.journal.Journal`) of one finished
+  configuration per line, appended as it finishes; resume reads it and skips what is done, and
+  refuses a journal of another scenario. ``traces/`` holds each configuration's state of
+  charge;
 - ``study.json`` and ``study.csv``: one row per configuration, and a per-policy summary;
 - ``soc.png``, ``pareto.png``, ``energy.png`` and ``report.html`` (see
   :mod:`fedhar.studies.battery_report`).
@@ -21,17 +23,18 @@ the easy share are measured (``accuracy_source: "replay"``; see
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
 from fedhar.metrics import score
+from fedhar.results.journal import Journal, identity_sha256
 from fedhar.schema.base import SchemaError, load_yaml_model
-from fedhar.schema.study import StudyScenario, StudySection
+from fedhar.schema.study import StudyScenario
+from fedhar.studies.battery_grid import GridPoint, StudyRow, grid
 from fedhar.studies.battery_report import write_plots_and_report
 from fedhar.studies.replay_data import (
     UserReplay,
@@ -42,6 +45,8 @@ from fedhar.studies.replay_data import (
 from fedhar.wearable.build import build_device_config
 from fedhar.wearable.device import Device
 from fedhar.wearable.loads import LOADS
+
+ROWS_FILE = "rows.jsonl"
 
 
 def replay_modes_csv(
@@ -87,98 +92,6 @@ def load_study_scenario(path: str | Path, adaptive_dir: str | None = None) -> St
     except ValueError as exc:
         raise SchemaError([f"{path}: {exc}"]) from None
     return scenario
-
-
-@dataclass(frozen=True)
-class GridPoint:
-    """One configuration of the grid."""
-
-    personalization: str
-    threshold: str
-    capacity_mah: float
-    charging: str
-    user: str | None = None
-
-    @property
-    def policy(self) -> str:
-        return f"{self.personalization}+{self.threshold}"
-
-    @property
-    def key(self) -> str:
-        key = f"{self.policy}|{self.capacity_mah:g}mAh|{self.charging}"
-        return key if self.user is None else f"{key}|user {self.user}"
-
-
-def grid(study: StudySection, users: list[str] | None = None) -> list[GridPoint]:
-    """Every configuration, in a fixed order; once per replayed user when ``users`` is
-    given."""
-    return [
-        GridPoint(p, t, c, h, u)
-        for p in study.personalization
-        for t in study.threshold
-        for c in study.capacity_mah
-        for h in study.charging
-        for u in users or [None]
-    ]
-
-
-@dataclass
-class StudyRow:
-    """Results of one configuration.
-
-    Attributes:
-        key: unique name of the configuration.
-        policy: ``personalization+threshold`` labels.
-        personalization, threshold: the two policy labels.
-        capacity_mah: battery capacity, mAh.
-        charging: charging habit label.
-        days: simulated days.
-        days_to_first_depletion: days until the first cut-off; ``None`` if none happened.
-        fraction_time_dead: share of the simulated time spent cut off.
-        mean_f1: F1 over the windows classified (alive time only): measured macro F1 of
-            the replayed windows, or the modes table's F1 averaged over windows.
-        f1_effective: ``mean_f1 · (1 - fraction_time_dead)``: dead time recognizes nothing.
-        easy_share: share of windows decided by the small model.
-        energy_j: energy drawn by load over the study, J.
-        charged_j: energy charged, J.
-        full_jobs, tl_jobs: completed personalization jobs.
-        epochs_lost: epochs cut off before completing.
-        depletions: cut-offs.
-        soc_min, soc_end: lowest sampled and final state of charge.
-        accuracy_source: ``"replay"`` (F1 and easy share measured on real windows) or
-            ``"modes_table"``.
-        user: the replayed user (replay only).
-        replay_models: the saved model that served each personalization mode (replay only).
-        f1_by_day: measured macro F1 of each day's windows, ``None`` for a day without
-            windows (replay only).
-        easy_share_by_day: measured easy share of each day's windows (replay only).
-    """
-
-    key: str
-    policy: str
-    personalization: str
-    threshold: str
-    capacity_mah: float
-    charging: str
-    days: int
-    days_to_first_depletion: float | None
-    fraction_time_dead: float
-    mean_f1: float | None
-    f1_effective: float | None
-    easy_share: float | None
-    energy_j: dict[str, float]
-    charged_j: float
-    full_jobs: int
-    tl_jobs: int
-    epochs_lost: int
-    depletions: int
-    soc_min: float
-    soc_end: float
-    accuracy_source: str = "modes_table"
-    user: str | None = None
-    replay_models: dict[str, str] | None = None
-    f1_by_day: list[float | None] | None = None
-    easy_share_by_day: list[float | None] | None = None
 
 
 def measured_f1(confusion: np.ndarray) -> float | None:
@@ -392,11 +305,14 @@ def write_csv(rows: list[StudyRow], path: Path) -> None:
             writer.writerow({k: "" if v is None else v for k, v in flat.items()})
 
 
-def _scenario_digest(path: Path, adaptive_dir: str | None) -> str:
-    digest = hashlib.sha256(path.read_bytes())
-    if adaptive_dir is not None:
-        digest.update(f"\nadaptive_dir={adaptive_dir}".encode())
-    return digest.hexdigest()
+def study_identity(scenario: StudyScenario, adaptive_dir: Path | None) -> dict[str, object]:
+    """What a resumed ``rows.jsonl`` must have been written for: the sha256 of the validated
+    scenario, its seed and the adaptive run whose models it replays (None without one)."""
+    return {
+        "scenario_sha256": identity_sha256(scenario.model_dump(mode="json")),
+        "seed": scenario.study.seed,
+        "adaptive_dir": None if adaptive_dir is None else str(adaptive_dir.resolve()),
+    }
 
 
 def _trace_file(out: Path, index: int) -> Path:
@@ -413,12 +329,13 @@ def run_study(
     """Runs (or resumes) the study and writes every output file; returns ``study.json``'s
     content. ``adaptive_dir`` overrides the ``replay:`` section's. Raises
     :class:`SchemaError` on an invalid scenario (or missing adaptive models) and
-    ``FileExistsError`` when ``out`` holds an earlier run and ``resume`` is off."""
+    :class:`~fedhar.results.journal.JournalError` when ``out`` holds an earlier study and
+    ``resume`` is off, or one of another scenario."""
     scenario_path = Path(scenario_path)
     scenario = load_study_scenario(scenario_path, adaptive_dir)
     base_dir = scenario_path.parent
     replays: dict[str, UserReplay] = {}
-    modes_csv = None
+    directory = modes_csv = None
     if scenario.replay is not None:
         try:
             directory = resolve_adaptive_dir(scenario.replay, base_dir, adaptive_dir)
@@ -429,34 +346,19 @@ def run_study(
         for r in replays.values():
             log(f"replay: user {r.user}, {r.n_windows} test windows, models {r.models}")
     out = Path(out)
-    rows_file = out / "rows.jsonl"
-    digest = _scenario_digest(scenario_path, adaptive_dir)
-    stamp = out / "scenario.sha256"
-    if rows_file.exists() and not resume:
-        raise FileExistsError(f"{out}: holds an earlier study (rows.jsonl); use --resume")
-    if resume and stamp.exists() and stamp.read_text().strip() != digest:
-        raise FileExistsError(f"{stamp}: the scenario changed since this study started")
+    journal = Journal(out / ROWS_FILE, study_identity(scenario, directory), resume=resume)
     (out / "traces").mkdir(parents=True, exist_ok=True)
-    stamp.write_text(digest + "\n")
-
-    done: dict[str, StudyRow] = {}
-    if rows_file.exists():
-        for line in rows_file.read_text().splitlines():
-            if line.strip():
-                row = StudyRow(**json.loads(line))
-                done[row.key] = row
+    done = {r["key"]: StudyRow(**r) for r in journal.rows}
     points = grid(scenario.study, list(replays) or None)
-    with open(rows_file, "a") as fh:
-        for index, point in enumerate(points):
-            if point.key in done and _trace_file(out, index).exists():
-                continue
-            replay = None if point.user is None else replays[point.user]
-            row, trace = run_point(scenario, base_dir, point, replay, modes_csv)
-            _trace_file(out, index).write_text(json.dumps(trace))
-            fh.write(json.dumps(asdict(row), allow_nan=False) + "\n")
-            fh.flush()
-            done[row.key] = row
-            log(f"[{index + 1}/{len(points)}] {point.key}: {_brief(row)}")
+    for index, point in enumerate(points):
+        if point.key in done and _trace_file(out, index).exists():
+            continue
+        replay = None if point.user is None else replays[point.user]
+        row, trace = run_point(scenario, base_dir, point, replay, modes_csv)
+        _trace_file(out, index).write_text(json.dumps(trace))
+        journal.append(asdict(row))
+        done[row.key] = row
+        log(f"[{index + 1}/{len(points)}] {point.key}: {_brief(row)}")
     rows = [done[p.key] for p in points]
     traces = [json.loads(_trace_file(out, i).read_text()) for i in range(len(points))]
     result = {

@@ -1,23 +1,16 @@
-"""Plots and the HTML report of a battery-policy study (matplotlib, Agg backend)."""
+"""Plots and the HTML report of a battery-policy study (with :mod:`fedhar.results.figures`
+and :mod:`fedhar.results.html`)."""
 
 from __future__ import annotations
 
-import base64
-import html
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from fedhar.wearable.loads import LOADS  # noqa: E402
-
-if TYPE_CHECKING:
-    from fedhar.schema.study import StudyScenario
-    from fedhar.studies.battery import GridPoint, StudyRow
+from fedhar.results.figures import plt, save_figure
+from fedhar.results.html import heading, image, paragraph, table, write_page
+from fedhar.schema.study import StudyScenario
+from fedhar.studies.battery_grid import GridPoint, StudyRow
+from fedhar.wearable.loads import LOADS
 
 
 def plot_soc(
@@ -46,8 +39,7 @@ def plot_soc(
     ax.set_title(f"State of charge per policy ({capacity_mah:g} mAh, charging: {charging}{who})")
     ax.legend(fontsize=7, ncol=2, loc="lower left")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def plot_pareto(summary: dict, path: Path) -> None:
@@ -75,8 +67,7 @@ def plot_pareto(summary: dict, path: Path) -> None:
     ax.set_title("F1 against battery life")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def plot_energy(summary: dict, path: Path) -> None:
@@ -94,27 +85,7 @@ def plot_energy(summary: dict, path: Path) -> None:
     ax.tick_params(axis="x", labelrotation=40, labelsize=7)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def _img(path: Path) -> str:
-    data = base64.b64encode(path.read_bytes()).decode()
-    return f'<img src="data:image/png;base64,{data}" alt="{html.escape(path.name)}">'
-
-
-def _cell(value: object) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return html.escape(str(value))
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in r) + "</tr>" for r in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
+    save_figure(fig, path)
 
 
 def write_plots_and_report(
@@ -149,7 +120,6 @@ def write_plots_and_report(
         ]
         for name, p in policies.items()
     ]
-    winners = "".join(f"<p>{html.escape(line)}.</p>" for line in winner_lines)
     row_header = [
         "policy",
         "capacity_mah",
@@ -179,37 +149,31 @@ def write_plots_and_report(
         ]
         for r in rows
     ]
-    page = f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>fedhar battery-policy study</title>
-<style>body{{font-family:sans-serif;max-width:1200px;margin:auto}}
-table{{border-collapse:collapse;font-size:12px}}td,th{{border:1px solid #ccc;padding:2px 6px}}
-img{{max-width:100%}}</style></head><body>
-<h1>Battery-policy study</h1>
-<p>{html.escape(scenario.description)}</p>
-<p>{len(rows)} configurations, {study.days} days each (rounds of {study.round_s:g} s).</p>
-{winners}
-<h2>Policies (means over capacity × charging)</h2>
-{
-        _table(
-            [
-                "policy",
-                "mean_f1",
-                "f1_effective",
-                "battery_life_days",
-                "fraction_time_dead",
-                "never_depleted",
-                "full_jobs",
-                "tl_jobs",
-                "J/day",
-            ],
-            policy_rows,
-        )
-    }
-<h2>State of charge over time</h2>{_img(out / "soc.png")}
-<h2>F1 against battery life</h2>{_img(out / "pareto.png")}
-<h2>Energy by load</h2>{_img(out / "energy.png")}
-<h2>All configurations</h2>
-{_table(row_header, config_rows)}
-</body></html>
-"""
-    (out / "report.html").write_text(page)
+    policy_header = [
+        "policy",
+        "mean_f1",
+        "f1_effective",
+        "battery_life_days",
+        "fraction_time_dead",
+        "never_depleted",
+        "full_jobs",
+        "tl_jobs",
+        "J/day",
+    ]
+    parts = [
+        paragraph(scenario.description),
+        paragraph(
+            f"{len(rows)} configurations, {study.days} days each (rounds of {study.round_s:g} s)."
+        ),
+        *(paragraph(f"{line}.") for line in winner_lines),
+        heading("Policies (means over capacity × charging)"),
+        table(policy_header, policy_rows, number=".4g"),
+    ]
+    for title, name in (
+        ("State of charge over time", "soc.png"),
+        ("F1 against battery life", "pareto.png"),
+        ("Energy by load", "energy.png"),
+    ):
+        parts += [heading(title), image(out / name, title)]
+    parts += [heading("All configurations"), table(row_header, config_rows, number=".4g")]
+    write_page(out / "report.html", "fedhar battery-policy study", parts)

@@ -60,3 +60,25 @@ def test_bad_scenario_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     scenario.write_text("name: x\ndata: {dataset: synthetic}\nadaptive: {pool: 0}\n")
     assert main(["adaptive", str(scenario), "--out", str(tmp_path / "o")]) == 2
     assert "adaptive.pool" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_adaptive_resume_keeps_the_trained_grid_models(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(SCENARIO)
+    out = tmp_path / "out"
+    assert main(["adaptive", str(scenario), "--out", str(out)]) == 0
+    modes = (out / "modes.csv").read_bytes()
+    journal = out / "grid.jsonl"
+    lines = journal.read_text().splitlines()
+    assert len(lines) == 3  # the study's identity, then the two grid models
+    capsys.readouterr()
+    assert main(["adaptive", str(scenario), "--out", str(out)]) == 2  # never replaced silently
+    assert "use --resume" in capsys.readouterr().err
+    journal.write_text("\n".join(lines[:2]) + "\n")  # as if killed after the first grid model
+    assert main(["adaptive", str(scenario), "--out", str(out), "--resume"]) == 0
+    assert capsys.readouterr().out.count("kept in grid.jsonl, not trained again") == 1
+    assert journal.read_text().splitlines() == lines
+    assert (out / "modes.csv").read_bytes() == modes

@@ -143,6 +143,20 @@ def test_study_writes_its_files_and_resumes_without_redoing_work(tmp_path, capsy
     assert json.loads((out / "study.json").read_text()) == first
 
 
+def test_study_resume_refuses_a_journal_of_another_scenario(tmp_path, capsys):
+    path = small_scenario(tmp_path)
+    out = tmp_path / "out"
+    assert main(["study", str(path), "--out", str(out)]) == 0
+    before = (out / "rows.jsonl").read_bytes()
+    small_scenario(tmp_path, **{"study.days": 2})
+    capsys.readouterr()
+    assert main(["study", str(path), "--out", str(out), "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert f"{out / 'rows.jsonl'}: cannot resume, written for another run" in err
+    assert (out / "rows.jsonl").read_bytes() == before
+
+
 def test_estimator_priced_training_keeps_table3_energy_ratio_equal_to_time_ratio():
     """Craighero et al. 2023 Table III through the counted path: one MCU power for both
     modes, so energy per epoch scales with time exactly."""

@@ -13,6 +13,7 @@ import yaml
 
 from fedhar.cli import main
 from fedhar.enums import Mode, Status
+from fedhar.results.journal import read_rows
 from fedhar.results.record import ClientRecord
 from fedhar.schema.scenario import load_scenario
 from fedhar.wearable.loads import LOADS
@@ -36,8 +37,7 @@ def _records(report: Path) -> list[ClientRecord]:
 
 
 def _log(out: Path) -> list[ClientRecord]:
-    lines = (out / "clients.jsonl").read_text().splitlines()
-    return [ClientRecord.from_dict(json.loads(line)) for line in lines]
+    return [ClientRecord.from_dict(row) for row in read_rows(out / "clients.jsonl")]
 
 
 def test_report_is_byte_identical(runs: tuple[Path, Path]) -> None:

@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from fedhar.engines.runner import (
     run_deployment,
     run_federation,
 )
+from fedhar.results.journal import read_rows
 
 from .conftest import write_scenario
 
@@ -28,7 +28,7 @@ SLOW_FACTOR = 3.0 if os.environ.get("CI") else 1.0
 
 
 def _rows(out: Path) -> list[dict]:
-    rows = [json.loads(line) for line in (out / "clients.jsonl").read_text().splitlines()]
+    rows = read_rows(out / "clients.jsonl")
     return sorted(rows, key=lambda r: (r["round"], r["user"]))
 
 

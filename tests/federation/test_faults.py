@@ -3,7 +3,6 @@ recorded with its reason and the run completes."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +12,7 @@ from flwr.clientapp import ClientApp
 from clients.client_app import app as real_client_app
 from fedhar.engines.inprocess import run_inprocess
 from fedhar.engines.runner import node_configs, run_config
+from fedhar.results.journal import read_rows
 from fedhar.wire.codec import RAW_STYPE
 from fedhar.wire.protocol import UPDATE
 from server.server_app import app as server_app
@@ -21,7 +21,7 @@ from .conftest import write_scenario
 
 
 def _rows(out: Path) -> dict[str, dict]:
-    return {r["user"]: r for r in map(json.loads, (out / "clients.jsonl").read_text().splitlines())}
+    return {r["user"]: r for r in read_rows(out / "clients.jsonl")}
 
 
 def test_raising_client_is_reported_and_the_run_completes(tmp_path: Path) -> None:
@@ -68,7 +68,7 @@ def test_nan_update_is_rejected_and_recorded(tmp_path: Path) -> None:
 
     out = tmp_path / "out"
     run_inprocess(server_app, corrupt, node_configs(3), run_config(scenario, out, None, False))
-    rows = [json.loads(line) for line in (out / "clients.jsonl").read_text().splitlines()]
+    rows = read_rows(out / "clients.jsonl")
     assert [(r["round"], r["user"], r["status"]) for r in rows] == [
         (1, "1", "rejected"), (1, "2", "ok"), (1, "3", "ok"),
         (2, "1", "rejected"), (2, "2", "ok"), (2, "3", "ok"),

@@ -5,9 +5,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
+from clients.client_app import app as client_app
 from fedhar.cli import main
+from fedhar.engines.inprocess import run_inprocess
+from fedhar.engines.runner import node_configs, run_config
 from fedhar.enums import Mode, Status
+from fedhar.results.journal import JournalError
 from fedhar.results.record import ClientRecord
+from server.server_app import app as server_app
 
 from .conftest import write_scenario
 
@@ -40,15 +47,31 @@ def test_run_reports_every_mode_and_is_byte_identical(tmp_path: Path, capsys) ->
     assert "wall_seconds" in json.loads((a / "run.json").read_text())
 
 
-def test_resume_skips_logged_clients(tmp_path: Path) -> None:
+def test_resume_skips_logged_clients_and_redoes_a_torn_one(tmp_path: Path) -> None:
     scenario = write_scenario(tmp_path, n_users=3)
     out = tmp_path / "out"
     assert main(["run", str(scenario), "--out", str(out)]) == 0
     log = out / "clients.jsonl"
     lines = log.read_text().splitlines()
-    log.write_text("\n".join(lines[:2]) + "\n")  # as if interrupted after two clients
+    assert len(lines) == 4  # the run's identity, then one line per client
+    assert json.loads(lines[0])["identity"]["scenario"] == "tiny-federation"
+    # As if killed after two clients, in the middle of writing the third one's line.
+    log.write_text("\n".join(lines[:3]) + "\n" + lines[3][:25])
     first = json.loads((out / "report.json").read_text())
     assert main(["run", str(scenario), "--out", str(out), "--resume"]) == 0
-    assert log.read_text().splitlines()[:2] == lines[:2]
-    assert len(log.read_text().splitlines()) == 3
+    assert log.read_text().splitlines() == lines
     assert json.loads((out / "report.json").read_text()) == first
+
+
+def test_resume_refuses_the_log_of_another_scenario(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    first = write_scenario(tmp_path, n_users=2)
+    run_inprocess(server_app, client_app, node_configs(2), run_config(first, out, None, False))
+    logged = (out / "clients.jsonl").read_bytes()
+    (tmp_path / "b").mkdir()
+    other = write_scenario(tmp_path / "b", n_users=2, epochs=2)
+    with pytest.raises(JournalError) as err:
+        run_inprocess(server_app, client_app, node_configs(2), run_config(other, out, None, True))
+    assert str(err.value).startswith(f"{out / 'clients.jsonl'}: cannot resume")
+    assert "scenario_sha256" in str(err.value)
+    assert (out / "clients.jsonl").read_bytes() == logged
