@@ -18,8 +18,8 @@ from pathlib import Path
 
 from fedhar.schema.policies import policy
 from fedhar.studies.battery import load_study_scenario
-from fedhar.wearable.build import build_device_config
-from fedhar.wearable.device import Device
+from fedhar.wearable.build import build_wearable_config
+from fedhar.wearable.simulation import Wearable
 
 SCENARIO = Path(__file__).resolve().parents[1] / "scenarios" / "battery_policies.yaml"
 DAY_S = 86400.0
@@ -32,7 +32,7 @@ def simulate(devices: int, days: int) -> dict[str, float]:
     inferences = 0
     worst_rel_err = 0.0
     for seed in range(devices):
-        config = build_device_config(
+        config = build_wearable_config(
             scenario.battery,
             SCENARIO.parent,
             capacity_mah=30.0,
@@ -41,7 +41,7 @@ def simulate(devices: int, days: int) -> dict[str, float]:
             threshold=policy("threshold", "stepwise", steps=[[0.0, 0.0], [0.3, 0.5], [0.6, 1.0]]),
             seed=seed,
         )
-        device = Device(config)
+        device = Wearable(config)
         for day in range(1, days + 1):
             device.advance(day * DAY_S)
         totals = device.state.totals

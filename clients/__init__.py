@@ -1,1 +1,2 @@
-"""Device side: the C training library, its ctypes binding and the Flower ClientApp."""
+"""The Flower ClientApp: each user's simulated MCU, personalizing through the C library
+(:mod:`fedhar.ondevice`), on a battery-powered wearable (:mod:`fedhar.wearable`)."""

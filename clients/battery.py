@@ -21,26 +21,26 @@ from flwr.app import Context
 from fedhar.enums import WEARABLE_JOBS, Mode
 from fedhar.results.record import BatteryRecord, ModeRecord
 from fedhar.schema.scenario import BatteryConfig
-from fedhar.wearable.build import build_device_config
-from fedhar.wearable.device import DeviceConfig
+from fedhar.wearable.build import build_wearable_config
 from fedhar.wearable.federation import run_round
 from fedhar.wearable.loads import PersonalizationCost
+from fedhar.wearable.simulation import WearableConfig
 from fedhar.wire.protocol import TrainConfig
 
 
-def device_config(
+def wearable_config(
     section: BatteryConfig,
     base_dir: Path,
     user: str,
     seed: int,
     results: Mapping[Mode, ModeRecord],
     job_epochs: int,
-) -> DeviceConfig:
+) -> WearableConfig:
     """The device of ``user``: the ``battery:`` section with its personalization costs
     replaced by the measured jobs in ``results`` (each ``job_epochs`` epochs long). The
     charging habit's seed mixes the scenario's ``seed`` with the user id, so users differ and
     runs repeat."""
-    config = build_device_config(
+    config = build_wearable_config(
         section,
         base_dir,
         capacity_mah=section.capacity_mah,
@@ -87,7 +87,7 @@ def battery_round(
     """Advances the node's wearable to the end of round ``config.round`` (``section.round_s``
     s per round) and returns the round's battery figures."""
     job_epochs = config.warmup_epochs + config.epochs
-    device = device_config(section, base_dir, user, seed, results, job_epochs)
+    device = wearable_config(section, base_dir, user, seed, results, job_epochs)
     report = run_round(context, user, device, config.round, section.round_s)
     return BatteryRecord(
         soc_end=float(report.soc_end),

@@ -55,8 +55,8 @@ def build_app(defaults: UserConfig | None = None) -> ClientApp:
     @client_app.train()
     def _train(msg: Message, context: Context) -> Message:
         config = TrainConfig.from_record(msg.content.config_records[CONFIG])
-        device = load_user(run_config(context), context.node_config, config.user)
-        return train(msg, context, config, device)
+        local = load_user(run_config(context), context.node_config, config.user)
+        return train(msg, context, config, local)
 
     return client_app
 

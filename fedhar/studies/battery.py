@@ -42,9 +42,9 @@ from fedhar.studies.replay_data import (
     load_user_replays,
     resolve_adaptive_dir,
 )
-from fedhar.wearable.build import build_device_config
-from fedhar.wearable.device import Device
+from fedhar.wearable.build import build_wearable_config
 from fedhar.wearable.loads import LOADS
+from fedhar.wearable.simulation import Wearable
 
 ROWS_FILE = "rows.jsonl"
 
@@ -75,7 +75,7 @@ def load_study_scenario(path: str | Path, adaptive_dir: str | None = None) -> St
     scenario = load_yaml_model(path, StudyScenario)
     study = scenario.study
     try:
-        build_device_config(
+        build_wearable_config(
             scenario.battery,
             path.parent,
             capacity_mah=study.capacity_mah[0],
@@ -120,7 +120,7 @@ def run_point(
     the general modes table when the scenario names none); returns its row and its
     ``[t_s, soc]`` trace."""
     study = scenario.study
-    config = build_device_config(
+    config = build_wearable_config(
         scenario.battery,
         base_dir,
         capacity_mah=point.capacity_mah,
@@ -130,7 +130,7 @@ def run_point(
         seed=study.seed,
         modes_csv=modes_csv,
     )
-    device = Device(config, replay=None if replay is None else replay.replay)
+    device = Wearable(config, replay=None if replay is None else replay.replay)
     reports = [device.advance(day * study.round_s) for day in range(1, study.days + 1)]
     st, totals = device.state, device.state.totals
     horizon_s = study.days * study.round_s

@@ -1,6 +1,6 @@
 """A simulated wearable from a validated ``battery:`` section
 (:class:`fedhar.schema.battery.BatterySection`): its cell, its modes tables, its costs and its
-policies, as one :class:`fedhar.wearable.device.DeviceConfig`.
+policies, as one :class:`fedhar.wearable.simulation.WearableConfig`.
 """
 
 from __future__ import annotations
@@ -15,17 +15,17 @@ from fedhar.schema.battery import BatterySection, CellSection, ModesSection, Tra
 from fedhar.schema.policies import PolicySection
 from fedhar.wearable.battery import BatterySpec
 from fedhar.wearable.charging import make_charging
-from fedhar.wearable.device import DeviceConfig
 from fedhar.wearable.loads import (
     PARTS_FILE,
     AdaptiveInferenceCost,
-    DeviceCosts,
     PersonalizationCost,
+    WearableCosts,
     load_parts,
     personalization_cost_from_profile,
 )
 from fedhar.wearable.modes import ModesTable
 from fedhar.wearable.policies import make_personalization_policy, make_threshold_policy
+from fedhar.wearable.simulation import WearableConfig
 
 
 def cell_spec(cell: CellSection, capacity_mah: float) -> BatterySpec:
@@ -73,7 +73,7 @@ def priced_training(
 
 def device_costs(
     section: BatterySection, base_dir: Path, modes_csv: Path | None = None
-) -> tuple[DeviceCosts, dict[str, ModesTable]]:
+) -> tuple[WearableCosts, dict[str, ModesTable]]:
     """The device's costs and its modes tables by model (general, TL, Full). Inference costs
     are fitted to the general table (``modes_csv`` when the section names none); the rest
     comes from the parts file, or from the estimator when ``training.source`` says so."""
@@ -89,7 +89,7 @@ def device_costs(
             section.training, section.batches_per_epoch
         )
         sources["training"] = sources["sleep"] = line
-    costs = DeviceCosts(
+    costs = WearableCosts(
         inference=inference,
         personalization=personalization,
         radio=parts.radio,
@@ -100,7 +100,7 @@ def device_costs(
     return costs, tables
 
 
-def build_device_config(
+def build_wearable_config(
     section: BatterySection,
     base_dir: Path,
     *,
@@ -110,11 +110,11 @@ def build_device_config(
     threshold: PolicySection,
     seed: int,
     modes_csv: Path | None = None,
-) -> DeviceConfig:
+) -> WearableConfig:
     """A device configuration from the ``battery:`` section and one point of a grid;
     ``modes_csv`` is the general modes table when the section names none."""
     costs, tables = device_costs(section, base_dir, modes_csv)
-    return DeviceConfig(
+    return WearableConfig(
         battery=cell_spec(section.cell, capacity_mah),
         costs=costs,
         modes=tables,

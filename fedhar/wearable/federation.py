@@ -2,7 +2,7 @@
 the round's simulated period; its state lives in ``Context.state`` between rounds.
 
 The state goes into a ``ConfigRecord`` as one JSON string (plain data, see
-:meth:`fedhar.wearable.device.Device.state_dict`).
+:meth:`fedhar.wearable.simulation.Wearable.state_dict`).
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import json
 
 from flwr.app import ConfigRecord, Context
 
-from fedhar.wearable.device import Device, DeviceConfig, RoundReport
 from fedhar.wearable.replay import Replay
+from fedhar.wearable.simulation import RoundReport, Wearable, WearableConfig
 
 
 def state_key(user: str) -> str:
@@ -23,7 +23,7 @@ def state_key(user: str) -> str:
 def run_round(
     context: Context,
     user: str,
-    config: DeviceConfig,
+    config: WearableConfig,
     server_round: int,
     round_s: float,
     replay: Replay | None = None,
@@ -37,9 +37,9 @@ def run_round(
     key = state_key(user)
     record = context.state.config_records.get(key)
     if record is None:
-        device = Device(config, replay=replay)
+        device = Wearable(config, replay=replay)
     else:
-        device = Device.from_state_dict(config, json.loads(str(record["state"])), replay)
+        device = Wearable.from_state_dict(config, json.loads(str(record["state"])), replay)
     round_start_s = (server_round - 1) * round_s
     if device.state.t_s < round_start_s:
         device.advance(round_start_s, new_round=False)

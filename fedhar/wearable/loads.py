@@ -151,7 +151,7 @@ class SensorCost:
 
 
 @dataclass(frozen=True)
-class DeviceCosts:
+class WearableCosts:
     """Everything a device's loads cost.
 
     Attributes:
@@ -170,7 +170,7 @@ class DeviceCosts:
     sources: Mapping[str, str] = field(default_factory=dict)
 
 
-def load_parts(batches_per_epoch: int, path: str | Path = PARTS_FILE) -> DeviceCosts:
+def load_parts(batches_per_epoch: int, path: str | Path = PARTS_FILE) -> WearableCosts:
     """Device costs from a parts file (default: :data:`PARTS_FILE`); a personalization
     epoch has ``batches_per_epoch`` batches of 32 windows."""
     with open(path) as fh:
@@ -182,7 +182,7 @@ def load_parts(batches_per_epoch: int, path: str | Path = PARTS_FILE) -> DeviceC
         sensor = parts["sensor"]
         train = parts["training"]
         inf = parts["inference"]
-        costs = DeviceCosts(
+        costs = WearableCosts(
             inference=AdaptiveInferenceCost.from_models(
                 InferenceCost(float(inf["small_joules"]), float(inf["small_seconds"])),
                 InferenceCost(float(inf["large_joules"]), float(inf["large_seconds"])),

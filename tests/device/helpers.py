@@ -6,17 +6,17 @@ from fedhar.schema.battery import TABLE_II_WISDM_F1
 from fedhar.schema.policies import policy
 from fedhar.wearable.battery import BatterySpec
 from fedhar.wearable.charging import make_charging
-from fedhar.wearable.device import DeviceConfig
 from fedhar.wearable.loads import (
     AdaptiveInferenceCost,
-    DeviceCosts,
     InferenceCost,
     PersonalizationCost,
     RadioCost,
     SensorCost,
+    WearableCosts,
 )
 from fedhar.wearable.modes import ModesTable
 from fedhar.wearable.policies import make_personalization_policy, make_threshold_policy
+from fedhar.wearable.simulation import WearableConfig
 
 ROWS = [
     {"th": 0.0, "f1": 0.90, "p_easy": 1.0, "cycles_avg": 2e5, "energy_uj_avg": 4.0},
@@ -36,9 +36,9 @@ def costs(
     tl_epoch_j: float = 0.3,
     sensor_w: float = 4e-6,
     sleep_w: float = 6e-6,
-) -> DeviceCosts:
+) -> WearableCosts:
     cost = InferenceCost(inference_j, 1e-3)
-    return DeviceCosts(
+    return WearableCosts(
         inference=AdaptiveInferenceCost(easy=cost, hard=InferenceCost(2 * inference_j, 2e-3)),
         personalization={
             "full": PersonalizationCost(full_epoch_j, 400.0),
@@ -59,7 +59,7 @@ def config(
     threshold: str = "static",
     threshold_params: dict | None = None,
     **overrides,
-) -> DeviceConfig:
+) -> WearableConfig:
     base = {
         "battery": BatterySpec(capacity_mah, model=model, kibam_c=0.6, kibam_k_per_s=1e-4),
         "costs": costs(),
@@ -73,4 +73,4 @@ def config(
         "update_bytes": {"full": 20000, "tl": 2000},
     }
     base.update(overrides)
-    return DeviceConfig(**base)
+    return WearableConfig(**base)

@@ -7,20 +7,20 @@ import json
 import pytest
 
 from fedhar.wearable.battery import Battery, BatterySpec
-from fedhar.wearable.device import Device
+from fedhar.wearable.simulation import Wearable
 
 from .helpers import config
 
 DAY = 86400.0
 
 
-def stored_j(device: Device) -> float:
+def stored_j(device: Wearable) -> float:
     battery = device.battery
     return battery.charge_c * battery.spec.voltage_v
 
 
 def test_cut_off_stops_every_load_until_charged():
-    device = Device(config(capacity_mah=0.25, personalization="always_full"))
+    device = Wearable(config(capacity_mah=0.25, personalization="always_full"))
     first = device.advance(DAY)
     assert device.state.first_depletion_s is not None and not first.alive
     second = device.advance(2 * DAY)
@@ -39,7 +39,7 @@ def test_interrupted_job_resumes_from_its_last_completed_epoch():
         charging_params={"start_h": 22.0, "end_h": 7.0},
         epochs=5,
     )
-    device = Device(cfg)
+    device = Wearable(cfg)
     report = device.advance(DAY)
     totals = device.state.totals
     assert totals.depletions == 1
@@ -59,7 +59,7 @@ def test_energy_books_balance_the_battery_exactly():
         threshold="linear",
         threshold_params={"th_min": 0.0, "th_max": 1.0},
     )
-    device = Device(cfg)
+    device = Wearable(cfg)
     start = stored_j(device)
     drawn = charged = 0.0
     for day in range(1, 8):
@@ -72,7 +72,7 @@ def test_energy_books_balance_the_battery_exactly():
 
 
 def test_energy_books_without_charging_equal_the_energy_drawn():
-    device = Device(config(capacity_mah=5.0, model="kibam", personalization="always_tl"))
+    device = Wearable(config(capacity_mah=5.0, model="kibam", personalization="always_tl"))
     start = stored_j(device)
     report = device.advance(3 * DAY, new_round=True)
     assert start - stored_j(device) == pytest.approx(sum(report.energy_j.values()), rel=1e-12)
@@ -91,7 +91,7 @@ def test_same_seed_same_life_other_seed_other_life():
             charging_params={"probability": 0.5},
             seed=seed,
         )
-        device = Device(cfg)
+        device = Wearable(cfg)
         for day in range(1, 11):
             device.advance(day * DAY)
         return device.state_dict()
@@ -102,16 +102,16 @@ def test_same_seed_same_life_other_seed_other_life():
 
 def test_state_survives_a_json_round_trip_between_rounds():
     cfg = config(capacity_mah=0.25, personalization="always_full", charging="nightly")
-    straight = Device(cfg)
+    straight = Wearable(cfg)
     straight.advance(0.5 * DAY)
     straight.advance(2 * DAY, new_round=False)
 
-    split = Device(cfg)
+    split = Wearable(cfg)
     split.advance(0.5 * DAY)
     kept = json.loads(json.dumps(split.state_dict()))
-    resumed = Device.from_state_dict(cfg, kept)
+    resumed = Wearable.from_state_dict(cfg, kept)
     resumed.advance(DAY / 60 + 0.5 * DAY, new_round=False)  # mid-epoch, mid-tick
-    again = Device.from_state_dict(cfg, json.loads(json.dumps(resumed.state_dict())))
+    again = Wearable.from_state_dict(cfg, json.loads(json.dumps(resumed.state_dict())))
     again.advance(2 * DAY, new_round=False)
 
     a, b = straight.state.totals, again.state.totals
@@ -122,8 +122,12 @@ def test_state_survives_a_json_round_trip_between_rounds():
 
 
 def test_threshold_sets_inference_energy_and_f1_from_the_modes_table():
-    low = Device(config(capacity_mah=100.0, personalization="never", threshold_params={"th": 0.0}))
-    high = Device(config(capacity_mah=100.0, personalization="never", threshold_params={"th": 1.0}))
+    low = Wearable(
+        config(capacity_mah=100.0, personalization="never", threshold_params={"th": 0.0})
+    )
+    high = Wearable(
+        config(capacity_mah=100.0, personalization="never", threshold_params={"th": 1.0})
+    )
     r_low, r_high = low.advance(DAY), high.advance(DAY)
     assert r_low.easy_share == 1.0 and r_high.easy_share == 0.0
     assert r_high.energy_j["inference"] == pytest.approx(2 * r_low.energy_j["inference"])

@@ -7,16 +7,16 @@ import math
 import pytest
 
 from fedhar.wearable.battery import BatterySpec
-from fedhar.wearable.device import Device
 from fedhar.wearable.loads import (
     AdaptiveInferenceCost,
-    DeviceCosts,
     InferenceCost,
     PersonalizationCost,
     RadioCost,
     SensorCost,
+    WearableCosts,
     load_parts,
 )
+from fedhar.wearable.simulation import Wearable
 
 from .helpers import config
 
@@ -27,7 +27,7 @@ def test_daghero2022_battery_lifetime_over_seven_years_matches_analytic():
     """Daghero et al. 2022 §5.6: 30 mAh at 3.7 V, one 15.94 µJ inference every 10 s and no
     other load lasts more than 7 years; the simulation matches capacity / mean power."""
     one = InferenceCost(15.94e-6, 4.19e-3)
-    costs = DeviceCosts(
+    costs = WearableCosts(
         inference=AdaptiveInferenceCost(easy=one, hard=one),
         personalization={mode: PersonalizationCost(1.0, 1.0) for mode in ("full", "tl")},
         radio=RadioCost(0.0, 0.0, 1.0),
@@ -41,7 +41,7 @@ def test_daghero2022_battery_lifetime_over_seven_years_matches_analytic():
         control_s=86400.0,
         trace_s=0.0,
     )
-    device = Device(cfg)
+    device = Wearable(cfg)
     device.advance(10 * YEAR_S, new_round=False)
     simulated_s = device.state.first_depletion_s
     analytic_s = 30e-3 * 3600 * 3.7 / (15.94e-6 / 10.0)
@@ -58,7 +58,7 @@ def test_craighero2023_table3_energy_ratio_equals_time_ratio():
     spent = {}
     for mode in ("full", "tl"):
         cfg = config(capacity_mah=300.0, costs=parts, personalization=f"always_{mode}", epochs=1)
-        report = Device(cfg).advance(3600.0)
+        report = Wearable(cfg).advance(3600.0)
         assert getattr(report, f"{mode}_jobs") == 1
         spent[mode] = report.energy_j["training"]
     time_ratio = 48.10 / 14.25

@@ -11,10 +11,10 @@ from sklearn.linear_model import LogisticRegression
 
 from fedhar.data.types import WindowSet
 from fedhar.schema.policies import policy
-from fedhar.wearable.device import Device
 from fedhar.wearable.policies import make_personalization_policy
 from fedhar.wearable.replay import Replay
 from fedhar.wearable.schedule import DailySchedule
+from fedhar.wearable.simulation import Wearable
 
 from .helpers import config
 
@@ -82,7 +82,7 @@ def test_replayed_windows_follow_the_schedule_and_personalization_lifts_measured
     rng = np.random.default_rng(0)
     replay = make_replay(rng)
     cfg = config(capacity_mah=100.0, personalization="always_full", threshold_params={"th": 0.5})
-    device = Device(cfg, replay=replay)
+    device = Wearable(cfg, replay=replay)
     day1 = device.advance(DAY)
     day2 = device.advance(2 * DAY)
     assert day1.inferences == day2.inferences == 8640
@@ -95,7 +95,7 @@ def test_replayed_windows_follow_the_schedule_and_personalization_lifts_measured
     never = replace(
         cfg, personalization=make_personalization_policy(policy("personalization", "never"))
     )
-    general = Device(never, replay=replay)
+    general = Wearable(never, replay=replay)
     assert general.advance(DAY).f1 < day2.f1 - 0.05
 
 
@@ -105,7 +105,7 @@ def test_threshold_changes_the_measured_easy_share_and_the_energy():
     shares, energy = [], []
     for th in (0.0, 1.0):
         cfg = config(capacity_mah=100.0, personalization="never", threshold_params={"th": th})
-        report = Device(cfg, replay=replay).advance(DAY)
+        report = Wearable(cfg, replay=replay).advance(DAY)
         shares.append(report.easy_share)
         energy.append(report.energy_j["inference"])
     assert shares[0] > 0.5 > shares[1]

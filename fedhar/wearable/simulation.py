@@ -12,8 +12,8 @@ Four actors share the device's power rail (:mod:`fedhar.wearable.rail`):
 - **charger** plugs in along the user's charging habit and charges at constant current,
   then tapering.
 
-:meth:`Device.advance` runs the device to the end of a federation round and leaves its
-state as plain data (:meth:`Device.state_dict`), fit for Flower's ``Context.state``.
+:meth:`Wearable.advance` runs the device to the end of a federation round and leaves its
+state as plain data (:meth:`Wearable.state_dict`), fit for Flower's ``Context.state``.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import simpy
 from fedhar.enums import WEARABLE_MODELS
 from fedhar.wearable.battery import Battery, BatterySpec
 from fedhar.wearable.charging import DAY_S, ChargingHabit
-from fedhar.wearable.loads import LOADS, DeviceCosts
+from fedhar.wearable.loads import LOADS, WearableCosts
 from fedhar.wearable.modes import ModesTable
 from fedhar.wearable.policies import JobView, PersonalizationPolicy, ThresholdPolicy
 from fedhar.wearable.rail import PowerRail
@@ -36,7 +36,7 @@ from fedhar.wearable.replay import Replay, WindowBatch
 
 
 @dataclass(frozen=True)
-class DeviceConfig:
+class WearableConfig:
     """What a device is and how it behaves.
 
     Attributes:
@@ -58,7 +58,7 @@ class DeviceConfig:
     """
 
     battery: BatterySpec
-    costs: DeviceCosts
+    costs: WearableCosts
     modes: Mapping[str, ModesTable]
     threshold: ThresholdPolicy
     personalization: PersonalizationPolicy
@@ -135,7 +135,7 @@ class Totals:
 
 
 @dataclass
-class DeviceState:
+class WearableState:
     """Everything that changes as a device lives; plain data through :func:`asdict`.
 
     Attributes:
@@ -175,7 +175,7 @@ def macro_f1(confusion: np.ndarray) -> float:
 
 @dataclass
 class RoundReport:
-    """What a device reports for one call of :meth:`Device.advance`.
+    """What a device reports for one call of :meth:`Wearable.advance`.
 
     Attributes:
         t_end_s: simulated time at the end, s.
@@ -211,7 +211,7 @@ class RoundReport:
         return asdict(self)
 
 
-class Device:
+class Wearable:
     """One simulated wearable.
 
     Args:
@@ -222,11 +222,14 @@ class Device:
     """
 
     def __init__(
-        self, config: DeviceConfig, state: DeviceState | None = None, replay: Replay | None = None
+        self,
+        config: WearableConfig,
+        state: WearableState | None = None,
+        replay: Replay | None = None,
     ) -> None:
         self.config = config
         self.replay = replay
-        self.state = state or DeviceState(t_s=0.0, battery=Battery.full(config.battery).to_dict())
+        self.state = state or WearableState(t_s=0.0, battery=Battery.full(config.battery).to_dict())
         if replay is not None and not self.state.totals.confusion:
             k = len(replay.classes)
             self.state.totals.confusion = [[0] * k for _ in range(k)]
@@ -237,13 +240,13 @@ class Device:
 
     @classmethod
     def from_state_dict(
-        cls, config: DeviceConfig, data: Mapping[str, object], replay: Replay | None = None
-    ) -> Device:
+        cls, config: WearableConfig, data: Mapping[str, object], replay: Replay | None = None
+    ) -> Wearable:
         """Inverse of :meth:`state_dict`."""
         d = dict(data)
         job = d.pop("job")
         totals = d.pop("totals")
-        state = DeviceState(
+        state = WearableState(
             **d,  # type: ignore[arg-type]
             job=Job(**job) if job else None,  # type: ignore[arg-type]
             totals=Totals(**totals),  # type: ignore[arg-type]
@@ -304,9 +307,9 @@ class _Tick:
 
 
 class _Run:
-    """The SimPy actors of one :meth:`Device.advance` call."""
+    """The SimPy actors of one :meth:`Wearable.advance` call."""
 
-    def __init__(self, device: Device, until_s: float, new_round: bool) -> None:
+    def __init__(self, device: Wearable, until_s: float, new_round: bool) -> None:
         self.device = device
         self.cfg = device.config
         self.state = device.state
