@@ -41,6 +41,7 @@ def measure(n_clients: int, rounds: int, workdir: Path) -> dict[str, float]:
     """One run in this process: returns timings (s) and peak RSS (bytes)."""
     from fedhar.engines.app import load_component, load_project
     from fedhar.engines.runner import run_config, run_federation
+    from fedhar.enums import Status
     from fedhar.results.journal import read_rows
     from fedhar.schema.scenario import load_scenario
     from fedhar.studies.pipeline import prepared
@@ -59,7 +60,7 @@ def measure(n_clients: int, rounds: int, workdir: Path) -> dict[str, float]:
     run_federation("inprocess", run_config(path, out, None, False), n_nodes=len(data.users))
     fed_s = time.perf_counter() - t0
     rows = read_rows(out / "clients.jsonl")
-    ok = sum(r["status"] == "ok" for r in rows)
+    ok = sum(r["status"] == Status.OK for r in rows)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     return {
         "clients": len(data.users),

@@ -41,7 +41,11 @@ TRAINED_MODES: tuple[Mode, ...] = tuple(m for m in Mode if m.trains)
 PAPER_MODES: tuple[Mode, ...] = (Mode.NONE, Mode.TL, Mode.FULL)
 """The modes of Craighero et al. 2023, Table II (No Pers., TL, Full)."""
 
-WEARABLE_JOBS: tuple[Mode, ...] = (Mode.FULL, Mode.TL)
+TRAINING_JOBS: tuple[Mode, ...] = (Mode.TL, Mode.FULL)
+"""The jobs that train a received model on the device, lightest first (as Table III of
+Craighero et al. 2023 lists them); the C library's trainable sets are named after them."""
+
+WEARABLE_JOBS: tuple[Mode, ...] = tuple(reversed(TRAINING_JOBS))
 """The personalization jobs a battery-powered wearable chooses between, deepest first."""
 
 WEARABLE_MODELS: tuple[Mode, ...] = (Mode.NONE, Mode.TL, Mode.FULL)

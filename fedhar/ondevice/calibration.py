@@ -30,13 +30,14 @@ from typing import Any
 
 import numpy as np
 
+from fedhar.enums import TRAINING_JOBS
 from fedhar.mcu.profile import COUNT_FIELDS, OP_CLASSES, McuProfile, load_profile
 from fedhar.models.spec import ModelSpec, cnn3
 from fedhar.ondevice.estimator import OpCounts, estimate_training, trainable_flags
 
 PAPER = "craighero2023 Table III"
 INPUT_LENGTHS: tuple[int, ...] = (20, 40, 60, 80, 100)
-MODES: tuple[str, ...] = ("tl", "full")
+MODES: tuple[str, ...] = tuple(m.value for m in TRAINING_JOBS)
 BATCH = 32
 N_CLASSES = 6
 CHANNELS = 3

@@ -13,12 +13,13 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from fedhar.enums import TRAINING_JOBS
 from fedhar.mcu import Cost, McuProfile
 from fedhar.models.spec import MODEL_BUILDERS, build_spec
 from fedhar.ondevice.ctrain import Trainer
 from fedhar.ondevice.estimator import OpCounts, estimate_training
 
-MODES: tuple[str, ...] = ("tl", "full")
+MODES: tuple[str, ...] = tuple(m.value for m in TRAINING_JOBS)
 """Training modes: ``tl`` trains the last ``tl_layers`` dense layers, ``full`` every layer."""
 
 _INPUT = re.compile(r"^\s*(\d+)\s*[xX,]\s*(\d+)\s*$")

@@ -44,6 +44,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 
+from fedhar.enums import TRAINING_JOBS
 from fedhar.models.spec import LayerSpec, ModelSpec
 
 __all__ = [
@@ -69,7 +70,7 @@ CATEGORIES: tuple[str, ...] = (
 PHASES: tuple[str, ...] = ("forward", "backward_input", "backward_weights", "update")
 SHARED = "shared"
 LOSS = "loss"
-_MODES = ("full", "tl")
+_MODES = tuple(m.value for m in TRAINING_JOBS)
 _TRAINABLE_KINDS = ("conv1d", "dense", "batchnorm1d")
 
 

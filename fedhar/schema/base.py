@@ -16,6 +16,7 @@ was expected and what was found::
 
 from __future__ import annotations
 
+import enum
 import types
 import typing
 from dataclasses import dataclass
@@ -285,6 +286,8 @@ def _accepts(base: Any, info: FieldInfo | None) -> str:
     origin, args = typing.get_origin(base), typing.get_args(base)
     if origin is Literal:
         return "one of " + ", ".join(repr(a) for a in args)
+    if isinstance(base, type) and issubclass(base, enum.Enum):
+        return "one of " + ", ".join(repr(m.value) for m in base)
     if origin is list or _variadic(base):
         items = "a non-empty list" if _min_length(info) else "a list"
         return f"{items} whose items are each {expected(args[0])}"

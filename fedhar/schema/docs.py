@@ -11,6 +11,7 @@ import typing
 import yaml
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
+from pydantic_core import to_jsonable_python
 
 from fedhar.schema.adaptive import AdaptiveScenario
 from fedhar.schema.base import aliases, bare_type, expected
@@ -151,9 +152,7 @@ def _table(owner: type[BaseModel], fields: list[tuple[str, FieldInfo]]) -> list[
         if f.is_required():
             default = "required"
         else:
-            value = f.get_default(call_default_factory=True)
-            if isinstance(value, BaseModel):
-                value = value.model_dump(mode="json")
+            value = to_jsonable_python(f.get_default(call_default_factory=True))
             dumped = yaml.safe_dump(value, default_flow_style=True, width=1_000_000).strip()
             default = f"`{dumped.removesuffix('...').strip()}`"
         accepts = _accepts(f).replace("|", "\\|")

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, model_validator
 
+from fedhar.enums import Mode
 from fedhar.schema.base import KeyProblem, Strict, load_yaml_model
 from fedhar.schema.battery import BatterySection
 from fedhar.schema.policies import (
@@ -148,8 +149,8 @@ class PretrainConfig(Strict):
 class PersonalizationConfig(Strict):
     """On-device personalization of the general model on each user's TR_i."""
 
-    modes: list[Literal["none", "tl", "full", "no_pretrain"]] = Field(
-        default_factory=lambda: ["none"],
+    modes: list[Mode] = Field(
+        default_factory=lambda: [Mode.NONE],
         min_length=1,
         description="Modes to run and report: `none` (the general model, No Pers.), `tl` "
         "(retrain the last dense layers), `full` (retrain all layers), `no_pretrain` (random "

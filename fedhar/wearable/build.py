@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fedhar.enums import WEARABLE_MODELS
+from fedhar.enums import WEARABLE_JOBS, WEARABLE_MODELS
 from fedhar.mcu import load_profile
 from fedhar.models.spec import build_spec
 from fedhar.ondevice.estimator import estimate_training
@@ -62,7 +62,7 @@ def priced_training(
             estimate_training(spec, mode, training.batch).ops_total_per_batch,
             batches_per_epoch,
         )
-        for mode in ("full", "tl")
+        for mode in (m.value for m in WEARABLE_JOBS)
     }
     source = (
         f"fedhar.ondevice.estimator op counts of {training.model} ({training.input_channels}, "
