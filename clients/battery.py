@@ -1,8 +1,8 @@
-"""A client's battery-powered device: one federation round is one simulated period.
+"""A client's battery-powered wearable: one federation round is one simulated period.
 
 With the scenario's ``battery:`` section, each ``train`` reply also advances the node's
-simulated wearable (:mod:`fedhar.device`) to the end of the round, keeping its state in
-``Context.state``. The device's personalization job is priced by what the C library measured
+simulated wearable (:mod:`fedhar.wearable`) to the end of the round, keeping its state in
+``Context.state``. The wearable's personalization job is priced by what the C library measured
 for that mode in this very round (its counted operations priced by the node's MCU profile):
 a job of ``warmup_epochs + epochs`` epochs, each costing the job's energy (J) and MCU time (s)
 divided by that number. A mode the scenario does not run keeps the ``battery:`` section's
@@ -36,7 +36,7 @@ def wearable_config(
     results: Mapping[Mode, ModeRecord],
     job_epochs: int,
 ) -> WearableConfig:
-    """The device of ``user``: the ``battery:`` section with its personalization costs
+    """The wearable of ``user``: the ``battery:`` section with its personalization costs
     replaced by the measured jobs in ``results`` (each ``job_epochs`` epochs long). The
     charging habit's seed mixes the scenario's ``seed`` with the user id, so users differ and
     runs repeat."""
@@ -87,8 +87,8 @@ def battery_round(
     """Advances the node's wearable to the end of round ``config.round`` (``section.round_s``
     s per round) and returns the round's battery figures."""
     job_epochs = config.warmup_epochs + config.epochs
-    device = wearable_config(section, base_dir, user, seed, results, job_epochs)
-    report = run_round(context, user, device, config.round, section.round_s)
+    wearable = wearable_config(section, base_dir, user, seed, results, job_epochs)
+    report = run_round(context, user, wearable, config.round, section.round_s)
     return BatteryRecord(
         soc_end=float(report.soc_end),
         energy_j_by_load={load: float(j) for load, j in report.energy_j.items()},

@@ -1,17 +1,19 @@
-"""The Flower ClientApp: one simulated microcontroller holding one user's data.
+"""The Flower ClientApp: each client is one user's simulated microcontroller.
 
-The node's ``partition-id`` (its node config) picks its user; the run config names the
-scenario. The device is the scenario's MCU profile, or the node config's ``mcu-profile``.
-State that lasts across rounds (rounds done, energy spent) lives in ``Context.state``; every
-personalization job runs in its own C-library context.
+A node holds one or more users (its node config's ``partition-id`` and ``num-partitions``,
+:func:`clients.task.node_users`); the run config names the scenario. A client's MCU is the
+scenario's profile, or the node config's ``mcu-profile``. Each user's battery-powered wearable
+keeps its state in ``Context.state`` across rounds; every personalization job runs in its own
+C-library context.
 
-``query`` answers who the node is. ``train`` decodes the model, runs each requested mode
-(:mod:`clients.personalize`), and replies with the numbers and the personalized update. It
-declines, with an ``Error`` of code :data:`~fedhar.wire.protocol.DECLINED`, when a mode does not fit
-the device's SRAM or when the device's policy skips the round (fewer train windows than one
-batch). Anything else that goes wrong raises, and Flower reports the client as failed. With the
-scenario's battery section, the record also carries the round of the node's battery-powered
-wearable (:mod:`clients.battery`), whose state lives in ``Context.state``.
+``query`` answers which users the node holds. ``train`` decodes the model, runs each
+requested mode (:mod:`clients.personalize`), and replies with the user's
+:class:`~fedhar.results.record.ClientRecord` and the personalized update. It declines, with
+an ``Error`` of code :data:`~fedhar.wire.protocol.DECLINED`, when a mode does not fit the
+MCU's SRAM or when the client's policy skips the round (fewer train windows than one batch).
+Anything else that goes wrong raises, and Flower reports the client as failed. With the
+scenario's ``battery:`` section, the record also carries the round of the user's wearable
+(:mod:`clients.battery`).
 """
 
 from __future__ import annotations
@@ -61,41 +63,41 @@ def build_app(defaults: UserConfig | None = None) -> ClientApp:
     return client_app
 
 
-def train(msg: Message, context: Context, config: TrainConfig, device: LocalUser) -> Message:
+def train(msg: Message, context: Context, config: TrainConfig, local: LocalUser) -> Message:
     """Personalizes the received model in every requested mode and reports each one."""
-    n_train = int(device.y_train.shape[0])
+    n_train = int(local.y_train.shape[0])
     if n_train < config.batch_size:
         reason = (
-            f"policy: user {device.user} has {n_train} train windows, fewer than one batch "
+            f"policy: user {local.user} has {n_train} train windows, fewer than one batch "
             f"of {config.batch_size}; skipping the round"
         )
         return Message(Error(code=DECLINED, reason=reason), reply_to=msg)
     try:
-        check_fits(device.spec, config.modes, config, device.profile)
+        check_fits(local.spec, config.modes, config, local.profile)
     except DoesNotFit as exc:
         return Message(Error(code=DECLINED, reason=f"does not fit: {exc}"), reply_to=msg)
 
-    shapes = device.spec.param_shapes()
+    shapes = local.spec.param_shapes()
     record = msg.content.array_records[MODEL]
     received = decode_model(record, shapes)
-    data = device.normalized(config.norm_mean, config.norm_std)
+    data = local.normalized(config.norm_mean, config.norm_std)
     results = {}
     update = None
     for mode in config.modes:
-        results[mode], state = run_mode(device.spec, received, mode, data, config, device.profile)
+        results[mode], state = run_mode(local.spec, received, mode, data, config, local.profile)
         if mode == config.update_mode:
             kind = "int8" if "q8" in record else "float32"
             update = encode_model(state, shapes, kind)
     battery = None
-    if device.battery is not None:
+    if local.battery is not None:
         battery = battery_round(
-            context, device.battery, device.scenario_dir, device.user, device.seed, config, results
+            context, local.battery, local.scenario_dir, local.user, local.seed, config, results
         )
     result = ClientRecord(
-        user=device.user,
+        user=local.user,
         fold=config.fold,
         n_train=n_train,
-        n_test=int(device.y_test.shape[0]),
+        n_test=int(local.y_test.shape[0]),
         round=config.round,
         modes=results,
         payload_bytes_down=payload_bytes(record),

@@ -240,7 +240,7 @@ def low_battery(
         return ""
     return (
         f"low battery: state of charge {soc:.3f} at the end of round {previous.round} is below "
-        f"device.skip_below_soc {skip_below_soc:g}"
+        f"battery.skip_below_soc {skip_below_soc:g}"
     )
 
 
