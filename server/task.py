@@ -13,7 +13,7 @@ import numpy as np
 from fedhar.models.spec import ModelSpec
 from fedhar.progress import progress
 from fedhar.schema.scenario import Scenario
-from fedhar.studies.pipeline import prepared, pretrain_fold
+from fedhar.studies.pipeline import prepared, pretrain_folds
 
 
 @dataclass(frozen=True)
@@ -38,13 +38,14 @@ class GeneralModel:
 
 
 def general_models(
-    scenario: Scenario, scenario_path: str, data_dir: str | None
+    scenario: Scenario, scenario_path: str, data_dir: str | None, *, jobs: int = 1
 ) -> dict[str, GeneralModel]:
-    """user → :class:`GeneralModel`, for every participating user, in dataset order."""
+    """user → :class:`GeneralModel`, for every participating user, in dataset order; the
+    uncached folds are pretrained in ``jobs`` processes."""
     data = prepared(scenario_path, data_dir)
     out: dict[str, GeneralModel] = {}
-    for fold in progress(data.folds, desc="pretraining", total=len(data.folds)):
-        result = pretrain_fold(data, fold, scenario)
+    models = pretrain_folds(data, data.folds, scenario, jobs=jobs)
+    for fold, result in progress(models, desc="pretraining", total=len(data.folds)):
         state = {
             k: v.detach().cpu().numpy().astype(np.float32) for k, v in result.state_dict.items()
         }

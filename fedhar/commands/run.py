@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -90,6 +91,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="N",
         help="torch CPU threads (default: 1; more threads only help on an idle machine)",
     )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=os.cpu_count() or 1,
+        metavar="N",
+        help="processes that pretrain the uncached folds at once, each on --threads threads "
+        "(default: all cores, %(default)s here); the results do not depend on it",
+    )
     parser.set_defaults(func=main)
 
 
@@ -108,9 +117,11 @@ def main(args: argparse.Namespace) -> int:
     except SchemaError as exc:
         print_error(exc)
         return 2
-    if args.threads < 1:
-        print(f"error: --threads: expected an integer >= 1, got {args.threads}", file=sys.stderr)
-        return 2
+    for flag in ("threads", "jobs"):
+        if getattr(args, flag) < 1:
+            got = getattr(args, flag)
+            print(f"error: --{flag}: expected an integer >= 1, got {got}", file=sys.stderr)
+            return 2
     torch.set_num_threads(args.threads)
     if scenario.sweep is None:
         return run_one(args, scenario, Path(args.out), started)
@@ -199,7 +210,14 @@ def run_one(args: argparse.Namespace, scenario: Scenario, out: Path, started: fl
 
     try:
         general = general_report(
-            scenario, prepared, out, resume=args.resume, use_cache=not args.no_cache, on_record=show
+            scenario,
+            prepared,
+            out,
+            resume=args.resume,
+            use_cache=not args.no_cache,
+            jobs=args.jobs,
+            threads=args.threads,
+            on_record=show,
         )
     except ReportError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -250,6 +268,7 @@ def run_one(args: argparse.Namespace, scenario: Scenario, out: Path, started: fl
         "pretrain_cache_hits": hits,
         "pretrain_cache_misses": misses,
         "threads": args.threads,
+        "jobs": args.jobs,
         "engine": engine,
         "fedhar_version": __version__,
     }

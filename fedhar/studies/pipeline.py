@@ -6,17 +6,23 @@ The data path, one function per step:
    local train set TR_i and test set TS_i, and builds the folds and the model spec.
 2. :func:`pretrain_fold` pretrains (or loads from the cache) the general model of a fold on
    all windows of the fold's pretraining users; none of the fold's test users is among them.
+   :func:`pretrain_folds` does it for many folds, the uncached ones in parallel processes.
 3. :func:`evaluate` scores a model on a user's TS_i, with the fold's normalizer, and
    :func:`evaluate_client` makes a user's No-Pers :class:`~fedhar.results.report.ClientRecord`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import multiprocessing
+from collections import deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+import torch
 from torch import nn
 
 from fedhar.data.paths import resolve_data_dir
@@ -29,7 +35,7 @@ from fedhar.metrics import Scores, score
 from fedhar.models.spec import ModelSpec, build_spec
 from fedhar.results.record import ClientRecord, ModeRecord
 from fedhar.schema.scenario import Scenario, load_scenario
-from fedhar.studies.pretrain import PretrainOptions, PretrainResult, predict, pretrain
+from fedhar.studies.pretrain import PretrainOptions, PretrainResult, cached, predict, pretrain
 
 
 @dataclass
@@ -178,6 +184,90 @@ def pretrain_fold(
         pretrain_options(scenario),
         use_cache=use_cache,
     )
+
+
+def pretrain_folds(
+    prepared: Prepared,
+    folds: Sequence[Fold],
+    scenario: Scenario,
+    *,
+    jobs: int = 1,
+    threads: int = 1,
+    use_cache: bool = True,
+) -> Iterator[tuple[Fold, PretrainResult]]:
+    """Yields ``(fold, general model)`` for each of ``folds``, in their order.
+
+    Cached models are loaded here; the others are pretrained in up to ``jobs`` worker
+    processes (spawned, each running torch on ``threads`` threads), or in this process when
+    ``jobs`` is 1 or a single fold is missing. Pretraining is seeded and runs deterministic
+    kernels, so the models, and the cache entries the workers write, are the same whatever
+    ``jobs``.
+
+    Raises:
+        ValueError: ``jobs`` or ``threads`` is below 1.
+    """
+    if jobs < 1 or threads < 1:
+        raise ValueError(f"jobs and threads must be >= 1, got jobs={jobs}, threads={threads}")
+    options = pretrain_options(scenario)
+    hits = {
+        f.name: cached(prepared.spec, fold_windows(prepared, f), options) if use_cache else None
+        for f in folds
+    }
+    misses = [f for f in folds if hits[f.name] is None]
+    if jobs == 1 or len(misses) < 2:
+        for fold in folds:
+            yield (
+                fold,
+                hits[fold.name] or pretrain_fold(prepared, fold, scenario, use_cache=use_cache),
+            )
+        return
+    workers = min(jobs, len(misses))
+    pool = ProcessPoolExecutor(
+        workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=torch.set_num_threads,
+        initargs=(threads,),
+    )
+    # At most two folds per worker are queued, so at most that many copies of the windows wait.
+    queued: deque[Future[_Trained]] = deque()
+    todo = iter(misses)
+    try:
+        for fold in folds:
+            while len(queued) < 2 * workers and (job := next(todo, None)) is not None:
+                windows = fold_windows(prepared, job)
+                queued.append(
+                    pool.submit(_pretrain_job, prepared.spec, windows, options, use_cache)
+                )
+            hit = hits[fold.name]
+            if hit is not None:
+                yield fold, hit
+                continue
+            yield fold, queued.popleft().result().result()
+    finally:
+        pool.shutdown(cancel_futures=True)
+
+
+@dataclass(frozen=True)
+class _Trained:
+    """A worker's result: the state_dict as arrays (plain pickles, not torch's shared-memory
+    tensors) and the rest of the :class:`PretrainResult`."""
+
+    state: dict[str, np.ndarray]
+    rest: PretrainResult
+
+    def result(self) -> PretrainResult:
+        return replace(
+            self.rest, state_dict={k: torch.from_numpy(v) for k, v in self.state.items()}
+        )
+
+
+def _pretrain_job(
+    spec: ModelSpec, windows: WindowSet, options: PretrainOptions, use_cache: bool
+) -> _Trained:
+    """One fold's pretraining in a worker process; it writes the cache entry itself."""
+    result = pretrain(spec, windows, options, use_cache=use_cache)
+    state = {k: v.numpy() for k, v in result.state_dict.items()}
+    return _Trained(state, replace(result, state_dict={}))
 
 
 def evaluate(net: nn.Module, normalizer: Normalizer, test: WindowSet, n_classes: int) -> Scores:

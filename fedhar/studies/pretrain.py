@@ -6,7 +6,9 @@ wraps it for one fold: it holds out validation users, fits the normalizer on the
 pretraining windows only, trains, and stores the state_dict, the normalizer and the training
 log under ``<user cache>/pretrain/`` keyed by a sha256 of everything that determines the result
 (the windows' bytes, the model spec, the options and a format version). A second call with the
-same inputs loads the entry instead of training (:attr:`PretrainResult.from_cache`).
+same inputs loads the entry instead of training (:attr:`PretrainResult.from_cache`). An entry is
+written to a temporary file and renamed into place, so processes pretraining in parallel never
+leave or read a torn entry.
 """
 
 from __future__ import annotations
@@ -377,8 +379,7 @@ def pretrain(
         options: hyper-parameters and seed.
     """
     key = cache_key(spec, windows, options)
-    directory = pretrain_cache_dir() if cache_dir is None else Path(cache_dir)
-    entry = directory / f"{spec.name}-{key[:32]}.pt"
+    entry = _entry(spec, key, cache_dir)
     if use_cache:
         cached = _load(entry, key)
         if cached is not None:
@@ -414,6 +415,19 @@ def pretrain(
     if use_cache:
         _store(entry, result)
     return result
+
+
+def cached(
+    spec: ModelSpec, windows: WindowSet, options: PretrainOptions, *, cache_dir: Path | None = None
+) -> PretrainResult | None:
+    """The cached result :func:`pretrain` would return for these inputs, or None on a miss."""
+    key = cache_key(spec, windows, options)
+    return _load(_entry(spec, key, cache_dir), key)
+
+
+def _entry(spec: ModelSpec, key: str, cache_dir: Path | None) -> Path:
+    directory = pretrain_cache_dir() if cache_dir is None else Path(cache_dir)
+    return directory / f"{spec.name}-{key[:32]}.pt"
 
 
 def _ordered_users(users: Sequence[str] | np.ndarray) -> list[str]:

@@ -23,7 +23,7 @@ from fedhar.results.federation import merge_federation, write_pages
 from fedhar.results.record import ClientRecord
 from fedhar.results.report import ReportWriter
 from fedhar.schema.scenario import Scenario
-from fedhar.studies.pipeline import Prepared, evaluate_client, pretrain_fold
+from fedhar.studies.pipeline import Prepared, evaluate_client, pretrain_folds
 
 
 @dataclass
@@ -34,7 +34,8 @@ class GeneralReport:
         writer: the report's writer, holding every user's record.
         cache_hits: folds whose general model came from the cache.
         cache_misses: folds pretrained now.
-        pretrain_s: wall seconds spent pretraining (or loading) general models.
+        pretrain_s: wall seconds spent pretraining (or loading) general models, waiting for
+            their worker processes included.
         evaluate_s: wall seconds spent scoring them.
     """
 
@@ -81,31 +82,38 @@ def general_report(
     *,
     resume: bool,
     use_cache: bool = True,
+    jobs: int = 1,
+    threads: int = 1,
     on_record: Callable[[ClientRecord], None] | None = None,
 ) -> GeneralReport:
-    """Writes every user's No-Pers. record to ``out/report.json`` (``on_record`` sees each).
+    """Writes every user's No-Pers. record to ``out/report.json`` (``on_record`` sees each),
+    fold by fold in the scenario's order. The uncached general models are pretrained in
+    ``jobs`` processes of ``threads`` torch threads each
+    (:func:`~fedhar.studies.pipeline.pretrain_folds`); the report is the same whatever ``jobs``.
 
     Raises:
         fedhar.results.report.ReportError: with ``resume``, a report of another run is there.
     """
     report = GeneralReport(ReportWriter(out, report_header(scenario, prepared), resume=resume))
     writer = report.writer
-    for fold in progress(prepared.folds, desc="folds", total=len(prepared.folds)):
-        todo = [u for u in fold.test_users if not writer.done(u)]
-        if not todo:
-            continue
-        t0 = time.perf_counter()
-        general = pretrain_fold(prepared, fold, scenario, use_cache=use_cache)
-        report.pretrain_s += time.perf_counter() - t0
+    folds = [f for f in prepared.folds if any(not writer.done(u) for u in f.test_users)]
+    models = pretrain_folds(
+        prepared, folds, scenario, jobs=jobs, threads=threads, use_cache=use_cache
+    )
+    t0 = time.perf_counter()
+    for fold, general in progress(models, desc="folds", total=len(folds)):
         report.cache_hits += general.from_cache
         report.cache_misses += not general.from_cache
-        t0 = time.perf_counter()
-        for user in todo:
+        t1 = time.perf_counter()
+        for user in fold.test_users:
+            if writer.done(user):
+                continue
             record = evaluate_client(prepared, fold, prepared.users[user], general)
             writer.add(record)
             if on_record is not None:
                 on_record(record)
-        report.evaluate_s += time.perf_counter() - t0
+        report.evaluate_s += time.perf_counter() - t1
+    report.pretrain_s = time.perf_counter() - t0 - report.evaluate_s
     writer.write()
     return report
 
