@@ -20,7 +20,7 @@ from flwr.app import UserConfig
 from clients.personalize import NormalizedData
 from fedhar.mcu import McuProfile, load_profile
 from fedhar.models.spec import ModelSpec
-from fedhar.schema.scenario import BatteryConfig, load_scenario
+from fedhar.schema.scenario import BatteryConfig, Scenario, load_scenario
 from fedhar.studies.pipeline import prepared
 from fedhar.wire.protocol import run_paths
 
@@ -104,7 +104,7 @@ def load_user(run_config: UserConfig, node_config: UserConfig, user: str) -> Loc
         raise ValueError(f"message for user {user!r} reached a node that does not hold it")
     paths = run_paths(run_config, APP_DIR)
     data = prepared(paths.scenario, paths.data_dir)
-    scenario = load_scenario(paths.scenario)
+    scenario = _scenario(paths.scenario)
     local = data.users[user]
     return LocalUser(
         user=local.user,
@@ -124,9 +124,16 @@ def node_profile(run_config: UserConfig, node_config: UserConfig) -> McuProfile:
     """The MCU of this node's clients: node config ``mcu-profile`` (a profile name or YAML
     path), else the scenario's ``mcu.profile``."""
     name = str(node_config.get("mcu-profile", ""))
-    return _profile(name or load_scenario(run_paths(run_config, APP_DIR).scenario).mcu.profile)
+    return _profile(name or _scenario(run_paths(run_config, APP_DIR).scenario).mcu.profile)
 
 
 @lru_cache(maxsize=16)
 def _profile(name: str) -> McuProfile:
     return load_profile(name)
+
+
+@lru_cache(maxsize=4)
+def _scenario(path: str) -> Scenario:
+    """The scenario, read once per process (as :func:`~fedhar.studies.pipeline.prepared`
+    reads its data), not on every message."""
+    return load_scenario(path)
