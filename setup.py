@@ -17,7 +17,14 @@ setup(
             "fedhar.ondevice._fedhar_train",
             sources=sources,
             include_dirs=[str(CSRC)],
-            extra_compile_args=["-std=c99", "-O3", "-Wall", "-Wextra", "-Werror"],
+            extra_compile_args=[
+                "-std=c99",
+                "-O3",
+                "-ffp-contract=fast",
+                "-Wall",
+                "-Wextra",
+                "-Werror",
+            ],
             py_limited_api=False,
         )
     ]

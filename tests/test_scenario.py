@@ -137,6 +137,23 @@ def test_out_of_range_and_choice(tmp_path: Path) -> None:
     )
 
 
+def test_c_engine_with_a_batchnorm_model_is_refused_at_load(tmp_path: Path) -> None:
+    text = GOOD + "model:\n  name: daghero\npretrain:\n  engine: c\n"
+    assert _error(tmp_path, text) == (
+        "pretrain.engine: expected torch or auto for a model with BatchNorm layers (the C "
+        "library trains BatchNorm with frozen statistics), got c with model daghero"
+    )
+    assert (
+        load_scenario(_written(tmp_path, GOOD + "pretrain:\n  engine: c\n")).pretrain.engine == "c"
+    )
+
+
+def _written(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "ok.yaml"
+    path.write_text(text)
+    return path
+
+
 def test_yaml_syntax_error_names_line_and_column(tmp_path: Path) -> None:
     msg = _error(tmp_path, GOOD + "split:\n  method: [loso\n")
     assert msg.startswith("line 6, column 1: invalid YAML: ")

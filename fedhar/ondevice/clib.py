@@ -15,6 +15,7 @@ from __future__ import annotations
 import ctypes
 import enum
 import functools
+import hashlib
 import importlib.machinery
 import os
 from collections.abc import Mapping, Sequence
@@ -29,6 +30,7 @@ __all__ = [
     "COpCounts",
     "Status",
     "bind",
+    "build_id",
     "check",
     "library",
     "library_path",
@@ -94,6 +96,13 @@ def library_path() -> Path:
         f"the C library _fedhar_train is not built in {here}; reinstall fedhar "
         "(pip install -e .) or run `python setup.py build_ext --inplace`"
     )
+
+
+@functools.cache
+def build_id() -> str:
+    """sha256 hex of the shared object's bytes: identifies the build whose float results a
+    cache entry holds (another compiler, flag or source gives another id)."""
+    return hashlib.sha256(library_path().read_bytes()).hexdigest()
 
 
 @functools.cache

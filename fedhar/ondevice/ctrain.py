@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -70,7 +71,14 @@ class _TrainConfig(ctypes.Structure):
         ("momentum", ctypes.c_float),
         ("weight_decay", ctypes.c_float),
         ("n_stored_samples", ctypes.c_int32),
+        ("optimizer", ctypes.c_int32),
+        ("beta1", ctypes.c_float),
+        ("beta2", ctypes.c_float),
+        ("eps", ctypes.c_float),
     ]
+
+
+_OPTIMIZERS = {"sgd": 0, "adam": 1}
 
 
 _P = ctypes.c_void_p
@@ -80,6 +88,7 @@ _SIGNATURES: dict[str, tuple[Any, ...]] = {
     "ft_context_get_buffer_size": (_P, _I32, _P, _P, _P, _P),
     "ft_context_init": (_P, _I64, _P, _I32, _P, _P, _P),
     "ft_context_configure": (_P, _P, _P),
+    "ft_set_lr": (_P, ctypes.c_float),
     "ft_set_param": (_P, _I32, _I32, _P, _I64),
     "ft_get_param": (_P, _I32, _I32, _P, _I64),
     "ft_set_class_weights": (_P, _P, _I32),
@@ -163,16 +172,35 @@ def layer_descs(spec: ModelSpec) -> ctypes.Array:
     return arr
 
 
-def _config(lr: float, momentum: float, weight_decay: float, n_stored: int) -> _TrainConfig:
-    if not lr > 0:
-        raise ValueError(f"lr must be > 0, got {lr}")
+def _config(
+    lr: float,
+    momentum: float,
+    weight_decay: float,
+    n_stored: int,
+    optimizer: str = "sgd",
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
+) -> _TrainConfig:
+    if not (lr > 0 and math.isfinite(lr)):
+        raise ValueError(f"lr must be finite and > 0, got {lr}")
     if not 0 <= momentum < 1:
         raise ValueError(f"momentum must be in [0, 1), got {momentum}")
-    if not weight_decay >= 0:
-        raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+    if not (weight_decay >= 0 and math.isfinite(weight_decay)):
+        raise ValueError(f"weight_decay must be finite and >= 0, got {weight_decay}")
     if n_stored < 0:
         raise ValueError(f"n_stored_samples must be >= 0, got {n_stored}")
-    return _TrainConfig(lr, momentum, weight_decay, n_stored)
+    if optimizer not in _OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {sorted(_OPTIMIZERS)}, got {optimizer!r}")
+    if optimizer == "adam":
+        if momentum != 0:
+            raise ValueError(f"Adam takes no momentum (its betas), got momentum {momentum}")
+        if not all(0 <= b < 1 for b in betas):
+            raise ValueError(f"Adam betas must be in [0, 1), got {tuple(betas)}")
+        if not (eps > 0 and math.isfinite(eps)):
+            raise ValueError(f"Adam eps must be finite and > 0, got {eps}")
+    return _TrainConfig(
+        lr, momentum, weight_decay, n_stored, _OPTIMIZERS[optimizer], betas[0], betas[1], eps
+    )
 
 
 def _flags_array(flags: list[bool]) -> ctypes.Array:
@@ -187,7 +215,11 @@ class Trainer:
         mode: ``"full"`` (all conv/dense/batchnorm layers) or ``"tl"`` (last ``tl_layers``
             dense layers).
         tl_layers: dense layers trained in TL mode.
-        lr, momentum, weight_decay: ``torch.optim.SGD`` hyper-parameters (dampening 0).
+        lr, momentum, weight_decay: ``torch.optim.SGD`` hyper-parameters (dampening 0);
+            with Adam, ``lr`` and ``weight_decay`` are ``torch.optim.Adam``'s and momentum
+            must be 0.
+        optimizer: ``"sgd"`` or ``"adam"`` (``torch.optim.Adam`` without AMSGrad).
+        betas, eps: Adam's moment decays and denominator term (ignored by SGD).
         class_weights: ``[K]`` loss weights (``CrossEntropyLoss(weight=...)``), default ones.
         n_stored_samples: local samples reserved in the arena (see :meth:`store_samples`).
         arena_bytes: arena size in bytes; default: enough for this configuration and for
@@ -211,12 +243,16 @@ class Trainer:
         n_stored_samples: int = 0,
         arena_bytes: int | None = None,
         trainable: Sequence[bool] | None = None,
+        optimizer: str = "sgd",
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
     ) -> None:
         self.spec = spec
         self.n_layers = len(spec.layers)
         self.n_classes = spec.n_classes
         self._descs = layer_descs(spec)
-        self._cfg = _config(lr, momentum, weight_decay, n_stored_samples)
+        self._optimizer, self._betas, self._eps = optimizer, (betas[0], betas[1]), eps
+        self._cfg = _config(lr, momentum, weight_decay, n_stored_samples, optimizer, betas, eps)
         if trainable is None:
             self._flags = trainable_flags(spec, mode, tl_layers)
         elif len(trainable) != self.n_layers:
@@ -273,10 +309,11 @@ class Trainer:
         tl_layers: int = 2,
         momentum: float = 0.0,
         n_stored_samples: int = 0,
+        optimizer: str = "sgd",
     ) -> int:
         """Arena bytes (control block included) that this configuration needs."""
         out = ctypes.c_int64()
-        cfg = _config(0.01, momentum, 0.0, n_stored_samples)
+        cfg = _config(0.01, momentum, 0.0, n_stored_samples, optimizer)
         flags = trainable_flags(spec, mode, tl_layers)
         clib.check(
             _lib().ft_context_get_buffer_size(
@@ -323,6 +360,9 @@ class Trainer:
             self._cfg.momentum if momentum is None else momentum,
             self._cfg.weight_decay if weight_decay is None else weight_decay,
             self._cfg.n_stored_samples,
+            self._optimizer,
+            self._betas,
+            self._eps,
         )
         clib.check(
             _lib().ft_context_configure(self._ctx, ctypes.byref(cfg), _flags_array(new_flags)),
@@ -331,6 +371,13 @@ class Trainer:
         )
         self._cfg = cfg
         self._flags = new_flags
+
+    def set_lr(self, lr: float) -> None:
+        """Sets the learning rate and keeps the optimizer state (a schedule's step)."""
+        if not (lr > 0 and math.isfinite(lr)):
+            raise ValueError(f"lr must be finite and > 0, got {lr}")
+        clib.check(_lib().ft_set_lr(self._ctx, lr), "ft_set_lr", f"lr {lr}")
+        self._cfg.lr = lr
 
     def set_class_weights(self, weights: Any) -> None:
         """Loss weights ``[K]``, each finite and >= 0."""

@@ -144,6 +144,14 @@ class PretrainConfig(Strict):
         description="Also turn training windows by a random half-turn about a device axis "
         "(a phone upside down, or facing in or out, in the pocket).",
     )
+    engine: Literal["auto", "c", "torch"] = Field(
+        "auto",
+        description="What runs the training steps: `c`, fedhar's C training library (the "
+        "on-device one, several times faster on a CPU); `torch`, PyTorch (the reference; it "
+        "also trains BatchNorm on batch statistics, which the C library keeps frozen); "
+        "`auto`, `c` unless the model has BatchNorm layers. Both draw the same initial "
+        "weights, batch order and augmentation.",
+    )
 
 
 class PersonalizationConfig(Strict):
@@ -284,6 +292,16 @@ class Scenario(Strict):
     sweep: SweepConfig | None = Field(
         None, description="Run the scenario once per value and compare (unset: one run)."
     )
+
+    @model_validator(mode="after")
+    def _engine_trains_model(self) -> Scenario:
+        if self.pretrain.engine == "c" and self.model.name == "daghero":
+            raise KeyProblem(
+                "pretrain.engine",
+                "expected torch or auto for a model with BatchNorm layers (the C library "
+                "trains BatchNorm with frozen statistics), got c with model daghero",
+            )
+        return self
 
 
 def load_scenario(path: str | Path) -> Scenario:

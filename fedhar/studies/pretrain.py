@@ -23,6 +23,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -35,9 +36,11 @@ from fedhar.data.types import WindowSet
 from fedhar.metrics import score
 from fedhar.models.spec import ModelSpec
 from fedhar.models.torch_model import SpecNet, build_torch
+from fedhar.ondevice import clib
+from fedhar.ondevice.ctrain import Trainer
 
 # Bump when the training procedure changes in a way that changes its results.
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,9 @@ class PretrainOptions:
         augment_spin_deg: largest angle, in degrees, of a random turn about the device's long
             (y) axis, the way a phone turns in a trouser pocket; gravity along y (standing)
             stays along y, gravity across it (sitting) moves between x and z. 0: none.
+        engine: ``"c"`` (fedhar's C training library), ``"torch"`` (PyTorch, the reference;
+            it alone trains BatchNorm on batch statistics) or ``"auto"`` (``c`` unless the
+            model has BatchNorm layers); see :func:`resolved_engine`.
         seed: seeds the initial weights, the validation users and the batch order.
     """
 
@@ -81,11 +87,14 @@ class PretrainOptions:
     augment_rotation_deg: float = 0.0
     augment_flips: bool = False
     augment_spin_deg: float = 0.0
+    engine: str = "auto"
     seed: int = 0
 
     def __post_init__(self) -> None:
         if self.optimizer not in ("sgd", "adam"):
             raise ValueError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
+        if self.engine not in ("auto", "c", "torch"):
+            raise ValueError(f"engine must be 'auto', 'c' or 'torch', got {self.engine!r}")
         if self.schedule not in ("constant", "cosine"):
             raise ValueError(f"schedule must be 'constant' or 'cosine', got {self.schedule!r}")
         if not self.lr > 0:
@@ -221,6 +230,152 @@ def deterministic_torch() -> Iterator[None]:
         torch.use_deterministic_algorithms(before)
 
 
+def resolved_engine(spec: ModelSpec, options: PretrainOptions) -> str:
+    """The engine that trains ``spec``: ``options.engine``, with ``auto`` resolved to ``c``
+    unless the spec has BatchNorm layers (which the C library trains with frozen statistics).
+
+    Raises:
+        ValueError: ``c`` asked for a spec with BatchNorm layers.
+    """
+    has_bn = any(layer.kind == "batchnorm1d" for layer in spec.layers)
+    if options.engine == "auto":
+        return "torch" if has_bn else "c"
+    if options.engine == "c" and has_bn:
+        raise ValueError(
+            f"the C engine cannot pretrain {spec.name!r}: it trains BatchNorm with frozen "
+            "statistics; use engine 'torch' or 'auto'"
+        )
+    return options.engine
+
+
+def epoch_lr(options: PretrainOptions, epoch: int) -> float:
+    """Learning rate of 1-based ``epoch``: ``lr``, or under ``cosine``
+    ``lr * (1 + cos(pi * (epoch - 1) / epochs)) / 2`` (torch's CosineAnnealingLR, eta_min 0)."""
+    if options.schedule == "constant":
+        return options.lr
+    return options.lr * (1 + math.cos(math.pi * (epoch - 1) / options.epochs)) / 2
+
+
+def _epoch_batches(
+    x: torch.Tensor, y: torch.Tensor, options: PretrainOptions, gen: torch.Generator
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """One epoch's training batches ``(x [B, C, T], y [B])``, augmented, in sensor units.
+
+    Both engines draw from ``gen`` in the same order: the epoch's permutation, then each
+    batch's rotations. A 1-window tail batch is dropped (it breaks BatchNorm and adds nothing).
+    """
+    order = torch.randperm(len(x), generator=gen)
+    for start in range(0, len(order), options.batch_size):
+        idx = order[start : start + options.batch_size]
+        if len(idx) < 2 and start:
+            continue
+        xb = x[idx]
+        if options.augments:
+            rot = random_rotations(
+                len(idx),
+                options.augment_rotation_deg,
+                options.augment_flips,
+                gen,
+                options.augment_spin_deg,
+            )
+            xb = rot @ xb
+        yield xb, y[idx]
+
+
+class _Engine(Protocol):
+    """The training steps of one engine over a model initialised by :func:`build_torch`."""
+
+    def train_epoch(
+        self, batches: list[tuple[torch.Tensor, torch.Tensor]], lr: float
+    ) -> tuple[float, int]:
+        """Trains on normalized ``batches`` at ``lr``; returns (sum of batch losses, batches)."""
+        ...
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Class predictions ``[N]`` for normalized windows ``[N, C, T]``."""
+        ...
+
+    def state(self) -> dict[str, torch.Tensor]:
+        """A copy of the spec's ``state_dict``."""
+        ...
+
+
+class _TorchEngine:
+    def __init__(self, spec: ModelSpec, options: PretrainOptions, weights: torch.Tensor) -> None:
+        self.net = build_torch(spec, seed=options.seed)
+        self.loss_fn = nn.CrossEntropyLoss(weight=weights)
+        if options.optimizer == "sgd":
+            self.opt: torch.optim.Optimizer = torch.optim.SGD(
+                self.net.parameters(),
+                lr=options.lr,
+                momentum=options.momentum,
+                weight_decay=options.weight_decay,
+            )
+        else:
+            self.opt = torch.optim.Adam(
+                self.net.parameters(), lr=options.lr, weight_decay=options.weight_decay
+            )
+
+    def train_epoch(
+        self, batches: list[tuple[torch.Tensor, torch.Tensor]], lr: float
+    ) -> tuple[float, int]:
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+        self.net.train()
+        total = 0.0
+        for xb, yb in batches:
+            self.opt.zero_grad(set_to_none=True)
+            loss = self.loss_fn(self.net(xb), yb)
+            loss.backward()
+            self.opt.step()
+            total += float(loss.detach())
+        return total, len(batches)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return predict(self.net, x)
+
+    def state(self) -> dict[str, torch.Tensor]:
+        return {k: v.clone() for k, v in self.net.spec_state_dict().items()}
+
+
+class _CEngine:
+    """fedhar's C training library (one call per epoch), with torch's initial weights."""
+
+    def __init__(self, spec: ModelSpec, options: PretrainOptions, weights: torch.Tensor) -> None:
+        sgd = options.optimizer == "sgd"
+        self.trainer = Trainer(
+            spec,
+            "full",
+            lr=options.lr,
+            momentum=options.momentum if sgd else 0.0,
+            weight_decay=options.weight_decay,
+            class_weights=weights.numpy(),
+            optimizer=options.optimizer,
+        )
+        init = build_torch(spec, seed=options.seed).spec_state_dict()
+        self.trainer.load_state_dict({k: v.numpy() for k, v in init.items()})
+        self.batch_size = options.batch_size
+
+    def train_epoch(
+        self, batches: list[tuple[torch.Tensor, torch.Tensor]], lr: float
+    ) -> tuple[float, int]:
+        self.trainer.set_lr(lr)
+        x = torch.cat([xb for xb, _ in batches]).numpy()
+        y = torch.cat([yb for _, yb in batches]).numpy()
+        mean = self.trainer.train_epoch(x, y, self.batch_size)
+        return mean * len(batches), len(batches)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        out = np.empty(len(x), dtype=np.int64)
+        for start in range(0, len(x), 4096):
+            chunk = np.ascontiguousarray(x[start : start + 4096], dtype=np.float32)
+            out[start : start + 4096] = self.trainer.logits(chunk).argmax(axis=1)
+        return out
+
+    def state(self) -> dict[str, torch.Tensor]:
+        return {k: torch.from_numpy(v.copy()) for k, v in self.trainer.state_dict().items()}
+
+
 def fit(
     spec: ModelSpec,
     x_train: np.ndarray,
@@ -235,13 +390,15 @@ def fit(
     Args:
         spec: the model; its input shape must match the windows.
         x_train: ``[N, C, T]`` raw windows (sensor units); ``y_train``: ``[N]`` class indices.
-        options: hyper-parameters and seed.
+        options: hyper-parameters, engine and seed.
         normalizer: fitted normalizer; training batches are augmented (if asked) in sensor
             units, then normalized with it.
         x_val, y_val: raw validation windows and labels; without them, the last epoch is kept.
 
-    The batch order comes from a ``torch.Generator`` seeded with ``options.seed``, and torch
-    runs with deterministic algorithms, so equal inputs give bit-identical weights.
+    The initial weights come from :func:`build_torch` and the batch order and augmentation from
+    a ``torch.Generator`` seeded with ``options.seed``, whatever the engine
+    (:func:`resolved_engine`); the C library is deterministic and torch runs with
+    deterministic algorithms, so equal inputs give bit-identical weights.
     """
     expected = (spec.input_channels, spec.input_length)
     if x_train.ndim != 3 or tuple(x_train.shape[1:]) != expected:
@@ -254,73 +411,39 @@ def fit(
             f"{spec.input_channels}; turn augment_rotation_deg, augment_spin_deg and "
             "augment_flips off"
         )
+    engine_name = resolved_engine(spec, options)
     mean = torch.tensor(normalizer.mean, dtype=torch.float32)[None, :, None]
     std = torch.tensor(normalizer.std, dtype=torch.float32)[None, :, None]
     with deterministic_torch():
-        net = build_torch(spec, seed=options.seed)
-        loss_fn = nn.CrossEntropyLoss(weight=class_weights(y_train, spec.n_classes))
-        if options.optimizer == "sgd":
-            opt: torch.optim.Optimizer = torch.optim.SGD(
-                net.parameters(),
-                lr=options.lr,
-                momentum=options.momentum,
-                weight_decay=options.weight_decay,
-            )
-        else:
-            opt = torch.optim.Adam(
-                net.parameters(), lr=options.lr, weight_decay=options.weight_decay
-            )
-        scheduler = (
-            torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=options.epochs)
-            if options.schedule == "cosine"
-            else None
+        weights = class_weights(y_train, spec.n_classes)
+        engine: _Engine = (
+            _CEngine(spec, options, weights)
+            if engine_name == "c"
+            else _TorchEngine(spec, options, weights)
         )
         xt = torch.from_numpy(np.ascontiguousarray(x_train, dtype=np.float32))
         yt = torch.from_numpy(np.asarray(y_train, dtype=np.int64))
         gen = torch.Generator().manual_seed(options.seed)
         has_val = x_val is not None and y_val is not None and len(x_val) > 0
         x_val_n = normalizer.transform(x_val) if has_val else None
-        best_state = {k: v.clone() for k, v in net.spec_state_dict().items()}
+        best_state = engine.state()
         best_f1, best_epoch, stale = -math.inf, options.epochs, 0
         log: list[EpochLog] = []
         for epoch in range(1, options.epochs + 1):
-            net.train()
-            order = torch.randperm(len(xt), generator=gen)
-            total, batches = 0.0, 0
-            for start in range(0, len(order), options.batch_size):
-                idx = order[start : start + options.batch_size]
-                if len(idx) < 2 and batches:
-                    continue  # a 1-window tail batch breaks BatchNorm and adds nothing
-                xb = xt[idx]
-                if options.augments:
-                    rot = random_rotations(
-                        len(idx),
-                        options.augment_rotation_deg,
-                        options.augment_flips,
-                        gen,
-                        options.augment_spin_deg,
-                    )
-                    xb = rot @ xb
-                opt.zero_grad(set_to_none=True)
-                loss = loss_fn(net((xb - mean) / std), yt[idx])
-                loss.backward()
-                opt.step()
-                total += float(loss.detach())
-                batches += 1
-            if scheduler is not None:
-                scheduler.step()
+            batches = [((xb - mean) / std, yb) for xb, yb in _epoch_batches(xt, yt, options, gen)]
+            total, n_batches = engine.train_epoch(batches, epoch_lr(options, epoch))
             val_f1 = math.nan
             if has_val:
-                pred = predict(net, x_val_n)
+                pred = engine.predict(x_val_n)
                 val_f1 = score(np.asarray(y_val), pred, spec.n_classes).macro_f1
-            log.append(EpochLog(epoch, total / max(batches, 1), val_f1))
+            log.append(EpochLog(epoch, total / max(n_batches, 1), val_f1))
             if not has_val:
-                best_state = {k: v.clone() for k, v in net.spec_state_dict().items()}
+                best_state = engine.state()
                 best_epoch = epoch
                 continue
             if val_f1 > best_f1:
                 best_f1, best_epoch, stale = val_f1, epoch, 0
-                best_state = {k: v.clone() for k, v in net.spec_state_dict().items()}
+                best_state = engine.state()
             else:
                 stale += 1
                 if stale >= options.patience:
@@ -339,14 +462,18 @@ def windows_fingerprint(ws: WindowSet) -> str:
 
 
 def cache_key(spec: ModelSpec, windows: WindowSet, options: PretrainOptions) -> str:
-    """sha256 hex over the format version, the windows, the model spec JSON and the options."""
+    """sha256 hex over the format version, the windows, the model spec JSON, the options (the
+    engine resolved) and the build that trains: the torch version, and the C library's
+    :func:`~fedhar.ondevice.clib.build_id` under the C engine."""
+    engine = resolved_engine(spec, options)
     payload = json.dumps(
         {
             "format": CACHE_FORMAT,
             "windows": windows_fingerprint(windows),
             "spec": json.loads(spec.to_json()),
-            "options": asdict(options),
+            "options": {**asdict(options), "engine": engine},
             "torch": torch.__version__.split("+")[0],
+            "c_library": clib.build_id() if engine == "c" else None,
         },
         sort_keys=True,
     )

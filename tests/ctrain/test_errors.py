@@ -105,6 +105,15 @@ def test_c_side_validation_of_raw_calls() -> None:
     assert _status(lib.ft_set_param(ctx, 99, 0, xp, 1)) == "FT_ERR_ARG"
     assert _status(lib.ft_get_counts(ctx, xp, 3)) == "FT_ERR_SHAPE"
     assert _status(lib.ft_get_memory(ctx, None, 3, None, None)) == "FT_ERR_NULL"
+    assert _status(lib.ft_set_lr(ctx, 0.0)) == "FT_ERR_ARG"
+    assert _status(lib.ft_set_lr(None, 0.1)) == "FT_ERR_NULL"
+    bad = ctrain._config(0.01, 0.0, 0.0, 0, "adam")
+    bad.eps = -1.0
+    flags = ctrain._flags_array(trainer.trainable)
+    assert _status(lib.ft_context_configure(ctx, ctypes.byref(bad), flags)) == "FT_ERR_ARG"
+    bad = ctrain._config(0.01, 0.0, 0.0, 0)
+    bad.optimizer = 7
+    assert _status(lib.ft_context_configure(ctx, ctypes.byref(bad), flags)) == "FT_ERR_ARG"
     order = np.array([0, 5], dtype=np.int32)
     status = lib.ft_train_epoch(ctx, xp, yp, 2, 3, 20, order.ctypes.data, 2, 1, p)
     assert _status(status) == "FT_ERR_ARG"
@@ -155,6 +164,16 @@ def test_invalid_hyper_parameters_and_weights() -> None:
         Trainer(SPEC, class_weights=[1, 1, -1, 1, 1, 1])
     with pytest.raises(CLibError, match="FT_ERR_ARG"):
         Trainer(SPEC).set_trainable(flags=[True] * len(SPEC.layers))  # relu cannot train
+    with pytest.raises(ValueError, match="Adam takes no momentum"):
+        Trainer(SPEC, optimizer="adam", momentum=0.9)
+    with pytest.raises(ValueError, match="betas"):
+        Trainer(SPEC, optimizer="adam", betas=(0.9, 1.0))
+    with pytest.raises(ValueError, match="eps"):
+        Trainer(SPEC, optimizer="adam", eps=0.0)
+    with pytest.raises(ValueError, match="optimizer"):
+        Trainer(SPEC, optimizer="rmsprop")
+    with pytest.raises(ValueError, match="lr"):
+        Trainer(SPEC).set_lr(float("nan"))
     _, trainer = twins(SPEC, 0, class_weights=[0, 1, 1, 1, 1, 1])
     x, _ = data(3, 3, 20, 6, 0)
     with pytest.raises(CLibError, match="FT_ERR_NUMERIC"):  # sum of batch weights is 0

@@ -161,3 +161,37 @@ def test_random_models_and_flags_train_like_pytorch(
     for key, value in start.items():
         if key.split(".")[0] not in trained:
             assert np.array_equal(after[key], value), key
+
+
+def test_adam_with_a_schedule_matches_pytorch() -> None:
+    """Adam (L2 weight decay, bias corrections) and set_lr between epochs, as a cosine
+    schedule does, against torch.optim.Adam stepped by CosineAnnealingLR."""
+    spec = cnn3(3, 40, 5)
+    net, trainer = twins(spec, 2, mode="full", lr=3e-3, weight_decay=1e-4, optimizer="adam")
+    net.train()
+    x, y = data(192, 3, 40, 5, 7)
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3, weight_decay=1e-4)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=5)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    for _ in range(4):
+        for start in range(0, len(x), 32):
+            opt.zero_grad()
+            loss_fn(
+                net(torch.from_numpy(x[start : start + 32])),
+                torch.from_numpy(y[start : start + 32]),
+            ).backward()
+            opt.step()
+        trainer.train_epoch(x, y, 32)
+        schedule.step()
+        trainer.set_lr(opt.param_groups[0]["lr"])
+    assert max_param_rel_err(trainer, net) < 1e-4
+
+
+def test_adam_state_lives_in_the_optimizer_category() -> None:
+    spec = cnn3(3, 20, 6)
+    sgd = Trainer(spec, "full", momentum=0.9)
+    adam = Trainer(spec, "full", optimizer="adam")
+    params = spec.trainable_count() * 4
+    assert sgd.memory()["optimizer"] == params
+    assert adam.memory()["optimizer"] == 2 * params
+    assert adam.memory()["arena_bytes"] == Trainer.required_arena_bytes(spec, optimizer="adam")

@@ -87,12 +87,22 @@ typedef struct {
     float eps;         /**< batchnorm epsilon (> 0) */
 } ft_layer_desc;
 
-/** Optimizer and storage configuration (torch.optim.SGD semantics, dampening 0). */
+/** Optimizers (values are part of the ABI). */
+typedef enum {
+    FT_OPT_SGD = 0,  /**< torch.optim.SGD, dampening 0, no Nesterov */
+    FT_OPT_ADAM = 1  /**< torch.optim.Adam, no AMSGrad, L2 weight decay */
+} ft_optimizer;
+
+/** Optimizer and storage configuration. */
 typedef struct {
     float lr;                  /**< learning rate, > 0 */
-    float momentum;            /**< in [0, 1); 0 allocates no momentum buffers */
+    float momentum;            /**< SGD: in [0, 1), 0 allocates no momentum buffers; Adam: 0 */
     float weight_decay;        /**< >= 0, L2 term added to every trained gradient */
     int32_t n_stored_samples;  /**< >= 0, local samples reserved in the arena */
+    int32_t optimizer;         /**< an ft_optimizer */
+    float beta1;               /**< Adam: in [0, 1), decay of the first moment */
+    float beta2;               /**< Adam: in [0, 1), decay of the second moment */
+    float eps;                 /**< Adam: > 0, added to the root of the second moment */
 } ft_train_config;
 
 /** Opaque per-client context; lives at the start of the caller's arena. */
@@ -123,6 +133,12 @@ ft_status ft_context_init(void *arena, int64_t arena_bytes, const ft_layer_desc 
  */
 ft_status ft_context_configure(ft_context *ctx, const ft_train_config *cfg,
                                const uint8_t *trainable);
+
+/**
+ * Sets the learning rate (> 0, finite) and keeps every optimizer state: the step of a
+ * learning-rate schedule (torch's scheduler changing a param group's lr).
+ */
+ft_status ft_set_lr(ft_context *ctx, float lr);
 
 /** Copies one parameter tensor in PyTorch layout (n = its element count) into the model. */
 ft_status ft_set_param(ft_context *ctx, int32_t layer, int32_t param, const float *src,

@@ -138,6 +138,15 @@ static ft_status check_config(const ft_layer_desc *layers, int32_t n_layers,
         !isfinite(cfg->weight_decay) || cfg->n_stored_samples < 0) {
         return FT_ERR_ARG;
     }
+    if (cfg->optimizer == FT_OPT_ADAM) {
+        if (cfg->momentum != 0.0f || !(cfg->beta1 >= 0.0f) || !(cfg->beta1 < 1.0f) ||
+            !(cfg->beta2 >= 0.0f) || !(cfg->beta2 < 1.0f) || !(cfg->eps > 0.0f) ||
+            !isfinite(cfg->eps)) {
+            return FT_ERR_ARG;
+        }
+    } else if (cfg->optimizer != FT_OPT_SGD) {
+        return FT_ERR_ARG;
+    }
     return FT_OK;
 }
 
@@ -319,20 +328,26 @@ static void plan_loss_buffers(ft_planner *p, int32_t k, ft_context *ctx)
 }
 
 /*
- * Gradients and momentum, layer by layer: a trained layer gets weight and bias gradients
- * (FT_MEM_GRADIENTS), then, when momentum != 0, weight and bias momentum (FT_MEM_OPTIMIZER).
- * The two categories interleave per layer. Frozen layers get neither. Owner: the layer.
+ * Gradients and optimizer state, layer by layer: a trained layer gets weight and bias
+ * gradients (FT_MEM_GRADIENTS), then its optimizer state (FT_MEM_OPTIMIZER): SGD with
+ * momentum != 0, weight and bias momentum; Adam, weight and bias first moments, then second
+ * moments. The two categories interleave per layer. Frozen layers get neither. Owner: the layer.
  */
 static void plan_gradients(ft_planner *p, const ft_layer_desc *l, int32_t n, const uint8_t *tr,
-                           int with_momentum, ft_layer *L)
+                           const ft_train_config *cfg, ft_layer *L)
 {
+    const int adam = cfg->optimizer == FT_OPT_ADAM;
+    const int first_moment = adam || cfg->momentum != 0.0f;
     int32_t i;
     for (i = 0; i < n; ++i) {
-        float *gw = NULL, *gb = NULL, *vw = NULL, *vb = NULL;
+        float *gw = NULL, *gb = NULL, *vw = NULL, *vb = NULL, *sw = NULL, *sb = NULL;
         if (tr[i]) {
             plan_weight_and_bias(p, l, i, FT_MEM_GRADIENTS, &gw, &gb);
-            if (with_momentum) {
+            if (first_moment) {
                 plan_weight_and_bias(p, l, i, FT_MEM_OPTIMIZER, &vw, &vb);
+            }
+            if (adam) {
+                plan_weight_and_bias(p, l, i, FT_MEM_OPTIMIZER, &sw, &sb);
             }
         }
         if (L != NULL) {
@@ -341,6 +356,8 @@ static void plan_gradients(ft_planner *p, const ft_layer_desc *l, int32_t n, con
             L[i].gb = gb;
             L[i].vw = vw;
             L[i].vb = vb;
+            L[i].sw = sw;
+            L[i].sb = sb;
         }
     }
 }
@@ -537,7 +554,7 @@ static int64_t plan_arena(ft_planner *p, const ft_layer_desc *l, int32_t n,
         ctx->fixed_end = p->off;
         ctx->first_trainable = s;
     }
-    plan_gradients(p, l, n, tr, cfg->momentum != 0.0f, L);
+    plan_gradients(p, l, n, tr, cfg, L);
     plan_activations(p, l, n, tr, s, ctx, &ping_n, &pong_n);
     plan_ping_pong(p, l, n, ping_n, pong_n, ctx);
     plan_deltas(p, l, n, s, L);
@@ -614,6 +631,7 @@ static ft_status replan(ft_context *ctx, const ft_train_config *cfg, const uint8
     }
     memset(ctx->arena + ctx->fixed_end, 0, (size_t)(need - ctx->fixed_end));
     ctx->cfg = *cfg;
+    ctx->step = 0;
     return FT_OK;
 }
 
@@ -701,6 +719,18 @@ ft_status ft_context_configure(ft_context *ctx, const ft_train_config *cfg,
         return FT_ERR_ARG;
     }
     return replan(ctx, cfg, trainable);
+}
+
+ft_status ft_set_lr(ft_context *ctx, float lr)
+{
+    if (!ft_valid_ctx(ctx)) {
+        return FT_ERR_NULL;
+    }
+    if (!(lr > 0.0f) || !isfinite(lr)) {
+        return FT_ERR_ARG;
+    }
+    ctx->cfg.lr = lr;
+    return FT_OK;
 }
 
 /* ---------------------------------------------------------------------------------- */

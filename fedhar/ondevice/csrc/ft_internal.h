@@ -12,10 +12,11 @@
 
 #include "fedhar_train.h"
 
-/* Hot kernels get an AVX2 clone on x86-64 GCC builds; other targets compile plain C99. */
+/* Hot kernels get AVX2+FMA (x86-64-v3) and AVX2 clones on x86-64 GCC builds; other targets
+ * compile plain C99. */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && \
     !defined(FT_NO_TARGET_CLONES)
-#define FT_HOT __attribute__((target_clones("avx2", "default")))
+#define FT_HOT __attribute__((target_clones("arch=x86-64-v3", "avx2", "default")))
 #else
 #define FT_HOT
 #endif
@@ -51,7 +52,9 @@ typedef struct {
     float *mean, *var;    /* batchnorm running statistics */
     float *fold;          /* batchnorm [3, c]: inv_std, scale, shift */
     float *gw, *gb;       /* gradients (NULL when frozen) */
-    float *vw, *vb;       /* momentum (NULL when frozen or momentum == 0) */
+    float *vw, *vb;       /* SGD momentum or Adam first moment (NULL when frozen or SGD
+                             with momentum == 0) */
+    float *sw, *sb;       /* Adam second moment (NULL when frozen or SGD) */
     float *out;           /* output data (inside a padded buffer when pad_l/pad_r > 0) */
     int32_t *idx;         /* maxpool argmax, kept for backward */
     float *dout;          /* gradient of the loss w.r.t. the output */
@@ -65,6 +68,7 @@ struct ft_context {
     int32_t in_c, in_t, n_classes;
     int32_t first_trainable; /* -1 when nothing is trainable */
     ft_train_config cfg;
+    int64_t step;            /* optimizer steps since the last plan (Adam's bias correction) */
     ft_layer *layers;
     ft_layer_desc *descs;    /* [n_layers], contiguous copy of the model description */
     int64_t *mem_cur;        /* [(n_layers + 1) * FT_MEM_COUNT] bytes in the current plan */
@@ -145,6 +149,8 @@ float ft_softmax_xent(int32_t k, const float *z, int32_t label, float scale, flo
 void ft_sgd_update(int32_t n, float lr, float momentum, float weight_decay, float *p,
                    float *g, float *v, ft_op_counts *cnt);
 /* 1 if every g[i] is finite. */
+void ft_adam_update(int32_t n, float step_size, float bc2_sqrt, const ft_train_config *cfg,
+                    float *p, float *g, float *m, float *v, ft_op_counts *cnt);
 int ft_all_finite(const float *g, int64_t n);
 
 #endif /* FT_INTERNAL_H */

@@ -200,6 +200,37 @@ static int gradients_finite(const ft_context *ctx)
  * One batch: samples x + sel[q] * sample_elems (sel == NULL: q), labels likewise. Inputs are
  * validated by the caller.
  */
+/* One optimizer step on every trained layer from the accumulated gradients (zeroed after). */
+static void update_parameters(ft_context *ctx)
+{
+    const ft_train_config *cfg = &ctx->cfg;
+    float step_size = 0.0f, bc2_sqrt = 0.0f;
+    int32_t i;
+
+    ctx->step += 1;
+    if (cfg->optimizer == FT_OPT_ADAM) {
+        /* torch.optim.Adam: the bias corrections in double, applied to float32 state. */
+        const double t = (double)ctx->step;
+        step_size = (float)((double)cfg->lr / (1.0 - pow((double)cfg->beta1, t)));
+        bc2_sqrt = (float)sqrt(1.0 - pow((double)cfg->beta2, t));
+    }
+    for (i = 0; i < ctx->n_layers; ++i) {
+        ft_layer *L = &ctx->layers[i];
+        ft_op_counts *cu = counter(ctx, i, FT_PHASE_UPDATE);
+        const int32_t nw = (int32_t)ft_weight_elems(&L->d), nb = (int32_t)ft_bias_elems(&L->d);
+        if (!L->trainable) {
+            continue;
+        }
+        if (cfg->optimizer == FT_OPT_ADAM) {
+            ft_adam_update(nw, step_size, bc2_sqrt, cfg, L->w, L->gw, L->vw, L->sw, cu);
+            ft_adam_update(nb, step_size, bc2_sqrt, cfg, L->b, L->gb, L->vb, L->sb, cu);
+        } else {
+            ft_sgd_update(nw, cfg->lr, cfg->momentum, cfg->weight_decay, L->w, L->gw, L->vw, cu);
+            ft_sgd_update(nb, cfg->lr, cfg->momentum, cfg->weight_decay, L->b, L->gb, L->vb, cu);
+        }
+    }
+}
+
 static ft_status run_batch(ft_context *ctx, const float *x, const int32_t *y,
                            const int32_t *sel, int32_t n, float *loss)
 {
@@ -208,7 +239,7 @@ static ft_status run_batch(ft_context *ctx, const float *x, const int32_t *y,
     ft_op_counts *lf = counter(ctx, ctx->n_layers, FT_PHASE_FORWARD);
     ft_op_counts *lb = counter(ctx, ctx->n_layers, FT_PHASE_BACKWARD_INPUT);
     float w_sum = 0.0f, inv_w, loss_sum = 0.0f;
-    int32_t q, i;
+    int32_t q;
 
     for (q = 0; q < n; ++q) {
         w_sum += ctx->class_w[y[sel != NULL ? sel[q] : q]];
@@ -244,17 +275,7 @@ static ft_status run_batch(ft_context *ctx, const float *x, const int32_t *y,
         zero_gradients(ctx);
         return FT_ERR_NUMERIC;
     }
-    for (i = 0; i < ctx->n_layers; ++i) {
-        ft_layer *L = &ctx->layers[i];
-        ft_op_counts *cu = counter(ctx, i, FT_PHASE_UPDATE);
-        if (!L->trainable) {
-            continue;
-        }
-        ft_sgd_update((int32_t)ft_weight_elems(&L->d), ctx->cfg.lr, ctx->cfg.momentum,
-                      ctx->cfg.weight_decay, L->w, L->gw, L->vw, cu);
-        ft_sgd_update((int32_t)ft_bias_elems(&L->d), ctx->cfg.lr, ctx->cfg.momentum,
-                      ctx->cfg.weight_decay, L->b, L->gb, L->vb, cu);
-    }
+    update_parameters(ctx);
     return FT_OK;
 }
 
