@@ -96,8 +96,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=int,
         default=os.cpu_count() or 1,
         metavar="N",
-        help="processes that pretrain the uncached folds at once, each on --threads threads "
-        "(default: all cores, %(default)s here); the results do not depend on it",
+        help="processes that pretrain the uncached folds at once, each on --threads threads, "
+        "and that run the in-process engine's clients (default: all cores, %(default)s here); "
+        "the results do not depend on it",
     )
     parser.set_defaults(func=main)
 
@@ -240,7 +241,9 @@ def run_one(args: argparse.Namespace, scenario: Scenario, out: Path, started: fl
     snapshot.write_text(yaml.safe_dump(frozen.model_dump(mode="json"), sort_keys=True))
     config = run_config(snapshot, out, args.data_dir, args.resume)
     try:
-        run_federation(engine, config, n_nodes=len(prepared.users), seed=scenario.seed)
+        run_federation(
+            engine, config, n_nodes=len(prepared.users), seed=scenario.seed, jobs=args.jobs
+        )
     except EngineError as exc:
         print(f"error: engine {engine}: {exc}", file=sys.stderr)
         return 1

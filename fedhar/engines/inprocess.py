@@ -1,17 +1,28 @@
 """The in-process engine: Flower's :class:`~flwr.serverapp.Grid` without a SuperLink.
 
 :class:`InProcessGrid` delivers each message straight to the real ``ClientApp`` of its
-destination node, in push order, one client at a time, in this process. Every node keeps its
-own :class:`~flwr.app.Context` (so its ``state`` lasts across rounds), node ids are pseudo-random
-but drawn from a seed, and message ids are counted: two runs with the same seed exchange the
-same messages and replies, byte for byte. A ``ClientApp`` that raises yields an error reply, as
-on Flower's own engines.
+destination node. Every node keeps its own :class:`~flwr.app.Context` (so its ``state`` lasts
+across rounds), node ids are pseudo-random but drawn from a seed, and message ids are counted:
+two runs with the same seed exchange the same messages and replies, byte for byte. A
+``ClientApp`` that raises yields an error reply, as on Flower's own engines.
+
+With ``jobs`` > 1, node ``i`` runs in worker ``i % jobs``: worker 0 is this process, the others
+are spawned processes that import the ClientApp from its :class:`ClientAppRef` and keep their
+nodes' contexts. A message to a remote node is sent to its worker when it is pushed, so the
+workers train while this process runs its own nodes; replies are still handed to the server
+in push order and numbered then, so the server sees the same replies, in the same order, with
+the same ids, whatever the number of workers.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 from collections import deque
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from multiprocessing.reduction import ForkingPickler
+from pathlib import Path
 
 import numpy as np
 from flwr.app import Context, Error, Message, RecordDict, UserConfig
@@ -19,6 +30,7 @@ from flwr.clientapp import ClientApp
 from flwr.serverapp import Grid, ServerApp
 from flwr.supercore.run import Run
 
+from fedhar.engines.app import EngineError, load_component
 from fedhar.wire.flower_compat import (
     CLIENT_APP_RAISED_EXCEPTION,
     SUPERLINK_NODE_ID,
@@ -28,29 +40,127 @@ from fedhar.wire.flower_compat import (
 )
 
 
+def _reduce_memoryview(view: memoryview) -> tuple[type[bytes], tuple[bytes]]:
+    return bytes, (view.tobytes(),)
+
+
+# Flower's arrays may hold their bytes as memoryviews; between worker processes they travel as
+# bytes (multiprocessing's own pickler only: nothing else in the process changes).
+ForkingPickler.register(memoryview, _reduce_memoryview)
+
+
+@dataclass(frozen=True)
+class ClientAppRef:
+    """Where a ClientApp lives, so that a worker process can import it.
+
+    Attributes:
+        reference: ``module:attribute`` of the ``ClientApp``.
+        directory: the app directory the module is imported from.
+    """
+
+    reference: str
+    directory: Path
+
+    def load(self) -> ClientApp:
+        """The ``ClientApp`` object (the module is imported from :attr:`directory`)."""
+        module = load_component(self.reference, self.directory)
+        return getattr(module, self.reference.split(":", 1)[1])
+
+
+def call_client(client_app: ClientApp, message: Message, context: Context) -> Message:
+    """Runs ``client_app`` on ``message`` as its destination node; an exception becomes an
+    error reply (Flower's ``CLIENT_APP_RAISED_EXCEPTION``)."""
+    run_id = message.metadata.run_id
+    set_task_identity(run_id, message.metadata.dst_node_id)
+    try:
+        return client_app(message, context)
+    except Exception as exc:  # noqa: BLE001 - a crashed client becomes an error reply
+        reason = f"{type(exc)}:<'{exc}'>"
+        return Message(Error(code=CLIENT_APP_RAISED_EXCEPTION, reason=reason), reply_to=message)
+    finally:
+        set_task_identity(run_id, SUPERLINK_NODE_ID)
+
+
+def _serve(conn: Connection, app: ClientAppRef, contexts: list[Context]) -> None:
+    """A worker process: runs the messages it receives on its nodes until it receives None."""
+    client_app = app.load()
+    by_node = {context.node_id: context for context in contexts}
+    while (message := conn.recv()) is not None:
+        reply = call_client(client_app, message, by_node[message.metadata.dst_node_id])
+        conn.send((message.metadata.message_id, reply))
+    conn.close()
+
+
+class _Worker:
+    """A spawned process hosting some nodes; replies come back in the order messages went."""
+
+    def __init__(self, app: ClientAppRef, contexts: list[Context]) -> None:
+        self._conn, child = multiprocessing.get_context("spawn").Pipe()
+        self._process = multiprocessing.get_context("spawn").Process(
+            target=_serve, args=(child, app, contexts), daemon=True
+        )
+        self._process.start()
+        child.close()
+        self._replies: dict[str, Message] = {}
+
+    def send(self, message: Message) -> None:
+        self._conn.send(message)
+
+    def reply(self, message_id: str) -> Message:
+        """The reply to ``message_id``, waiting for it."""
+        while message_id not in self._replies:
+            try:
+                answered, reply = self._conn.recv()
+            except EOFError:
+                self._process.join(5)
+                raise EngineError(
+                    f"a client worker process (pid {self._process.pid}) ended with exit code "
+                    f"{self._process.exitcode} before replying"
+                ) from None
+            self._replies[answered] = reply
+        return self._replies.pop(message_id)
+
+    def close(self) -> None:
+        """Stops the process (asks, then terminates it if it does not end in 10 s)."""
+        try:
+            self._conn.send(None)
+        except (BrokenPipeError, OSError):
+            pass
+        self._process.join(10)
+        if self._process.is_alive():
+            self._process.terminate()
+            self._process.join(5)
+        self._conn.close()
+
+
 class InProcessGrid(Grid):
     """A :class:`Grid` whose nodes are ``ClientApp`` calls in this process.
 
     Args:
-        client_app: the ClientApp every node runs.
+        client_app: the ClientApp every node runs, or where to import it from; with
+            ``jobs`` > 1 it must be a :class:`ClientAppRef`.
         node_configs: one node config per node (e.g. ``{"partition-id": 0, ...}``).
         run_config: the run config every node's context holds.
         run_id: id of the run.
         seed: seed of the node ids.
         replies_per_pull: how many pending messages one :meth:`pull_messages` call delivers;
             replies thus arrive a few at a time, as from a real SuperLink.
+        jobs: processes running the nodes (this one included); call :meth:`close` after.
     """
 
     def __init__(
         self,
-        client_app: ClientApp,
+        client_app: ClientApp | ClientAppRef,
         node_configs: Sequence[UserConfig],
         run_config: UserConfig,
         run_id: int = 1,
         seed: int = 0,
         replies_per_pull: int = 1,
+        jobs: int = 1,
     ) -> None:
-        self._client_app = client_app
+        if jobs > 1 and not isinstance(client_app, ClientAppRef):
+            raise TypeError("jobs > 1 needs a ClientAppRef, which worker processes can import")
+        self._client_app = client_app.load() if isinstance(client_app, ClientAppRef) else client_app
         self._run: Run = make_run(run_id)
         rng = np.random.default_rng(seed)
         node_ids = [int(i) for i in rng.choice(2**62, size=len(node_configs), replace=False) + 1]
@@ -64,6 +174,15 @@ class InProcessGrid(Grid):
             )
             for node_id, config in zip(node_ids, node_configs, strict=True)
         }
+        self._workers: list[_Worker] = []
+        self._remote: dict[int, _Worker] = {}
+        jobs = max(1, min(jobs, len(node_configs)))
+        if jobs > 1 and isinstance(client_app, ClientAppRef):
+            contexts = list(self._contexts.values())
+            for w in range(1, jobs):
+                worker = _Worker(client_app, contexts[w::jobs])
+                self._workers.append(worker)
+                self._remote.update({c.node_id: worker for c in contexts[w::jobs]})
         self._pending: deque[Message] = deque()
         self._replies: dict[str, Message] = {}
         self._counter = 0
@@ -106,6 +225,9 @@ class InProcessGrid(Grid):
             self._counter += 1
             ids.append(set_message_id(message, self._counter))
             self._pending.append(message)
+            worker = self._remote.get(message.metadata.dst_node_id)
+            if worker is not None:
+                worker.send(message)
         return ids
 
     def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
@@ -137,36 +259,42 @@ class InProcessGrid(Grid):
 
     def _deliver(self, message: Message) -> Message:
         node_id = message.metadata.dst_node_id
-        set_task_identity(self._run.run_id, node_id)
-        try:
-            reply = self._client_app(message, self._contexts[node_id])
-        except Exception as exc:  # noqa: BLE001 - a crashed client becomes an error reply
-            reason = f"{type(exc)}:<'{exc}'>"
-            reply = Message(
-                Error(code=CLIENT_APP_RAISED_EXCEPTION, reason=reason), reply_to=message
-            )
-        finally:
-            set_task_identity(self._run.run_id, SUPERLINK_NODE_ID)
+        worker = self._remote.get(node_id)
+        if worker is not None:
+            reply = worker.reply(message.metadata.message_id)
+        else:
+            reply = call_client(self._client_app, message, self._contexts[node_id])
         self._counter += 1
         set_message_id(reply, self._counter)
         return reply
 
+    def close(self) -> None:
+        """Stops the worker processes."""
+        for worker in self._workers:
+            worker.close()
+        self._workers, self._remote = [], {}
+
 
 def run_inprocess(
     server_app: ServerApp,
-    client_app: ClientApp,
+    client_app: ClientApp | ClientAppRef,
     node_configs: Sequence[UserConfig],
     run_config: UserConfig,
     seed: int = 0,
+    jobs: int = 1,
 ) -> None:
-    """Runs ``server_app`` against ``len(node_configs)`` in-process ``client_app`` nodes."""
-    grid = InProcessGrid(client_app, node_configs, run_config, seed=seed)
-    set_task_identity(grid.run.run_id, SUPERLINK_NODE_ID)
-    context = Context(
-        run_id=grid.run.run_id,
-        node_id=SUPERLINK_NODE_ID,
-        node_config={},
-        state=RecordDict(),
-        run_config=dict(run_config),
-    )
-    server_app(grid, context)
+    """Runs ``server_app`` against ``len(node_configs)`` in-process ``client_app`` nodes, in
+    ``jobs`` processes (``client_app`` must then be a :class:`ClientAppRef`)."""
+    grid = InProcessGrid(client_app, node_configs, run_config, seed=seed, jobs=jobs)
+    try:
+        set_task_identity(grid.run.run_id, SUPERLINK_NODE_ID)
+        context = Context(
+            run_id=grid.run.run_id,
+            node_id=SUPERLINK_NODE_ID,
+            node_config={},
+            state=RecordDict(),
+            run_config=dict(run_config),
+        )
+        server_app(grid, context)
+    finally:
+        grid.close()

@@ -54,20 +54,23 @@ def node_configs(n_nodes: int) -> list[UserConfig]:
     return [{"partition-id": i, "num-partitions": n_nodes} for i in range(n_nodes)]
 
 
-def run_federation(engine: str, config: UserConfig, n_nodes: int, seed: int = 0) -> None:
-    """Runs the federation on ``engine`` with ``n_nodes`` nodes (one per user).
+def run_federation(
+    engine: str, config: UserConfig, n_nodes: int, seed: int = 0, jobs: int = 1
+) -> None:
+    """Runs the federation on ``engine`` with ``n_nodes`` nodes (one per user); the in-process
+    engine runs the nodes in ``jobs`` processes.
 
     Raises:
         ValueError: an unknown engine.
         EngineError: the engine failed to start or to finish.
     """
     if engine == "inprocess":
-        from fedhar.engines.inprocess import run_inprocess
+        from fedhar.engines.inprocess import ClientAppRef, run_inprocess
 
         project = load_project()
         server = load_component(project.serverapp, project.directory)
-        client = load_component(project.clientapp, project.directory)
-        run_inprocess(server.app, client.app, node_configs(n_nodes), config, seed=seed)
+        client = ClientAppRef(project.clientapp, project.directory)
+        run_inprocess(server.app, client, node_configs(n_nodes), config, seed=seed, jobs=jobs)
     elif engine == "ray":
         run_ray(config, n_nodes)
     elif engine == "deployment":

@@ -206,15 +206,39 @@ def random_rotations(
     y axis by an angle uniform in ``[-spin_deg, spin_deg]``, then a turn about a uniform random
     axis by an angle uniform in ``[0, max_deg]`` degrees, then (with ``flips``) one of the
     identity or the three half-turns about the device axes, chosen uniformly."""
+    return _rotations([_draw_rotations(n, max_deg, flips, generator, spin_deg)])
+
+
+_Draw = tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]
+
+
+def _draw_rotations(
+    n: int, max_deg: float, flips: bool, generator: torch.Generator, spin_deg: float
+) -> _Draw:
+    """The random numbers of :func:`random_rotations` for ``n`` windows, in its draw order:
+    axes ``[n, 3]``, angles ``[n]`` (radians), spins ``[n]`` or None, half-turns ``[n]`` or
+    None."""
     axis = torch.randn(n, 3, generator=generator)
-    axis = axis / axis.norm(dim=1, keepdim=True).clamp_min(1e-12)
     angle = torch.rand(n, generator=generator) * math.radians(max_deg)
-    rot = _axis_angle(axis, angle)
-    if spin_deg > 0:
-        spin = (torch.rand(n, generator=generator) * 2 - 1) * math.radians(spin_deg)
-        rot = rot @ _axis_angle(torch.tensor([[0.0, 1.0, 0.0]]).expand(n, 3), spin)
-    if flips:
-        choice = torch.randint(0, len(_HALF_TURNS), (n,), generator=generator)
+    spin = (
+        (torch.rand(n, generator=generator) * 2 - 1) * math.radians(spin_deg)
+        if spin_deg > 0
+        else None
+    )
+    choice = torch.randint(0, len(_HALF_TURNS), (n,), generator=generator) if flips else None
+    return axis, angle, spin, choice
+
+
+def _rotations(draws: list[_Draw]) -> torch.Tensor:
+    """The ``[n, 3, 3]`` rotations of several draws, concatenated (one batched computation)."""
+    axis = torch.cat([d[0] for d in draws])
+    axis = axis / axis.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    rot = _axis_angle(axis, torch.cat([d[1] for d in draws]))
+    if draws[0][2] is not None:
+        spin = torch.cat([d[2] for d in draws if d[2] is not None])
+        rot = rot @ _axis_angle(torch.tensor([[0.0, 1.0, 0.0]]).expand(len(spin), 3), spin)
+    if draws[0][3] is not None:
+        choice = torch.cat([d[3] for d in draws if d[3] is not None])
         rot = _HALF_TURNS[choice][:, :, None] * rot
     return rot
 
@@ -256,39 +280,45 @@ def epoch_lr(options: PretrainOptions, epoch: int) -> float:
     return options.lr * (1 + math.cos(math.pi * (epoch - 1) / options.epochs)) / 2
 
 
-def _epoch_batches(
-    x: torch.Tensor, y: torch.Tensor, options: PretrainOptions, gen: torch.Generator
-) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """One epoch's training batches ``(x [B, C, T], y [B])``, augmented, in sensor units.
+def _epoch(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    options: PretrainOptions,
+    gen: torch.Generator,
+    mean: torch.Tensor,
+    std: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One epoch's training windows in visiting order, augmented in sensor units, then
+    normalized: ``(x [M, C, T], y [M])``; batch ``b`` is rows ``b * batch_size`` onwards.
 
     Both engines draw from ``gen`` in the same order: the epoch's permutation, then each
     batch's rotations. A 1-window tail batch is dropped (it breaks BatchNorm and adds nothing).
     """
     order = torch.randperm(len(x), generator=gen)
-    for start in range(0, len(order), options.batch_size):
-        idx = order[start : start + options.batch_size]
-        if len(idx) < 2 and start:
-            continue
-        xb = x[idx]
-        if options.augments:
-            rot = random_rotations(
-                len(idx),
+    if len(order) > options.batch_size and len(order) % options.batch_size == 1:
+        order = order[:-1]
+    xe = x[order]
+    if options.augments:
+        draws = [
+            _draw_rotations(
+                min(options.batch_size, len(order) - start),
                 options.augment_rotation_deg,
                 options.augment_flips,
                 gen,
                 options.augment_spin_deg,
             )
-            xb = rot @ xb
-        yield xb, y[idx]
+            for start in range(0, len(order), options.batch_size)
+        ]
+        xe = _rotations(draws) @ xe
+    return (xe - mean) / std, y[order]
 
 
 class _Engine(Protocol):
     """The training steps of one engine over a model initialised by :func:`build_torch`."""
 
-    def train_epoch(
-        self, batches: list[tuple[torch.Tensor, torch.Tensor]], lr: float
-    ) -> tuple[float, int]:
-        """Trains on normalized ``batches`` at ``lr``; returns (sum of batch losses, batches)."""
+    def train_epoch(self, x: torch.Tensor, y: torch.Tensor, lr: float) -> tuple[float, int]:
+        """Trains at ``lr`` on normalized windows ``x [M, C, T]`` and labels ``y [M]``, in
+        batches of ``batch_size`` rows in order; returns (sum of batch losses, batches)."""
         ...
 
     def predict(self, x: np.ndarray) -> np.ndarray:
@@ -315,21 +345,22 @@ class _TorchEngine:
             self.opt = torch.optim.Adam(
                 self.net.parameters(), lr=options.lr, weight_decay=options.weight_decay
             )
+        self.batch_size = options.batch_size
 
-    def train_epoch(
-        self, batches: list[tuple[torch.Tensor, torch.Tensor]], lr: float
-    ) -> tuple[float, int]:
+    def train_epoch(self, x: torch.Tensor, y: torch.Tensor, lr: float) -> tuple[float, int]:
         for group in self.opt.param_groups:
             group["lr"] = lr
         self.net.train()
-        total = 0.0
-        for xb, yb in batches:
+        total, batches = 0.0, 0
+        for start in range(0, len(x), self.batch_size):
             self.opt.zero_grad(set_to_none=True)
-            loss = self.loss_fn(self.net(xb), yb)
+            end = start + self.batch_size
+            loss = self.loss_fn(self.net(x[start:end]), y[start:end])
             loss.backward()
             self.opt.step()
             total += float(loss.detach())
-        return total, len(batches)
+            batches += 1
+        return total, batches
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         return predict(self.net, x)
@@ -356,14 +387,11 @@ class _CEngine:
         self.trainer.load_state_dict({k: v.numpy() for k, v in init.items()})
         self.batch_size = options.batch_size
 
-    def train_epoch(
-        self, batches: list[tuple[torch.Tensor, torch.Tensor]], lr: float
-    ) -> tuple[float, int]:
+    def train_epoch(self, x: torch.Tensor, y: torch.Tensor, lr: float) -> tuple[float, int]:
         self.trainer.set_lr(lr)
-        x = torch.cat([xb for xb, _ in batches]).numpy()
-        y = torch.cat([yb for _, yb in batches]).numpy()
-        mean = self.trainer.train_epoch(x, y, self.batch_size)
-        return mean * len(batches), len(batches)
+        mean = self.trainer.train_epoch(x.numpy(), y.numpy(), self.batch_size)
+        batches = -(-len(x) // self.batch_size)
+        return mean * batches, batches
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         out = np.empty(len(x), dtype=np.int64)
@@ -430,8 +458,8 @@ def fit(
         best_f1, best_epoch, stale = -math.inf, options.epochs, 0
         log: list[EpochLog] = []
         for epoch in range(1, options.epochs + 1):
-            batches = [((xb - mean) / std, yb) for xb, yb in _epoch_batches(xt, yt, options, gen)]
-            total, n_batches = engine.train_epoch(batches, epoch_lr(options, epoch))
+            xe, ye = _epoch(xt, yt, options, gen, mean, std)
+            total, n_batches = engine.train_epoch(xe, ye, epoch_lr(options, epoch))
             val_f1 = math.nan
             if has_val:
                 pred = engine.predict(x_val_n)

@@ -1,12 +1,17 @@
-"""The in-process engine drives a real ClientApp through Flower's Grid interface."""
+"""The in-process engine drives a real ClientApp through Flower's Grid interface, in this
+process or in worker processes that give the same replies in the same order."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 from flwr.serverapp import Grid, ServerApp
 
-from fedhar.engines.inprocess import InProcessGrid, run_inprocess
+from fedhar.engines.app import EngineError
+from fedhar.engines.inprocess import ClientAppRef, InProcessGrid, run_inprocess
 
 echo = ClientApp()
 
@@ -75,3 +80,83 @@ def test_replies_arrive_one_pull_at_a_time() -> None:
     ids = list(grid.push_messages([Message(RecordDict(), n, "query") for n in grid.get_node_ids()]))
     assert len(list(grid.pull_messages(ids))) == 1
     assert len(list(grid.pull_messages(ids))) == 1
+
+
+WORKER_APP = """
+import os
+
+from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+
+app = ClientApp()
+
+
+@app.query()
+def _query(msg: Message, context: Context) -> Message:
+    pid = int(context.node_config["partition-id"])
+    if msg.content.config_records["ask"]["die"] == pid:
+        os._exit(3)
+    if pid == 2:
+        raise RuntimeError("partition 2 is broken")
+    seen = context.state.metric_records.get("seen", MetricRecord({"n": 0}))
+    context.state["seen"] = MetricRecord({"n": int(seen["n"]) + 1})
+    out = ConfigRecord({"pid": pid, "seen": int(context.state["seen"]["n"]), "os": os.getpid()})
+    return Message(RecordDict({"out": out}), reply_to=msg)
+"""
+
+
+def _exchange(grid: InProcessGrid, die: int = -1) -> list[tuple[str, str, object]]:
+    """Two rounds of queries; each reply as (message id, reply-to id, content or error)."""
+    out: list[tuple[str, str, object]] = []
+    for _ in range(2):
+        ask = RecordDict({"ask": ConfigRecord({"die": die})})
+        msgs = [Message(ask, n, "query", group_id="1") for n in grid.get_node_ids()]
+        for reply in grid.send_and_receive(msgs):
+            body: object = (
+                reply.error.reason
+                if reply.has_error()
+                else dict(reply.content.config_records["out"])
+            )
+            out.append((reply.metadata.message_id, reply.metadata.reply_to_message_id, body))
+    return out
+
+
+def test_worker_processes_give_the_same_replies_in_the_same_order(tmp_path: Path) -> None:
+    (tmp_path / "worker_echo.py").write_text(WORKER_APP)
+    app = ClientAppRef("worker_echo:app", tmp_path)
+    configs = [{"partition-id": i, "num-partitions": 6} for i in range(6)]
+    runs = {}
+    for jobs in (1, 3):
+        grid = InProcessGrid(app, configs, {}, seed=1, jobs=jobs)
+        try:
+            runs[jobs] = _exchange(grid)
+        finally:
+            grid.close()
+    pids = {
+        jobs: {body.pop("os") for _, _, body in run if isinstance(body, dict)}
+        for jobs, run in runs.items()
+    }
+    assert runs[1] == runs[3]
+    assert len(pids[1]) == 1 and len(pids[3]) == 3  # this process and two workers
+    seen = [body["seen"] for _, _, body in runs[3] if isinstance(body, dict)]
+    assert seen == [1] * 5 + [2] * 5  # node state lasts across rounds in the workers
+    assert (
+        sum(isinstance(body, str) and "partition 2 is broken" in body for _, _, body in runs[3])
+        == 2
+    )
+
+
+def test_a_worker_that_dies_ends_the_run_with_its_exit_code(tmp_path: Path) -> None:
+    (tmp_path / "worker_echo.py").write_text(WORKER_APP)
+    configs = [{"partition-id": i, "num-partitions": 2} for i in range(2)]
+    grid = InProcessGrid(ClientAppRef("worker_echo:app", tmp_path), configs, {}, jobs=2)
+    try:
+        with pytest.raises(EngineError, match="exit code 3"):
+            _exchange(grid, die=1)
+    finally:
+        grid.close()
+
+
+def test_worker_processes_need_an_importable_client_app() -> None:
+    with pytest.raises(TypeError, match="ClientAppRef"):
+        InProcessGrid(echo, [{"partition-id": 0}, {"partition-id": 1}], {}, jobs=2)

@@ -1,5 +1,5 @@
-"""``fedhar run --jobs N``: folds pretrained in parallel processes give the same report and the
-same cache entries as one process."""
+"""``fedhar run --jobs N``: folds pretrained and clients run in parallel processes give the same
+report, journal and cache entries as one process."""
 
 from __future__ import annotations
 
@@ -29,10 +29,13 @@ def test_jobs_do_not_change_the_report_or_the_cached_models(
             4,
             0,
         )
-        reports[jobs] = (out / "report.json").read_bytes()
+        reports[jobs] = b"".join(
+            (out / name).read_bytes() for name in ("report.json", "report.csv", "clients.jsonl")
+        )
         entries[jobs] = {p.name: p.read_bytes() for p in (cache / "pretrain").glob("*.pt")}
     assert reports[1] == reports[2]
-    assert [c["user"] for c in json.loads(reports[1])["clients"]] == ["1", "2", "3", "4"]
+    report = json.loads((tmp_path / "out-1" / "report.json").read_text())
+    assert [c["user"] for c in report["clients"]] == ["1", "2", "3", "4"]
     assert len(entries[1]) == 4
     assert entries[1] == entries[2]
     assert not list((tmp_path / "cache-2" / "pretrain").glob("*.tmp"))
