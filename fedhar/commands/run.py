@@ -270,6 +270,8 @@ def run_one(args: argparse.Namespace, scenario: Scenario, out: Path, started: fl
         **{k: round(v, 3) for k, v in timing.items()},
         "pretrain_cache_hits": hits,
         "pretrain_cache_misses": misses,
+        "pretrain_fold_train_s": general.fold_train_s,
+        "pretrain_train_windows": general.train_windows,
         "threads": args.threads,
         "jobs": args.jobs,
         "engine": engine,

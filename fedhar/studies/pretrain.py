@@ -19,6 +19,7 @@ import json
 import math
 import os
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -40,7 +41,7 @@ from fedhar.ondevice import clib
 from fedhar.ondevice.ctrain import Trainer
 
 # Bump when the training procedure changes in a way that changes its results.
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3
 
 
 @dataclass(frozen=True)
@@ -121,11 +122,13 @@ class EpochLog:
         epoch: 1-based epoch number.
         train_loss: mean class-weighted cross-entropy over the epoch's batches (nats).
         val_f1: macro-F1 on the validation users, or NaN without validation users.
+        windows: training windows the epoch stepped on (a training step per window).
     """
 
     epoch: int
     train_loss: float
     val_f1: float
+    windows: int = 0
 
 
 @dataclass
@@ -142,6 +145,7 @@ class PretrainResult:
         val_users: users held out for early stopping.
         cache_key: sha256 hex of the inputs; the cache entry's name.
         from_cache: True when loaded from the cache instead of trained.
+        train_s: wall seconds :func:`fit` took in this process (0 from the cache).
     """
 
     state_dict: dict[str, torch.Tensor]
@@ -152,6 +156,7 @@ class PretrainResult:
     val_users: list[str]
     cache_key: str
     from_cache: bool = False
+    train_s: float = 0.0
 
     def model(self, spec: ModelSpec) -> SpecNet:
         """The network of ``spec`` with these weights, in eval mode."""
@@ -464,7 +469,7 @@ def fit(
             if has_val:
                 pred = engine.predict(x_val_n)
                 val_f1 = score(np.asarray(y_val), pred, spec.n_classes).macro_f1
-            log.append(EpochLog(epoch, total / max(n_batches, 1), val_f1))
+            log.append(EpochLog(epoch, total / max(n_batches, 1), val_f1, len(xe)))
             if not has_val:
                 best_state = engine.state()
                 best_epoch = epoch
@@ -549,6 +554,7 @@ def pretrain(
     is_val = np.isin(windows.users, sorted(val))
     train, held = windows.subset(~is_val), windows.subset(is_val)
     normalizer = Normalizer().fit(train.x)
+    started = time.perf_counter()
     state, log, best_epoch = fit(
         spec,
         train.x,
@@ -566,6 +572,7 @@ def pretrain(
         train_users=train_users,
         val_users=[u for u in users if u in val],
         cache_key=key,
+        train_s=time.perf_counter() - started,
     )
     if use_cache:
         _store(entry, result)

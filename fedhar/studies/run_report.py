@@ -15,7 +15,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from fedhar.progress import progress
@@ -37,6 +37,8 @@ class GeneralReport:
         pretrain_s: wall seconds spent pretraining (or loading) general models, waiting for
             their worker processes included.
         evaluate_s: wall seconds spent scoring them.
+        fold_train_s: per pretrained fold, the seconds its training took in its process.
+        train_windows: training steps of every pretrained fold, one per window per epoch.
     """
 
     writer: ReportWriter
@@ -44,6 +46,8 @@ class GeneralReport:
     cache_misses: int = 0
     pretrain_s: float = 0.0
     evaluate_s: float = 0.0
+    fold_train_s: dict[str, float] = field(default_factory=dict)
+    train_windows: int = 0
 
 
 def report_header(scenario: Scenario, prepared: Prepared) -> dict[str, object]:
@@ -104,6 +108,9 @@ def general_report(
     for fold, general in progress(models, desc="folds", total=len(folds)):
         report.cache_hits += general.from_cache
         report.cache_misses += not general.from_cache
+        if not general.from_cache:
+            report.fold_train_s[fold.name] = round(general.train_s, 3)
+            report.train_windows += sum(e.windows for e in general.log)
         t1 = time.perf_counter()
         for user in fold.test_users:
             if writer.done(user):

@@ -4,8 +4,11 @@
  * Layout: x [t_pad, c], w [k, c, f], y [t_out, f]; the window of output step t is
  * x + t * s * c, k * c contiguous floats, and window element j multiplies weight row j.
  * With GCC (vector extensions) the main loops work on register tiles of 4 output rows (or
- * 4 window elements) by 16 output channels held in 8-float vectors; edges, and every loop
- * of a plain C99 build (FT_PLAIN_C or another compiler), use the plain loops.
+ * 4 window elements) by 2 vectors of FT_VL output channels (FT_VL floats per vector: 8 here,
+ * 16 in the AVX-512 variant ft_conv1d_avx512.c, which compiles this file again); edges, and
+ * every loop of a plain C99 build (FT_PLAIN_C or another compiler), use the plain loops. The
+ * entry points pick the AVX-512 variant when the CPU has it, else these kernels (themselves
+ * cloned for AVX2+FMA and AVX2 by FT_HOT).
  *
  * Counts per call (kc = k * c, to = t_out, MACs = to * kc * f):
  *   forward:          macs; bytes = 4 * (2 * macs + 2 * to * f)          (x, w; b, y)
@@ -17,12 +20,38 @@
  */
 #include "ft_internal.h"
 
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(FT_PLAIN_C) && \
+    !defined(FT_NO_TARGET_CLONES)
+#define FT_HAVE_AVX512_VARIANT 1
+#else
+#define FT_HAVE_AVX512_VARIANT 0
+#endif
+
+#ifdef FT_CONV_VARIANT
+/* Compiled by ft_conv1d_avx512.c for one target: no clones, names with its suffix. */
+#define FT_KERNEL(name) name##_avx512
+#define FT_KATTR
+#else
+#define FT_KERNEL(name) name##_generic
+#define FT_KATTR static FT_HOT
+#define FT_VL 8
+#endif
+
 #if defined(__GNUC__) && !defined(__clang__) && !defined(FT_PLAIN_C)
 #define FT_VEC 1
+typedef float ft_vf __attribute__((vector_size(4 * FT_VL), aligned(4), may_alias));
 typedef float ft_v8 __attribute__((vector_size(32), aligned(4), may_alias));
-#define LD8(p) (*(const ft_v8 *)(const void *)(p))
-#define ST8(p, v) (*(ft_v8 *)(void *)(p) = (v))
-#define TILE_F 16
+#define LDV(p) (*(const ft_vf *)(const void *)(p))
+#define STV(p, v) (*(ft_vf *)(void *)(p) = (v))
+#if FT_VL == 8
+#define N8(v) (v)
+#else
+/* The 8-float sums of the two halves of a 16-float vector. */
+#define N8(v)                                                                              \
+    (__builtin_shufflevector((v), (v), 0, 1, 2, 3, 4, 5, 6, 7) +                           \
+     __builtin_shufflevector((v), (v), 8, 9, 10, 11, 12, 13, 14, 15))
+#endif
+#define TILE_F (2 * FT_VL)
 #define TILE_R 4
 #else
 #define FT_VEC 0
@@ -30,7 +59,7 @@ typedef float ft_v8 __attribute__((vector_size(32), aligned(4), may_alias));
 #define TILE_R 1
 #endif
 
-FT_HOT void ft_conv1d_forward(const ft_conv_dims *d, const float *FT_RESTRICT x,
+FT_KATTR void FT_KERNEL(ft_conv1d_forward)(const ft_conv_dims *d, const float *FT_RESTRICT x,
                               const float *FT_RESTRICT w, const float *FT_RESTRICT b,
                               float *FT_RESTRICT y, ft_op_counts *cnt)
 {
@@ -50,12 +79,12 @@ FT_HOT void ft_conv1d_forward(const ft_conv_dims *d, const float *FT_RESTRICT x,
             const float *x0 = x + (int64_t)t0 * step, *x1 = x0 + step, *x2 = x1 + step,
                         *x3 = x2 + step;
             for (f0 = 0; f0 < f_tiled; f0 += TILE_F) {
-                const ft_v8 b0 = LD8(b + f0), b1 = LD8(b + f0 + 8);
-                ft_v8 a00 = b0, a01 = b1, a10 = b0, a11 = b1, a20 = b0, a21 = b1, a30 = b0,
+                const ft_vf b0 = LDV(b + f0), b1 = LDV(b + f0 + FT_VL);
+                ft_vf a00 = b0, a01 = b1, a10 = b0, a11 = b1, a20 = b0, a21 = b1, a30 = b0,
                       a31 = b1;
                 const float *wr = w + f0;
                 for (j = 0; j < kc; ++j, wr += f) {
-                    const ft_v8 w0 = LD8(wr), w1 = LD8(wr + 8);
+                    const ft_vf w0 = LDV(wr), w1 = LDV(wr + FT_VL);
                     const float v0 = x0[j], v1 = x1[j], v2 = x2[j], v3 = x3[j];
                     a00 += v0 * w0;
                     a01 += v0 * w1;
@@ -68,28 +97,28 @@ FT_HOT void ft_conv1d_forward(const ft_conv_dims *d, const float *FT_RESTRICT x,
                 }
                 {
                     float *yr = y + (int64_t)t0 * f + f0;
-                    ST8(yr, a00);
-                    ST8(yr + 8, a01);
-                    ST8(yr + f, a10);
-                    ST8(yr + f + 8, a11);
-                    ST8(yr + 2 * f, a20);
-                    ST8(yr + 2 * f + 8, a21);
-                    ST8(yr + 3 * f, a30);
-                    ST8(yr + 3 * f + 8, a31);
+                    STV(yr, a00);
+                    STV(yr + FT_VL, a01);
+                    STV(yr + f, a10);
+                    STV(yr + f + FT_VL, a11);
+                    STV(yr + 2 * f, a20);
+                    STV(yr + 2 * f + FT_VL, a21);
+                    STV(yr + 3 * f, a30);
+                    STV(yr + 3 * f + FT_VL, a31);
                 }
             }
         }
         for (t0 = t_tiled; t0 < to; ++t0) {
             const float *xw = x + (int64_t)t0 * step;
             for (f0 = 0; f0 < f_tiled; f0 += TILE_F) {
-                ft_v8 a0 = LD8(b + f0), a1 = LD8(b + f0 + 8);
+                ft_vf a0 = LDV(b + f0), a1 = LDV(b + f0 + FT_VL);
                 const float *wr = w + f0;
                 for (j = 0; j < kc; ++j, wr += f) {
-                    a0 += xw[j] * LD8(wr);
-                    a1 += xw[j] * LD8(wr + 8);
+                    a0 += xw[j] * LDV(wr);
+                    a1 += xw[j] * LDV(wr + FT_VL);
                 }
-                ST8(y + (int64_t)t0 * f + f0, a0);
-                ST8(y + (int64_t)t0 * f + f0 + 8, a1);
+                STV(y + (int64_t)t0 * f + f0, a0);
+                STV(y + (int64_t)t0 * f + f0 + FT_VL, a1);
             }
         }
     }
@@ -131,7 +160,7 @@ typedef int ft_v8i __attribute__((vector_size(32)));
     EVENODD(PAIRS(FOLD(s0, s2), FOLD(s1, s3)), PAIRS(FOLD(s4, s6), FOLD(s5, s7)))
 #endif
 
-FT_HOT void ft_conv1d_backward_input(const ft_conv_dims *d, const float *FT_RESTRICT dy,
+FT_KATTR void FT_KERNEL(ft_conv1d_backward_input)(const ft_conv_dims *d, const float *FT_RESTRICT dy,
                                      const float *FT_RESTRICT w, float *FT_RESTRICT dx,
                                      ft_op_counts *cnt)
 {
@@ -149,24 +178,24 @@ FT_HOT void ft_conv1d_backward_input(const ft_conv_dims *d, const float *FT_REST
     }
     /* dx[t * step + j] += dot(w[j, :], dy[t, :]) */
 #if FT_VEC
-    if (f >= 8) {
+    if (f >= FT_VL) {
         /* Tiles of 2 output steps x 4 window elements share their weight and dy loads; an odd
          * last step pairs with itself and keeps one half of the tile. */
-        const int32_t f_vec = f - f % 8, j_tiled = kc - kc % 4;
+        const int32_t f_vec = f - f % FT_VL, j_tiled = kc - kc % 4;
         for (; t < to; t += 2) {
             const int pair = t + 1 < to;
             const float *d0 = dy + (int64_t)t * f, *d1 = pair ? d0 + f : d0;
             float *x0 = dx + (int64_t)t * step, *x1 = x0 + step;
             for (j = 0; j < j_tiled; j += 4) {
                 const float *w0 = w + (int64_t)j * f, *w1 = w0 + f, *w2 = w1 + f, *w3 = w2 + f;
-                ft_v8 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
-                ft_v8 b0 = {0}, b1 = {0}, b2 = {0}, b3 = {0};
+                ft_vf a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+                ft_vf b0 = {0}, b1 = {0}, b2 = {0}, b3 = {0};
                 ft_v8 s;
                 int32_t f0;
-                for (f0 = 0; f0 < f_vec; f0 += 8) {
-                    const ft_v8 g0 = LD8(d0 + f0), g1 = LD8(d1 + f0);
-                    const ft_v8 v0 = LD8(w0 + f0), v1 = LD8(w1 + f0);
-                    const ft_v8 v2 = LD8(w2 + f0), v3 = LD8(w3 + f0);
+                for (f0 = 0; f0 < f_vec; f0 += FT_VL) {
+                    const ft_vf g0 = LDV(d0 + f0), g1 = LDV(d1 + f0);
+                    const ft_vf v0 = LDV(w0 + f0), v1 = LDV(w1 + f0);
+                    const ft_vf v2 = LDV(w2 + f0), v3 = LDV(w3 + f0);
                     a0 += v0 * g0;
                     a1 += v1 * g0;
                     a2 += v2 * g0;
@@ -176,7 +205,7 @@ FT_HOT void ft_conv1d_backward_input(const ft_conv_dims *d, const float *FT_REST
                     b2 += v2 * g1;
                     b3 += v3 * g1;
                 }
-                s = SUM8(a0, a1, a2, a3, b0, b1, b2, b3);
+                s = SUM8(N8(a0), N8(a1), N8(a2), N8(a3), N8(b0), N8(b1), N8(b2), N8(b3));
                 for (i = f_vec; i < f; ++i) {
                     s[0] += w0[i] * d0[i];
                     s[1] += w1[i] * d0[i];
@@ -228,7 +257,7 @@ FT_HOT void ft_conv1d_backward_input(const ft_conv_dims *d, const float *FT_REST
     }
 }
 
-FT_HOT void ft_conv1d_backward_weights(const ft_conv_dims *d, const float *FT_RESTRICT x,
+FT_KATTR void FT_KERNEL(ft_conv1d_backward_weights)(const ft_conv_dims *d, const float *FT_RESTRICT x,
                                        const float *FT_RESTRICT dy, float *FT_RESTRICT gw,
                                        float *FT_RESTRICT gb, ft_op_counts *cnt)
 {
@@ -248,12 +277,12 @@ FT_HOT void ft_conv1d_backward_weights(const ft_conv_dims *d, const float *FT_RE
         int32_t f0;
         for (f0 = 0; f0 < f_tiled; f0 += TILE_F) {
             float *g0 = gw + (int64_t)j0 * f + f0, *g1 = g0 + f, *g2 = g1 + f, *g3 = g2 + f;
-            ft_v8 a00 = LD8(g0), a01 = LD8(g0 + 8), a10 = LD8(g1), a11 = LD8(g1 + 8);
-            ft_v8 a20 = LD8(g2), a21 = LD8(g2 + 8), a30 = LD8(g3), a31 = LD8(g3 + 8);
+            ft_vf a00 = LDV(g0), a01 = LDV(g0 + FT_VL), a10 = LDV(g1), a11 = LDV(g1 + FT_VL);
+            ft_vf a20 = LDV(g2), a21 = LDV(g2 + FT_VL), a30 = LDV(g3), a31 = LDV(g3 + FT_VL);
             const float *xw = x + j0;
             const float *dr = dy + f0;
             for (t = 0; t < to; ++t, xw += step, dr += f) {
-                const ft_v8 d0 = LD8(dr), d1 = LD8(dr + 8);
+                const ft_vf d0 = LDV(dr), d1 = LDV(dr + FT_VL);
                 const float v0 = xw[0], v1 = xw[1], v2 = xw[2], v3 = xw[3];
                 a00 += v0 * d0;
                 a01 += v0 * d1;
@@ -264,14 +293,14 @@ FT_HOT void ft_conv1d_backward_weights(const ft_conv_dims *d, const float *FT_RE
                 a30 += v3 * d0;
                 a31 += v3 * d1;
             }
-            ST8(g0, a00);
-            ST8(g0 + 8, a01);
-            ST8(g1, a10);
-            ST8(g1 + 8, a11);
-            ST8(g2, a20);
-            ST8(g2 + 8, a21);
-            ST8(g3, a30);
-            ST8(g3 + 8, a31);
+            STV(g0, a00);
+            STV(g0 + FT_VL, a01);
+            STV(g1, a10);
+            STV(g1 + FT_VL, a11);
+            STV(g2, a20);
+            STV(g2 + FT_VL, a21);
+            STV(g3, a30);
+            STV(g3 + FT_VL, a31);
         }
     }
 #endif
@@ -297,3 +326,52 @@ FT_HOT void ft_conv1d_backward_weights(const ft_conv_dims *d, const float *FT_RE
         }
     }
 }
+
+#ifndef FT_CONV_VARIANT
+#if FT_HAVE_AVX512_VARIANT
+void ft_conv1d_forward_avx512(const ft_conv_dims *d, const float *x, const float *w,
+                              const float *b, float *y, ft_op_counts *cnt);
+void ft_conv1d_backward_input_avx512(const ft_conv_dims *d, const float *dy, const float *w,
+                                     float *dx, ft_op_counts *cnt);
+void ft_conv1d_backward_weights_avx512(const ft_conv_dims *d, const float *x, const float *dy,
+                                       float *gw, float *gb, ft_op_counts *cnt);
+/* The CPU runs the AVX-512 variant (x86-64-v4: AVX-512 F, BW, CD, DQ and VL). */
+#define FT_AVX512() __builtin_cpu_supports("x86-64-v4")
+#endif
+
+void ft_conv1d_forward(const ft_conv_dims *d, const float *x, const float *w, const float *b,
+                       float *y, ft_op_counts *cnt)
+{
+#if FT_HAVE_AVX512_VARIANT
+    if (FT_AVX512()) {
+        ft_conv1d_forward_avx512(d, x, w, b, y, cnt);
+        return;
+    }
+#endif
+    ft_conv1d_forward_generic(d, x, w, b, y, cnt);
+}
+
+void ft_conv1d_backward_input(const ft_conv_dims *d, const float *dy, const float *w, float *dx,
+                              ft_op_counts *cnt)
+{
+#if FT_HAVE_AVX512_VARIANT
+    if (FT_AVX512()) {
+        ft_conv1d_backward_input_avx512(d, dy, w, dx, cnt);
+        return;
+    }
+#endif
+    ft_conv1d_backward_input_generic(d, dy, w, dx, cnt);
+}
+
+void ft_conv1d_backward_weights(const ft_conv_dims *d, const float *x, const float *dy,
+                                float *gw, float *gb, ft_op_counts *cnt)
+{
+#if FT_HAVE_AVX512_VARIANT
+    if (FT_AVX512()) {
+        ft_conv1d_backward_weights_avx512(d, x, dy, gw, gb, cnt);
+        return;
+    }
+#endif
+    ft_conv1d_backward_weights_generic(d, x, dy, gw, gb, cnt);
+}
+#endif

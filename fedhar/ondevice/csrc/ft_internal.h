@@ -148,9 +148,10 @@ float ft_softmax_xent(int32_t k, const float *z, int32_t label, float scale, flo
 /* p -= lr * v, v = momentum * v + (g + wd * p); g is zeroed. v may be NULL if momentum 0. */
 void ft_sgd_update(int32_t n, float lr, float momentum, float weight_decay, float *p,
                    float *g, float *v, ft_op_counts *cnt);
-/* 1 if every g[i] is finite. */
+/* Adam (ft_adam.c): the caller gives lr / (1 - beta1^t) and sqrt(1 - beta2^t); g is zeroed. */
 void ft_adam_update(int32_t n, float step_size, float bc2_sqrt, const ft_train_config *cfg,
                     float *p, float *g, float *m, float *v, ft_op_counts *cnt);
+/* 1 if every g[i] is finite. */
 int ft_all_finite(const float *g, int64_t n);
 
 #endif /* FT_INTERNAL_H */
