@@ -14,6 +14,7 @@ Parsed arrays are cached (see :mod:`fedhar.data.cache`).
 from __future__ import annotations
 
 import gzip
+import io
 import re
 from pathlib import Path
 
@@ -37,7 +38,7 @@ NOMINAL_FS = 20.0
 RATE_TOLERANCE = 0.05
 DEVICES = ("phone", "watch")
 CHANNELS = ["acc_x", "acc_y", "acc_z"]
-_PARSER = "wisdm2019-v1"
+_PARSER = "wisdm2019-v2"
 _FILE_RE = re.compile(r"^data_(\d+)_accel_(phone|watch)\.txt(\.gz)?$")
 _CODES = np.frombuffer("".join(ACTIVITIES).encode(), dtype=np.uint8)
 
@@ -94,28 +95,32 @@ def _fast_parse(body: bytes) -> Arrays | None:
     ends = np.concatenate((newlines, [buf.size]))
     if np.any(buf[ends - 1] != ord(";")) or np.count_nonzero(buf == ord(";")) != ends.size:
         return None
-    commas = np.cumsum(buf == ord(","))
-    per_line = np.diff(np.concatenate(([0], commas[ends - 1])))
-    if np.any(per_line != 5):
+    comma_at = np.flatnonzero(buf == ord(","))
+    if comma_at.size != 5 * ends.size:
         return None
-    tokens = np.array(body[:-1].replace(b";\n", b",").split(b",")).reshape(-1, 6)
-    codes = tokens[:, 1]
-    if np.any(np.char.str_len(codes) != 1):
-        return None
-    code_bytes = codes.astype("S1").view(np.uint8)
+    comma_at = comma_at.reshape(-1, 5)
+    starts = np.concatenate(([0], newlines + 1))
+    if np.any(comma_at[:, 0] <= starts) or np.any(comma_at[:, 4] >= ends):
+        return None  # the five commas of every line lie inside it, in order
+    if np.any(comma_at[:, 1] - comma_at[:, 0] != 2):
+        return None  # the activity code is one byte
+    code_bytes = buf[comma_at[:, 0] + 1].copy()
     if not np.all(np.isin(code_bytes, _CODES)):
         return None
+    # numpy's C text reader, column by column (the code column is skipped).
+    table = io.BytesIO(body.replace(b";", b""))
     try:
-        subject = tokens[:, 0].astype(np.int64)
-        ts = tokens[:, 2].astype(np.int64)
-        xyz = tokens[:, 3:6].astype(np.float64)
+        ids = np.loadtxt(table, delimiter=",", usecols=(0, 2), dtype=np.int64, ndmin=2)
+        table.seek(0)
+        xyz = np.loadtxt(table, delimiter=",", usecols=(3, 4, 5), dtype=np.float64, ndmin=2)
     except ValueError:
         return None
+    subject, ts = ids[:, 0].copy(), ids[:, 1].copy()
     if not np.all(np.isfinite(xyz)):
         return None
     n = subject.size
     return {
-        "subject": subject, "code": code_bytes.copy(), "ts": ts,
+        "subject": subject, "code": code_bytes, "ts": ts,
         "xyz": xyz.astype(np.float32), "line": np.arange(1, n + 1, dtype=np.int64),
         "issue_line": np.empty(0, np.int64), "issue_reason": np.empty(0, dtype="U1"),
     }  # fmt: skip
