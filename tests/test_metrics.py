@@ -1,9 +1,13 @@
-"""Metrics agree with scikit-learn on hand-made cases, absent classes included."""
+"""Metrics agree with scikit-learn on hand-made and random cases, absent classes included."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_matrix, f1_score
 
 from fedhar.metrics import score
@@ -62,3 +66,32 @@ def test_predicted_but_absent_class_counts_as_zero_f1() -> None:
 def test_bad_inputs(y_true: list[int], y_pred: list[int], n: int, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         score(np.array(y_true), np.array(y_pred), n)
+
+
+@given(
+    st.integers(2, 7).flatmap(
+        lambda k: st.tuples(
+            st.just(k),
+            st.lists(
+                st.tuples(st.integers(0, k - 1), st.integers(0, k - 1)), min_size=1, max_size=60
+            ),
+        )
+    )
+)
+@settings(max_examples=300, deadline=None)
+def test_random_predictions_match_sklearn(case: tuple[int, list[tuple[int, int]]]) -> None:
+    """Every metric equals scikit-learn's on random labels, with absent and unpredicted
+    classes, to float rounding."""
+    k, pairs = case
+    y_true = np.array([t for t, _ in pairs])
+    y_pred = np.array([p for _, p in pairs])
+    s = score(y_true, y_pred, k)
+    labels = list(range(k))
+    expected = f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=np.nan)
+    assert s.macro_f1 == pytest.approx(expected, rel=1e-12, abs=1e-15)
+    assert s.accuracy == pytest.approx(accuracy_score(y_true, y_pred), rel=1e-12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # y_pred holds a class absent from y_true
+        balanced = balanced_accuracy_score(y_true, y_pred)
+    assert s.balanced_accuracy == pytest.approx(balanced, rel=1e-12)
+    assert s.confusion == confusion_matrix(y_true, y_pred, labels=labels).tolist()

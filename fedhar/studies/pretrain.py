@@ -21,7 +21,7 @@ import os
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol
@@ -430,7 +430,7 @@ def fit(
 
     The initial weights come from :func:`build_torch` and the batch order and augmentation from
     a ``torch.Generator`` seeded with ``options.seed``, whatever the engine
-    (:func:`resolved_engine`); the C library is deterministic and torch runs with
+    (:func:`resolved_engine`); the C library is deterministic and the torch engine runs with
     deterministic algorithms, so equal inputs give bit-identical weights.
     """
     expected = (spec.input_channels, spec.input_length)
@@ -447,7 +447,9 @@ def fit(
     engine_name = resolved_engine(spec, options)
     mean = torch.tensor(normalizer.mean, dtype=torch.float32)[None, :, None]
     std = torch.tensor(normalizer.std, dtype=torch.float32)[None, :, None]
-    with deterministic_torch():
+    # The C library is deterministic by construction; torch needs its deterministic kernels
+    # (and switching them on costs a second of imports, which the C engine skips).
+    with deterministic_torch() if engine_name == "torch" else nullcontext():
         weights = class_weights(y_train, spec.n_classes)
         engine: _Engine = (
             _CEngine(spec, options, weights)
