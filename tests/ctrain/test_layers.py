@@ -84,6 +84,24 @@ def test_conv1d(c: int, t: int, f: int, k: int, s: int, same: bool, seed: int) -
     _check(_head(b, 3), seed)
 
 
+@settings(max_examples=40, deadline=None)
+@given(
+    c_mid=st.integers(8, 48),
+    t=st.integers(24, 90),
+    f=st.integers(1, 150),
+    k=st.integers(1, 5),
+    s=st.integers(1, 3),
+    seed=st.integers(0, 1000),
+)
+def test_wide_conv1d(c_mid: int, t: int, f: int, k: int, s: int, seed: int) -> None:
+    """Layers wide and long enough for every vector path of the kernels: windows of many
+    register tiles with a remainder, long outputs (the input gradient through transposed
+    weight blocks, more than one block of output channels when f > 128), strides that make
+    the windows overlap or skip."""
+    b = _pre(2, t, c_mid).conv1d("layer", f, k, stride=s)
+    _check(_head(b, 3), seed)
+
+
 @SETTINGS
 @given(c=channels, t=st.integers(1, 8), m=st.integers(1, 40), seed=st.integers(0, 1000))
 def test_dense(c: int, t: int, m: int, seed: int) -> None:

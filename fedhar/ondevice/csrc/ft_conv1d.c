@@ -4,7 +4,7 @@
  * Layout: x [t_pad, c], w [k, c, f], y [t_out, f]; the window of output step t is
  * x + t * s * c, k * c contiguous floats, and window element j multiplies weight row j.
  * With GCC (vector extensions) the main loops work on register tiles of 4 output rows (or
- * 4 window elements) by 2 vectors of FT_VL output channels (FT_VL floats per vector: 8 here,
+ * 4 window elements) by 2 vectors of FT_VL output channels (or window elements) (FT_VL floats per vector: 8 here,
  * 16 in the AVX-512 variant ft_conv1d_avx512.c, which compiles this file again); edges, and
  * every loop of a plain C99 build (FT_PLAIN_C or another compiler), use the plain loops. The
  * entry points pick the AVX-512 variant when the CPU has it, else these kernels (themselves
@@ -142,6 +142,7 @@ FT_KATTR void FT_KERNEL(ft_conv1d_forward)(const ft_conv_dims *d, const float *F
     }
 }
 
+
 #if FT_VEC
 typedef int ft_v8i __attribute__((vector_size(32)));
 /* Lane sums of 8 vectors in 3 shuffle levels (macros: a vector argument would change the ABI
@@ -160,6 +161,7 @@ typedef int ft_v8i __attribute__((vector_size(32)));
     EVENODD(PAIRS(FOLD(s0, s2), FOLD(s1, s3)), PAIRS(FOLD(s4, s6), FOLD(s5, s7)))
 #endif
 
+
 FT_KATTR void FT_KERNEL(ft_conv1d_backward_input)(const ft_conv_dims *d, const float *FT_RESTRICT dy,
                                      const float *FT_RESTRICT w, float *FT_RESTRICT dx,
                                      ft_op_counts *cnt)
@@ -168,7 +170,7 @@ FT_KATTR void FT_KERNEL(ft_conv1d_backward_input)(const ft_conv_dims *d, const f
     const int64_t macs = (int64_t)to * kc * f;
     const int64_t n_dx = (int64_t)d->t_pad * d->c;
     int64_t q;
-    int32_t t = 0, j, i;
+    int32_t t, j, i, j_done = 0;
 
     cnt->macs += macs;
     cnt->bytes_moved += 4 * (2 * macs + n_dx + 2 * (int64_t)to * kc);
@@ -176,13 +178,76 @@ FT_KATTR void FT_KERNEL(ft_conv1d_backward_input)(const ft_conv_dims *d, const f
     for (q = 0; q < n_dx; ++q) {
         dx[q] = 0.0f;
     }
-    /* dx[t * step + j] += dot(w[j, :], dy[t, :]) */
+    /* dx[t * step + j] += sum_i dy[t, i] * w[j, i] */
 #if FT_VEC
-    if (f >= FT_VL) {
+    enum { FT_BWD_MIN_STEPS = 24 }; /* below, transposing w costs more than it saves */
+    if (to >= FT_BWD_MIN_STEPS) {
+        /* The forward kernel's tiles on the transposed weights: for each block of TILE_F window
+         * elements and FT_BWD_FB output channels, wt = w[block]^T (on the stack, reused by
+         * every output step), then tiles of 4 steps x TILE_F elements accumulate
+         * dy[t, i] * wt[i, :] and are added into their (overlapping) dx windows in step order. */
+        enum { FT_BWD_FB = 128 };
+        float wt[FT_BWD_FB * TILE_F];
+        const int32_t j_tiled = kc - kc % TILE_F, t_tiled = to - to % TILE_R;
+        int32_t j0, i0;
+        for (j0 = 0; j0 < j_tiled; j0 += TILE_F) {
+            for (i0 = 0; i0 < f; i0 += FT_BWD_FB) {
+                const int32_t fb = f - i0 < FT_BWD_FB ? f - i0 : FT_BWD_FB;
+                for (j = 0; j < TILE_F; ++j) {
+                    const float *wr = w + (int64_t)(j0 + j) * f + i0;
+                    for (i = 0; i < fb; ++i) {
+                        wt[i * TILE_F + j] = wr[i];
+                    }
+                }
+                for (t = 0; t < t_tiled; t += TILE_R) {
+                    const float *d0 = dy + (int64_t)t * f + i0, *d1 = d0 + f, *d2 = d1 + f,
+                                *d3 = d2 + f;
+                    float *x0 = dx + (int64_t)t * step + j0, *x1 = x0 + step, *x2 = x1 + step,
+                          *x3 = x2 + step;
+                    ft_vf a00 = {0}, a01 = {0}, a10 = {0}, a11 = {0};
+                    ft_vf a20 = {0}, a21 = {0}, a30 = {0}, a31 = {0};
+                    const float *wr = wt;
+                    for (i = 0; i < fb; ++i, wr += TILE_F) {
+                        const ft_vf w0 = LDV(wr), w1 = LDV(wr + FT_VL);
+                        const float v0 = d0[i], v1 = d1[i], v2 = d2[i], v3 = d3[i];
+                        a00 += v0 * w0;
+                        a01 += v0 * w1;
+                        a10 += v1 * w0;
+                        a11 += v1 * w1;
+                        a20 += v2 * w0;
+                        a21 += v2 * w1;
+                        a30 += v3 * w0;
+                        a31 += v3 * w1;
+                    }
+                    STV(x0, LDV(x0) + a00);
+                    STV(x0 + FT_VL, LDV(x0 + FT_VL) + a01);
+                    STV(x1, LDV(x1) + a10);
+                    STV(x1 + FT_VL, LDV(x1 + FT_VL) + a11);
+                    STV(x2, LDV(x2) + a20);
+                    STV(x2 + FT_VL, LDV(x2 + FT_VL) + a21);
+                    STV(x3, LDV(x3) + a30);
+                    STV(x3 + FT_VL, LDV(x3 + FT_VL) + a31);
+                }
+                for (; t < to; ++t) {
+                    const float *d0 = dy + (int64_t)t * f + i0;
+                    float *x0 = dx + (int64_t)t * step + j0;
+                    ft_vf a0 = {0}, a1 = {0};
+                    const float *wr = wt;
+                    for (i = 0; i < fb; ++i, wr += TILE_F) {
+                        a0 += d0[i] * LDV(wr);
+                        a1 += d0[i] * LDV(wr + FT_VL);
+                    }
+                    STV(x0, LDV(x0) + a0);
+                    STV(x0 + FT_VL, LDV(x0 + FT_VL) + a1);
+                }
+            }
+        }
+        j_done = j_tiled;
+    } else if (f >= FT_VL) {
         /* Tiles of 2 output steps x 4 window elements share their weight and dy loads; an odd
          * last step pairs with itself and keeps one half of the tile. */
         const int32_t f_vec = f - f % FT_VL, j_tiled = kc - kc % 4;
-        for (; t < to; t += 2) {
+        for (t = 0; t < to; t += 2) {
             const int pair = t + 1 < to;
             const float *d0 = dy + (int64_t)t * f, *d1 = pair ? d0 + f : d0;
             float *x0 = dx + (int64_t)t * step, *x1 = x0 + step;
@@ -240,13 +305,14 @@ FT_KATTR void FT_KERNEL(ft_conv1d_backward_input)(const ft_conv_dims *d, const f
                 }
             }
         }
+        j_done = kc;
     }
 #endif
-    /* Remaining output steps (all of them in a plain C build). */
-    for (; t < to; ++t) {
+    /* Window elements outside the vector blocks (all of them in a plain C build). */
+    for (t = 0; t < to; ++t) {
         const float *dr = dy + (int64_t)t * f;
         float *dxw = dx + (int64_t)t * step;
-        for (j = 0; j < kc; ++j) {
+        for (j = j_done; j < kc; ++j) {
             const float *wr = w + (int64_t)j * f;
             float s = 0.0f;
             for (i = 0; i < f; ++i) {
