@@ -29,34 +29,11 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _machine import sgemm_macs_per_s  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data"
-
-
-def sgemm_macs_per_s(threads: int | None = None, size: int = 1024, repeats: int = 20) -> float:
-    """Float32 multiply-adds per second of numpy's matmul (``size`` square), in a child
-    process with ``threads`` BLAS threads (default: every core)."""
-    code = f"""
-import time, numpy as np
-a = np.random.default_rng(0).random(({size}, {size}), dtype=np.float32)
-b = a.copy()
-for _ in range(3):
-    a @ b
-best = float("inf")
-for _ in range(5):
-    t = time.perf_counter()
-    for _ in range({repeats}):
-        a @ b
-    best = min(best, time.perf_counter() - t)
-print({repeats} * {size} ** 3 / best)
-"""
-    env = dict(os.environ)
-    n = str(threads or os.cpu_count() or 1)
-    env.update(OPENBLAS_NUM_THREADS=n, OMP_NUM_THREADS=n, MKL_NUM_THREADS=n)
-    out = subprocess.run(
-        [sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True
-    )
-    return float(out.stdout.strip())
 
 
 def macs_per_training_window(scenario_path: Path, window: int | None = None) -> int:
@@ -117,6 +94,17 @@ def rate(windows: int, macs_per_window: int, seconds: float, peak: float) -> dic
     return {"train_gmacs": macs / 1e9, "gmac_per_s": achieved / 1e9, "of_sgemm": achieved / peak}
 
 
+def federation_rate(journal: Path, seconds: float, peak: float) -> dict[str, float]:
+    """The clients' training MAC rate: every mode's C-library-counted ``ops.macs`` in the
+    journal over the federation's wall ``seconds``, and its share of ``peak``."""
+    macs = 0
+    for line in journal.read_text().splitlines():
+        row = json.loads(line)
+        macs += sum(m.get("ops", {}).get("macs", 0) for m in row.get("modes", {}).values())
+    achieved = macs / seconds if seconds > 0 else 0.0
+    return {"train_gmacs": macs / 1e9, "gmac_per_s": achieved / 1e9, "of_sgemm": achieved / peak}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -144,6 +132,9 @@ def main(argv: list[str] | None = None) -> int:
             info["process_wall_s"] = round(wall, 3)
             report = json.loads((out / "report.json").read_text())
             info["mean_f1_none"] = report["summary"]["none"]["mean"]
+            info["federation_rate"] = federation_rate(
+                out / "clients.jsonl", float(info["federation_s"]), peak
+            )
             if label == "cold":
                 info["pretrain_rate"] = rate(
                     int(info["pretrain_train_windows"]),
@@ -198,6 +189,11 @@ def main(argv: list[str] | None = None) -> int:
             f"{info['prepare_s']:.1f}, pretrain {info['pretrain_s']:.1f}, evaluate "
             f"{info['evaluate_s']:.1f}, federation {info['federation_s']:.1f}, report "
             f"{info['report_s']:.1f}); No-Pers F1 {info['mean_f1_none']:.3f}"
+        )
+        f = info["federation_rate"]
+        line += (
+            f"\n  federation: {f['train_gmacs']:.0f} GMAC of client training at "
+            f"{f['gmac_per_s']:.1f} GMAC/s = {100 * f['of_sgemm']:.0f}% of the sgemm rate"
         )
         if "pretrain_rate" in info:
             r = info["pretrain_rate"]
