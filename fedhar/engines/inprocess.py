@@ -17,6 +17,8 @@ the same ids, whatever the number of workers.
 from __future__ import annotations
 
 import multiprocessing
+import queue
+import threading
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -81,56 +83,103 @@ def call_client(client_app: ClientApp, message: Message, context: Context) -> Me
         set_task_identity(run_id, SUPERLINK_NODE_ID)
 
 
-def _serve(conn: Connection, app: ClientAppRef, contexts: list[Context]) -> None:
+def _serve(
+    requests: Connection, replies: Connection, app: ClientAppRef, contexts: list[Context]
+) -> None:
     """A worker process: runs the messages it receives on its nodes until it receives None."""
     client_app = app.load()
     by_node = {context.node_id: context for context in contexts}
-    while (message := conn.recv()) is not None:
+    while (message := requests.recv()) is not None:
         reply = call_client(client_app, message, by_node[message.metadata.dst_node_id])
-        conn.send((message.metadata.message_id, reply))
-    conn.close()
+        replies.send((message.metadata.message_id, reply))
+    replies.close()
 
 
 class _Worker:
-    """A spawned process hosting some nodes; replies come back in the order messages went."""
+    """A spawned process hosting some nodes.
+
+    Two threads of this process talk to it, so that the engine never waits on a pipe: one
+    sends the queued messages, the other collects every reply as it comes. (Without them, a
+    worker blocked on a full reply pipe and an engine blocked on a full message pipe would
+    wait for each other.)
+    """
 
     def __init__(self, app: ClientAppRef, contexts: list[Context]) -> None:
-        self._conn, child = multiprocessing.get_context("spawn").Pipe()
-        self._process = multiprocessing.get_context("spawn").Process(
-            target=_serve, args=(child, app, contexts), daemon=True
+        spawn = multiprocessing.get_context("spawn")
+        requests_in, self._requests = spawn.Pipe(duplex=False)
+        self._replies_in, replies_out = spawn.Pipe(duplex=False)
+        self._process = spawn.Process(
+            target=_serve, args=(requests_in, replies_out, app, contexts), daemon=True
         )
         self._process.start()
-        child.close()
+        requests_in.close()
+        replies_out.close()
+        self._outbox: queue.SimpleQueue[Message | None] = queue.SimpleQueue()
         self._replies: dict[str, Message] = {}
+        self._ended = False
+        self._arrived = threading.Condition()
+        self._threads = [
+            threading.Thread(target=self._send_loop, daemon=True),
+            threading.Thread(target=self._receive_loop, daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def _send_loop(self) -> None:
+        while True:
+            message = self._outbox.get()
+            try:
+                self._requests.send(message)
+            except OSError:
+                return  # the worker is gone; the receiving side reports it
+            if message is None:
+                return
+
+    def _receive_loop(self) -> None:
+        while True:
+            try:
+                answered, reply = self._replies_in.recv()
+            except (EOFError, OSError):
+                with self._arrived:
+                    self._ended = True
+                    self._arrived.notify_all()
+                return
+            with self._arrived:
+                self._replies[answered] = reply
+                self._arrived.notify_all()
 
     def send(self, message: Message) -> None:
-        self._conn.send(message)
+        """Queues ``message`` for the worker (returns at once)."""
+        self._outbox.put(message)
 
     def reply(self, message_id: str) -> Message:
-        """The reply to ``message_id``, waiting for it."""
-        while message_id not in self._replies:
-            try:
-                answered, reply = self._conn.recv()
-            except EOFError:
-                self._process.join(5)
-                raise EngineError(
-                    f"a client worker process (pid {self._process.pid}) ended with exit code "
-                    f"{self._process.exitcode} before replying"
-                ) from None
-            self._replies[answered] = reply
-        return self._replies.pop(message_id)
+        """The reply to ``message_id``, waiting for it.
+
+        Raises:
+            EngineError: the worker process ended before replying.
+        """
+        with self._arrived:
+            while message_id not in self._replies and not self._ended:
+                self._arrived.wait()
+            if message_id in self._replies:
+                return self._replies.pop(message_id)
+        self._process.join(5)
+        raise EngineError(
+            f"a client worker process (pid {self._process.pid}) ended with exit code "
+            f"{self._process.exitcode} before replying"
+        )
 
     def close(self) -> None:
         """Stops the process (asks, then terminates it if it does not end in 10 s)."""
-        try:
-            self._conn.send(None)
-        except (BrokenPipeError, OSError):
-            pass
+        self._outbox.put(None)
         self._process.join(10)
         if self._process.is_alive():
             self._process.terminate()
             self._process.join(5)
-        self._conn.close()
+        for thread in self._threads:
+            thread.join(5)
+        self._requests.close()
+        self._replies_in.close()
 
 
 class InProcessGrid(Grid):

@@ -3,15 +3,19 @@ process or in worker processes that give the same replies in the same order."""
 
 from __future__ import annotations
 
+import os
+import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
-from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 from flwr.serverapp import Grid, ServerApp
 
 from fedhar.engines.app import EngineError
 from fedhar.engines.inprocess import ClientAppRef, InProcessGrid, run_inprocess
+from fedhar.wire.flower_compat import SUPERLINK_NODE_ID, set_task_identity
 
 echo = ClientApp()
 
@@ -85,7 +89,7 @@ def test_replies_arrive_one_pull_at_a_time() -> None:
 WORKER_APP = """
 import os
 
-from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
 app = ClientApp()
@@ -160,3 +164,47 @@ def test_a_worker_that_dies_ends_the_run_with_its_exit_code(tmp_path: Path) -> N
 def test_worker_processes_need_an_importable_client_app() -> None:
     with pytest.raises(TypeError, match="ClientAppRef"):
         InProcessGrid(echo, [{"partition-id": 0}, {"partition-id": 1}], {}, jobs=2)
+
+
+BULKY_APP = """
+import numpy as np
+from flwr.app import Array, ArrayRecord, Context, Message, RecordDict
+from flwr.clientapp import ClientApp
+
+app = ClientApp()
+
+
+@app.query()
+def _query(msg: Message, context: Context) -> Message:
+    data = msg.content.array_records["in"]["x"].numpy()
+    return Message(RecordDict({"out": ArrayRecord({"x": Array(data + 1)})}), reply_to=msg)
+"""
+
+
+def test_many_large_messages_to_a_worker_do_not_wedge_the_pipes(tmp_path: Path) -> None:
+    """Six hundred 64 KiB messages queued for a worker before any reply is read: more than
+    both pipes hold, so an engine writing while the worker waits to write would never end."""
+    (tmp_path / "bulky_app.py").write_text(BULKY_APP)
+    configs = [{"partition-id": i, "num-partitions": 2} for i in range(2)]
+    grid = InProcessGrid(ClientAppRef("bulky_app:app", tmp_path), configs, {}, jobs=2)
+    remote = list(grid.get_node_ids())[1]
+    sums: list[float] = []
+
+    def exchange() -> None:
+        set_task_identity(grid.run.run_id, SUPERLINK_NODE_ID)  # Message() reads it
+        x = np.zeros(16384, dtype=np.float32)
+        msgs = [
+            Message(RecordDict({"in": ArrayRecord({"x": Array(x + i)})}), remote, "query")
+            for i in range(600)
+        ]
+        for reply in grid.send_and_receive(msgs):
+            sums.append(float(reply.content.array_records["out"]["x"].numpy()[0]))
+
+    thread = threading.Thread(target=exchange, daemon=True)
+    try:
+        thread.start()
+        thread.join(180 if os.environ.get("CI") else 90)
+        assert not thread.is_alive(), "the exchange with the worker did not finish"
+        assert sums == [float(i + 1) for i in range(600)]
+    finally:
+        grid.close()
