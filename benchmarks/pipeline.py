@@ -76,6 +76,7 @@ def phases(run_json: Path) -> dict[str, object]:
     info = json.loads(run_json.read_text())
     keys = ("wall_seconds", "prepare_s", "pretrain_s", "evaluate_s", "federation_s")
     out: dict[str, object] = {k: info[k] for k in keys}
+    out["load_s"], out["windows_s"] = info["load_s"], info["windows_s"]
     out["report_s"] = round(info["wall_seconds"] - sum(info[k] for k in keys[1:]), 3)
     out["pretrain_train_windows"] = info["pretrain_train_windows"]
     folds = info["pretrain_fold_train_s"]
@@ -83,6 +84,7 @@ def phases(run_json: Path) -> dict[str, object]:
         "n": len(folds),
         "mean": round(sum(folds.values()) / max(len(folds), 1), 3),
         "max": max(folds.values(), default=0.0),
+        "each": folds,
     }
     return out
 
@@ -186,7 +188,8 @@ def main(argv: list[str] | None = None) -> int:
             continue
         line = (
             f"{label}: {info['process_wall_s']:.1f} s (run {info['wall_seconds']:.1f}: prepare "
-            f"{info['prepare_s']:.1f}, pretrain {info['pretrain_s']:.1f}, evaluate "
+            f"{info['prepare_s']:.1f} [load {info['load_s']:.1f}, windows "
+            f"{info['windows_s']:.1f}], pretrain {info['pretrain_s']:.1f}, evaluate "
             f"{info['evaluate_s']:.1f}, federation {info['federation_s']:.1f}, report "
             f"{info['report_s']:.1f}); No-Pers F1 {info['mean_f1_none']:.3f}"
         )

@@ -226,6 +226,8 @@ def run_one(args: argparse.Namespace, scenario: Scenario, out: Path, started: fl
     writer, hits, misses = general.writer, general.cache_hits, general.cache_misses
     timing = {
         "prepare_s": prepared_s,
+        "load_s": prepared.load_s,
+        "windows_s": prepared.windows_s,
         "pretrain_s": general.pretrain_s,
         "evaluate_s": general.evaluate_s,
     }

@@ -14,6 +14,7 @@ The data path, one function per step:
 from __future__ import annotations
 
 import multiprocessing
+import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -78,6 +79,8 @@ class Prepared:
         users: per user id, in dataset order: TR_i and TS_i.
         folds: the folds whose test users take part in the run.
         spec: the model spec for these windows and classes.
+        load_s: wall seconds spent loading the dataset (parsing, or its cache).
+        windows_s: wall seconds spent cutting windows and splitting TR_i/TS_i.
     """
 
     dataset: HarDataset
@@ -85,6 +88,8 @@ class Prepared:
     users: dict[str, UserData]
     folds: list[Fold]
     spec: ModelSpec
+    load_s: float = 0.0
+    windows_s: float = 0.0
 
     @property
     def n_classes(self) -> int:
@@ -105,6 +110,7 @@ def prepare(scenario: Scenario, data_dir: str | Path | None = None) -> Prepared:
     """
     cfg = scenario.data
     directory = resolve_data_dir(data_dir if data_dir is not None else cfg.data_dir)
+    started = time.perf_counter()
     dataset = load_dataset(
         cfg.dataset,
         directory,
@@ -115,6 +121,7 @@ def prepare(scenario: Scenario, data_dir: str | Path | None = None) -> Prepared:
         seed=scenario.seed,
         **cfg.options,
     )
+    loaded = time.perf_counter()
     windows = make_windows(dataset, cfg.window, cfg.stride)
     all_users = [u for u in dataset.users if np.any(windows.users == u)]
     if len(all_users) < 2:
@@ -138,7 +145,9 @@ def prepare(scenario: Scenario, data_dir: str | Path | None = None) -> Prepared:
         len(dataset.classes),
         **scenario.model.options,
     )
-    return Prepared(dataset, windows, users, folds, spec)
+    return Prepared(
+        dataset, windows, users, folds, spec, loaded - started, time.perf_counter() - loaded
+    )
 
 
 def _clients(all_users: list[str], requested: list[str] | None) -> list[str]:
