@@ -200,11 +200,12 @@ class PersonalizationStrategy:
     ) -> dict[str, Message | None]:
         """Pulls replies until every message has one or the round times out."""
         waiting = set(ids)
+        position = {message_id: i for i, message_id in enumerate(ids)}
         replies: dict[str, Message | None] = {}
         deadline = time.monotonic() + self.round_timeout_s
         while waiting and time.monotonic() < deadline:
-            got = list(grid.pull_messages(sorted(waiting)))
-            for reply in sorted(got, key=lambda m: ids.index(m.metadata.reply_to_message_id)):
+            got = list(grid.pull_messages([i for i in ids if i in waiting]))
+            for reply in sorted(got, key=lambda m: position[m.metadata.reply_to_message_id]):
                 message_id = reply.metadata.reply_to_message_id
                 if message_id in waiting:
                     waiting.discard(message_id)

@@ -333,8 +333,12 @@ def run_inprocess(
     jobs: int = 1,
 ) -> None:
     """Runs ``server_app`` against ``len(node_configs)`` in-process ``client_app`` nodes, in
-    ``jobs`` processes (``client_app`` must then be a :class:`ClientAppRef`)."""
-    grid = InProcessGrid(client_app, node_configs, run_config, seed=seed, jobs=jobs)
+    ``jobs`` processes (``client_app`` must then be a :class:`ClientAppRef`). A pull hands over
+    up to 16 replies, so that a round of N clients takes N / 16 pulls, each of which the
+    server answers with its waiting ids."""
+    grid = InProcessGrid(
+        client_app, node_configs, run_config, seed=seed, replies_per_pull=16, jobs=jobs
+    )
     try:
         set_task_identity(grid.run.run_id, SUPERLINK_NODE_ID)
         context = Context(

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -36,7 +37,10 @@ def _processes_of(flwr_home: Path) -> list[int]:
             stat = (entry / "stat").read_text()
         except OSError:
             continue
-        parent_of[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+        state, parent = stat.rsplit(")", 1)[1].split()[:2]
+        if state in ("Z", "X"):
+            continue  # dead, not yet reaped: nothing runs any more
+        parent_of[int(entry.name)] = int(parent)
         if str(flwr_home) in cmdline:
             roots.append(int(entry.name))
     found = set(roots)
@@ -51,11 +55,24 @@ def _processes_of(flwr_home: Path) -> list[int]:
 
 
 def _stop(pids: list[int]) -> None:
+    """Kills ``pids`` and waits (up to 10 s) until none of them runs: a kill is delivered
+    asynchronously."""
     for pid in pids:
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+    deadline = time.monotonic() + 10 * SLOW_FACTOR
+    while time.monotonic() < deadline and any(_running(pid) for pid in pids):
+        time.sleep(0.1)
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")
 
 
 def test_the_app_project_names_the_apps_and_bundles_them() -> None:
