@@ -148,6 +148,8 @@ def run(grid: Grid, rc: UserConfig) -> None:
             previous = {o.record.user: o.record for o in logged + outcomes}
             if keys and round_number < fed.rounds:
                 state = aggregate(state, logged + outcomes, keys)
+            # The round's received and updated weights are aggregated: free them before the next.
+            del outcomes, logged, plans
     if _flag(rc.get("report", "false")):
         out = Path(paths.out)
         data = prepared(paths.scenario, paths.data_dir)

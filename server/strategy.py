@@ -262,25 +262,32 @@ def aggregate(
         outcomes: the round's outcomes.
         keys: ``state_dict`` keys to aggregate (all, or the feature layers').
     """
-    parts = [
-        (o.record.user, float(o.record.n_train), {k: o.update[k] - o.received[k] for k in keys})
+    # Each delta is computed when it is used, never stored for every client at once: the
+    # server's memory stays one model per user (10,000 clients are 0.4 GB per stored copy).
+    taking = {
+        o.record.user: o
         for o in outcomes
         if o.record.status == Status.OK and o.update is not None and o.received is not None
-    ]
-    total_n = sum(n for _, n, _ in parts)
+    }
+
+    def delta(o: ClientOutcome, k: str) -> np.ndarray:
+        assert o.update is not None and o.received is not None
+        return o.update[k] - o.received[k]
+
+    total_n = sum(float(o.record.n_train) for o in taking.values())
     total: dict[str, np.ndarray] = {}
-    for _, n, deltas in parts:
+    for o in taking.values():
         for k in keys:
-            total[k] = total.get(k, 0.0) + n * deltas[k].astype(np.float64)
-    own = {user: (n, d) for user, n, d in parts}
+            total[k] = total.get(k, 0.0) + float(o.record.n_train) * delta(o, k).astype(np.float64)
     out: dict[str, dict[str, np.ndarray]] = {}
     for user, model in models.items():
-        n_i, d_i = own.get(user, (0.0, None))
+        own = taking.get(user)
+        n_i = float(own.record.n_train) if own is not None else 0.0
         others = total_n - n_i
         new = {k: np.asarray(v, dtype=np.float32).copy() for k, v in model.items()}
         if others > 0:
             for k in keys:
-                summed = total[k] - (n_i * d_i[k] if d_i is not None else 0.0)
+                summed = total[k] - (n_i * delta(own, k) if own is not None else 0.0)
                 new[k] = (new[k] + summed / others).astype(np.float32)
         out[user] = new
     return out
