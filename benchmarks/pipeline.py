@@ -89,9 +89,8 @@ def phases(run_json: Path) -> dict[str, object]:
     return out
 
 
-def rate(windows: int, macs_per_window: int, seconds: float, peak: float) -> dict[str, float]:
-    """Achieved training MAC rate over ``seconds`` and its share of ``peak``."""
-    macs = windows * macs_per_window
+def rate(macs: float, seconds: float, peak: float) -> dict[str, float]:
+    """``macs`` multiply-adds done in ``seconds``: the total, the rate and its share of ``peak``."""
     achieved = macs / seconds if seconds > 0 else 0.0
     return {"train_gmacs": macs / 1e9, "gmac_per_s": achieved / 1e9, "of_sgemm": achieved / peak}
 
@@ -103,8 +102,7 @@ def federation_rate(journal: Path, seconds: float, peak: float) -> dict[str, flo
     for line in journal.read_text().splitlines():
         row = json.loads(line)
         macs += sum(m.get("ops", {}).get("macs", 0) for m in row.get("modes", {}).values())
-    achieved = macs / seconds if seconds > 0 else 0.0
-    return {"train_gmacs": macs / 1e9, "gmac_per_s": achieved / 1e9, "of_sgemm": achieved / peak}
+    return rate(macs, seconds, peak)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -139,8 +137,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             if label == "cold":
                 info["pretrain_rate"] = rate(
-                    int(info["pretrain_train_windows"]),
-                    macs_per_training_window(loso),
+                    int(info["pretrain_train_windows"]) * macs_per_training_window(loso),
                     float(info["pretrain_s"]),
                     peak,
                 )
@@ -159,11 +156,7 @@ def main(argv: list[str] | None = None) -> int:
             result["table2_cold"] = {
                 "process_wall_s": round(wall, 3),
                 "runs": {p.parent.name: phases(p) for p in runs},
-                "pretrain_rate": {
-                    "train_gmacs": macs / 1e9,
-                    "gmac_per_s": macs / pretrain_s / 1e9,
-                    "of_sgemm": macs / pretrain_s / peak,
-                },
+                "pretrain_rate": rate(macs, pretrain_s, peak),
             }
     if args.json:
         print(json.dumps(result, indent=1))

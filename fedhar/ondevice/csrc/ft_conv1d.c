@@ -53,6 +53,19 @@ typedef float ft_v8 __attribute__((vector_size(32), aligned(4), may_alias));
 #endif
 #define TILE_F (2 * FT_VL)
 #define TILE_R 4
+/* One step of a register tile: accumulators a<r><h> (row r of 4, half h of 2 vectors) gain
+ * scalar v<r> times vector p (h = 0) or q (h = 1). */
+#define FMA_4X2(p, q)                                                                      \
+    do {                                                                                   \
+        a00 += v0 * (p);                                                                   \
+        a01 += v0 * (q);                                                                   \
+        a10 += v1 * (p);                                                                   \
+        a11 += v1 * (q);                                                                   \
+        a20 += v2 * (p);                                                                   \
+        a21 += v2 * (q);                                                                   \
+        a30 += v3 * (p);                                                                   \
+        a31 += v3 * (q);                                                                   \
+    } while (0)
 #else
 #define FT_VEC 0
 #define TILE_F 1
@@ -86,14 +99,7 @@ FT_KATTR void FT_KERNEL(ft_conv1d_forward)(const ft_conv_dims *d, const float *F
                 for (j = 0; j < kc; ++j, wr += f) {
                     const ft_vf w0 = LDV(wr), w1 = LDV(wr + FT_VL);
                     const float v0 = x0[j], v1 = x1[j], v2 = x2[j], v3 = x3[j];
-                    a00 += v0 * w0;
-                    a01 += v0 * w1;
-                    a10 += v1 * w0;
-                    a11 += v1 * w1;
-                    a20 += v2 * w0;
-                    a21 += v2 * w1;
-                    a30 += v3 * w0;
-                    a31 += v3 * w1;
+                    FMA_4X2(w0, w1);
                 }
                 {
                     float *yr = y + (int64_t)t0 * f + f0;
@@ -210,14 +216,7 @@ FT_KATTR void FT_KERNEL(ft_conv1d_backward_input)(const ft_conv_dims *d, const f
                     for (i = 0; i < fb; ++i, wr += TILE_F) {
                         const ft_vf w0 = LDV(wr), w1 = LDV(wr + FT_VL);
                         const float v0 = d0[i], v1 = d1[i], v2 = d2[i], v3 = d3[i];
-                        a00 += v0 * w0;
-                        a01 += v0 * w1;
-                        a10 += v1 * w0;
-                        a11 += v1 * w1;
-                        a20 += v2 * w0;
-                        a21 += v2 * w1;
-                        a30 += v3 * w0;
-                        a31 += v3 * w1;
+                        FMA_4X2(w0, w1);
                     }
                     STV(x0, LDV(x0) + a00);
                     STV(x0 + FT_VL, LDV(x0 + FT_VL) + a01);
@@ -350,14 +349,7 @@ FT_KATTR void FT_KERNEL(ft_conv1d_backward_weights)(const ft_conv_dims *d, const
             for (t = 0; t < to; ++t, xw += step, dr += f) {
                 const ft_vf d0 = LDV(dr), d1 = LDV(dr + FT_VL);
                 const float v0 = xw[0], v1 = xw[1], v2 = xw[2], v3 = xw[3];
-                a00 += v0 * d0;
-                a01 += v0 * d1;
-                a10 += v1 * d0;
-                a11 += v1 * d1;
-                a20 += v2 * d0;
-                a21 += v2 * d1;
-                a30 += v3 * d0;
-                a31 += v3 * d1;
+                FMA_4X2(d0, d1);
             }
             STV(g0, a00);
             STV(g0 + FT_VL, a01);
