@@ -47,7 +47,7 @@ _KINDS = {
     "flatten": 6,
     "batchnorm1d": 7,
 }
-_PARAM_IDS = {"weight": 0, "bias": 1, "running_mean": 2, "running_var": 3}
+PARAM_IDS = {"weight": 0, "bias": 1, "running_mean": 2, "running_var": 3}
 
 
 class _LayerDesc(ctypes.Structure):
@@ -172,7 +172,7 @@ def layer_descs(spec: ModelSpec) -> ctypes.Array:
     return arr
 
 
-def _config(
+def train_config(
     lr: float,
     momentum: float,
     weight_decay: float,
@@ -252,7 +252,9 @@ class Trainer:
         self.n_classes = spec.n_classes
         self._descs = layer_descs(spec)
         self._optimizer, self._betas, self._eps = optimizer, (betas[0], betas[1]), eps
-        self._cfg = _config(lr, momentum, weight_decay, n_stored_samples, optimizer, betas, eps)
+        self._cfg = train_config(
+            lr, momentum, weight_decay, n_stored_samples, optimizer, betas, eps
+        )
         if trainable is None:
             self._flags = trainable_flags(spec, mode, tl_layers)
         elif len(trainable) != self.n_layers:
@@ -313,7 +315,7 @@ class Trainer:
     ) -> int:
         """Arena bytes (control block included) that this configuration needs."""
         out = ctypes.c_int64()
-        cfg = _config(0.01, momentum, 0.0, n_stored_samples, optimizer)
+        cfg = train_config(0.01, momentum, 0.0, n_stored_samples, optimizer)
         flags = trainable_flags(spec, mode, tl_layers)
         clib.check(
             _lib().ft_context_get_buffer_size(
@@ -355,7 +357,7 @@ class Trainer:
             if len(flags) != self.n_layers:
                 raise ValueError(f"flags must have {self.n_layers} entries, got {len(flags)}")
             new_flags = [bool(f) for f in flags]
-        cfg = _config(
+        cfg = train_config(
             self._cfg.lr if lr is None else lr,
             self._cfg.momentum if momentum is None else momentum,
             self._cfg.weight_decay if weight_decay is None else weight_decay,
@@ -406,7 +408,7 @@ class Trainer:
                 a = np.ascontiguousarray(np.asarray(value, dtype=np.float32))
                 if a.shape != shape:
                     raise ValueError(f"{key} must have shape {list(shape)}, got {list(a.shape)}")
-                pid = _PARAM_IDS[key.rsplit(".", 1)[1]]
+                pid = PARAM_IDS[key.rsplit(".", 1)[1]]
                 clib.check(
                     _lib().ft_set_param(self._ctx, i, pid, _ptr(a), a.size),
                     "ft_set_param",
@@ -419,7 +421,7 @@ class Trainer:
         for i, layer in enumerate(self.spec.layers):
             for key, shape in layer.param_shapes().items():
                 a = np.empty(shape, dtype=np.float32)
-                pid = _PARAM_IDS[key.rsplit(".", 1)[1]]
+                pid = PARAM_IDS[key.rsplit(".", 1)[1]]
                 clib.check(
                     _lib().ft_get_param(self._ctx, i, pid, _ptr(a), a.size),
                     "ft_get_param",

@@ -320,7 +320,7 @@ def _layer_ops(layer: LayerSpec, phase: str, keep_idx: bool = False) -> OpCounts
         if phase == "backward_input":
             return OpCounts(macs=macs, bytes_moved=4 * (2 * macs + t_pad * c + 2 * to * kc))
         return OpCounts(
-            macs=macs, adds=to * f, bytes_moved=4 * (2 * macs + 2 * kc * f + to * f + 2 * f)
+            macs=macs, adds=to * f, bytes_moved=4 * (3 * macs + to * kc + to * f + 2 * f)
         )
     if kind == "relu":
         return OpCounts(cmps=n, bytes_moved=4 * (2 if phase == "forward" else 3) * n)

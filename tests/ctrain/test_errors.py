@@ -107,11 +107,11 @@ def test_c_side_validation_of_raw_calls() -> None:
     assert _status(lib.ft_get_memory(ctx, None, 3, None, None)) == "FT_ERR_NULL"
     assert _status(lib.ft_set_lr(ctx, 0.0)) == "FT_ERR_ARG"
     assert _status(lib.ft_set_lr(None, 0.1)) == "FT_ERR_NULL"
-    bad = ctrain._config(0.01, 0.0, 0.0, 0, "adam")
+    bad = ctrain.train_config(0.01, 0.0, 0.0, 0, "adam")
     bad.eps = -1.0
     flags = ctrain._flags_array(trainer.trainable)
     assert _status(lib.ft_context_configure(ctx, ctypes.byref(bad), flags)) == "FT_ERR_ARG"
-    bad = ctrain._config(0.01, 0.0, 0.0, 0)
+    bad = ctrain.train_config(0.01, 0.0, 0.0, 0)
     bad.optimizer = 7
     assert _status(lib.ft_context_configure(ctx, ctypes.byref(bad), flags)) == "FT_ERR_ARG"
     order = np.array([0, 5], dtype=np.int32)

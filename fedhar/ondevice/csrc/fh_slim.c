@@ -24,6 +24,7 @@
  *               bytes = 4 K (logits) + 4 (margin) + 4 (argmax) + 1 (easy flag)
  */
 #include "fh_slim.h"
+#include "ft_emu.h"
 
 #include <math.h>
 #include <stddef.h>
@@ -510,32 +511,39 @@ static void fh_slim_sample(const fh_slim_net *v, const void *x, float *logits, v
         const fh_slim_conv_dims *d = fh_slim_conv_dims_at(v, i);
         const fh_slim_conv_geom g = fh_slim_conv_geom_of(d, t);
         dst = i % 2 == 0 ? a : b;
+        FT_EMU_MARK(i, 0);
         if (v->f32 != NULL) {
             fh_slim_conv_f32_run(&v->f32->conv[i], g, in, dst, ops);
         } else {
             fh_slim_conv_s8_run(&v->s8->conv[i], g, in, dst, ops);
         }
         if (d->pool > 1) {
+            FT_EMU_MARK(i, 1);
             fh_slim_maxpool(dst, v->elem_bytes, d->c_out, t, d->pool, ops);
         }
+        FT_EMU_GLUE();
         t /= d->pool;
         c = d->c_out;
         in = dst;
     }
     dst = nd->n_conv % 2 == 0 ? a : b;
+    FT_EMU_MARK(nd->n_conv, 0);
     if (v->f32 != NULL) {
         fh_slim_gap_f32(in, c, t, dst, ops);
     } else {
         fh_slim_gap_s8(in, c, t, dst, ops);
     }
+    FT_EMU_GLUE();
     in = dst;
     for (i = 0; i < nd->n_dense; ++i) {
         dst = i == nd->n_dense - 1 ? (void *)logits : (in == a ? b : a);
+        FT_EMU_MARK(nd->n_conv + 1 + i, 0);
         if (v->f32 != NULL) {
             fh_slim_dense_f32_run(&v->f32->dense[i], in, dst, ops);
         } else {
             fh_slim_dense_s8_run(&v->s8->dense[i], in, dst, ops);
         }
+        FT_EMU_GLUE();
         in = dst;
     }
 }

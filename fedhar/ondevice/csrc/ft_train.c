@@ -6,6 +6,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "ft_emu.h"
 #include "ft_internal.h"
 
 /* ---------------------------------------------------------------------------------- */
@@ -60,8 +61,10 @@ static void prepare_batchnorms(ft_context *ctx)
     for (i = 0; i < ctx->n_layers; ++i) {
         ft_layer *L = &ctx->layers[i];
         if (L->d.kind == FT_LAYER_BATCHNORM1D) {
+            FT_EMU_MARK(i, FT_PHASE_FORWARD);
             ft_batchnorm1d_prepare(L->d.in_c, L->w, L->b, L->mean, L->var, L->d.eps, L->fold,
                                    counter(ctx, i, FT_PHASE_FORWARD));
+            FT_EMU_GLUE();
         }
     }
 }
@@ -74,6 +77,7 @@ static void forward_sample(ft_context *ctx, int training)
         const ft_layer_desc *d = &L->d;
         const float *in = i > 0 ? ctx->layers[i - 1].out : ctx->input;
         ft_op_counts *cnt = counter(ctx, i, FT_PHASE_FORWARD);
+        FT_EMU_MARK(i, FT_PHASE_FORWARD);
         switch (d->kind) {
         case FT_LAYER_CONV1D:
         case FT_LAYER_DENSE: {
@@ -107,6 +111,7 @@ static void forward_sample(ft_context *ctx, int training)
             ft_batchnorm1d_forward(d->in_t, d->in_c, L->fold, in, L->out, cnt);
             break;
         }
+        FT_EMU_GLUE();
     }
 }
 
@@ -122,16 +127,19 @@ static void backward_sample(ft_context *ctx)
         const int need_dx = i > s;
         ft_op_counts *cw = counter(ctx, i, FT_PHASE_BACKWARD_WEIGHTS);
         ft_op_counts *ci = counter(ctx, i, FT_PHASE_BACKWARD_INPUT);
+        FT_EMU_MARK(i, FT_PHASE_BACKWARD_INPUT);
         switch (d->kind) {
         case FT_LAYER_CONV1D:
         case FT_LAYER_DENSE: {
             ft_conv_dims cd;
             conv_dims(d, &cd);
             if (L->trainable) {
+                FT_EMU_MARK(i, FT_PHASE_BACKWARD_WEIGHTS);
                 ft_conv1d_backward_weights(&cd, in - (int64_t)d->pad_left * d->in_c, L->dout,
                                            L->gw, L->gb, cw);
             }
             if (need_dx) {
+                FT_EMU_MARK(i, FT_PHASE_BACKWARD_INPUT);
                 ft_conv1d_backward_input(&cd, L->dout, L->w, L->din_base, ci);
             }
             break;
@@ -159,15 +167,18 @@ static void backward_sample(ft_context *ctx)
             break;
         default: /* FT_LAYER_BATCHNORM1D */
             if (L->trainable) {
+                FT_EMU_MARK(i, FT_PHASE_BACKWARD_WEIGHTS);
                 ft_batchnorm1d_backward_weights(d->in_t, d->in_c, L->fold, L->mean, in, L->dout,
                                                 L->gw, L->gb, cw);
             }
             if (need_dx) {
+                FT_EMU_MARK(i, FT_PHASE_BACKWARD_INPUT);
                 ft_batchnorm1d_backward_input(d->in_t, d->in_c, L->fold, L->dout, L->din_base,
                                               ci);
             }
             break;
         }
+        FT_EMU_GLUE();
     }
 }
 
@@ -221,6 +232,7 @@ static void update_parameters(ft_context *ctx)
         if (!L->trainable) {
             continue;
         }
+        FT_EMU_MARK(i, FT_PHASE_UPDATE);
         if (cfg->optimizer == FT_OPT_ADAM) {
             ft_adam_update(nw, step_size, bc2_sqrt, cfg, L->w, L->gw, L->vw, L->sw, cu);
             ft_adam_update(nb, step_size, bc2_sqrt, cfg, L->b, L->gb, L->vb, L->sb, cu);
@@ -228,6 +240,7 @@ static void update_parameters(ft_context *ctx)
             ft_sgd_update(nw, cfg->lr, cfg->momentum, cfg->weight_decay, L->w, L->gw, L->vw, cu);
             ft_sgd_update(nb, cfg->lr, cfg->momentum, cfg->weight_decay, L->b, L->gb, L->vb, cu);
         }
+        FT_EMU_GLUE();
     }
 }
 
@@ -261,8 +274,10 @@ static ft_status run_batch(ft_context *ctx, const float *x, const int32_t *y,
         float nll;
         load_sample(ctx, x + at * sample);
         forward_sample(ctx, 1);
+        FT_EMU_MARK(ctx->n_layers, FT_PHASE_FORWARD);
         nll = ft_softmax_xent(k, ctx->layers[last].out, label, w * inv_w, ctx->exp_buf,
                               ctx->layers[last].dout, lf, lb);
+        FT_EMU_GLUE();
         if (!isfinite(nll)) {
             zero_gradients(ctx);
             return FT_ERR_NUMERIC;
