@@ -17,12 +17,13 @@ Cost model (float32 training and inference)::
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 from fedhar.schema.base import SchemaError, load_yaml_model
-from fedhar.schema.mcu import OPERATIONS, ProfileFile, Sourced
+from fedhar.schema.mcu import INSTRUCTION_TIMINGS, OPERATIONS, ProfileFile, Sourced
 
 PROFILE_DIR = Path(__file__).resolve().parent / "profiles"
 
@@ -125,6 +126,9 @@ class McuProfile:
         provenance: ``(field, Sourced)`` pairs for every number read from the file; field
             names are dotted, e.g. ``cycles_float32.mac``.
         path: the file the profile was loaded from.
+        instruction_timings: cycles per executed instruction kind
+            (``fedhar.schema.mcu.INSTRUCTION_TIMINGS``), for profiles of the fedhar library;
+            empty for profiles that price another framework.
     """
 
     name: str
@@ -140,6 +144,7 @@ class McuProfile:
     costs: CycleCosts
     provenance: tuple[tuple[str, Sourced], ...]
     path: str
+    instruction_timings: Mapping[str, float] = field(default_factory=dict)
 
     def source(self, field: str) -> Sourced:
         """Provenance of one field, e.g. ``source("cycles_float32.mac")``."""
@@ -244,6 +249,11 @@ def _profile(file: ProfileFile, path: Path) -> McuProfile:
     """The profile of a validated file."""
     numbers = [(key, getattr(file, key)) for key in SOURCED_KEYS]
     numbers += [(f"cycles_float32.{k}", getattr(file.cycles_float32, k)) for k in OP_CLASSES]
+    timings: dict[str, float] = {}
+    if file.cycles_instruction is not None:
+        for k in INSTRUCTION_TIMINGS:
+            numbers.append((f"cycles_instruction.{k}", getattr(file.cycles_instruction, k)))
+            timings[k] = getattr(file.cycles_instruction, k).value
     provenance = tuple(
         (key, Sourced(value=n.value, basis=n.basis, source=n.source))
         for key, n in numbers
@@ -273,4 +283,5 @@ def _profile(file: ProfileFile, path: Path) -> McuProfile:
         costs=CycleCosts(**{k: getattr(file.cycles_float32, k).value for k in OP_CLASSES}),
         provenance=provenance,
         path=str(path),
+        instruction_timings=timings,
     )

@@ -330,7 +330,7 @@ def _layer_ops(layer: LayerSpec, phase: str, keep_idx: bool = False) -> OpCounts
         if kind == "avgpool1d":
             if phase == "forward":
                 return OpCounts(adds=o * (p - 1), muls=o, divs=1, bytes_moved=4 * (o * p + o))
-            return OpCounts(adds=o * p, muls=o, divs=1, bytes_moved=4 * (n + o + 2 * o * p))
+            return OpCounts(macs=o * p, divs=1, bytes_moved=4 * (n + 3 * o * p))
         if phase == "forward":
             return OpCounts(cmps=o * (p - 1), bytes_moved=4 * (o * p + o + (o if keep_idx else 0)))
         return OpCounts(adds=o, bytes_moved=4 * (n + 4 * o))

@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Mapping
 
-__all__ = ["CLASSES", "access_bytes", "classify", "parse_key"]
+__all__ = ["CLASSES", "access_bytes", "classify", "cycles", "key_cycles", "parse_key"]
 
 CLASSES = ("fp_mac", "fp_other", "load", "store", "branch", "int_alu", "other")
 
@@ -221,7 +222,7 @@ _OTHER = {
     "clrex",
 }
 _IT = re.compile(r"^it[te]{0,3}$")
-_KEY = re.compile(r"^(?P<mnem>[a-z0-9.]+)(?:#(?P<n>\d+))?(?P<d>@d)?(?P<pc>!pc)?$")
+_KEY = re.compile(r"^(?P<mnem>[a-z0-9.]+)(?:#(?P<n>\d+))?(?P<d>@d)?(?P<pc>!pc)?(?P<p>\^p)?$")
 
 
 def parse_key(key: str) -> tuple[str, int, bool, bool]:
@@ -313,3 +314,40 @@ def access_bytes(key: str) -> tuple[int, int]:
     if op in _STORE_LISTS:
         return 0, n * word
     return 0, 0
+
+
+def key_cycles(key: str, timings: Mapping[str, float]) -> float:
+    """Cycles of one execution of ``key`` by the Cortex-M4 timings ``timings`` (a profile's
+    ``cycles_instruction``), without the refill and flash cycles of a taken branch."""
+    mnem, n, _, _ = parse_key(key)
+    pipelined = key.endswith("^p")
+    op = _base(mnem)
+    if op in _LOAD_LISTS or op in _STORE_LISTS:
+        base = 0.0 if pipelined else timings["load_store_multiple_base"]
+        return base + n
+    if op in ("ldrd", "strd"):
+        return (0.0 if pipelined else timings["load_store_multiple_base"]) + 2
+    if op in _LOAD_BYTES or op in _STORE_BYTES:
+        return timings["load_store_pipelined" if pipelined else "load_store"]
+    if op in _FP_MAC:
+        return timings["fp_mac"]
+    if op in ("vdiv", "vsqrt"):
+        return timings["fp_div_sqrt"]
+    if op in _FP_DATA:
+        return timings["fp_simple"]
+    if op in _BRANCH:
+        return timings["branch"]
+    if op in ("mla", "mls"):
+        return timings["int_mla"]
+    if op in ("sdiv", "udiv"):
+        return timings["int_div"]
+    if op in _INT_ALU:
+        return timings["int_alu"]
+    return timings["other"]
+
+
+def cycles(keys: Mapping[str, int], taken: int, timings: Mapping[str, float]) -> float:
+    """Cycles of an execution: every key's count times its :func:`key_cycles`, plus the
+    refill and flash wait cycles of each of the ``taken`` branches."""
+    body = sum(n * key_cycles(k, timings) for k, n in keys.items())
+    return body + taken * (timings["taken_refill"] + timings["flash_wait"])

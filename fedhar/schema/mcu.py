@@ -86,6 +86,36 @@ CycleTable = create_model(
 )
 
 
+INSTRUCTION_TIMINGS: dict[str, str] = {
+    "int_alu": "integer data-processing, move, compare or multiply instruction",
+    "int_mla": "integer multiply-accumulate (MLA, MLS)",
+    "int_div": "integer divide (SDIV, UDIV)",
+    "load_store": "single load or store (LDR*, STR*, VLDR, VSTR)",
+    "load_store_pipelined": "single load or store right after another load or store",
+    "load_store_multiple_base": "load or store multiple (LDM, STM, PUSH, POP, VLDM, VSTM), "
+    "on top of one cycle per register",
+    "fp_mac": "float multiply-accumulate (VFMA.F32, VMLA.F32, ...)",
+    "fp_simple": "other float instruction (VADD, VMUL, VMOV, VCVT, VCMP, VMRS, ...)",
+    "fp_div_sqrt": "float divide or square root (VDIV.F32, VSQRT.F32)",
+    "branch": "branch instruction, taken or not",
+    "taken_refill": "pipeline refill after a taken branch or other control transfer",
+    "flash_wait": "flash wait-state cycles per taken branch (instruction fetch after a jump)",
+    "other": "IT, hint, barrier or system instruction",
+}
+"""The instruction timings a profile of the fedhar library gives, with what each prices."""
+
+InstructionTimings = create_model(
+    "InstructionTimings",
+    __base__=Strict,
+    __doc__="Cycles per executed Armv7E-M instruction kind, for the instruction-level cycle "
+    "model of the fedhar library (fedhar.ondevice.isa.cycles).",
+    **{
+        k: (Sourced, Field(description=f"Cycles per {what}."))
+        for k, what in INSTRUCTION_TIMINGS.items()
+    },
+)
+
+
 class ProfileFile(Strict):
     """One MCU profile file; its `name` is the file stem. The active power is given as
     `active_power_w` or as `run_current_ua_per_mhz`, the sleep power as `sleep_power_w` or
@@ -110,6 +140,11 @@ class ProfileFile(Strict):
         None, description="Current in the SRAM-retaining sleep mode, in µA."
     )
     cycles_float32: CycleTable = Field(description="Cycles per float32 operation class.")
+    cycles_instruction: InstructionTimings | None = Field(  # type: ignore[valid-type]
+        None,
+        description="Cycles per executed instruction kind: the instruction-level model the "
+        "operation classes of a profile of the fedhar library are fitted to.",
+    )
     notes: str = Field("", description="Free text.")
 
     @field_validator("aliases")

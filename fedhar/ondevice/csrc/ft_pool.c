@@ -3,7 +3,8 @@
  *
  * Counts per call (o = t_out * c outputs, p = window size, n = t_in * c inputs):
  *   avgpool forward:  adds = o (p - 1); muls = o; divs = 1; bytes = 4 (o p + o)
- *   avgpool backward: adds = o p; muls = o; divs = 1; bytes = 4 (n + o + 2 o p)
+ *   avgpool backward: macs = o p (dx += dy * (1/p), fused); divs = 1;
+ *                     bytes = 4 (n + 3 o p)  (zero dx; dy, dx load + store per tap)
  *   maxpool forward:  cmps = o (p - 1); bytes = 4 (o p + o [+ o when indices are kept])
  *   maxpool backward: adds = o; bytes = 4 (n + 4 o)      (zero dx; idx, dy, dx load+store)
  *   gap forward:      adds = c (t - 1); muls = c; divs = 1; bytes = 4 (n + c)
@@ -51,10 +52,9 @@ FT_HOT void ft_avgpool1d_backward(const ft_pool_dims *d, const float *FT_RESTRIC
     int64_t z;
     int32_t t, q, i;
 
-    cnt->adds += o * p;
-    cnt->muls += o;
+    cnt->macs += o * p;
     cnt->divs += 1;
-    cnt->bytes_moved += 4 * (n + o + 2 * o * p);
+    cnt->bytes_moved += 4 * (n + 3 * o * p);
     for (z = 0; z < n; ++z) {
         dx[z] = 0.0f;
     }

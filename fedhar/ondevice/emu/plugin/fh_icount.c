@@ -12,7 +12,8 @@
  * At translation each instruction gets a key: its mnemonic without the .w/.n width suffix,
  * then "#N" for the N registers of a register list (push, pop, ldm, stm, vpush, vpop, vldm,
  * vstm), "@d" when its first operand (or first listed register) is a double register,
- * "!pc" when a list holds pc. At
+ * "!pc" when a list holds pc, and "^p" for a load or store right after another one in the
+ * same block (the Cortex-M4 pipelines such neighbours, TRM DDI 0439B 3.3.1). At
  * execution every instruction of a block adds 1 to (current region, key). A block that does
  * not start where the previous one ended was reached by a taken branch (or an exception),
  * which is counted per region too. The output has one line per key (K id key), per non-zero
@@ -97,7 +98,21 @@ static int list_regs(const char *list, int *has_pc)
     return n;
 }
 
-static void make_key(const char *disas, char *key, size_t size)
+/* A load or store (single or multiple) by its mnemonic. */
+static int is_memory(const char *mnem)
+{
+    static const char *const prefixes[] = {"ldr", "str", "ldm", "stm", "push", "pop", "vldr",
+                                           "vstr", "vldm", "vstm", "vpush", "vpop"};
+    size_t i;
+    for (i = 0; i < sizeof prefixes / sizeof prefixes[0]; ++i) {
+        if (strncmp(mnem, prefixes[i], strlen(prefixes[i])) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void make_key(const char *disas, int after_memory, char *key, size_t size)
 {
     char mnem[32];
     size_t len = strcspn(disas, " \t");
@@ -125,6 +140,21 @@ static void make_key(const char *disas, char *key, size_t size)
     } else {
         snprintf(key, size, "%s", mnem);
     }
+    if (after_memory && is_memory(mnem)) {
+        strncat(key, "^p", size - strlen(key) - 1);
+    }
+}
+
+static int disas_is_memory(const char *disas)
+{
+    char mnem[32];
+    size_t len = strcspn(disas, " \t");
+    if (len >= sizeof mnem) {
+        len = sizeof mnem - 1;
+    }
+    memcpy(mnem, disas, len);
+    mnem[len] = '\0';
+    return is_memory(mnem);
 }
 
 static void on_store(unsigned int vcpu, qemu_plugin_meminfo_t info, uint64_t vaddr, void *ud)
@@ -163,6 +193,7 @@ static void on_translate(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
     const size_t n = qemu_plugin_tb_n_insns(tb);
     tb_rec *rec = malloc(sizeof(tb_rec) + n * sizeof(uint16_t));
     size_t i;
+    int prev_memory;
     (void)id;
     if (rec == NULL) {
         overflow = 1;
@@ -172,6 +203,7 @@ static void on_translate(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
     rec->end = rec->start;
     rec->marker = rec->start >= marker_lo && rec->start < marker_hi;
     rec->n = 0;
+    prev_memory = 0;
     for (i = 0; i < n; ++i) {
         struct qemu_plugin_insn *insn = qemu_plugin_tb_get_insn(tb, i);
         rec->end = qemu_plugin_insn_vaddr(insn) + qemu_plugin_insn_size(insn);
@@ -180,8 +212,10 @@ static void on_translate(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
                                              QEMU_PLUGIN_MEM_W, NULL);
         } else {
             char *disas = qemu_plugin_insn_disas(insn);
+            const char *text = disas != NULL ? disas : "?";
             char key[96];
-            make_key(disas != NULL ? disas : "?", key, sizeof key);
+            make_key(text, prev_memory, key, sizeof key);
+            prev_memory = disas_is_memory(text);
             free(disas);
             rec->key[rec->n++] = key_id(key);
         }

@@ -1,0 +1,150 @@
+"""Training steps of the craighero2023 Table III grid on the emulated Cortex-M4F, set against
+the instruction model's prediction and priced with a profile's instruction timings.
+
+One :class:`EmulatedRow` is one training batch of a (model, input, mode) row: what the emulator
+executed (instruction classes, taken branches, cycles by the TRM timings) beside what
+:mod:`fedhar.ondevice.instructions` predicts from the layer shapes, and the library's counted
+MACs beside the executed multiply-accumulates of the kernel regions.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from fedhar.models.spec import ModelSpec
+from fedhar.ondevice import emulator, instructions
+from fedhar.ondevice.estimator import LOSS, PHASES, trainable_flags
+from fedhar.ondevice.isa import CLASSES, cycles
+
+__all__ = ["GRID_INPUT_LENGTHS", "EmulatedRow", "emulate_row", "random_state"]
+
+GRID_INPUT_LENGTHS: tuple[int, ...] = (20, 40, 60, 80, 100)
+"""The input lengths T of craighero2023 Table III (with C = 3 channels)."""
+
+
+@dataclass(frozen=True)
+class EmulatedRow:
+    """One training batch on the emulator.
+
+    Attributes:
+        executed, predicted: instructions by class plus ``taken`` (branches), per batch.
+        executed_macs, counted_macs: VFMA-class instructions executed in the conv/dense/
+            batch-norm/update regions, and the library's counted MACs there.
+        cycles: executed cycles by the profile's instruction timings (0 without timings).
+        cycles_by_region: the same split by region name.
+        wall_s: QEMU's wall time for the job.
+    """
+
+    executed: dict[str, int]
+    predicted: dict[str, float]
+    executed_macs: int
+    counted_macs: int
+    cycles: float
+    cycles_by_region: dict[str, float]
+    wall_s: float
+
+    @property
+    def executed_total(self) -> int:
+        """Executed instructions."""
+        return sum(self.executed[c] for c in CLASSES)
+
+    @property
+    def predicted_total(self) -> float:
+        """Predicted instructions."""
+        return sum(self.predicted[c] for c in CLASSES)
+
+    def relative_errors(self) -> dict[str, float]:
+        """(predicted − executed) / executed per class, ``taken`` and ``total``."""
+        out = {
+            t: (self.predicted[t] - self.executed[t]) / self.executed[t]
+            for t in instructions.TARGETS
+            if self.executed[t]
+        }
+        out["total"] = (self.predicted_total - self.executed_total) / self.executed_total
+        return out
+
+
+def random_state(spec: ModelSpec, seed: int = 0) -> dict[str, np.ndarray]:
+    """Seeded random parameters (batch-norm variances in [0.5, 2])."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for key, shape in spec.param_shapes().items():
+        if key.endswith("running_var"):
+            out[key] = rng.uniform(0.5, 2.0, shape).astype(np.float32)
+        else:
+            out[key] = (0.3 * rng.standard_normal(shape)).astype(np.float32)
+    return out
+
+
+def _region_names(spec: ModelSpec) -> dict[int, str]:
+    names = [layer.name for layer in spec.layers] + [LOSS]
+    out = {emulator.REGION_GLUE: "glue"}
+    for row, name in enumerate(names):
+        for j, phase in enumerate(PHASES):
+            out[emulator.region(row, j)] = f"{name}/{phase}"
+    return out
+
+
+def emulate_row(
+    spec: ModelSpec,
+    mode: str,
+    batch: int = 32,
+    tl_layers: int = 2,
+    momentum: float = 0.0,
+    timings: dict[str, float] | None = None,
+    b: emulator.Build | None = None,
+    seed: int = 0,
+) -> EmulatedRow:
+    """Runs one training batch of ``spec`` in ``mode`` on the emulator (seeded random data and
+    parameters: the instruction counts do not depend on the values beyond data-dependent
+    branches) and sets it against the prediction."""
+    flags = trainable_flags(spec, mode, tl_layers)
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((batch, spec.input_channels, spec.input_length)).astype(np.float32)
+    y = rng.integers(0, spec.n_classes, batch)
+    run = emulator.run_training(
+        spec, random_state(spec, seed), x, y, flags, 1, momentum=momentum, logits=False, b=b
+    )
+    if run.status != 0:
+        raise emulator.EmulatorError(f"the training step failed with status {run.status}")
+    ex = run.execution
+    measured = [r for r in ex.keys if r != emulator.REGION_HARNESS]
+    executed: dict[str, int] = dict(ex.classes(measured))
+    executed["taken"] = sum(ex.taken[r] for r in measured)
+    update = instructions.update_kind("sgd", momentum, 0.0)
+    predicted = instructions.totals(
+        instructions.predict(instructions.regions(spec, flags, batch, update))
+    )
+    names = _region_names(spec)
+    loss_rows = {emulator.region(len(spec.layers), j) for j in range(len(PHASES))}
+    kernel = [r for r in measured if r != emulator.REGION_GLUE and r not in loss_rows]
+    executed_macs = ex.classes(kernel)["fp_mac"]
+    counted = sum(
+        ops.macs for row, phases in run.counts.items() if row != LOSS for ops in phases.values()
+    )
+    by_region: dict[str, float] = {}
+    total_cycles = 0.0
+    if timings:
+        for r in measured:
+            c = cycles(ex.keys.get(r, Counter()), ex.taken[r], timings)
+            by_region[names.get(r, str(r))] = c
+            total_cycles += c
+    return EmulatedRow(
+        executed, predicted, executed_macs, counted, total_cycles, by_region, ex.wall_s
+    )
+
+
+def row_dict(row: EmulatedRow) -> dict[str, Any]:
+    """A row's figures for JSON output."""
+    return {
+        "executed_instructions": {**row.executed, "total": row.executed_total},
+        "executed_macs": row.executed_macs,
+        "counted_macs": row.counted_macs,
+        "executed_cycles": row.cycles,
+        "relative_error": {k: round(v, 6) for k, v in row.relative_errors().items()},
+        "emulator_wall_s": round(row.wall_s, 3),
+    }
