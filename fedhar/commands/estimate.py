@@ -2,7 +2,9 @@
 
 Repeated ``--input`` and ``--mode`` give one row per combination (inputs outermost).
 ``--calibration`` prints instead the calibration of the STM32L496 profile against
-craighero2023 Table III. Bad arguments exit with code 2 and one line on stderr.
+craighero2023 Table III. ``--emulate`` also runs each row's training batch on an emulated
+Cortex-M4F (QEMU mps2-an386) and prints the executed instructions beside the predicted ones.
+Bad arguments exit with code 2 and one line on stderr.
 """
 
 from __future__ import annotations
@@ -90,6 +92,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="print the STM32L496 calibration against craighero2023 Table III instead",
     )
+    parser.add_argument(
+        "--emulate",
+        action="store_true",
+        help="run each row on the emulated Cortex-M4F and print executed against predicted "
+        "instructions (needs arm-none-eabi-gcc and qemu-system-arm)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(func=run)
 
@@ -126,6 +134,9 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:  # an invalid MCU profile file gives one line per problem
         print_error(exc, f"{PROG}: error: ")
         return 2
+    emulated = _emulate(rows, profile, args) if args.emulate else None
+    if emulated is not None and not emulated:
+        return 2
     if args.json:
         out = {
             "mcu": {
@@ -138,7 +149,43 @@ def run(args: argparse.Namespace) -> int:
             },
             "rows": [row.to_dict() for row in rows],
         }
+        if emulated:
+            from fedhar.ondevice.emulated import row_dict
+
+            for row, em in zip(out["rows"], emulated, strict=True):
+                row.update(row_dict(em))
         print(json.dumps(out, indent=2))
     else:
         print(format_rows(rows, profile))
+        if emulated:
+            from fedhar.ondevice.emulated import format_emulated
+
+            print()
+            print(format_emulated(rows, emulated, profile))
     return 0
+
+
+def _emulate(rows: list, profile: object, args: argparse.Namespace) -> list:
+    """Each row's batch on the emulator; an empty list (after one line on stderr) when the
+    tools are missing or the emulator fails."""
+    from fedhar.models.spec import build_spec
+    from fedhar.ondevice import emulator
+    from fedhar.ondevice.emulated import emulate_row
+
+    try:
+        b = emulator.build()
+        return [
+            emulate_row(
+                build_spec(r.model, r.input_channels, r.input_length, r.n_classes),
+                r.mode,
+                r.batch,
+                args.tl_layers,
+                r.momentum,
+                timings=dict(profile.instruction_timings),  # type: ignore[attr-defined]
+                b=b,
+            )
+            for r in rows
+        ]
+    except emulator.EmulatorError as exc:
+        print(f"{PROG}: error: --emulate: {exc}", file=sys.stderr)
+        return []

@@ -292,24 +292,34 @@ class _Config:
     rule_bytes: int
 
 
-def paper_rule_bytes(spec: ModelSpec, mode: str, tl_layers: int = TL_LAYERS) -> int:
-    """Bytes that craighero2023's estimator (§III-B) counts for training ``spec``.
+def paper_rule_bytes_by_category(
+    spec: ModelSpec, mode: str, tl_layers: int = TL_LAYERS
+) -> dict[str, int]:
+    """Bytes that craighero2023's estimator (§III-B) counts for training ``spec``, by category.
 
     float32 × (every parameter + the gradient of every trained parameter + the input and the
     output of every layer for one sample + the error of every layer output from the first
-    trained layer on). The trained layers are those of the C library in ``mode``.
+    trained layer on). The trained layers are those of the C library in ``mode``. Keys:
+    ``parameters``, ``gradients``, ``input``, ``outputs``, ``errors`` and ``total``.
     """
     flags = trainable_flags(spec, mode, tl_layers)
     first = flags.index(True)
     outputs = [math.prod(layer.out_shape) for layer in spec.layers]
-    floats = (
-        spec.trainable_count()
-        + sum(layer.trainable_count() for layer, f in zip(spec.layers, flags, strict=True) if f)
-        + spec.input_channels * spec.input_length
-        + sum(outputs)
-        + sum(outputs[first:])
-    )
-    return 4 * floats
+    out = {
+        "parameters": 4 * spec.trainable_count(),
+        "gradients": 4
+        * sum(layer.trainable_count() for layer, f in zip(spec.layers, flags, strict=True) if f),
+        "input": 4 * spec.input_channels * spec.input_length,
+        "outputs": 4 * sum(outputs),
+        "errors": 4 * sum(outputs[first:]),
+    }
+    out["total"] = sum(out.values())
+    return out
+
+
+def paper_rule_bytes(spec: ModelSpec, mode: str, tl_layers: int = TL_LAYERS) -> int:
+    """The total of :func:`paper_rule_bytes_by_category`."""
+    return paper_rule_bytes_by_category(spec, mode, tl_layers)["total"]
 
 
 def paper_configuration(input_length: int, mode: str) -> _Config:

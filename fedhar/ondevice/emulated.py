@@ -148,3 +148,31 @@ def row_dict(row: EmulatedRow) -> dict[str, Any]:
         "relative_error": {k: round(v, 6) for k, v in row.relative_errors().items()},
         "emulator_wall_s": round(row.wall_s, 3),
     }
+
+
+def format_emulated(rows: list[Any], emulated: list[EmulatedRow], profile: Any) -> str:
+    """The predicted-against-executed table of ``fedhar estimate --emulate``."""
+    head = ["model", "input", "mode", "predicted", "executed", "error", "worst class",
+            "MACs exec = counted", "cycles (TRM)", "cycles/MAC"]  # fmt: skip
+    table = [head]
+    for r, e in zip(rows, emulated, strict=True):
+        errs = e.relative_errors()
+        worst = max((k for k in errs if k != "total"), key=lambda k: abs(errs[k]))
+        cyc = f"{e.cycles:.4g}" if e.cycles else "-"
+        per_mac = f"{e.cycles / e.counted_macs:.2f}" if e.cycles and e.counted_macs else "-"
+        table.append([
+            r.model, r.input, r.mode, f"{e.predicted_total:.0f}", str(e.executed_total),
+            f"{100 * errs['total']:+.3f}%", f"{worst} {100 * errs[worst]:+.2f}%",
+            f"{e.executed_macs} {'=' if e.executed_macs == e.counted_macs else '!='} "
+            f"{e.counted_macs}", cyc, per_mac,
+        ])  # fmt: skip
+    widths = [max(len(row[i]) for row in table) for i in range(len(head))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in table]
+    note = (
+        f"Executed on QEMU mps2-an386 (Cortex-M4F), one batch each; cycles priced with the "
+        f"instruction timings of {profile.name}."
+        if profile.instruction_timings
+        else f"Executed on QEMU mps2-an386 (Cortex-M4F), one batch each; {profile.name} has no "
+        "instruction timings (try --mcu stm32l496zg_fedhar)."
+    )
+    return "\n".join([*lines, note])

@@ -17,7 +17,10 @@ from fedhar.enums import TRAINING_JOBS
 from fedhar.mcu import Cost, McuProfile
 from fedhar.models.spec import MODEL_BUILDERS, build_spec
 from fedhar.ondevice.ctrain import Trainer
+from fedhar.ondevice import instructions
+from fedhar.ondevice.calibration import paper_rule_bytes_by_category
 from fedhar.ondevice.estimator import OpCounts, estimate_training
+from fedhar.ondevice.isa import CLASSES
 
 MODES: tuple[str, ...] = tuple(m.value for m in TRAINING_JOBS)
 """Training modes: ``tl`` trains the last ``tl_layers`` dense layers, ``full`` every layer."""
@@ -59,6 +62,9 @@ class EstimateRow:
             backward_weights, update), summed over layers and the loss.
         ops_per_batch: the sum of ``ops_per_phase``.
         cost: cycles, seconds and joules of one batch on the MCU.
+        predicted_instructions: instructions one batch executes on a Cortex-M4F by class, plus
+            ``taken`` branches and ``total``, from :mod:`fedhar.ondevice.instructions`.
+        paper_rule_bytes: craighero2023 §III-B memory accounting by category, with ``total``.
     """
 
     model: str
@@ -74,6 +80,8 @@ class EstimateRow:
     ops_per_phase: dict[str, OpCounts]
     ops_per_batch: OpCounts
     cost: Cost
+    predicted_instructions: dict[str, float]
+    paper_rule_bytes: dict[str, int]
 
     @property
     def input(self) -> str:
@@ -105,6 +113,10 @@ class EstimateRow:
             "cycles_per_batch": self.cost.cycles,
             "seconds_per_batch": self.cost.seconds,
             "energy_j_per_batch": self.cost.joules,
+            "predicted_instructions": {
+                k: round(v, 1) for k, v in self.predicted_instructions.items()
+            },
+            "paper_rule_bytes": dict(self.paper_rule_bytes),
         }
 
 
@@ -167,6 +179,14 @@ def estimate_row(
     )
     per_phase = est.ops_per_phase
     total = est.ops_total_per_batch
+    predicted = instructions.totals(
+        instructions.predict(
+            instructions.regions(
+                spec, est.trainable, batch, instructions.update_kind("sgd", momentum, 0.0)
+            )
+        )
+    )
+    predicted["total"] = sum(predicted[c] for c in CLASSES)
     return EstimateRow(
         model=model,
         input_length=input_length,
@@ -183,6 +203,8 @@ def estimate_row(
         ops_per_phase=per_phase,
         ops_per_batch=total,
         cost=profile.cost(total),
+        predicted_instructions=predicted,
+        paper_rule_bytes=paper_rule_bytes_by_category(spec, mode, tl_layers),
     )
 
 
