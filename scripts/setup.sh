@@ -1,8 +1,20 @@
 #!/usr/bin/env bash
 # One-command set-up for a fresh machine: a venv in .venv, the CPU build of PyTorch from the
-# local wheel, then fedhar (which compiles the C training library) with its dev tools.
+# local wheel, then fedhar (which compiles the C training library) with its dev tools, and the
+# Debian packages of the Cortex-M4 emulator checks (cross-compiler, newlib, QEMU) when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+EMU_PACKAGES="gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm make"
+if ! command -v arm-none-eabi-gcc >/dev/null || ! command -v qemu-system-arm >/dev/null \
+    || [ ! -d /usr/lib/arm-none-eabi/newlib ]; then
+    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+            $EMU_PACKAGES >/dev/null
+    else
+        echo "note: the emulator tests need: apt-get install $EMU_PACKAGES" >&2
+    fi
+fi
 PY=${PYTHON:-python3}
 "$PY" -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
