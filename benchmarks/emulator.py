@@ -68,11 +68,15 @@ def main() -> None:
     if args.json:
         print(json.dumps(out, indent=2))
         return
-    print(f"QEMU with the counting plugin: {out['qemu_instructions_per_s'] / 1e6:.0f} M "
-          "instructions/s (grid total)")
-    print(f"one Full cnn3 batch at (100,3): {full_wall:.2f} s emulated "
-          f"({full.executed_total / 1e6:.0f} M instructions), {host_s * 1e3:.1f} ms on the host "
-          f"C library: {out['emulator_slowdown']:.0f}x slower")
+    print(
+        f"QEMU with the counting plugin: {out['qemu_instructions_per_s'] / 1e6:.0f} M "
+        "instructions/s (grid total)"
+    )
+    print(
+        f"one Full cnn3 batch at (100,3): {full_wall:.2f} s emulated "
+        f"({full.executed_total / 1e6:.0f} M instructions), {host_s * 1e3:.1f} ms on the host "
+        f"C library: {out['emulator_slowdown']:.0f}x slower"
+    )
     print(f"Table III grid (20 rows): {grid_s:.1f} s, {executed / 1e9:.2f} G instructions")
 
 

@@ -16,9 +16,9 @@ from typing import Any
 from fedhar.enums import TRAINING_JOBS
 from fedhar.mcu import Cost, McuProfile
 from fedhar.models.spec import MODEL_BUILDERS, build_spec
-from fedhar.ondevice.ctrain import Trainer
 from fedhar.ondevice import instructions
 from fedhar.ondevice.calibration import paper_rule_bytes_by_category
+from fedhar.ondevice.ctrain import Trainer
 from fedhar.ondevice.estimator import OpCounts, estimate_training
 from fedhar.ondevice.isa import CLASSES
 
