@@ -16,7 +16,7 @@ from fedhar.schema.base import SchemaError
 
 
 def test_four_bundled_profiles_load() -> None:
-    assert list_profiles() == ["esp32", "pulpissimo_quentin", "stm32l496zg", "stm32l552"]
+    assert list_profiles() == ["esp32", "pulpissimo_quentin", "stm32l496zg", "stm32l496zg_fedhar", "stm32l552"]
     l496 = load_profile("stm32l496zg")
     assert l496.clock_hz == 80e6
     assert l496.sram_bytes == 320 * 1024
@@ -165,7 +165,7 @@ def _write(tmp_path: Path, mutate: Callable[[dict[str, Any]], object]) -> Path:
             lambda d: d.update(clock=1),
             "clock: unknown key, expected one of: name, aliases, core, description, clock_hz, "
             "supply_v, sram_bytes, flash_bytes, active_power_w, run_current_ua_per_mhz, "
-            "sleep_power_w, sleep_current_ua, cycles_float32, notes",
+            "sleep_power_w, sleep_current_ua, cycles_float32, cycles_instruction, notes",
         ),
         (
             lambda d: d["supply_v"].update(value=0),
