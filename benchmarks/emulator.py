@@ -18,7 +18,7 @@ from fedhar.mcu.profile import load_profile
 from fedhar.models.spec import build_spec
 from fedhar.ondevice import emulator
 from fedhar.ondevice.ctrain import Trainer
-from fedhar.ondevice.emulated import GRID_INPUT_LENGTHS, emulate_row, random_state
+from fedhar.ondevice.emulated import GRID_INPUT_LENGTHS, emulate_row
 
 
 def main() -> None:
@@ -33,10 +33,8 @@ def main() -> None:
     full = emulate_row(spec, "full", 32, 2, timings=timings, b=b)
     full_wall = time.perf_counter() - start
     trainer = Trainer(spec, mode="full", lr=0.01)
-    trainer.load_state_dict(random_state(spec))
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((32, 3, 100)).astype(np.float32)
-    y = rng.integers(0, 6, 32)
+    state, x, y = emulator.random_inputs(spec, 32)
+    trainer.load_state_dict(state)
     host = []
     for _ in range(20):
         t0 = time.perf_counter()

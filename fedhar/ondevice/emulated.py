@@ -13,14 +13,12 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from fedhar.models.spec import ModelSpec
 from fedhar.ondevice import emulator, instructions
 from fedhar.ondevice.estimator import LOSS, PHASES, trainable_flags
 from fedhar.ondevice.isa import CLASSES, cycles
 
-__all__ = ["GRID_INPUT_LENGTHS", "EmulatedRow", "emulate_row", "random_state"]
+__all__ = ["GRID_INPUT_LENGTHS", "EmulatedRow", "emulate_row", "format_emulated", "row_dict"]
 
 GRID_INPUT_LENGTHS: tuple[int, ...] = (20, 40, 60, 80, 100)
 """The input lengths T of craighero2023 Table III (with C = 3 channels)."""
@@ -68,18 +66,6 @@ class EmulatedRow:
         return out
 
 
-def random_state(spec: ModelSpec, seed: int = 0) -> dict[str, np.ndarray]:
-    """Seeded random parameters (batch-norm variances in [0.5, 2])."""
-    rng = np.random.default_rng(seed)
-    out = {}
-    for key, shape in spec.param_shapes().items():
-        if key.endswith("running_var"):
-            out[key] = rng.uniform(0.5, 2.0, shape).astype(np.float32)
-        else:
-            out[key] = (0.3 * rng.standard_normal(shape)).astype(np.float32)
-    return out
-
-
 def _region_names(spec: ModelSpec) -> dict[int, str]:
     names = [layer.name for layer in spec.layers] + [LOSS]
     out = {emulator.REGION_GLUE: "glue"}
@@ -103,18 +89,13 @@ def emulate_row(
     parameters: the instruction counts do not depend on the values beyond data-dependent
     branches) and sets it against the prediction."""
     flags = trainable_flags(spec, mode, tl_layers)
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((batch, spec.input_channels, spec.input_length)).astype(np.float32)
-    y = rng.integers(0, spec.n_classes, batch)
-    run = emulator.run_training(
-        spec, random_state(spec, seed), x, y, flags, 1, momentum=momentum, logits=False, b=b
-    )
+    state, x, y = emulator.random_inputs(spec, batch, seed)
+    run = emulator.run_training(spec, state, x, y, flags, b, momentum=momentum, logits=False)
     if run.status != 0:
         raise emulator.EmulatorError(f"the training step failed with status {run.status}")
     ex = run.execution
     measured = [r for r in ex.keys if r != emulator.REGION_HARNESS]
-    executed: dict[str, int] = dict(ex.classes(measured))
-    executed["taken"] = sum(ex.taken[r] for r in measured)
+    executed = ex.targets(measured)
     update = instructions.update_kind("sgd", momentum, 0.0)
     predicted = instructions.totals(
         instructions.predict(instructions.regions(spec, flags, batch, update))

@@ -56,6 +56,7 @@ __all__ = [
     "TrainRun",
     "build",
     "missing_tools",
+    "random_inputs",
     "run_slim",
     "run_training",
 ]
@@ -176,6 +177,10 @@ class Execution:
                 out[classify(key)] += n
         return out
 
+    def targets(self, regions: Sequence[int]) -> dict[str, int]:
+        """:meth:`classes` of ``regions`` plus their ``taken`` branches."""
+        return {**self.classes(regions), "taken": sum(self.taken[r] for r in regions)}
+
     def data_bytes(self, regions: Sequence[int]) -> tuple[int, int]:
         """(bytes loaded, bytes stored) by the instructions of ``regions``, stack included."""
         loaded = stored = 0
@@ -237,6 +242,23 @@ def _parse_counts(path: Path, wall: float) -> Execution:
         elif tag == "T":
             ex.taken[int(rest[0])] += int(rest[1])
     return ex
+
+
+def random_inputs(
+    spec: ModelSpec, batch: int, seed: int = 0
+) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """Seeded random parameters (batch-norm variances in [0.5, 2]), a batch ``x [batch, C,
+    T]`` and labels ``y [batch]``: the instruction counts do not depend on the values beyond a
+    few data-dependent branches."""
+    rng = np.random.default_rng(seed)
+    state = {}
+    for key, shape in spec.param_shapes().items():
+        if key.endswith("running_var"):
+            state[key] = rng.uniform(0.5, 2.0, shape).astype(np.float32)
+        else:
+            state[key] = (0.3 * rng.standard_normal(shape)).astype(np.float32)
+    x = rng.standard_normal((batch, spec.input_channels, spec.input_length)).astype(np.float32)
+    return state, x, rng.integers(0, spec.n_classes, batch)
 
 
 # ---- job files ------------------------------------------------------------------------------
@@ -343,20 +365,14 @@ def run_training(
     x: np.ndarray,
     y: np.ndarray,
     trainable: Sequence[bool],
-    steps: int = 1,
-    lr: float = 0.01,
-    momentum: float = 0.0,
-    weight_decay: float = 0.0,
-    optimizer: str = "sgd",
-    logits: bool = True,
     b: Build | None = None,
+    **options: Any,
 ) -> TrainRun:
-    """``steps`` SGD (or Adam) steps on the batch ``x [N, C, T]``, ``y [N]`` from ``state``,
-    on the emulated Cortex-M4F, with the trained layers ``trainable``."""
+    """Training steps on the batch ``x [N, C, T]``, ``y [N]`` from ``state``, on the emulated
+    Cortex-M4F, with the trained layers ``trainable``; ``options`` are :func:`train_job`'s
+    (``steps``, ``lr``, ``momentum``, ``weight_decay``, ``optimizer``, ``logits``)."""
     b = b if b is not None else build()
-    job = train_job(spec, state, x, y, trainable, steps, lr, momentum, weight_decay, optimizer,
-                    logits)  # fmt: skip
-    out, execution = execute(b, job)
+    out, execution = execute(b, train_job(spec, state, x, y, trainable, **options))
     r = _Reader(out)
     if r.i32() != _MAGIC_OUT:
         raise EmulatorError("the harness's output has no header")

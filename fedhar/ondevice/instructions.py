@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from fedhar.models.spec import LayerSpec, ModelSpec, SpecBuilder, build_spec
+from fedhar.ondevice import emulator
 from fedhar.ondevice.estimator import _bias_elems, _conv_geom, _ct, _weight_elems
 from fedhar.ondevice.isa import CLASSES
 
@@ -107,6 +108,15 @@ def _scaled(f: tuple[float, ...], k: float) -> tuple[float, ...]:
     return tuple(k * v for v in f)
 
 
+def _forward_features(layer: LayerSpec, samples: int) -> tuple[str, tuple[float, ...]]:
+    """A forward region over ``samples`` calls; a batch-norm adds its once-per-call fold."""
+    kind, f = _kernel_features(layer, "forward")
+    feats = _scaled(f, samples)
+    if layer.kind == "batchnorm1d":
+        feats = (*feats, 1, _seq(layer)[0])
+    return kind, feats
+
+
 def regions(
     spec: ModelSpec,
     trainable: Sequence[bool],
@@ -124,12 +134,9 @@ def regions(
     out: list[Region] = []
     n_bn = sum(layer.kind == "batchnorm1d" for layer in layers)
     for i, layer in enumerate(layers):
-        kind, f = _kernel_features(layer, "forward")
+        kind, feats = _forward_features(layer, batch)
         if layer.kind == "maxpool1d" and i > s:
             kind = "maxpool1d_fwd_idx"
-        feats = _scaled(f, batch)
-        if layer.kind == "batchnorm1d":
-            feats = feats + (1, _seq(layer)[0])
         out.append(Region(_rid(i, 0, 0), f"{layer.name}/forward", kind, feats))
     for i in range(len(layers) - 1, s - 1, -1):
         layer = layers[i]
@@ -160,10 +167,7 @@ def regions(
     if logits_samples:
         m = logits_samples
         for i, layer in enumerate(layers):
-            kind, f = _kernel_features(layer, "forward")
-            feats = _scaled(f, m)
-            if layer.kind == "batchnorm1d":
-                feats = feats + (1, _seq(layer)[0])
+            kind, feats = _forward_features(layer, m)
             out.append(Region(_rid(i, 0, LOGITS_BASE), f"logits:{layer.name}", kind, feats))
         out.append(Region(LOGITS_BASE + 1, "logits:glue", "glue_logits",
                           (1, m, m * n_in, m * len(layers), len(layers), m * k, n_bn)))  # fmt: skip
@@ -309,47 +313,25 @@ def fit(
     return {"kinds": kinds}
 
 
-def measure(case: Case, b: Any, seed: int = 0) -> tuple[list[Region], dict[int, dict[str, int]]]:
+def measure(
+    case: Case, b: emulator.Build, seed: int = 0
+) -> tuple[list[Region], dict[int, dict[str, int]]]:
     """Runs one case on the emulator (one step and one ``ft_logits`` pass on random data and
     weights); returns its regions and the measured counts by region id."""
-    from fedhar.ondevice import emulator
-
-    rng = np.random.default_rng(seed)
-    spec = case.spec
-    state = {}
-    for key, shape in spec.param_shapes().items():
-        if key.endswith("running_var"):
-            state[key] = rng.uniform(0.5, 2.0, shape).astype(np.float32)
-        else:
-            state[key] = (0.3 * rng.standard_normal(shape)).astype(np.float32)
-    x = rng.standard_normal((case.batch, spec.input_channels, spec.input_length))
-    y = rng.integers(0, spec.n_classes, case.batch)
-    run = emulator.run_training(spec, state, x.astype(np.float32), y, case.trainable, 1,
-                                0.01, case.momentum, case.weight_decay, case.optimizer,
-                                True, b)  # fmt: skip
+    state, x, y = emulator.random_inputs(case.spec, case.batch, seed)
+    run = emulator.run_training(case.spec, state, x, y, case.trainable, b, steps=1,
+                                momentum=case.momentum, weight_decay=case.weight_decay,
+                                optimizer=case.optimizer, logits=True)  # fmt: skip
     if run.status != 0:
-        raise RuntimeError(f"calibration case {spec.name} failed with status {run.status}")
-    rs = regions(
-        spec,
-        case.trainable,
-        case.batch,
-        update_kind(case.optimizer, case.momentum, case.weight_decay),
-        case.batch,
-    )
-    ex = run.execution
-    measured = {}
-    for rid in ex.keys:
-        m = dict(ex.classes([rid]))
-        m["taken"] = ex.taken[rid]
-        measured[rid] = m
-    return rs, measured
+        raise RuntimeError(f"calibration case {case.spec.name} failed with status {run.status}")
+    update = update_kind(case.optimizer, case.momentum, case.weight_decay)
+    rs = regions(case.spec, case.trainable, case.batch, update, case.batch)
+    return rs, {rid: run.execution.targets([rid]) for rid in run.execution.keys}
 
 
 def main() -> None:
     """Re-fits ``data/m4_instructions.json`` on the emulator (``python -m
     fedhar.ondevice.instructions``)."""
-    from fedhar.ondevice import emulator
-
     b = emulator.build()
     cases = list(calibration_cases())
     samples = [measure(c, b, seed=i) for i, c in enumerate(cases)]

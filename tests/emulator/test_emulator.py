@@ -19,7 +19,7 @@ from fedhar.mcu.profile import load_profile
 from fedhar.models.spec import build_spec, daghero_cnn
 from fedhar.ondevice import emulator
 from fedhar.ondevice.ctrain import Trainer
-from fedhar.ondevice.emulated import GRID_INPUT_LENGTHS, emulate_row, random_state
+from fedhar.ondevice.emulated import GRID_INPUT_LENGTHS, emulate_row
 from fedhar.ondevice.estimator import trainable_flags
 from fedhar.ondevice.instructions import TARGETS
 from fedhar.ondevice.slim_infer import SlimNetC
@@ -41,12 +41,9 @@ def build() -> emulator.Build:
 @pytest.mark.parametrize("mode", ["tl", "full"])
 def test_training_on_the_emulator_matches_the_host(build, model: str, mode: str) -> None:
     spec = build_spec(model, 3, 20, 6)
-    state = random_state(spec, seed=3)
-    rng = np.random.default_rng(4)
-    x = rng.standard_normal((8, 3, 20)).astype(np.float32)
-    y = rng.integers(0, 6, 8)
+    state, x, y = emulator.random_inputs(spec, 8, seed=3)
     flags = trainable_flags(spec, mode, TL[model])
-    run = emulator.run_training(spec, state, x, y, flags, steps=3, lr=0.05, b=build)
+    run = emulator.run_training(spec, state, x, y, flags, build, steps=3, lr=0.05)
     host = Trainer(spec, mode=mode, tl_layers=TL[model], lr=0.05)
     host.load_state_dict(state)
     losses = [host.train_batch(x, y) for _ in range(3)]
@@ -95,7 +92,7 @@ def test_sliced_inference_on_the_emulator_matches_the_host(build, width: float) 
     s8 = quantize(net, width, x, quantize_weights(net))
     for model, atol in ((f32, 1e-5), (s8, 0.0)):
         run = emulator.run_slim(model, x, th=0.3, b=build)
-        logits, ops = SlimNetC(model).forward(x if model is f32 else x)
+        logits, ops = SlimNetC(model).forward(x)
         assert run.status == 0
         np.testing.assert_allclose(run.logits, logits, rtol=1e-6 if atol else 0, atol=atol)
         assert run.ops == ops

@@ -129,7 +129,8 @@ def test_invalid_profile_file_exits_2_with_one_line_per_problem(
         "'derived', 'calibrated', 'assumed', got 'folklore'",
         f"fedhar estimate: error: {path}: clock: unknown key, expected one of: name, aliases, "
         "core, description, clock_hz, supply_v, sram_bytes, flash_bytes, active_power_w, "
-        "run_current_ua_per_mhz, sleep_power_w, sleep_current_ua, cycles_float32, cycles_instruction, notes",
+        "run_current_ua_per_mhz, sleep_power_w, sleep_current_ua, cycles_float32, "
+        "cycles_instruction, notes",
     ]
 
 

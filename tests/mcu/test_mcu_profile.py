@@ -15,8 +15,14 @@ from fedhar.ondevice.estimator import OpCounts
 from fedhar.schema.base import SchemaError
 
 
-def test_four_bundled_profiles_load() -> None:
-    assert list_profiles() == ["esp32", "pulpissimo_quentin", "stm32l496zg", "stm32l496zg_fedhar", "stm32l552"]
+def test_five_bundled_profiles_load() -> None:
+    assert list_profiles() == [
+        "esp32",
+        "pulpissimo_quentin",
+        "stm32l496zg",
+        "stm32l496zg_fedhar",
+        "stm32l552",
+    ]
     l496 = load_profile("stm32l496zg")
     assert l496.clock_hz == 80e6
     assert l496.sram_bytes == 320 * 1024
