@@ -267,13 +267,26 @@ class ResultLog:
         self, round_number: int, user: str
     ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None:
         """The (received, update) weights kept for ``user`` in ``round_number``, if any."""
-        path = self._update_path(round_number, user)
-        if not path.exists():
-            return None
-        with np.load(path) as z:
-            received = {k[len("received/") :]: z[k] for k in z.files if k.startswith("received/")}
-            update = {k[len("update/") :]: z[k] for k in z.files if k.startswith("update/")}
-        return received, update
+        return load_kept_update(self.out_dir, round_number, user)
 
     def _update_path(self, round_number: int, user: str) -> Path:
-        return self.out_dir / "updates" / f"round-{round_number}" / f"{user}.npz"
+        return update_path(self.out_dir, round_number, user)
+
+
+def update_path(out_dir: Path, round_number: int, user: str) -> Path:
+    """Where a run keeps ``user``'s accepted update of ``round_number``."""
+    return Path(out_dir) / "updates" / f"round-{round_number}" / f"{user}.npz"
+
+
+def load_kept_update(
+    out_dir: Path, round_number: int, user: str
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None:
+    """The (received, update) weights a run in ``out_dir`` kept for ``user`` in
+    ``round_number``, if any."""
+    path = update_path(out_dir, round_number, user)
+    if not path.exists():
+        return None
+    with np.load(path) as z:
+        received = {k[len("received/") :]: z[k] for k in z.files if k.startswith("received/")}
+        update = {k[len("update/") :]: z[k] for k in z.files if k.startswith("update/")}
+    return received, update
