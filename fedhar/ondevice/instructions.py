@@ -33,6 +33,7 @@ from fedhar.models.spec import LayerSpec, ModelSpec, SpecBuilder, build_spec
 from fedhar.ondevice import emulator
 from fedhar.ondevice.estimator import _bias_elems, _conv_geom, _ct, _weight_elems
 from fedhar.ondevice.isa import CLASSES
+from fedhar.ondevice.slim_format import ConvF32, ConvS8, DenseF32, DenseS8, SlimF32, SlimS8
 
 __all__ = [
     "COEFFICIENTS_PATH",
@@ -42,6 +43,8 @@ __all__ = [
     "fit",
     "predict",
     "regions",
+    "slim_cases",
+    "slim_regions",
     "update_kind",
 ]
 
@@ -181,6 +184,123 @@ def _grad_elems(layer: LayerSpec) -> int:
 def _walk_cost(layers: Sequence[LayerSpec], s: int) -> int:
     """Layers of the backward walk whose case has two kernels (conv, dense, batchnorm)."""
     return sum(layers[i].kind in ("conv1d", "dense", "batchnorm1d") for i in range(s, len(layers)))
+
+
+# ---- width-sliced inference (fh_slim.c) -------------------------------------------------------
+
+
+def _same_taps(t: int, k: int) -> int:
+    """In-bounds taps of one (input, output) channel pair of a same-padded conv over ``t``."""
+    lo = (k - 1) // 2
+    return sum(min(o - lo + k, t) - max(o - lo, 0) for o in range(t))
+
+
+def slim_regions(model: SlimF32 | SlimS8, n: int) -> list[Region]:
+    """The regions of ``fh_slim_forward_*`` on ``n`` samples and of the score-margin policy
+    (rows: conv blocks, phase 0 the conv and 1 its max-pool; GAP; dense layers; policy)."""
+    fmt = "s8" if isinstance(model, SlimS8) else "f32"
+    t = model.in_length
+    out: list[Region] = []
+    walk = 0
+    for i, conv in enumerate(model.convs):
+        k = conv.weight.shape[2]
+        taps = _same_taps(t, k) * conv.c_in * conv.c_out
+        feats = (1, conv.c_out, conv.c_out * t, conv.c_out * t * conv.c_in, taps)
+        out.append(Region(_rid(i, 0, 0), f"conv{i}", f"slim_conv_{fmt}", _scaled(feats, n)))
+        walk += t
+        if conv.pool > 1:
+            to = t // conv.pool
+            feats = (1, conv.c_out, conv.c_out * to, conv.c_out * to * conv.pool)
+            out.append(Region(_rid(i, 1, 0), f"pool{i}", f"slim_maxpool_{fmt}", _scaled(feats, n)))
+            t = to
+    c = model.convs[-1].c_out
+    row = len(model.convs)
+    out.append(Region(_rid(row, 0, 0), "gap", f"slim_gap_{fmt}", _scaled((1, c, c * t), n)))
+    for j, dense in enumerate(model.denses):
+        last = j == len(model.denses) - 1
+        kind = f"slim_dense_{fmt}" + ("_logits" if last and fmt == "s8" else "")
+        kind += "_relu" if dense.relu else ""
+        feats = (1, dense.n_out, dense.n_out * dense.n_in)
+        out.append(Region(_rid(row + 1 + j, 0, 0), f"dense{j}", kind, _scaled(feats, n)))
+    k = model.denses[-1].n_out
+    policy = _rid(row + 1 + len(model.denses), 0, 0)
+    out.append(Region(policy, "policy", "slim_policy", (1, n, n * k)))
+    out.append(Region(1, "glue", "slim_glue", (
+        1, n, n * walk, n * len(model.convs), n * len(model.denses), len(model.convs),
+        len(model.denses), int(fmt == "s8"),
+    )))  # fmt: skip
+    return out
+
+
+def _random_slim(rng: np.random.Generator, s8: bool) -> SlimF32 | SlimS8:
+    c_in_full = int(rng.integers(1, 7))
+    t = int(rng.integers(8, 64))
+    convs: list[ConvF32 | ConvS8] = []
+    c_prev_full, c_prev = c_in_full, c_in_full
+    for _ in range(int(rng.integers(1, 4))):
+        full = int(rng.integers(2, 24))
+        c_out = int(rng.integers(1, full + 1))
+        k = int(rng.choice([1, 3, 5, 7, 15]))
+        pool = 2 if t >= 4 and rng.random() < 0.7 else 1
+        w = rng.standard_normal((full, c_prev_full, k)).astype(np.float32)
+        if s8:
+            convs.append(ConvS8((w * 40).clip(-127, 127).astype(np.int8), c_prev, c_out, pool,
+                                rng.integers(-500, 500, c_out).astype(np.int32),
+                                rng.integers(1 << 29, 1 << 30, c_out).astype(np.int32),
+                                rng.integers(30, 40, c_out).astype(np.int32), 0.1))  # fmt: skip
+        else:
+            convs.append(ConvF32(w, c_prev, c_out, pool, rng.uniform(0.5, 2, c_out).astype(
+                np.float32), rng.standard_normal(c_out).astype(np.float32)))  # fmt: skip
+        t //= pool
+        c_prev_full, c_prev = full, c_out
+    denses: list[DenseF32 | DenseS8] = []
+    n_prev_full, n_prev = c_prev_full, c_prev
+    n_dense = int(rng.integers(1, 3))
+    for j in range(n_dense):
+        last = j == n_dense - 1
+        full = int(rng.integers(2, 30))
+        n_out = full if last else int(rng.integers(1, full + 1))
+        w = rng.standard_normal((full, n_prev_full)).astype(np.float32)
+        if s8:
+            denses.append(DenseS8(
+                (w * 40).clip(-127, 127).astype(np.int8), n_prev, n_out, not last,
+                rng.integers(-500, 500, n_out).astype(np.int32),
+                np.zeros(0, np.int32) if last else rng.integers(1 << 29, 1 << 30, n_out).astype(
+                    np.int32),
+                np.zeros(0, np.int32) if last else rng.integers(30, 40, n_out).astype(np.int32),
+                rng.uniform(2e-5, 2e-4, n_out).astype(np.float32) if last else np.zeros(
+                    0, np.float32), 0.1,
+            ))  # fmt: skip
+        else:
+            denses.append(DenseF32(w, rng.standard_normal(full).astype(np.float32), n_prev,
+                                   n_out, not last))  # fmt: skip
+        n_prev_full, n_prev = full, n_out
+    length = t
+    for conv in convs[::-1]:
+        length *= conv.pool
+    length += int(rng.integers(0, 2)) if all(cv.pool == 1 for cv in convs) else 0
+    if s8:
+        return SlimS8(1.0, c_in_full, length, 0.05, tuple(convs), tuple(denses))  # type: ignore[arg-type]
+    return SlimF32(1.0, c_in_full, length, tuple(convs), tuple(denses))  # type: ignore[arg-type]
+
+
+def slim_cases(n: int = 40, seed: int = 20261202) -> Iterator[tuple[SlimF32 | SlimS8, int]]:
+    """Random width-sliced float32 and int8 networks (alternately) with a sample count, seeded."""
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        yield _random_slim(rng, s8=i % 2 == 1), int(rng.integers(1, 5))
+
+
+def measure_slim(
+    model: SlimF32 | SlimS8, n: int, b: emulator.Build, seed: int = 0
+) -> tuple[list[Region], dict[int, dict[str, int]]]:
+    """Runs one sliced-inference case on the emulator; its regions and measured counts."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, model.in_channels, model.in_length)).astype(np.float32)
+    run = emulator.run_slim(model, x, th=0.5, b=b)
+    if run.status != 0:
+        raise RuntimeError(f"sliced-inference calibration case failed with status {run.status}")
+    return slim_regions(model, n), {rid: run.execution.targets([rid]) for rid in run.execution.keys}
 
 
 # ---- coefficients ---------------------------------------------------------------------------
@@ -335,10 +455,12 @@ def main() -> None:
     b = emulator.build()
     cases = list(calibration_cases())
     samples = [measure(c, b, seed=i) for i, c in enumerate(cases)]
+    samples += [measure_slim(m, n, b, seed=i) for i, (m, n) in enumerate(slim_cases())]
     result = fit(samples)
     result["provenance"] = {
         "fitted_on": f"{len(cases)} emulator runs of calibration_cases() (seed 20261201): "
-        "random small models, one training step and one ft_logits pass each, in QEMU "
+        "random small models, one training step and one ft_logits pass each, and 40 of "
+        "slim_cases() (seed 20261202): random width-sliced float32 and int8 networks, in QEMU "
         "mps2-an386 with emu/plugin/fh_icount.c",
         "compiler": b.compiler,
         "flags": "-mcpu=cortex-m4 -mthumb -mfpu=fpv4-sp-d16 -mfloat-abi=hard -std=c99 -O2 "
