@@ -268,6 +268,15 @@ ft_status fh_slim_s8_get_buffer_size(const fh_slim_net_s8 *net, int32_t *bytes)
 /* ---------------------------------------------------------------------------------------- */
 /* Kernels                                                                                   */
 
+/* Each layer kernel is its own function: inlined into the network walk, GCC for a Cortex-M4
+ * runs out of registers and spills the int8 accumulator and pointers of the inner loop to the
+ * stack (10 instructions per tap instead of 5). */
+#if defined(__GNUC__)
+#define FH_SLIM_KERNEL static __attribute__((noinline))
+#else
+#define FH_SLIM_KERNEL static
+#endif
+
 /* The in-bounds part of the window of output step o of a same-padded conv (pad_left =
  * (k - 1) / 2) over length t: kernel taps lo .. lo + n - 1 read input steps x0 .. x0 + n - 1. */
 typedef struct {
@@ -316,7 +325,7 @@ static fh_slim_conv_geom fh_slim_conv_geom_of(const fh_slim_conv_dims *d, int32_
 
 /* Max-pool (window and stride p) of c channels of length t, in place, elements of e bytes
  * (float32 or int8). Output index ch * to + o never exceeds the first input index it reads. */
-static void fh_slim_maxpool(void *buf, int32_t e, int32_t c, int32_t t, int32_t p,
+FH_SLIM_KERNEL void fh_slim_maxpool(void *buf, int32_t e, int32_t c, int32_t t, int32_t p,
                             ft_op_counts *ops)
 {
     const int32_t to = t / p;
@@ -345,7 +354,7 @@ static void fh_slim_maxpool(void *buf, int32_t e, int32_t c, int32_t t, int32_t 
     ops->bytes_moved += e * ((int64_t)c * to * p + (int64_t)c * to);
 }
 
-static void fh_slim_conv_f32_run(const fh_slim_conv_f32 *l, fh_slim_conv_geom g, const float *x,
+FH_SLIM_KERNEL void fh_slim_conv_f32_run(const fh_slim_conv_f32 *l, fh_slim_conv_geom g, const float *x,
                                  float *y, ft_op_counts *ops)
 {
     int32_t f, c, o, j;
@@ -372,7 +381,7 @@ static void fh_slim_conv_f32_run(const fh_slim_conv_f32 *l, fh_slim_conv_geom g,
 }
 
 /* Global average pool [c, t] -> [c]. */
-static void fh_slim_gap_f32(const float *x, int32_t c, int32_t t, float *y, ft_op_counts *ops)
+FH_SLIM_KERNEL void fh_slim_gap_f32(const float *x, int32_t c, int32_t t, float *y, ft_op_counts *ops)
 {
     const float inv_t = 1.0f / (float)t;
     int32_t f, j;
@@ -389,7 +398,7 @@ static void fh_slim_gap_f32(const float *x, int32_t c, int32_t t, float *y, ft_o
     ops->bytes_moved += 4 * ((int64_t)c * t + c);
 }
 
-static void fh_slim_dense_f32_run(const fh_slim_dense_f32 *l, const float *x, float *y,
+FH_SLIM_KERNEL void fh_slim_dense_f32_run(const fh_slim_dense_f32 *l, const float *x, float *y,
                                   ft_op_counts *ops)
 {
     const fh_slim_dense_dims *d = &l->dims;
@@ -418,7 +427,7 @@ static int8_t fh_slim_requant_relu(int32_t acc, int32_t mult, int32_t rshift)
     return (int8_t)(v < 0 ? 0 : (v > 127 ? 127 : v));
 }
 
-static void fh_slim_conv_s8_run(const fh_slim_conv_s8 *l, fh_slim_conv_geom g, const int8_t *x,
+FH_SLIM_KERNEL void fh_slim_conv_s8_run(const fh_slim_conv_s8 *l, fh_slim_conv_geom g, const int8_t *x,
                                 int8_t *y, ft_op_counts *ops)
 {
     int32_t f, c, o, j;
@@ -445,7 +454,7 @@ static void fh_slim_conv_s8_run(const fh_slim_conv_s8 *l, fh_slim_conv_geom g, c
 }
 
 /* Global average pool [c, t] -> [c] of ReLU outputs (>= 0): rounding division by t. */
-static void fh_slim_gap_s8(const int8_t *x, int32_t c, int32_t t, int8_t *y, ft_op_counts *ops)
+FH_SLIM_KERNEL void fh_slim_gap_s8(const int8_t *x, int32_t c, int32_t t, int8_t *y, ft_op_counts *ops)
 {
     int32_t f, j;
     for (f = 0; f < c; ++f) {
@@ -461,7 +470,7 @@ static void fh_slim_gap_s8(const int8_t *x, int32_t c, int32_t t, int8_t *y, ft_
 }
 
 /* Hidden layer (relu): int8 activations into y. Last layer: float logits into y. */
-static void fh_slim_dense_s8_run(const fh_slim_dense_s8 *l, const int8_t *x, void *y,
+FH_SLIM_KERNEL void fh_slim_dense_s8_run(const fh_slim_dense_s8 *l, const int8_t *x, void *y,
                                  ft_op_counts *ops)
 {
     const fh_slim_dense_dims *d = &l->dims;
