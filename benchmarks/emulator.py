@@ -1,7 +1,12 @@
 """Speed of the Cortex-M4 emulator checks: QEMU's executed instructions per second (with the
 counting plugin), the wall time of one Full cnn3 training batch at (100, 3) on the emulator and
 on the host C library (their ratio is the emulator's slowdown), and the whole Table III grid
-(cnn3 and the daghero template, TL and Full, T = 20..100, one batch of 32 each).
+(cnn3 and the daghero template, TL and Full, T = 20..100, one batch of 32 each). Then the
+cycles of the width-sliced conv kernels (TRM timings of stm32l496zg_fedhar), per in-bounds tap
+(MAC) and per output element, fitted by least squares on 80 random sliced networks, against the
+re-quantization cost per output element that CMSIS-NN's README publishes (CMSIS_5
+CMSIS/NN/README.md, "Legacy vs TFL micro compliant APIs": about 5 cycles for the legacy
+shift-and-saturate, more than 200 cycles for the TFL-micro-compliant per-channel scheme).
 
     python benchmarks/emulator.py [--json]
 """
@@ -16,9 +21,35 @@ import numpy as np
 
 from fedhar.mcu.profile import load_profile
 from fedhar.models.spec import build_spec
-from fedhar.ondevice import emulator
+from fedhar.ondevice import emulator, instructions
 from fedhar.ondevice.ctrain import Trainer
 from fedhar.ondevice.emulated import GRID_INPUT_LENGTHS, emulate_row
+from fedhar.ondevice.isa import cycles
+
+CMSIS_NN_REQUANT_CYCLES = {"legacy shift": 5.0, "TFL-micro compliant (lower bound)": 200.0}
+
+
+def kernel_cycles(b: emulator.Build, timings: dict[str, float]) -> dict[str, dict[str, float]]:
+    """Cycles per call, per output channel, per output element, per (output, input channel)
+    and per tap of the sliced float32 and int8 conv kernels, least squares over random nets."""
+    rows: dict[str, list[tuple[tuple[float, ...], float]]] = {}
+    for i, (model, n) in enumerate(instructions.slim_cases(80)):
+        rng = np.random.default_rng(i)
+        x = rng.standard_normal((n, model.in_channels, model.in_length)).astype(np.float32)
+        run = emulator.run_slim(model, x, 0.5, b)
+        for r in instructions.slim_regions(model, n):
+            if r.kind.startswith("slim_conv_"):
+                c = cycles(run.execution.keys.get(r.rid, {}), run.execution.taken[r.rid], timings)
+                rows.setdefault(r.kind, []).append((r.features, c))
+    out = {}
+    for kind, data in sorted(rows.items()):
+        a = np.array([f for f, _ in data], dtype=np.float64)
+        y = np.array([c for _, c in data])
+        coef, *_ = np.linalg.lstsq(a, y, rcond=None)
+        names = ("call", "output_channel", "output", "output_input_channel", "tap")
+        out[kind] = {name: round(float(v), 2) for name, v in zip(names, coef, strict=True)}
+        out[kind]["max_rel_residual"] = round(float(np.max(np.abs(a @ coef - y) / y)), 4)
+    return out
 
 
 def main() -> None:
@@ -52,6 +83,7 @@ def main() -> None:
                 executed += row.executed_total
                 qemu_s += row.wall_s
     grid_s = time.perf_counter() - start
+    kernels = kernel_cycles(b, timings)
     out = {
         "qemu_instructions_per_s": executed / qemu_s,
         "cnn3_full_100x3_emulated_s": full_wall,
@@ -62,6 +94,8 @@ def main() -> None:
         "grid_rows": 20,
         "grid_s": grid_s,
         "grid_instructions": executed,
+        "sliced_conv_cycles": kernels,
+        "cmsis_nn_requant_cycles_per_output": CMSIS_NN_REQUANT_CYCLES,
     }
     if args.json:
         print(json.dumps(out, indent=2))
@@ -76,6 +110,13 @@ def main() -> None:
         f"C library: {out['emulator_slowdown']:.0f}x slower"
     )
     print(f"Table III grid (20 rows): {grid_s:.1f} s, {executed / 1e9:.2f} G instructions")
+    for kind, c in kernels.items():
+        ratios = ", ".join(f"{c['output'] / v:.2f}x CMSIS-NN {name} ({v:g})"
+                           for name, v in CMSIS_NN_REQUANT_CYCLES.items())  # fmt: skip
+        print(
+            f"{kind}: {c['tap']:.2f} cycles per MAC, {c['output']:.1f} per output element "
+            f"({ratios}); fit residual {100 * c['max_rel_residual']:.1f}%"
+        )
 
 
 if __name__ == "__main__":
