@@ -13,6 +13,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from fedhar.models.spec import ModelSpec
 from fedhar.ondevice import emulator, instructions
 from fedhar.ondevice.estimator import LOSS, PHASES, trainable_flags
@@ -157,3 +159,37 @@ def format_emulated(rows: list[Any], emulated: list[EmulatedRow], profile: Any) 
         "instruction timings (try --mcu stm32l496zg_fedhar)."
     )
     return "\n".join([*lines, note])
+
+
+def fit_mac_cycles(profile_name: str = "stm32l496zg_fedhar") -> tuple[float, float, float]:
+    """The profile's ``cycles_float32.mac`` fitted to the TRM-priced execution of every Table
+    III row (cnn3 and the daghero template, TL and Full, batch 32), every other operation
+    class at the profile's value: least squares on the relative errors. Returns (cycles per
+    MAC, largest and mean absolute relative error over the 20 rows)."""
+    from fedhar.mcu.profile import load_profile
+    from fedhar.models.spec import build_spec
+    from fedhar.ondevice.estimator import estimate_training
+
+    profile = load_profile(profile_name)
+    b = emulator.build()
+    a, rhs = [], []
+    for model, tl in (("cnn3", 2), ("daghero", 1)):
+        for t in GRID_INPUT_LENGTHS:
+            for mode in ("tl", "full"):
+                spec = build_spec(model, 3, t, 6)
+                row = emulate_row(spec, mode, 32, tl, timings=dict(profile.instruction_timings),
+                                  b=b)  # fmt: skip
+                ops = estimate_training(spec, mode, 32, tl, momentum=False).ops_total_per_batch
+                rest = profile.cycles(ops) - profile.costs.mac * ops.macs
+                a.append(ops.macs / row.cycles)
+                rhs.append(1.0 - rest / row.cycles)
+    x, y = np.array(a), np.array(rhs)
+    mac = float(x @ y / (x @ x))
+    err = np.abs(x * mac - y)
+    return mac, float(err.max()), float(err.mean())
+
+
+if __name__ == "__main__":
+    mac_cycles, worst, mean = fit_mac_cycles()
+    print(f"cycles per MAC {mac_cycles:.2f}: Table III rows within {100 * worst:.1f}% "
+          f"(mean {100 * mean:.1f}%)")  # fmt: skip

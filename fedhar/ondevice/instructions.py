@@ -388,7 +388,7 @@ def _random_spec(rng: np.random.Generator, i: int) -> ModelSpec:
     return b.build(f"cal{i}")
 
 
-def calibration_cases(n: int = 36, seed: int = 20261201) -> Iterator[Case]:
+def calibration_cases(n: int = 60, seed: int = 20261201) -> Iterator[Case]:
     """Random small models (conv, dense, ReLU, both pools, GAP, flatten, batch-norm) with
     random trained layers, batches and every optimizer variant, seeded."""
     rng = np.random.default_rng(seed)

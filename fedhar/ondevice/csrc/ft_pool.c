@@ -25,20 +25,18 @@ FT_HOT void ft_avgpool1d_forward(const ft_pool_dims *d, const float *FT_RESTRICT
     cnt->muls += o;
     cnt->divs += 1;
     cnt->bytes_moved += 4 * (o * p + o);
+    /* The window sum stays in a register: p loads and one store per output. */
     for (t = 0; t < d->t_out; ++t) {
         const float *xw = x + (int64_t)t * d->stride * c;
         float *yr = y + (int64_t)t * c;
         for (i = 0; i < c; ++i) {
-            yr[i] = xw[i];
-        }
-        for (q = 1; q < p; ++q) {
-            const float *xr = xw + (int64_t)q * c;
-            for (i = 0; i < c; ++i) {
-                yr[i] += xr[i];
+            const float *xc = xw + i;
+            float sum = *xc;
+            for (q = 1; q < p; ++q) {
+                xc += c;
+                sum += *xc;
             }
-        }
-        for (i = 0; i < c; ++i) {
-            yr[i] *= inv;
+            yr[i] = sum * inv;
         }
     }
 }
@@ -87,9 +85,10 @@ void ft_maxpool1d_forward(const ft_pool_dims *d, const float *FT_RESTRICT x,
             int32_t at = base + i;
             for (q = 1; q < p; ++q) {
                 const int32_t k = base + q * c + i;
+                const float v = x[k];
                 /* The first maximum wins, as in PyTorch; a NaN propagates. */
-                if (x[k] > m || x[k] != x[k]) {
-                    m = x[k];
+                if (v > m || v != v) {
+                    m = v;
                     at = k;
                 }
             }
@@ -128,17 +127,15 @@ FT_HOT void ft_gap1d_forward(int32_t t, int32_t c, const float *FT_RESTRICT x,
     cnt->muls += c;
     cnt->divs += 1;
     cnt->bytes_moved += 4 * ((int64_t)t * c + c);
+    /* The channel sum stays in a register: t loads and one store per channel. */
     for (i = 0; i < c; ++i) {
-        y[i] = x[i];
-    }
-    for (q = 1; q < t; ++q) {
-        const float *xr = x + (int64_t)q * c;
-        for (i = 0; i < c; ++i) {
-            y[i] += xr[i];
+        const float *xc = x + i;
+        float sum = xc[0];
+        for (q = 1; q < t; ++q) {
+            xc += c;
+            sum += *xc;
         }
-    }
-    for (i = 0; i < c; ++i) {
-        y[i] *= inv;
+        y[i] = sum * inv;
     }
 }
 
@@ -151,13 +148,12 @@ FT_HOT void ft_gap1d_backward(int32_t t, int32_t c, const float *FT_RESTRICT dy,
     cnt->muls += c;
     cnt->divs += 1;
     cnt->bytes_moved += 4 * ((int64_t)c + (int64_t)t * c);
+    /* Each channel's gradient is computed once and stored to all t steps. */
     for (i = 0; i < c; ++i) {
-        dx[i] = dy[i] * inv;
-    }
-    for (q = 1; q < t; ++q) {
-        float *xr = dx + (int64_t)q * c;
-        for (i = 0; i < c; ++i) {
-            xr[i] = dx[i];
+        const float g = dy[i] * inv;
+        float *xc = dx + i;
+        for (q = 0; q < t; ++q, xc += c) {
+            *xc = g;
         }
     }
 }
