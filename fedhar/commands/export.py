@@ -7,7 +7,7 @@ from the scenario the run copied (``RUN_DIR/scenario.yaml``), which is determini
 and its F1 must equal the report's, else nothing is written. DIR receives a C header with the
 packed model, a ``main.c`` that classifies one of the user's test windows and runs one TL
 step, the library's sources, linker scripts for QEMU mps2-an386 and the NUCLEO-L496ZG, and a
-Makefile (:mod:`fedhar.ondevice.firmware`). An existing non-empty DIR is refused unless
+Makefile (:mod:`fedhar.studies.firmware`). An existing non-empty DIR is refused unless
 ``--force``. Bad arguments exit with code 2 and one line on stderr.
 """
 
@@ -76,7 +76,7 @@ def _mode(row: dict[str, Any], asked: str | None, user: str) -> str:
 def run(args: argparse.Namespace) -> int:
     """Runs the sub-command; returns the exit code (2 on bad input)."""
     from fedhar.engines.replay import ReplayError, personalized_model
-    from fedhar.ondevice.firmware import write_firmware
+    from fedhar.studies.firmware import write_firmware
 
     run_dir, out = Path(args.run_dir), Path(args.out)
     try:

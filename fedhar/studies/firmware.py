@@ -8,11 +8,11 @@ and for a NUCLEO-L496ZG board (``make nucleo``, results in RAM for a debugger):
                     (:mod:`fedhar.wire.codec`: int8 weights with per-channel scales, int32
                     biases with per-tensor scales, float32 for the rest), one test window with
                     its label, and the host's logits of that window for a self-check;
-``main.c``, ``Makefile``, ``README.md`` (``emu/firmware``): unpack the model into the
-                    training library, classify the window, run one TL training step on it and
-                    classify it again; build; how to flash;
+``main.c``          (with the ``Makefile`` and ``README.md`` of ``fedhar/ondevice/emu/firmware``)
+                    unpacks the model into the training library, classifies the window, runs
+                    one TL training step on it and classifies it again;
 ``fedhar/``         the C library's sources; ``startup.c``, ``semihost.[ch]`` and the linker
-                    scripts of ``emu/harness``.
+                    scripts of ``fedhar/ondevice/emu/harness``.
 
 The unpacking in ``main.c`` computes exactly what :func:`fedhar.wire.codec.decode_model`
 computes (float32 ``q · s`` for weights, ``(float)((double) q · s)`` for biases), so the board
