@@ -42,7 +42,7 @@ from fedhar.studies.replay_data import (
     load_user_replays,
     resolve_adaptive_dir,
 )
-from fedhar.wearable.build import build_wearable_config
+from fedhar.wearable.build import build_wearable_config, device_costs
 from fedhar.wearable.loads import LOADS
 from fedhar.wearable.simulation import Wearable
 
@@ -361,16 +361,20 @@ def run_study(
         log(f"[{index + 1}/{len(points)}] {point.key}: {_brief(row)}")
     rows = [done[p.key] for p in points]
     traces = [json.loads(_trace_file(out, i).read_text()) for i in range(len(points))]
+    costs, _ = device_costs(scenario.battery, base_dir, modes_csv)
     result = {
         "scenario": str(scenario_path),
         "description": scenario.description,
+        "cost_sources": dict(costs.sources),
         "rows": [asdict(r) for r in rows],
         "summary": summarize(rows),
     }
     (out / "study.json").write_text(json.dumps(result, indent=2, allow_nan=False) + "\n")
     write_csv(rows, out / "study.csv")
     summary = result["summary"]
-    write_plots_and_report(scenario, points, rows, traces, summary, winner_lines(summary), out)
+    write_plots_and_report(
+        scenario, points, rows, traces, summary, winner_lines(summary), out, costs.sources
+    )
     return result
 
 

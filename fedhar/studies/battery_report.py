@@ -3,7 +3,7 @@ and :mod:`fedhar.results.html`)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from fedhar.results.figures import plt, save_figure
@@ -96,8 +96,10 @@ def write_plots_and_report(
     summary: dict,
     winner_lines: Sequence[str],
     out: Path,
+    cost_sources: Mapping[str, str],
 ) -> None:
-    """Writes ``soc.png``, ``pareto.png``, ``energy.png`` and ``report.html`` into ``out``."""
+    """Writes ``soc.png``, ``pareto.png``, ``energy.png`` and ``report.html`` into ``out``;
+    ``cost_sources`` names where each load's cost comes from (the page names the training's)."""
     study = scenario.study
     capacity = study.plot_capacity_mah or study.capacity_mah[0]
     charging = study.plot_charging or next(iter(study.charging))
@@ -166,6 +168,7 @@ def write_plots_and_report(
             f"{len(rows)} configurations, {study.days} days each (rounds of {study.round_s:g} s)."
         ),
         *(paragraph(f"{line}.") for line in winner_lines),
+        paragraph(f"Personalization cost: {cost_sources['training']}."),
         heading("Policies (means over capacity × charging)"),
         table(policy_header, policy_rows, number=".4g"),
     ]

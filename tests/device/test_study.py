@@ -132,6 +132,9 @@ def test_study_writes_its_files_and_resumes_without_redoing_work(tmp_path, capsy
     never = [r for r in first["rows"] if r["charging"] == "never"]
     assert all(r["days_to_first_depletion"] is not None for r in never)  # 0.5 mAh dies in 3 days
     assert "data:image/png;base64," in (out / "report.html").read_text()
+    # The study says what priced its personalization jobs, in study.json and on the page.
+    training = first["cost_sources"]["training"]
+    assert training and f"Personalization cost: {training}" in (out / "report.html").read_text()
 
     assert main(["study", str(path), "--out", str(out)]) == 2  # never overwrites silently
     lines = (out / "rows.jsonl").read_text().splitlines()
