@@ -35,7 +35,8 @@ class EmulatedRow:
         executed_macs, counted_macs: VFMA-class instructions executed in the conv/dense/
             batch-norm/update regions, and the library's counted MACs there.
         cycles: executed cycles by the profile's instruction timings (0 without timings).
-        cycles_by_region: the same split by region name.
+        by_region: per region (``layer/phase``, ``loss``, ``glue``): executed and predicted
+            instructions and executed cycles.
         wall_s: QEMU's wall time for the job.
     """
 
@@ -44,7 +45,7 @@ class EmulatedRow:
     executed_macs: int
     counted_macs: int
     cycles: float
-    cycles_by_region: dict[str, float]
+    by_region: dict[str, dict[str, float]]
     wall_s: float
 
     @property
@@ -69,11 +70,11 @@ class EmulatedRow:
 
 
 def _region_names(spec: ModelSpec) -> dict[int, str]:
-    names = [layer.name for layer in spec.layers] + [LOSS]
     out = {emulator.REGION_GLUE: "glue"}
-    for row, name in enumerate(names):
+    for row, layer in enumerate(spec.layers):
         for j, phase in enumerate(PHASES):
-            out[emulator.region(row, j)] = f"{name}/{phase}"
+            out[emulator.region(row, j)] = f"{layer.name}/{phase}"
+    out[emulator.region(len(spec.layers), 0)] = LOSS
     return out
 
 
@@ -99,9 +100,8 @@ def emulate_row(
     measured = [r for r in ex.keys if r != emulator.REGION_HARNESS]
     executed = ex.targets(measured)
     update = instructions.update_kind("sgd", momentum, 0.0)
-    predicted = instructions.totals(
-        instructions.predict(instructions.regions(spec, flags, batch, update))
-    )
+    per_region = instructions.predict(instructions.regions(spec, flags, batch, update))
+    predicted = instructions.totals(per_region)
     names = _region_names(spec)
     loss_rows = {emulator.region(len(spec.layers), j) for j in range(len(PHASES))}
     kernel = [r for r in measured if r != emulator.REGION_GLUE and r not in loss_rows]
@@ -109,16 +109,31 @@ def emulate_row(
     counted = sum(
         ops.macs for row, phases in run.counts.items() if row != LOSS for ops in phases.values()
     )
-    by_region: dict[str, float] = {}
-    total_cycles = 0.0
-    if timings:
-        for r in measured:
-            c = cycles(ex.keys.get(r, Counter()), ex.taken[r], timings)
-            by_region[names.get(r, str(r))] = c
-            total_cycles += c
+    by_region: dict[str, dict[str, float]] = {}
+    for r in measured:
+        name = names[r]
+        c = cycles(ex.keys.get(r, Counter()), ex.taken[r], timings) if timings else 0.0
+        by_region[name] = {
+            "executed": sum(ex.classes([r]).values()),
+            "predicted": sum(per_region.get(name, {}).get(t, 0.0) for t in CLASSES),
+            "cycles": c,
+        }
+    total_cycles = sum(v["cycles"] for v in by_region.values())
     return EmulatedRow(
         executed, predicted, executed_macs, counted, total_cycles, by_region, ex.wall_s
     )
+
+
+def by_phase(row: EmulatedRow) -> dict[str, dict[str, float]]:
+    """:attr:`EmulatedRow.by_region` summed per phase (forward, backward_input,
+    backward_weights, update), the loss and the glue."""
+    out: dict[str, dict[str, float]] = {}
+    for name, figures in row.by_region.items():
+        phase = name.rsplit("/", 1)[-1]
+        acc = out.setdefault(phase, dict.fromkeys(figures, 0.0))
+        for k, v in figures.items():
+            acc[k] += v
+    return out
 
 
 def row_dict(row: EmulatedRow) -> dict[str, Any]:
@@ -129,6 +144,8 @@ def row_dict(row: EmulatedRow) -> dict[str, Any]:
         "counted_macs": row.counted_macs,
         "executed_cycles": row.cycles,
         "relative_error": {k: round(v, 6) for k, v in row.relative_errors().items()},
+        "by_phase": by_phase(row),
+        "by_region": row.by_region,
         "emulator_wall_s": round(row.wall_s, 3),
     }
 

@@ -19,7 +19,7 @@ from fedhar.mcu.profile import load_profile
 from fedhar.models.spec import build_spec, daghero_cnn
 from fedhar.ondevice import emulator
 from fedhar.ondevice.ctrain import Trainer
-from fedhar.ondevice.emulated import GRID_INPUT_LENGTHS, emulate_row
+from fedhar.ondevice.emulated import GRID_INPUT_LENGTHS, by_phase, emulate_row
 from fedhar.ondevice.estimator import trainable_flags
 from fedhar.ondevice.instructions import TARGETS, predict, slim_regions, totals
 from fedhar.ondevice.isa import CLASSES
@@ -77,6 +77,13 @@ def test_predicted_instructions_agree_with_execution_on_the_grid(build) -> None:
                 bad = {k: v for k, v in errors.items() if abs(v) > 0.03}
                 assert not bad, f"{model} {t}x3 {mode}: {bad}"
                 assert row.executed_macs == row.counted_macs, f"{model} {t}x3 {mode}"
+                # Per phase too; the loss (0.1% of a step) runs expf and logf, whose paths
+                # depend on the values, so it is held to 0.1% of the step instead.
+                for phase, fig in by_phase(row).items():
+                    err = abs(fig["predicted"] - fig["executed"])
+                    bound = 0.001 * row.executed_total if phase == "loss" else 0.03 * fig[
+                        "executed"]  # fmt: skip
+                    assert err <= bound, f"{model} {t}x3 {mode} {phase}: {fig}"
                 worst = max(worst, *(abs(v) for v in errors.values()))
                 per_mac = row.cycles / row.counted_macs
                 assert 8 < per_mac < 16, f"{model} {t}x3 {mode}: {per_mac} cycles per MAC"

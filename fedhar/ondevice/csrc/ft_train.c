@@ -127,7 +127,6 @@ static void backward_sample(ft_context *ctx)
         const int need_dx = i > s;
         ft_op_counts *cw = counter(ctx, i, FT_PHASE_BACKWARD_WEIGHTS);
         ft_op_counts *ci = counter(ctx, i, FT_PHASE_BACKWARD_INPUT);
-        FT_EMU_MARK(i, FT_PHASE_BACKWARD_INPUT);
         switch (d->kind) {
         case FT_LAYER_CONV1D:
         case FT_LAYER_DENSE: {
@@ -145,24 +144,29 @@ static void backward_sample(ft_context *ctx)
             break;
         }
         case FT_LAYER_RELU:
+            FT_EMU_MARK(i, FT_PHASE_BACKWARD_INPUT);
             ft_relu_backward(L->out, L->dout, d->in_c * d->in_t, ci);
             break;
         case FT_LAYER_AVGPOOL1D: {
             ft_pool_dims pd;
             pool_dims(d, &pd);
+            FT_EMU_MARK(i, FT_PHASE_BACKWARD_INPUT);
             ft_avgpool1d_backward(&pd, L->dout, L->din_base, ci);
             break;
         }
         case FT_LAYER_MAXPOOL1D: {
             ft_pool_dims pd;
             pool_dims(d, &pd);
+            FT_EMU_MARK(i, FT_PHASE_BACKWARD_INPUT);
             ft_maxpool1d_backward(&pd, L->dout, L->idx, L->din_base, ci);
             break;
         }
         case FT_LAYER_GAP1D:
+            FT_EMU_MARK(i, FT_PHASE_BACKWARD_INPUT);
             ft_gap1d_backward(d->in_t, d->in_c, L->dout, L->din_base, ci);
             break;
         case FT_LAYER_FLATTEN:
+            FT_EMU_MARK(i, FT_PHASE_BACKWARD_INPUT);
             ft_flatten_backward(d->in_t, d->in_c, L->dout, L->din_base, ci);
             break;
         default: /* FT_LAYER_BATCHNORM1D */
