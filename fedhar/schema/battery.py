@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field, model_validator
 
 from fedhar.schema.base import KeyProblem, Strict
+from fedhar.wearable.battery import DEFAULTS
 
 TABLE_II_WISDM_F1 = {"none": 0.813, "tl": 0.955, "full": 0.969}
 """Craighero et al. 2023, Table II, WISDM, input (100, 3): mean F1 over the 36 LOSO users."""
@@ -40,22 +41,54 @@ class CellSection(Strict):
         description="A cut-off device restarts when the available charge climbs back to this "
         "fraction of its full level; above `cutoff_soc`.",
     )
-    kibam_c: float = Field(0.6, gt=0, lt=1, description="KiBaM: available-well share.")
-    kibam_k_per_s: float = Field(1e-4, gt=0, description="KiBaM: rate constant, in 1/s.")
+    kibam_c: float = Field(
+        DEFAULTS.kibam_c,
+        gt=0,
+        lt=1,
+        description="KiBaM: available-well share (default: `cell.kibam` of the parts file).",
+    )
+    kibam_k_per_s: float = Field(
+        DEFAULTS.kibam_k_per_s,
+        gt=0,
+        description="KiBaM: rate constant, in 1/s (default: fitted to the parts file's cell).",
+    )
     charge_current_ma: float = Field(30.0, ge=0, description="Charger current, in mA.")
-    taper_soc: float = Field(
-        0.8,
+    cv_soc: float = Field(
+        DEFAULTS.cv_soc,
         gt=0,
         le=1,
-        description="Above this state of charge the charge current tapers linearly to 0.",
+        validation_alias=AliasChoices("cv_soc", "taper_soc"),
+        description="State of charge where the constant-voltage phase starts; above it the "
+        "charge current decays (1: constant current to full).",
+    )
+    termination_fraction: float = Field(
+        DEFAULTS.termination_fraction,
+        gt=0,
+        lt=1,
+        description="Charging ends when the constant-voltage current falls to this share of "
+        "`charge_current_ma` (default: the parts file's charger IC).",
+    )
+    recharge_soc: float = Field(
+        DEFAULTS.recharge_soc,
+        gt=0,
+        lt=1,
+        description="After termination the charger restarts once the state of charge falls "
+        "below this; below the termination state of charge.",
     )
 
     @model_validator(mode="after")
-    def _restart_above_cutoff(self) -> CellSection:
+    def _thresholds_in_order(self) -> CellSection:
         if self.restart_soc <= self.cutoff_soc:
             raise KeyProblem(
                 "restart_soc",
                 f"expected a number > cutoff_soc ({self.cutoff_soc}), got {self.restart_soc}",
+            )
+        termination_soc = 1.0 - self.termination_fraction * (1.0 - self.cv_soc)
+        if self.recharge_soc >= termination_soc:
+            raise KeyProblem(
+                "recharge_soc",
+                f"expected a number < the termination state of charge ({termination_soc:.4g}), "
+                f"got {self.recharge_soc}",
             )
         return self
 

@@ -1,5 +1,5 @@
 """Battery models: coulomb counting and the kinetic battery model (KiBaM), with a cut-off
-and constant-current-then-taper charging.
+and constant-current, constant-voltage (CC-CV) charging that ends at a termination current.
 
 Charge is kept in coulombs (C) and converted to energy at the nominal voltage (J = C · V).
 A positive current (A) discharges the battery; a negative one charges it. Between load
@@ -11,12 +11,63 @@ it at a rate ``k · (h2 - h1)`` with heights ``h1 = y1 / c`` and ``h2 = y2 / (1 
 It shows the rate-capacity effect (a high current empties ``y1`` before ``q`` is spent)
 and recovery (``y1`` refills at rest). Coulomb counting is the ideal battery: all of ``q``
 is available.
+
+The default ``c``, ``k`` and charger constants come from the ``cell:`` and ``charger:``
+sections of ``fedhar/wearable/data/parts.yaml``, which name their data sheets (``c``, ``k``
+fitted by :mod:`fedhar.wearable.kibam_fit`).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+PARTS_FILE = Path(__file__).with_name("data") / "parts.yaml"
+"""The parts file whose ``cell:`` and ``charger:`` sections give the defaults below."""
+
+
+@dataclass(frozen=True)
+class CellDefaults:
+    """Default cell and charger constants, read from the parts file.
+
+    Attributes:
+        kibam_c: KiBaM available-well share, in (0, 1).
+        kibam_k_per_s: KiBaM rate constant in 1/s.
+        cv_soc: state of charge where the constant-voltage phase starts.
+        termination_fraction: charge ends when the CV-phase current falls to this share of
+            the constant (fast-charge) current.
+        recharge_soc: a terminated charger restarts when the state of charge falls below this.
+    """
+
+    kibam_c: float
+    kibam_k_per_s: float
+    cv_soc: float
+    termination_fraction: float
+    recharge_soc: float
+
+
+def load_cell_defaults(path: str | Path = PARTS_FILE) -> CellDefaults:
+    """The ``cell.kibam`` and ``charger`` constants of a parts file."""
+    with open(path) as fh:
+        parts = yaml.safe_load(fh)
+    try:
+        kibam, charger = parts["cell"]["kibam"], parts["charger"]
+        return CellDefaults(
+            kibam_c=float(kibam["c"]),
+            kibam_k_per_s=float(kibam["k_per_s"]),
+            cv_soc=float(charger["cv_soc"]),
+            termination_fraction=float(charger["termination_fraction"]),
+            recharge_soc=float(charger["recharge_soc"]),
+        )
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"{path}: cell.kibam / charger: missing or malformed {exc}") from exc
+
+
+DEFAULTS = load_cell_defaults()
+"""The shipped parts file's cell and charger constants (see :func:`load_cell_defaults`)."""
 
 BATTERY_MODELS = ("coulomb", "kibam")
 
@@ -36,8 +87,12 @@ class BatterySpec:
         kibam_c: KiBaM available-well fraction of the capacity, in (0, 1).
         kibam_k_per_s: KiBaM well-to-well rate constant in 1/s.
         charge_current_ma: constant charging current in mA (the CC phase).
-        taper_soc: state of charge where the current starts to taper linearly to zero at
-            full (a constant-voltage phase seen from the charge side).
+        cv_soc: state of charge where the constant-voltage (CV) phase starts, in (0, 1]; 1
+            charges at constant current to full.
+        termination_fraction: the charge ends when the CV-phase current falls to this share
+            of ``charge_current_ma``, in (0, 1).
+        recharge_soc: after termination the charger stays off until the state of charge
+            falls below this, in (0, :attr:`termination_soc`).
     """
 
     capacity_mah: float
@@ -45,10 +100,12 @@ class BatterySpec:
     model: str = "coulomb"
     cutoff_soc: float = 0.0
     restart_soc: float = 0.05
-    kibam_c: float = 0.6
-    kibam_k_per_s: float = 1e-4
+    kibam_c: float = DEFAULTS.kibam_c
+    kibam_k_per_s: float = DEFAULTS.kibam_k_per_s
     charge_current_ma: float = 30.0
-    taper_soc: float = 0.8
+    cv_soc: float = DEFAULTS.cv_soc
+    termination_fraction: float = DEFAULTS.termination_fraction
+    recharge_soc: float = DEFAULTS.recharge_soc
 
     def __post_init__(self) -> None:
         if self.capacity_mah <= 0:
@@ -68,8 +125,17 @@ class BatterySpec:
             raise ValueError(f"kibam_k_per_s: expected > 0, got {self.kibam_k_per_s}")
         if self.charge_current_ma < 0:
             raise ValueError(f"charge_current_ma: expected >= 0, got {self.charge_current_ma}")
-        if not 0.0 < self.taper_soc <= 1.0:
-            raise ValueError(f"taper_soc: expected in (0, 1], got {self.taper_soc}")
+        if not 0.0 < self.cv_soc <= 1.0:
+            raise ValueError(f"cv_soc: expected in (0, 1], got {self.cv_soc}")
+        if not 0.0 < self.termination_fraction < 1.0:
+            raise ValueError(
+                f"termination_fraction: expected in (0, 1), got {self.termination_fraction}"
+            )
+        if not 0.0 < self.recharge_soc < self.termination_soc:
+            raise ValueError(
+                "recharge_soc: expected in (0, termination_soc = "
+                f"{self.termination_soc:.4g}), got {self.recharge_soc}"
+            )
 
     @property
     def capacity_c(self) -> float:
@@ -80,6 +146,39 @@ class BatterySpec:
     def capacity_j(self) -> float:
         """Capacity in joules at the nominal voltage."""
         return self.capacity_c * self.voltage_v
+
+    @property
+    def termination_soc(self) -> float:
+        """State of charge where the CV-phase current reaches the termination current:
+        ``1 - termination_fraction · (1 - cv_soc)`` (1 for pure constant current)."""
+        return 1.0 - self.termination_fraction * (1.0 - self.cv_soc)
+
+    @property
+    def cv_time_constant_s(self) -> float:
+        """Time constant of the CV-phase current decay in s, ``Q · (1 - cv_soc) / I_cc``
+        (Q in C, I_cc in A); ``math.inf`` without a charge current."""
+        if self.charge_current_ma <= 0:
+            return math.inf
+        return self.capacity_c * (1.0 - self.cv_soc) / (self.charge_current_ma / 1000.0)
+
+    def charge_time_s(self, from_soc: float = 0.0) -> float:
+        """Seconds from ``from_soc`` to termination with the whole charger current going
+        into the cell (no load): the CC part ``Q · (cv_soc - from_soc) / I_cc``, then the
+        CV decay from the current at the larger of ``from_soc`` and ``cv_soc`` down to
+        ``termination_fraction · I_cc``, ``tau · ln(I_start / I_term)``."""
+        if not 0.0 <= from_soc <= 1.0:
+            raise ValueError(f"from_soc: expected in [0, 1], got {from_soc}")
+        if from_soc >= self.termination_soc:
+            return 0.0
+        if self.charge_current_ma <= 0:
+            return math.inf
+        cc_a = self.charge_current_ma / 1000.0
+        t_cc = self.capacity_c * max(0.0, self.cv_soc - from_soc) / cc_a
+        if self.cv_soc >= 1.0:
+            return t_cc
+        start = max(from_soc, self.cv_soc)
+        i_start = (1.0 - start) / (1.0 - self.cv_soc)  # current at the start of CV, / I_cc
+        return t_cc + self.cv_time_constant_s * math.log(i_start / self.termination_fraction)
 
     @property
     def available_fraction(self) -> float:
@@ -183,16 +282,28 @@ class Battery:
         return hi
 
     def charge_current_a(self) -> float:
-        """Charger current in A at the present state of charge: constant up to
-        ``taper_soc``, then tapering linearly to zero at full."""
+        """Charger current in A at the present state of charge (CC-CV with termination).
+
+        Constant current ``I_cc`` up to ``cv_soc``; then the cell sits at the charger's
+        regulation voltage and the current decays. First-order model of that CV phase: the
+        cell is an open-circuit voltage linear in the state of charge behind a series
+        resistance R, so ``I = (V_reg - OCV(soc)) / R`` falls linearly with the state of
+        charge, ``I = I_cc · (1 - soc) / (1 - cv_soc)`` (continuous at ``cv_soc``, zero at
+        full); as ``d soc / dt = I / Q`` that is an exponential decay in time with time
+        constant :attr:`BatterySpec.cv_time_constant_s` (the R·C of R and the cell's
+        charge-per-volt), the usual first-order picture of a CV phase. The charger
+        terminates when the current reaches ``termination_fraction · I_cc``, at
+        :attr:`BatterySpec.termination_soc`, and gives 0 from there on; the restart below
+        ``recharge_soc`` is the charger's business (:mod:`fedhar.wearable.simulation`).
+        """
         spec = self.spec
         cc = spec.charge_current_ma / 1000.0
         soc = self.soc
-        if soc >= 1.0:
+        if soc >= spec.termination_soc:
             return 0.0
-        if soc <= spec.taper_soc or spec.taper_soc >= 1.0:
+        if soc <= spec.cv_soc:
             return cc
-        return cc * (1.0 - soc) / (1.0 - spec.taper_soc)
+        return cc * (1.0 - soc) / (1.0 - spec.cv_soc)
 
     def to_dict(self) -> dict[str, float]:
         """The charge state as plain data (the spec comes from configuration)."""

@@ -9,8 +9,9 @@ Four actors share the device's power rail (:mod:`fedhar.wearable.rail`):
 - **personalization** waits for a job, runs it epoch by epoch, and after a cut-off resumes
   it from its last completed epoch;
 - **radio** downloads the round's model and uploads the update after a job;
-- **charger** plugs in along the user's charging habit and charges at constant current,
-  then tapering.
+- **charger** plugs in along the user's charging habit and charges at constant current, then
+  constant voltage until the termination current; a terminated charger restarts below the
+  recharge state of charge.
 
 :meth:`Wearable.advance` runs the device to the end of a federation round and leaves its
 state as plain data (:meth:`Wearable.state_dict`), fit for Flower's ``Context.state``.
@@ -443,7 +444,10 @@ class _Run:
                 self.rail.set({"radio": max(0.0, self.rail.watts["radio"] - watts)})
 
     def charger(self):
-        """Plugs in along the charging habit; constant current, then tapering."""
+        """Plugs in along the charging habit; constant current, then constant voltage until
+        the termination current (:meth:`Battery.charge_current_a`). Once terminated, the
+        charger stays off for the rest of the session unless the state of charge falls below
+        ``recharge_soc`` (the IC's automatic recharge); a new session starts a new cycle."""
         env, cfg, rail = self.env, self.cfg, self.rail
         volts = cfg.battery.voltage_v
         day = max(0, math.floor(env.now / DAY_S) - 1)
@@ -454,12 +458,17 @@ class _Run:
                 if start > env.now:
                     yield env.timeout(start - env.now)
                 self.charging = True
+                terminated = False
                 while env.now < end:
                     step = min(cfg.charge_step_s, end - env.now)
                     rail.settle()
+                    if terminated and self.battery.soc < cfg.battery.recharge_soc:
+                        terminated = False
+                    charge_a = 0.0 if terminated else self.battery.charge_current_a()
+                    terminated = charge_a == 0.0
                     room_a = (cfg.battery.capacity_c - self.battery.charge_c) / step
                     loads_a = sum(rail.watts.values()) / volts
-                    amps = min(self.battery.charge_current_a(), room_a + loads_a)
+                    amps = min(charge_a, room_a + loads_a)
                     rail.set_charger(max(0.0, amps) * volts)
                     yield env.timeout(step)
                 rail.set_charger(0.0)

@@ -58,7 +58,8 @@ def test_unknown_key_exits_2_naming_file_key_path_and_expectation(tmp_path, caps
     assert main(["study", str(path), "--out", str(tmp_path / "out")]) == 2
     assert capsys.readouterr().err == (
         f"error: {path}: battery.cell.modle: unknown key, expected one of: voltage_v, model, "
-        "cutoff_soc, restart_soc, kibam_c, kibam_k_per_s, charge_current_ma, taper_soc\n"
+        "cutoff_soc, restart_soc, kibam_c, kibam_k_per_s, charge_current_ma, cv_soc, "
+        "termination_fraction, recharge_soc\n"
     )
 
 
@@ -77,7 +78,8 @@ def test_every_mistake_of_a_study_scenario_is_reported_at_once(tmp_path, capsys)
         load_study_scenario(path)
     assert info.value.lines == [
         f"{path}: battery.cell.modle: unknown key, expected one of: voltage_v, model, "
-        "cutoff_soc, restart_soc, kibam_c, kibam_k_per_s, charge_current_ma, taper_soc",
+        "cutoff_soc, restart_soc, kibam_c, kibam_k_per_s, charge_current_ma, cv_soc, "
+        "termination_fraction, recharge_soc",
         f"{path}: battery.window_s: expected a number > 0, got 0",
         f"{path}: study.days: expected an integer >= 1, got 'three'",
         f"{path}: study.charging.never.name: expected one of 'never', 'nightly', 'random', "
