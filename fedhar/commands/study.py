@@ -1,5 +1,6 @@
-"""``fedhar study SCENARIO --out DIR [--resume] [--adaptive-dir DIR]``: run a
-battery-policy study."""
+"""``fedhar study SCENARIO --out DIR [--resume] [--adaptive-dir DIR] [--data-dir DIR]
+[--jobs N]``: run a battery-policy study, or a fleet study when the scenario has a ``fleet:``
+section."""
 
 from __future__ import annotations
 
@@ -10,21 +11,35 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Adds the ``study`` sub-command."""
     parser = subparsers.add_parser(
         "study",
-        help="run a battery-policy study (policies x capacity x charging habit)",
+        help="run a battery-policy study (policies x capacity x charging habit), or a fleet "
+        "study (a scenario with a fleet: section)",
         description="Simulates every configuration of the study grid and writes study.json, "
-        "study.csv, plots and report.html into DIR.",
+        "study.csv, plots and report.html into DIR. A fleet scenario simulates one device per "
+        "real user whose personalization jobs really train and whose F1 is measured.",
     )
     parser.add_argument(
         "scenario", help="study scenario YAML, e.g. scenarios/battery_policies.yaml"
     )
-    parser.add_argument("--out", required=True, help="output directory")
+    parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
     parser.add_argument(
         "--resume",
         action="store_true",
         help="continue an interrupted study in DIR (it must be of the same scenario)",
     )
     parser.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="dataset directory of a fleet study (overrides its data.data_dir)",
+    )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        metavar="N",
+        help="worker processes of a fleet study (default: every core)",
+    )
+    parser.add_argument(
         "--adaptive-dir",
+        metavar="DIR",
         help="output directory of `fedhar adaptive` whose models replay real windows "
         "(overrides the scenario's replay.adaptive_dir)",
     )
@@ -39,10 +54,24 @@ def run(args: argparse.Namespace) -> int:
     from fedhar.schema.base import SchemaError
     from fedhar.studies.battery import run_study, winner_lines
 
+    if args.jobs is not None and args.jobs < 1:
+        print_error(ValueError(f"--jobs: expected an integer >= 1, got {args.jobs}"))
+        return 2
     try:
-        result = run_study(
-            args.scenario, args.out, resume=args.resume, adaptive_dir=args.adaptive_dir
-        )
+        if _is_fleet(args.scenario):
+            from fedhar.studies.fleet import run_fleet
+
+            result = run_fleet(
+                args.scenario,
+                args.out,
+                resume=args.resume,
+                data_dir=args.data_dir,
+                jobs=args.jobs,
+            )
+        else:
+            result = run_study(
+                args.scenario, args.out, resume=args.resume, adaptive_dir=args.adaptive_dir
+            )
     except (SchemaError, JournalError) as exc:
         print_error(exc)
         return 2
@@ -50,3 +79,15 @@ def run(args: argparse.Namespace) -> int:
         print(line)
     print(f"wrote {args.out}/study.json, study.csv, report.html")
     return 0
+
+
+def _is_fleet(path: str) -> bool:
+    """Whether the scenario file has a top-level ``fleet:`` section (unreadable files go to
+    the battery study, which reports them)."""
+    from fedhar.schema.base import SchemaError, read_yaml
+
+    try:
+        data = read_yaml(path)
+    except SchemaError:
+        return False
+    return isinstance(data, dict) and "fleet" in data

@@ -48,6 +48,14 @@ _KINDS = {
     "batchnorm1d": 7,
 }
 PARAM_IDS = {"weight": 0, "bias": 1, "running_mean": 2, "running_var": 3}
+MOMENT_IDS = {
+    ("moment1", "weight"): 4,
+    ("moment1", "bias"): 5,
+    ("moment2", "weight"): 6,
+    ("moment2", "bias"): 7,
+}
+"""Optimizer-state tensors (SGD momentum or Adam first moment; Adam second moment) of a
+trainable layer's weight and bias, as ``ft_get_param``/``ft_set_param`` ids."""
 
 
 class _LayerDesc(ctypes.Structure):
@@ -92,6 +100,8 @@ _SIGNATURES: dict[str, tuple[Any, ...]] = {
     "ft_set_param": (_P, _I32, _I32, _P, _I64),
     "ft_get_param": (_P, _I32, _I32, _P, _I64),
     "ft_set_class_weights": (_P, _P, _I32),
+    "ft_get_step": (_P, _P),
+    "ft_set_step": (_P, _I64),
     "ft_train_batch": (_P, _P, _P, _I32, _I32, _I32, _P),
     "ft_train_epoch": (_P, _P, _P, _I32, _I32, _I32, _P, _I32, _I32, _P),
     "ft_logits": (_P, _P, _I32, _I32, _I32, _P),
@@ -429,6 +439,63 @@ class Trainer:
                 )
                 out[key] = a
         return out
+
+    def _moment_slots(self) -> list[tuple[str, int, int, tuple[int, ...]]]:
+        """``(name, layer, id, shape)`` of every optimizer-state tensor this context keeps."""
+        kinds = ["moment1"] if self._optimizer == "sgd" else ["moment1", "moment2"]
+        if self._optimizer == "sgd" and self._cfg.momentum == 0:
+            kinds = []
+        slots = []
+        for i, layer in enumerate(self.spec.layers):
+            if not self._flags[i]:
+                continue
+            for key, shape in layer.param_shapes().items():
+                which = key.rsplit(".", 1)[1]
+                for kind in kinds:
+                    if (kind, which) in MOMENT_IDS:
+                        slots.append((f"{key}.{kind}", i, MOMENT_IDS[(kind, which)], shape))
+        return slots
+
+    def optimizer_state(self) -> dict[str, Any]:
+        """The optimizer's state: ``"step"`` (int) and, per trainable tensor, its moments as
+        float32 copies in PyTorch layout (``"<tensor>.moment1"``, Adam's ``".moment2"``).
+
+        With :meth:`state_dict`, a checkpoint: a context of the same model and configuration
+        given both (:meth:`load_state_dict`, :meth:`load_optimizer_state`) continues training
+        exactly as this one would.
+        """
+        step = ctypes.c_int64()
+        clib.check(_lib().ft_get_step(self._ctx, ctypes.byref(step)), "ft_get_step", "")
+        out: dict[str, Any] = {"step": int(step.value)}
+        for name, i, pid, shape in self._moment_slots():
+            a = np.empty(shape, dtype=np.float32)
+            clib.check(
+                _lib().ft_get_param(self._ctx, i, pid, _ptr(a), a.size), "ft_get_param", name
+            )
+            out[name] = a
+        return out
+
+    def load_optimizer_state(self, state: Mapping[str, Any]) -> None:
+        """Restores what :meth:`optimizer_state` returned, for the same trainable set."""
+        slots = self._moment_slots()
+        expected = {"step", *(name for name, *_ in slots)}
+        if set(state) != expected:
+            raise ValueError(
+                f"optimizer state: expected keys {sorted(expected)}, got {sorted(state)}"
+            )
+        step = state["step"]
+        if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0:
+            raise ValueError(f"optimizer state: step must be an integer >= 0, got {step!r}")
+        if step > np.iinfo(np.int64).max:
+            raise ValueError(f"optimizer state: step {step} does not fit in int64")
+        for name, i, pid, shape in slots:
+            a = np.ascontiguousarray(np.asarray(state[name], dtype=np.float32))
+            if a.shape != shape:
+                raise ValueError(f"{name} must have shape {list(shape)}, got {list(a.shape)}")
+            clib.check(
+                _lib().ft_set_param(self._ctx, i, pid, _ptr(a), a.size), "ft_set_param", name
+            )
+        clib.check(_lib().ft_set_step(self._ctx, int(step)), "ft_set_step", f"step {step}")
 
     # -- training and evaluation --------------------------------------------------------------
 

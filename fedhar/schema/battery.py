@@ -11,7 +11,6 @@ from typing import Literal
 from pydantic import AliasChoices, Field, model_validator
 
 from fedhar.schema.base import KeyProblem, Strict
-from fedhar.wearable.battery import DEFAULTS
 
 TABLE_II_WISDM_F1 = {"none": 0.813, "tl": 0.955, "full": 0.969}
 """Craighero et al. 2023, Table II, WISDM, input (100, 3): mean F1 over the 36 LOSO users."""
@@ -41,39 +40,39 @@ class CellSection(Strict):
         description="A cut-off device restarts when the available charge climbs back to this "
         "fraction of its full level; above `cutoff_soc`.",
     )
-    kibam_c: float = Field(
-        DEFAULTS.kibam_c,
+    kibam_c: float | None = Field(
+        None,
         gt=0,
         lt=1,
-        description="KiBaM: available-well share (default: `cell.kibam` of the parts file).",
+        description="KiBaM: available-well share. Unset: the parts file's (`cell:`).",
     )
-    kibam_k_per_s: float = Field(
-        DEFAULTS.kibam_k_per_s,
+    kibam_k_per_s: float | None = Field(
+        None,
         gt=0,
-        description="KiBaM: rate constant, in 1/s (default: fitted to the parts file's cell).",
+        description="KiBaM: rate constant, in 1/s. Unset: fitted to the parts file's cell.",
     )
     charge_current_ma: float = Field(30.0, ge=0, description="Charger current, in mA.")
-    cv_soc: float = Field(
-        DEFAULTS.cv_soc,
+    cv_soc: float | None = Field(
+        None,
         gt=0,
         le=1,
         validation_alias=AliasChoices("cv_soc", "taper_soc"),
         description="State of charge where the constant-voltage phase starts; above it the "
-        "charge current decays (1: constant current to full).",
+        "charge current decays (1: constant current to full). Unset: the parts file's.",
     )
-    termination_fraction: float = Field(
-        DEFAULTS.termination_fraction,
+    termination_fraction: float | None = Field(
+        None,
         gt=0,
         lt=1,
         description="Charging ends when the constant-voltage current falls to this share of "
-        "`charge_current_ma` (default: the parts file's charger IC).",
+        "`charge_current_ma`. Unset: the parts file's charger IC.",
     )
-    recharge_soc: float = Field(
-        DEFAULTS.recharge_soc,
+    recharge_soc: float | None = Field(
+        None,
         gt=0,
         lt=1,
         description="After termination the charger restarts once the state of charge falls "
-        "below this; below the termination state of charge.",
+        "below this; below the termination state of charge. Unset: the parts file's.",
     )
 
     @model_validator(mode="after")
@@ -83,8 +82,11 @@ class CellSection(Strict):
                 "restart_soc",
                 f"expected a number > cutoff_soc ({self.cutoff_soc}), got {self.restart_soc}",
             )
-        termination_soc = 1.0 - self.termination_fraction * (1.0 - self.cv_soc)
-        if self.recharge_soc >= termination_soc:
+        given = (self.termination_fraction, self.cv_soc, self.recharge_soc)
+        if None in given:  # the parts file's values complete it; BatterySpec checks them
+            return self
+        termination_soc = 1.0 - self.termination_fraction * (1.0 - self.cv_soc)  # type: ignore[operator]
+        if self.recharge_soc >= termination_soc:  # type: ignore[operator]
             raise KeyProblem(
                 "recharge_soc",
                 f"expected a number < the termination state of charge ({termination_soc:.4g}), "

@@ -15,6 +15,7 @@ from pydantic_core import to_jsonable_python
 
 from fedhar.schema.adaptive import AdaptiveScenario
 from fedhar.schema.base import aliases, bare_type, expected
+from fedhar.schema.fleet import FleetScenario
 from fedhar.schema.mcu import ProfileFile, Sourced
 from fedhar.schema.policies import POLICY_KINDS
 from fedhar.schema.scenario import Scenario
@@ -70,6 +71,12 @@ def schema_markdown() -> str:
     lines += _section("adaptive", adaptive, "an adaptive scenario", documented)
     lines += ["", "## Study scenarios (`fedhar study`)", ""]
     lines += _file(StudyScenario, "a study scenario", documented)
+    lines += ["", "## Fleet scenarios (`fedhar study`, with a `fleet` section)", ""]
+    lines.append(
+        "One simulated wearable per real user: its training windows arrive along the daily "
+        "schedule, its personalization jobs train through the C library and its F1 is measured."
+    )
+    lines += _file(FleetScenario, "a fleet scenario", documented)
     lines += ["", "## Policies", ""]
     lines += [
         "A run scenario's `battery.charging`, `battery.personalization` and "

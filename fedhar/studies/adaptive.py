@@ -40,7 +40,7 @@ from fedhar.mcu import McuProfile, load_profile
 from fedhar.ondevice.slim_infer import SlimNetC
 from fedhar.results.journal import Journal, identity_sha256, scenario_identity
 from fedhar.schema.adaptive import AdaptiveConfig
-from fedhar.schema.scenario import Scenario
+from fedhar.schema.scenario import DataConfig, Scenario
 from fedhar.studies.adaptive_search import (
     Candidate,
     choose_large,
@@ -112,7 +112,14 @@ class StudyResult:
 def load_windows(scenario: Scenario, data_dir: str | None) -> tuple[HarDataset, WindowSet]:
     """Loads the scenario's dataset through :func:`fedhar.data.registry.load_dataset` and cuts
     its windows (``data.window`` samples every ``data.stride``)."""
-    d = scenario.data
+    return load_data_windows(scenario.data, scenario.seed, data_dir)
+
+
+def load_data_windows(
+    d: DataConfig, seed: int, data_dir: str | None
+) -> tuple[HarDataset, WindowSet]:
+    """The dataset of a ``data:`` section and its windows; ``data_dir`` overrides the
+    section's directory."""
     flag = data_dir or d.data_dir
     ds = load_dataset(
         d.dataset,
@@ -121,7 +128,7 @@ def load_windows(scenario: Scenario, data_dir: str | None) -> tuple[HarDataset, 
         channels=d.channels,
         target_fs=d.target_fs,
         device=d.recording_device,
-        seed=scenario.seed,
+        seed=seed,
         **d.options,
     )
     return ds, make_windows(ds, d.window, d.stride)

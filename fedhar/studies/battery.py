@@ -109,6 +109,38 @@ def _finite(value: float) -> float | None:
     return value if np.isfinite(value) else None
 
 
+def device_fields(device: Wearable, days: int, round_s: float, measured: bool) -> dict:
+    """A simulated device's :class:`StudyRow` figures after ``days`` rounds of ``round_s``
+    s: battery life, dead time, F1 (``measured``: macro F1 of its replayed windows; else the
+    modes table's, averaged over windows), easy share, energy and jobs."""
+    st, totals = device.state, device.state.totals
+    n = totals.inferences
+    if measured:
+        mean_f1 = measured_f1(np.array(totals.confusion))
+    else:
+        mean_f1 = totals.f1_sum / n if n else None
+    dead = totals.dead_s / (days * round_s)
+    socs = [s for _, s in st.trace] + [device.battery.soc]
+    return {
+        "days": days,
+        "days_to_first_depletion": (
+            None if st.first_depletion_s is None else st.first_depletion_s / round_s
+        ),
+        "fraction_time_dead": dead,
+        "mean_f1": mean_f1,
+        "f1_effective": None if mean_f1 is None else mean_f1 * (1.0 - dead),
+        "easy_share": totals.easy / n if n else None,
+        "energy_j": dict(totals.energy_j),
+        "charged_j": totals.charged_j,
+        "full_jobs": totals.full_jobs,
+        "tl_jobs": totals.tl_jobs,
+        "epochs_lost": totals.epochs_lost,
+        "depletions": totals.depletions,
+        "soc_min": min(socs),
+        "soc_end": socs[-1],
+    }
+
+
 def run_point(
     scenario: StudyScenario,
     base_dir: Path,
@@ -132,15 +164,7 @@ def run_point(
     )
     device = Wearable(config, replay=None if replay is None else replay.replay)
     reports = [device.advance(day * study.round_s) for day in range(1, study.days + 1)]
-    st, totals = device.state, device.state.totals
-    horizon_s = study.days * study.round_s
-    n = totals.inferences
-    if replay is None:
-        mean_f1 = totals.f1_sum / n if n else None
-    else:
-        mean_f1 = measured_f1(np.array(totals.confusion))
-    dead = totals.dead_s / horizon_s
-    socs = [s for _, s in st.trace] + [device.battery.soc]
+    fields = device_fields(device, study.days, study.round_s, measured=replay is not None)
     row = StudyRow(
         key=point.key,
         policy=point.policy,
@@ -148,22 +172,7 @@ def run_point(
         threshold=point.threshold,
         capacity_mah=point.capacity_mah,
         charging=point.charging,
-        days=study.days,
-        days_to_first_depletion=(
-            None if st.first_depletion_s is None else st.first_depletion_s / study.round_s
-        ),
-        fraction_time_dead=dead,
-        mean_f1=mean_f1,
-        f1_effective=None if mean_f1 is None else mean_f1 * (1.0 - dead),
-        easy_share=totals.easy / n if n else None,
-        energy_j=dict(totals.energy_j),
-        charged_j=totals.charged_j,
-        full_jobs=totals.full_jobs,
-        tl_jobs=totals.tl_jobs,
-        epochs_lost=totals.epochs_lost,
-        depletions=totals.depletions,
-        soc_min=min(socs),
-        soc_end=socs[-1],
+        **fields,
     )
     if replay is not None:
         row.accuracy_source = "replay"
@@ -171,7 +180,7 @@ def run_point(
         row.replay_models = dict(replay.models)
         row.f1_by_day = [_finite(r.f1) for r in reports]
         row.easy_share_by_day = [_finite(r.easy_share) for r in reports]
-    return row, st.trace
+    return row, device.state.trace
 
 
 def summarize(rows: list[StudyRow]) -> dict[str, object]:

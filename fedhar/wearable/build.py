@@ -29,8 +29,9 @@ from fedhar.wearable.simulation import WearableConfig
 
 
 def cell_spec(cell: CellSection, capacity_mah: float) -> BatterySpec:
-    """The battery spec of ``cell`` at ``capacity_mah`` mAh."""
-    return BatterySpec(capacity_mah=capacity_mah, **cell.model_dump())
+    """The battery spec of ``cell`` at ``capacity_mah`` mAh; what the section leaves unset
+    takes the parts file's value (:data:`fedhar.wearable.battery.DEFAULTS`)."""
+    return BatterySpec(capacity_mah=capacity_mah, **cell.model_dump(exclude_none=True))
 
 
 def modes_table(modes: ModesSection, base_dir: Path, default_csv: Path | None = None) -> ModesTable:

@@ -16,8 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fedhar.data.types import WindowSet
-from fedhar.enums import WEARABLE_MODELS
-from fedhar.wearable.schedule import DailySchedule
+from fedhar.wearable.schedule import DAY_S, DailySchedule
 
 Classify = Callable[[np.ndarray, float], tuple[np.ndarray, np.ndarray]]
 """``classify(x [N, C, T] float32, th) -> (pred [N] int64, easy [N] bool)``."""
@@ -46,8 +45,13 @@ class Replay:
         windows: the user's windows (``x [N, C, T]``, ``y [N]``).
         classes: class names; the schedule's activities must be among them.
         schedule: the user's day.
-        classifiers: one :data:`Classify` per personalization mode (``none``, ``tl``, ``full``).
+        classifiers: one :data:`Classify` per model the device may serve, by model name: the
+            general model ``none``, then ``tl`` and ``full`` (or the names a
+            :class:`~fedhar.wearable.simulation.JobRunner` gives its models).
         batch_size: windows per classifier call.
+        decide_all: instead of ``classifiers``, a function giving the decisions
+            ``(pred [N], easy [N])`` on every window of ``windows`` by a model (by name) at a
+            threshold; for callers that keep each model's outputs on the windows.
     """
 
     windows: WindowSet
@@ -55,17 +59,14 @@ class Replay:
     schedule: DailySchedule
     classifiers: Mapping[str, Classify]
     batch_size: int = 512
+    decide_all: Callable[[str, float], tuple[np.ndarray, np.ndarray]] | None = None
     _decisions: dict[tuple[str, float], tuple[np.ndarray, np.ndarray]] = field(
         default_factory=dict, repr=False
     )
 
     def __post_init__(self) -> None:
-        missing = [m.value for m in WEARABLE_MODELS if m not in self.classifiers]
-        if missing:
-            raise ValueError(
-                f"classifiers: expected one per mode {[m.value for m in WEARABLE_MODELS]}, "
-                f"missing {missing}"
-            )
+        if self.decide_all is None and "none" not in self.classifiers:
+            raise ValueError("classifiers: expected the general model's, under 'none'")
         if len(self.windows) == 0:
             raise ValueError("windows: expected at least one window to replay")
         y = np.asarray(self.windows.y)
@@ -76,9 +77,15 @@ class Replay:
         self._pool_len = np.array([p.size for p in pools], dtype=np.int64)
         self._pool_flat = np.concatenate(pools)
         self.schedule.class_at(np.zeros(1), self.classes)  # validates the activity names
+        lookup = {name: i for i, name in enumerate(self.classes)}
+        self._starts_s = np.array([h * 3600.0 for h, _ in self.schedule.blocks])
+        self._labels = np.array([lookup[a] for _, a in self.schedule.blocks], dtype=np.int64)
+        self._y = np.asarray(self.windows.y)
 
     def _decide_all(self, model: str, th: float) -> tuple[np.ndarray, np.ndarray]:
         key = (model, th)
+        if key not in self._decisions and self.decide_all is not None:
+            self._decisions[key] = self.decide_all(model, th)
         if key not in self._decisions:
             classify = self.classifiers[model]
             x = self.windows.x
@@ -93,7 +100,8 @@ class Replay:
     def windows_at(self, k0: int, k1: int, window_s: float, model: str, th: float) -> WindowBatch:
         """Decisions on windows ``k0 .. k1 - 1`` by ``model`` at threshold ``th``."""
         k = np.arange(k0, k1, dtype=np.int64)
-        cls = self.schedule.class_at(k * window_s, self.classes)
+        block = np.searchsorted(self._starts_s, np.mod(k * window_s, DAY_S), side="right") - 1
+        cls = self._labels[block]  # as DailySchedule.class_at, with the lookup built once
         index = self._pool_flat[self._pool_start[cls] + k % self._pool_len[cls]]
         pred, easy = self._decide_all(model, th)
-        return WindowBatch(y=np.asarray(self.windows.y)[index], pred=pred[index], easy=easy[index])
+        return WindowBatch(y=self._y[index], pred=pred[index], easy=easy[index])

@@ -21,16 +21,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from typing import Protocol
 
 import numpy as np
 import simpy
 
-from fedhar.enums import WEARABLE_MODELS
+from fedhar.enums import WEARABLE_JOBS, WEARABLE_MODELS
 from fedhar.wearable.battery import Battery, BatterySpec
 from fedhar.wearable.charging import DAY_S, ChargingHabit
 from fedhar.wearable.loads import LOADS, WearableCosts
-from fedhar.wearable.modes import ModesTable
+from fedhar.wearable.modes import Mode, ModesTable
 from fedhar.wearable.policies import JobView, PersonalizationPolicy, ThresholdPolicy
 from fedhar.wearable.rail import PowerRail
 from fedhar.wearable.replay import Replay, WindowBatch
@@ -96,12 +97,81 @@ class Job:
         epochs_done: completed epochs.
         epoch_elapsed_s: seconds already run of the current epoch (kept across rounds,
             reset by a cut-off).
+        parent: with a :class:`JobRunner`, the model the job started from.
+        n_windows: with a :class:`JobRunner`, the local windows stored when it started (its
+            data).
+        cut_offs: cut-offs that stopped it.
     """
 
     round_end_s: float
     mode: str | None = None
     epochs_done: int = 0
     epoch_elapsed_s: float = 0.0
+    parent: str | None = None
+    n_windows: int = 0
+    cut_offs: int = 0
+
+
+@dataclass(frozen=True)
+class Spend:
+    """Time and energy of a piece of work on the device: ``seconds`` s at ``watts`` W."""
+
+    seconds: float
+    watts: float
+
+    @property
+    def joules(self) -> float:
+        return self.seconds * self.watts
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """How a finished job ended (see :meth:`JobRunner.finish`).
+
+    Attributes:
+        model: the model the device serves from now on.
+        deployed: whether that is the job's result (False: the guard kept the old model).
+        reason: why, in words.
+        candidate_score: the job's model's score on the guard's windows (None unguarded).
+        deployed_score: the old model's score there (None unguarded).
+        n_check: windows the guard scored.
+    """
+
+    model: str
+    deployed: bool
+    reason: str
+    candidate_score: float | None = None
+    deployed_score: float | None = None
+    n_check: int = 0
+
+
+class JobRunner(Protocol):
+    """Jobs that really train: a device with one runs each personalization job on its stored
+    windows and serves the model the job produced. Models are named by strings; the general
+    model is ``"none"``."""
+
+    guarded: bool
+    """Whether a finished job is checked (:meth:`check`) before its model is deployed."""
+
+    def start(self, job: Job, t_s: float, model: str) -> None:
+        """A ``job.mode`` job starts at ``t_s`` from ``model``: fixes its data and parent."""
+        ...
+
+    def estimate(self, mode: str, t_s: float) -> Spend:
+        """What a whole ``mode`` job on the windows stored by ``t_s`` would cost."""
+        ...
+
+    def epoch(self, job: Job) -> Spend:
+        """The cost of the job's next epoch (number ``job.epochs_done``)."""
+        ...
+
+    def check(self, job: Job, th: float) -> Spend:
+        """The cost of the guard's check of the finished job at threshold ``th``."""
+        ...
+
+    def finish(self, job: Job, model: str, th: float) -> Verdict:
+        """The finished job's outcome for a device serving ``model`` at threshold ``th``."""
+        ...
 
 
 @dataclass
@@ -117,6 +187,10 @@ class Totals:
         confusion: ``[K, K]`` counts (true, predicted) when real windows are replayed.
         full_jobs: completed Full jobs.
         tl_jobs: completed TL jobs.
+        interrupted_jobs: completed jobs that a cut-off stopped at least once.
+        rejected_jobs: completed jobs whose model the guard did not deploy.
+        verdicts: with a :class:`JobRunner`, one record per completed job: its end time,
+            mode, data and :class:`Verdict`.
         epochs_lost: epochs cut off by the battery before they completed.
         dead_s: seconds spent cut off.
         depletions: cut-offs.
@@ -130,9 +204,22 @@ class Totals:
     confusion: list[list[int]] = field(default_factory=list)
     full_jobs: int = 0
     tl_jobs: int = 0
+    interrupted_jobs: int = 0
+    rejected_jobs: int = 0
+    verdicts: list[dict[str, object]] = field(default_factory=list)
     epochs_lost: int = 0
     dead_s: float = 0.0
     depletions: int = 0
+
+    def snapshot(self) -> Totals:
+        """A copy that later changes to these totals leave alone (verdicts are appended,
+        never changed, so their records are shared)."""
+        return replace(
+            self,
+            energy_j=dict(self.energy_j),
+            confusion=[list(r) for r in self.confusion],
+            verdicts=list(self.verdicts),
+        )
 
 
 @dataclass
@@ -220,6 +307,10 @@ class Wearable:
         state: where it stands; a fresh device (full battery at time 0) when omitted.
         replay: the user's real windows and models; without it, accuracy and easy share
             come from the modes tables.
+        jobs: jobs that really train; without it, a job costs the configured
+            personalization cost per epoch and its model is the mode's (``"tl"``,
+            ``"full"``). With it, model names are the runner's, and every model uses the
+            general modes table (its thresholds and their prices).
     """
 
     def __init__(
@@ -227,9 +318,11 @@ class Wearable:
         config: WearableConfig,
         state: WearableState | None = None,
         replay: Replay | None = None,
+        jobs: JobRunner | None = None,
     ) -> None:
         self.config = config
         self.replay = replay
+        self.jobs = jobs
         self.state = state or WearableState(t_s=0.0, battery=Battery.full(config.battery).to_dict())
         if replay is not None and not self.state.totals.confusion:
             k = len(replay.classes)
@@ -264,7 +357,7 @@ class Wearable:
         now: the device downloads the model and a personalization job waits for its policy."""
         if until_s < self.state.t_s:
             raise ValueError(f"until_s: expected >= device time {self.state.t_s} s, got {until_s}")
-        before = Totals(**asdict(self.state.totals))
+        before = self.state.totals.snapshot()
         if until_s > self.state.t_s:
             _Run(self, until_s, new_round).run()
         return self._report(before)
@@ -335,6 +428,9 @@ class _Run:
         self.epoch_started_s: float | None = None
         self.tick: _Tick | None = None
         self.confusion = np.array(self.state.totals.confusion, dtype=np.int64)
+        self.th = 1.0  # the threshold in use; set by every control tick
+        self.nearest: dict[tuple[str, float], Mode] = {}
+        self.codes: list[np.ndarray] = []  # y * K + pred of the replayed windows, unbooked
 
     def run(self) -> None:
         env = self.env
@@ -391,27 +487,47 @@ class _Run:
                 yield self.job_go
                 self.job_go = env.event()
                 continue
-            cost = cfg.costs.personalization[job.mode]
+            runner = self.device.jobs
             while job.epochs_done < cfg.epochs:
                 if not self.rail.alive:
                     yield self.revived
-                self.training = True
-                self.epoch_started_s = env.now
-                self.drawing.add(env.active_process)
-                self.rail.set({"training": cost.watts, "sleep": 0.0})
-                try:
-                    yield env.timeout(cost.seconds_per_epoch - job.epoch_elapsed_s)
+                if runner is None:
+                    cost = cfg.costs.personalization[job.mode]
+                    spend = Spend(cost.seconds_per_epoch, cost.watts)
+                else:
+                    spend = runner.epoch(job)
+                if (yield from self.work(job, spend)):
                     job.epochs_done += 1
-                except simpy.Interrupt:
+                else:
                     self.state.totals.epochs_lost += 1
-                finally:
-                    job.epoch_elapsed_s = 0.0
-                    self.epoch_started_s = None
-                    self.training = False
-                    self.drawing.discard(env.active_process)
-                    self.rail.set({"training": 0.0, "sleep": self.sleep_w()})
+            while runner is not None and runner.guarded:
+                if not self.rail.alive:
+                    yield self.revived
+                if (yield from self.work(job, runner.check(job, self.th))):
+                    break
             self.finish_job(job)
             env.process(self.transfer("tx", cfg.update_bytes[job.mode]))
+
+    def work(self, job: Job, spend: Spend):
+        """Runs ``spend`` of the job's work (resuming ``job.epoch_elapsed_s`` already done);
+        returns True when it completed, False when a cut-off stopped it."""
+        env = self.env
+        self.training = True
+        self.epoch_started_s = env.now
+        self.drawing.add(env.active_process)
+        self.rail.set({"training": spend.watts, "sleep": 0.0})
+        try:
+            yield env.timeout(max(0.0, spend.seconds - job.epoch_elapsed_s))
+            return True
+        except simpy.Interrupt:
+            job.cut_offs += 1
+            return False
+        finally:
+            job.epoch_elapsed_s = 0.0
+            self.epoch_started_s = None
+            self.training = False
+            self.drawing.discard(env.active_process)
+            self.rail.set({"training": 0.0, "sleep": self.sleep_w()})
 
     def round_start(self):
         """A round starts: download the model, then a personalization job waits."""
@@ -492,27 +608,40 @@ class _Run:
             return
         cfg = self.cfg
         self.rail.settle()
-        costs = cfg.costs.personalization
-        spec = cfg.battery
+        spec, runner, now = cfg.battery, self.device.jobs, self.env.now
+        if runner is None:
+            costs = cfg.costs.personalization
+            job_j = {m: c.joules_per_epoch * cfg.epochs for m, c in costs.items()}
+            job_s = {m: c.seconds_per_epoch * cfg.epochs for m, c in costs.items()}
+        else:
+            whole = {m.value: runner.estimate(m.value, now) for m in WEARABLE_JOBS}
+            job_j = {m: w.joules for m, w in whole.items()}
+            job_s = {m: w.seconds for m, w in whole.items()}
         view = JobView(
             soc=self.battery.soc,
             charging=self.charging,
-            seconds_left=max(0.0, job.round_end_s - self.env.now),
+            seconds_left=max(0.0, job.round_end_s - now),
             battery_j=self.battery.charge_c * spec.voltage_v,
             capacity_j=spec.capacity_j,
-            job_j={m: c.joules_per_epoch * cfg.epochs for m, c in costs.items()},
-            job_s={m: c.seconds_per_epoch * cfg.epochs for m, c in costs.items()},
+            job_j=job_j,
+            job_s=job_s,
         )
         mode = cfg.personalization.choose(view)
         if mode is not None:
             job.mode = mode
+            if runner is not None:
+                runner.start(job, now, self.state.model)
             self.job_go.succeed()
 
     def plan_tick(self, t0: float, t1: float) -> _Tick:
         cfg, st = self.cfg, self.state
         self.rail.settle()
         th_wanted, st.threshold_level = cfg.threshold.choose(self.battery.soc, st.threshold_level)
-        mode = cfg.modes[st.model].nearest(th_wanted)
+        table = "none" if self.device.jobs is not None else st.model
+        if (table, th_wanted) not in self.nearest:
+            self.nearest[table, th_wanted] = cfg.modes[table].nearest(th_wanted)
+        mode = self.nearest[table, th_wanted]
+        self.th = mode.th
         k0, k1 = self.first_window(t0), self.first_window(t1)
         inf = cfg.costs.inference
         batch = None
@@ -548,8 +677,7 @@ class _Run:
             return
         y, pred = tick.batch.y[:n], tick.batch.pred[:n]
         totals.easy += int(tick.batch.easy[:n].sum())
-        k = self.confusion.shape[0]
-        self.confusion += np.bincount(y * k + pred, minlength=k * k).reshape(k, k)
+        self.codes.append(y * self.confusion.shape[0] + pred)
 
     def sleep_w(self) -> float:
         return 0.0 if self.training or not self.rail.alive else self.tick_sleep_w
@@ -560,7 +688,23 @@ class _Run:
             totals.full_jobs += 1
         else:
             totals.tl_jobs += 1
-        self.state.model = job.mode  # serve the most recently personalized model
+        totals.interrupted_jobs += job.cut_offs > 0
+        runner = self.device.jobs
+        if runner is None:
+            self.state.model = job.mode  # serve the most recently personalized model
+        else:
+            verdict = runner.finish(job, self.state.model, self.th)
+            totals.rejected_jobs += not verdict.deployed
+            totals.verdicts.append(
+                {
+                    "t_s": self.env.now,
+                    "mode": job.mode,
+                    "n_windows": job.n_windows,
+                    "cut_offs": job.cut_offs,
+                    **asdict(verdict),
+                }
+            )
+            self.state.model = verdict.model
         self.state.job = None
 
     def _cut_off(self) -> None:
@@ -590,4 +734,8 @@ class _Run:
             totals.energy_j[name] += rail.energy_j[name]
         totals.charged_j += rail.charged_j
         totals.dead_s += rail.dead_s
+        if self.codes:
+            k = self.confusion.shape[0]
+            codes = np.concatenate(self.codes)
+            self.confusion += np.bincount(codes, minlength=k * k).reshape(k, k)
         totals.confusion = self.confusion.tolist()

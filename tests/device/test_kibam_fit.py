@@ -7,6 +7,7 @@ import pytest
 
 from fedhar.schema.battery import CellSection
 from fedhar.wearable.battery import DEFAULTS, Battery, BatterySpec
+from fedhar.wearable.build import cell_spec
 from fedhar.wearable.kibam_fit import RatePoint, c_profile, fit, load_cell
 
 
@@ -18,9 +19,9 @@ def cell():
 def test_the_default_constants_are_the_parts_file_fit():
     spec = BatterySpec(120.0, model="kibam")
     assert (spec.kibam_c, spec.kibam_k_per_s) == (DEFAULTS.kibam_c, DEFAULTS.kibam_k_per_s)
-    section = CellSection()
-    assert (section.kibam_c, section.kibam_k_per_s) == (DEFAULTS.kibam_c, DEFAULTS.kibam_k_per_s)
-    assert section.termination_fraction == DEFAULTS.termination_fraction == 0.075
+    built = cell_spec(CellSection(), 120.0)  # a scenario that leaves them unset
+    assert (built.kibam_c, built.kibam_k_per_s) == (DEFAULTS.kibam_c, DEFAULTS.kibam_k_per_s)
+    assert built.termination_fraction == DEFAULTS.termination_fraction == 0.075
 
 
 def test_battery_with_the_defaults_delivers_the_published_capacity_within_3_percent(cell):

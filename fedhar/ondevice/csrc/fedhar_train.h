@@ -45,7 +45,16 @@ typedef enum {
     FT_PARAM_WEIGHT = 0,       /**< conv [F,C,K], dense [M,N], batchnorm gamma [C] */
     FT_PARAM_BIAS = 1,         /**< conv [F], dense [M], batchnorm beta [C] */
     FT_PARAM_RUNNING_MEAN = 2, /**< batchnorm only, [C], frozen */
-    FT_PARAM_RUNNING_VAR = 3   /**< batchnorm only, [C], frozen */
+    FT_PARAM_RUNNING_VAR = 3,  /**< batchnorm only, [C], frozen */
+    /* Optimizer state of a trainable layer, in the layout of its weight or bias: SGD's
+     * momentum buffer or Adam's first moment, and Adam's second moment. FT_ERR_ARG when the
+     * layer keeps no such state (frozen, SGD without momentum, or the second moment of SGD).
+     * With ft_get_step/ft_set_step they checkpoint a run: restoring them into a context of
+     * the same model and configuration continues it exactly. */
+    FT_PARAM_MOMENT1_WEIGHT = 4,
+    FT_PARAM_MOMENT1_BIAS = 5,
+    FT_PARAM_MOMENT2_WEIGHT = 6,
+    FT_PARAM_MOMENT2_BIAS = 7
 } ft_param_id;
 
 /** Memory categories of the arena (see README.md for what each one holds). */
@@ -147,6 +156,12 @@ ft_status ft_set_param(ft_context *ctx, int32_t layer, int32_t param, const floa
 /** Copies one parameter tensor out of the model, in PyTorch layout. */
 ft_status ft_get_param(const ft_context *ctx, int32_t layer, int32_t param, float *dst,
                        int64_t n);
+
+/** Optimizer steps taken since the trainable set was last planned (Adam's bias correction). */
+ft_status ft_get_step(const ft_context *ctx, int64_t *step);
+
+/** Sets the step count (>= 0), to restore a checkpoint (see FT_PARAM_MOMENT1_WEIGHT). */
+ft_status ft_set_step(ft_context *ctx, int64_t step);
 
 /** Per-class loss weights w[K] (each finite and >= 0; CrossEntropyLoss(weight=w)). */
 ft_status ft_set_class_weights(ft_context *ctx, const float *w, int32_t n_classes);

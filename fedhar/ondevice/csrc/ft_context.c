@@ -765,6 +765,16 @@ static ft_status param_slot(const ft_context *ctx, int32_t layer, int32_t param,
         *ptr = param == FT_PARAM_RUNNING_MEAN ? L->mean : L->var;
         *n = L->d.in_c;
         return FT_OK;
+    case FT_PARAM_MOMENT1_WEIGHT:
+    case FT_PARAM_MOMENT2_WEIGHT:
+        *ptr = param == FT_PARAM_MOMENT1_WEIGHT ? L->vw : L->sw;
+        *n = ft_weight_elems(&L->d);
+        return *ptr == NULL ? FT_ERR_ARG : FT_OK;
+    case FT_PARAM_MOMENT1_BIAS:
+    case FT_PARAM_MOMENT2_BIAS:
+        *ptr = param == FT_PARAM_MOMENT1_BIAS ? L->vb : L->sb;
+        *n = ft_bias_elems(&L->d);
+        return *ptr == NULL ? FT_ERR_ARG : FT_OK;
     default:
         return FT_ERR_ARG;
     }
@@ -806,7 +816,9 @@ static void copy_param(const ft_context *ctx, int32_t layer, int32_t param, cons
                        float *dst, int64_t n, int to_internal)
 {
     const ft_layer_desc *d = &ctx->layers[layer].d;
-    if (param == FT_PARAM_WEIGHT && d->kind != FT_LAYER_BATCHNORM1D) {
+    const int weight_like = param == FT_PARAM_WEIGHT || param == FT_PARAM_MOMENT1_WEIGHT ||
+                            param == FT_PARAM_MOMENT2_WEIGHT;
+    if (weight_like && d->kind != FT_LAYER_BATCHNORM1D) {
         copy_weight(d, src, dst, to_internal);
     } else {
         memcpy(dst, src, (size_t)n * sizeof(float));
@@ -855,6 +867,27 @@ ft_status ft_get_param(const ft_context *ctx, int32_t layer, int32_t param, floa
         copy_param(ctx, layer, param, src, dst, n, 0);
     }
     return st;
+}
+
+ft_status ft_get_step(const ft_context *ctx, int64_t *step)
+{
+    if (!ft_valid_ctx(ctx) || step == NULL) {
+        return FT_ERR_NULL;
+    }
+    *step = ctx->step;
+    return FT_OK;
+}
+
+ft_status ft_set_step(ft_context *ctx, int64_t step)
+{
+    if (!ft_valid_ctx(ctx)) {
+        return FT_ERR_NULL;
+    }
+    if (step < 0) {
+        return FT_ERR_ARG;
+    }
+    ctx->step = step;
+    return FT_OK;
 }
 
 ft_status ft_set_class_weights(ft_context *ctx, const float *w, int32_t n_classes)
