@@ -97,8 +97,9 @@ class JobMemo:
 
     def outputs(self, model: str, part: str, x: np.ndarray) -> Outputs:
         """M_s's and M_l's outputs of a named model on every window ``x`` of ``part``
-        (``"train"``: TR_i, ``"test"``: TS_i), computed once per model and part: a decision at
-        any threshold is then :func:`~fedhar.adaptive.policy.decide` on them."""
+        (``"holdout"``: the guard's TR_i windows, ``"test"``: TS_i), computed once per model
+        and part: a decision at any threshold is then :func:`~fedhar.adaptive.policy.decide`
+        on them."""
         key = (model, part)
         if key not in self._outputs:
             clf = self.classifier(model)
@@ -296,9 +297,11 @@ class FleetJobs:
         key = (model, th, n, self.holdout)
         if key not in self.memo.checks:
             _, held = self.windows(n)
-            out = self.memo.outputs(model, "train", self.data.x_train)
+            # the held-out windows of the first n are a prefix of those of all of TR_i
+            every = self.windows(len(self.data.arrival.order))[1]
+            out = self.memo.outputs(model, "holdout", self.data.x_train[every])
             pred, easy = decide_at(out, th)
-            pred, easy = pred[held], easy[held]
+            pred, easy = pred[: held.size], easy[: held.size]
             f1 = (
                 score(self.data.y_train[held], pred, self.memo.general.spec.n_classes).macro_f1
                 if held.size

@@ -81,6 +81,7 @@ class Replay:
         self._starts_s = np.array([h * 3600.0 for h, _ in self.schedule.blocks])
         self._labels = np.array([lookup[a] for _, a in self.schedule.blocks], dtype=np.int64)
         self._y = np.asarray(self.windows.y)
+        self._picks: dict[tuple[int, int, float], tuple[np.ndarray, np.ndarray]] = {}
 
     def _decide_all(self, model: str, th: float) -> tuple[np.ndarray, np.ndarray]:
         key = (model, th)
@@ -99,9 +100,13 @@ class Replay:
 
     def windows_at(self, k0: int, k1: int, window_s: float, model: str, th: float) -> WindowBatch:
         """Decisions on windows ``k0 .. k1 - 1`` by ``model`` at threshold ``th``."""
-        k = np.arange(k0, k1, dtype=np.int64)
-        block = np.searchsorted(self._starts_s, np.mod(k * window_s, DAY_S), side="right") - 1
-        cls = self._labels[block]  # as DailySchedule.class_at, with the lookup built once
-        index = self._pool_flat[self._pool_start[cls] + k % self._pool_len[cls]]
+        key = (k0, k1, window_s)
+        if key not in self._picks:  # the same ticks recur in every configuration of a user
+            k = np.arange(k0, k1, dtype=np.int64)
+            block = np.searchsorted(self._starts_s, np.mod(k * window_s, DAY_S), "right") - 1
+            cls = self._labels[block]  # as DailySchedule.class_at, with the lookup built once
+            index = self._pool_flat[self._pool_start[cls] + k % self._pool_len[cls]]
+            self._picks[key] = (index, self._y[index])
+        index, y = self._picks[key]
         pred, easy = self._decide_all(model, th)
-        return WindowBatch(y=self._y[index], pred=pred[index], easy=easy[index])
+        return WindowBatch(y=y, pred=pred[index], easy=easy[index])
