@@ -9,6 +9,10 @@ user's train set TR_i and scores it on the test set TS_i:
 * ``no_pretrain``: a random initialisation trained on every layer for the same number of
   epochs (warm-up included), so that its budget matches ``full``.
 
+With ``guard_holdout_every`` set, every so-many-th TR_i window is held out of training and
+the job's model is deployed only if it beats the received model there (:func:`_guard`);
+otherwise the record scores the received model.
+
 The C library counts the operations it runs and its arena's peak bytes by category;
 the device's MCU profile prices the operations in cycles, seconds and joules.
 """
@@ -110,6 +114,28 @@ def _scores(trainer: Trainer, data: NormalizedData) -> Scores:
     return score(data.y_test, np.argmax(logits, axis=1), data.n_classes)
 
 
+def _guard(
+    trainer: Trainer, received: Mapping[str, np.ndarray], data: NormalizedData, held: np.ndarray
+) -> dict[str, float]:
+    """The guard: the job's model against the received one on the held-out TR_i windows
+    (``held`` ``[N_tr]`` bool). Leaves the trainer holding the model the device deploys: the
+    job's when its macro F1 there is higher, else the received one. Its inference counts."""
+    x, y = np.ascontiguousarray(data.x_train[held]), data.y_train[held]
+    candidate = trainer.state_dict()
+    cand_f1 = score(y, np.argmax(trainer.logits(x), axis=1), data.n_classes).macro_f1
+    trainer.load_state_dict(received)
+    recv_f1 = score(y, np.argmax(trainer.logits(x), axis=1), data.n_classes).macro_f1
+    deployed = cand_f1 > recv_f1
+    if deployed:
+        trainer.load_state_dict(candidate)
+    return {
+        "deployed": float(deployed),
+        "candidate_f1": cand_f1,
+        "received_f1": recv_f1,
+        "n_holdout": float(held.sum()),
+    }
+
+
 def run_mode(
     spec: ModelSpec,
     received: Mapping[str, np.ndarray],
@@ -151,8 +177,11 @@ def run_mode(
         return ModeRecord.scored(scores, f1_int8=_scores(trainer, data).macro_f1), start
 
     rng = np.random.default_rng([config.seed, config.round, TRAINED_MODES.index(mode)])
-    n = int(data.y_train.shape[0])
-    y_train = data.y_train.astype(np.int32)
+    every = config.guard_holdout_every
+    held = np.arange(data.y_train.shape[0]) % every == 0 if every else None
+    x_fit = data.x_train if held is None else np.ascontiguousarray(data.x_train[~held])
+    y_train = (data.y_train if held is None else data.y_train[~held]).astype(np.int32)
+    n = int(y_train.shape[0])
     trainer.reset_counts()
     phases = [(1, config.warmup_epochs), (None, config.epochs)]
     if mode == Mode.NO_PRETRAIN:
@@ -163,7 +192,10 @@ def run_mode(
         else:
             trainer.set_trainable(mode="tl", tl_layers=last_layers)
         for _ in range(epochs):
-            trainer.train_epoch(data.x_train, y_train, config.batch_size, rng.permutation(n))
+            trainer.train_epoch(x_fit, y_train, config.batch_size, rng.permutation(n))
+    guard: dict[str, float] = {}
+    if held is not None:
+        guard = _guard(trainer, received, data, held)
     ops = total_ops(trainer)
     peaks = trainer.memory()
     memory = {k: int(v) for k, v in peaks.items() if isinstance(v, int) and k in _MEMORY_KEYS}
@@ -179,5 +211,6 @@ def run_mode(
         cycles=float(cost.cycles),
         seconds=float(cost.seconds),
         energy_j=float(cost.joules),
+        guard=guard,
     )
     return record, state

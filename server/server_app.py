@@ -76,6 +76,7 @@ def train_config(scenario: Scenario, round_number: int, model: GeneralModel) -> 
         norm_mean=list(model.norm_mean),
         norm_std=list(model.norm_std),
         update_mode=update_mode(scenario),
+        guard_holdout_every=p.guard_holdout_every,
     )
 
 

@@ -41,6 +41,9 @@ class ModeRecord:
         cycles: MCU cycles of the job on the client's profile.
         seconds: MCU seconds of the job.
         energy_j: MCU energy of the job, in J.
+        guard: with the guard on, a trained mode's ``deployed`` (1: the job's model, 0: the
+            received one kept), ``candidate_f1`` and ``received_f1`` (macro F1 on the held-out
+            TR_i windows) and ``n_holdout``; empty without the guard.
     """
 
     f1: float
@@ -53,6 +56,7 @@ class ModeRecord:
     cycles: float = 0.0
     seconds: float = 0.0
     energy_j: float = 0.0
+    guard: dict[str, float] = field(default_factory=dict)
 
     @staticmethod
     def scored(scores: Scores, **costs: Any) -> ModeRecord:

@@ -36,7 +36,8 @@ class ReportError(ValueError):
 class ModeSummary:
     """Macro-F1 over users for one mode: mean, population std, min, max, users counted;
     the mean after int8 re-quantization (None without int8 figures) and the share of users
-    whose F1 beats their No-Pers F1 (None for ``none``)."""
+    whose F1 beats their No-Pers F1 (None for ``none``); the users it harmed (F1 below their
+    No-Pers F1) and, with the guard, the users whose job's model the guard kept out."""
 
     mean: float
     std: float
@@ -45,6 +46,8 @@ class ModeSummary:
     n_users: int
     mean_int8: float | None = None
     improved: float | None = None
+    harmed: list[str] | None = None
+    guard_rejected: list[str] | None = None
 
 
 def present_modes(records: list[ClientRecord]) -> list[Mode]:
@@ -69,6 +72,8 @@ def summarize(records: list[ClientRecord]) -> dict[Mode, ModeSummary]:
             for r in records
             if mode in r.modes and Mode.NONE in r.modes
         ]
+        compared = [r for r in records if mode in r.modes and Mode.NONE in r.modes]
+        guarded = [r for r in records if mode in r.modes and r.modes[mode].guard]
         out[mode] = ModeSummary(
             mean,
             std,
@@ -77,6 +82,16 @@ def summarize(records: list[ClientRecord]) -> dict[Mode, ModeSummary]:
             len(values),
             mean_int8=sum(int8) / len(int8) if int8 else None,
             improved=(sum(a > b for a, b in pairs) / len(pairs) if pairs and mode.trains else None),
+            harmed=(
+                [r.user for r in compared if r.modes[mode].f1 < r.modes[Mode.NONE].f1]
+                if compared and mode.trains
+                else None
+            ),
+            guard_rejected=(
+                [r.user for r in guarded if not r.modes[mode].guard["deployed"]]
+                if guarded
+                else None
+            ),
         )
     return out
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 
 from fedhar.enums import Mode
 from fedhar.schema.base import KeyProblem, Strict, load_yaml_model
@@ -172,6 +172,20 @@ class PersonalizationConfig(Strict):
         2, ge=0, description="Epochs that first retrain the last dense layer only (tl, full)."
     )
     tl_layers: int = Field(2, ge=1, description="Trainable dense layers, from the end, in `tl`.")
+    guard_holdout_every: int = Field(
+        0,
+        ge=0,
+        description="The guard (0: off): every this-many-th TR_i window is held out of "
+        "training, and a job's model is deployed only if its macro F1 there beats the "
+        "received model's; otherwise the device keeps the received model.",
+    )
+
+    @field_validator("guard_holdout_every")
+    @classmethod
+    def _guard_every(cls, v: int) -> int:
+        if v == 1:
+            raise ValueError("expected 0 (off) or >= 2 (1 would hold out every window), got 1")
+        return v
 
 
 class FederationConfig(Strict):

@@ -244,6 +244,7 @@ class UserTask:
     fold: int
     points: list[FleetPoint]
     indices: list[int]
+    share: bool = True
 
 
 def _load(scenario: FleetScenario, data_dir: str | None):
@@ -379,20 +380,28 @@ def run_user(task: UserTask) -> list[tuple[int, dict[str, object], list[list[flo
             "sleep": f"sleep power of MCU profile {profile.name}",
         },
     )
-    replay = Replay(
-        windows=WindowSet(
-            data.x_test,
-            data.y_test,
-            np.full(len(data.y_test), task.user),
-            np.arange(len(data.y_test)),
-        ),
-        classes=list(ds.classes),
-        schedule=DailySchedule.from_pairs(fl.schedule),
-        classifiers={},
-        decide_all=lambda model, th: decide_at(memo.outputs(model, "test", data.x_test), th),
-    )
+
+    def replay_of(memo: JobMemo) -> Replay:
+        return Replay(
+            windows=WindowSet(
+                data.x_test,
+                data.y_test,
+                np.full(len(data.y_test), task.user),
+                np.arange(len(data.y_test)),
+            ),
+            classes=list(ds.classes),
+            schedule=DailySchedule.from_pairs(fl.schedule),
+            classifiers={},
+            decide_all=lambda model, th: decide_at(memo.outputs(model, "test", data.x_test), th),
+        )
+
+    replay = replay_of(memo)
     out = []
+    general = dict(memo.models)
     for index, point in zip(task.indices, task.points, strict=True):
+        if not task.share:  # each configuration trains its own jobs (the benchmark's baseline)
+            memo = JobMemo(net, memo.small_width, models=dict(general), trained=memo.trained)
+            replay = replay_of(memo)
         config = WearableConfig(
             battery=cell_spec(dev.cell, point.capacity_mah),
             costs=costs,
@@ -425,7 +434,7 @@ def run_user(task: UserTask) -> list[tuple[int, dict[str, object], list[list[flo
         row.f1_general = _final_f1(memo, data, GENERAL, th)
         row.f1_final = _final_f1(memo, data, device.state.model, th)
         row.harmed = row.f1_final < row.f1_general
-        stats = {"trained": memo.trained, "shared": memo.shared}
+        stats = {"trained": memo.trained, "shared": memo.shared if task.share else 0}
         out.append((index, asdict(row), device.state.trace, stats))
     return out
 
@@ -481,10 +490,12 @@ def run_fleet(
     log: Log = print,
     data_dir: str | None = None,
     jobs: int | None = None,
+    share: bool = True,
 ) -> dict[str, object]:
     """Runs (or resumes) the fleet study and writes every output; returns ``study.json``'s
-    content. ``jobs``: worker processes (default: every core). Raises :class:`SchemaError`
-    on an invalid scenario or data that cannot satisfy it."""
+    content. ``jobs``: worker processes (default: every core); ``share=False`` gives every
+    configuration its own memo (same results, more training: the benchmark's baseline).
+    Raises :class:`SchemaError` on an invalid scenario or data that cannot satisfy it."""
     scenario_path = Path(scenario_path)
     scenario = load_fleet_scenario(scenario_path)
     ds, ws, users = _load(scenario, data_dir)
@@ -533,6 +544,7 @@ def run_fleet(
                     folds[user][0],
                     [p for _, p in todo],
                     [i for i, _ in todo],
+                    share,
                 )
             )
     stats = {"jobs_trained": 0, "jobs_shared": 0}

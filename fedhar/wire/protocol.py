@@ -125,6 +125,8 @@ class TrainConfig:
         norm_std: ``[C]`` per-channel std of the fold's normalizer (data units).
         update_mode: the mode whose personalized model is sent back (``""``: none).
         payload_bytes: bytes on the wire of this message's ``model`` record.
+        guard_holdout_every: the guard's held-out share of TR_i, one window in this many
+            (0: no guard).
     """
 
     round: int
@@ -142,6 +144,7 @@ class TrainConfig:
     norm_std: list[float]
     update_mode: str = ""
     payload_bytes: int = 0
+    guard_holdout_every: int = 0
 
     def to_record(self) -> ConfigRecord:
         return ConfigRecord({**asdict(self), "modes": [m.value for m in self.modes]})
@@ -164,4 +167,5 @@ class TrainConfig:
             norm_std=[float(v) for v in record["norm_std"]],
             update_mode=str(record["update_mode"]),
             payload_bytes=int(record["payload_bytes"]),
+            guard_holdout_every=int(record.get("guard_holdout_every", 0)),
         )
