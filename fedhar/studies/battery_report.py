@@ -3,7 +3,7 @@ and :mod:`fedhar.results.html`)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from fedhar.results.figures import plt, save_figure
@@ -88,6 +88,42 @@ def plot_energy(summary: dict, path: Path) -> None:
     save_figure(fig, path)
 
 
+def policy_table(
+    policies: Mapping[str, Mapping],
+    extra_header: Sequence[str] = (),
+    extra: Callable[[str], list] = lambda name: [],
+) -> tuple[list[str], list[list]]:
+    """The header and rows of the per-policy table of a summary, with ``extra`` columns."""
+    header = [
+        "policy",
+        "mean_f1",
+        "f1_effective",
+        "battery_life_days",
+        "fraction_time_dead",
+        "never_depleted",
+        "full_jobs",
+        "tl_jobs",
+        "J/day",
+        *extra_header,
+    ]
+    rows = [
+        [
+            name,
+            p["mean_f1"],
+            p["f1_effective"],
+            p["battery_life_days"],
+            p["fraction_time_dead"],
+            p["never_depleted"],
+            p["full_jobs"],
+            p["tl_jobs"],
+            sum(p["energy_j_per_day"].values()),
+            *extra(name),
+        ]
+        for name, p in policies.items()
+    ]
+    return header, rows
+
+
 def write_plots_and_report(
     scenario: StudyScenario,
     points: Sequence[GridPoint],
@@ -107,21 +143,7 @@ def write_plots_and_report(
     plot_pareto(summary, out / "pareto.png")
     plot_energy(summary, out / "energy.png")
 
-    policies = summary["policies"]
-    policy_rows = [
-        [
-            name,
-            p["mean_f1"],
-            p["f1_effective"],
-            p["battery_life_days"],
-            p["fraction_time_dead"],
-            p["never_depleted"],
-            p["full_jobs"],
-            p["tl_jobs"],
-            sum(p["energy_j_per_day"].values()),
-        ]
-        for name, p in policies.items()
-    ]
+    policy_header, policy_rows = policy_table(summary["policies"])
     row_header = [
         "policy",
         "capacity_mah",
@@ -150,17 +172,6 @@ def write_plots_and_report(
             r.epochs_lost,
         ]
         for r in rows
-    ]
-    policy_header = [
-        "policy",
-        "mean_f1",
-        "f1_effective",
-        "battery_life_days",
-        "fraction_time_dead",
-        "never_depleted",
-        "full_jobs",
-        "tl_jobs",
-        "J/day",
     ]
     parts = [
         paragraph(scenario.description),

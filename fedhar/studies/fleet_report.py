@@ -11,7 +11,7 @@ from pathlib import Path
 from fedhar.results.figures import plt, save_figure
 from fedhar.results.html import heading, image, paragraph, table, write_page
 from fedhar.schema.fleet import FleetScenario
-from fedhar.studies.battery_report import plot_energy, plot_pareto, plot_soc
+from fedhar.studies.battery_report import plot_energy, plot_pareto, plot_soc, policy_table
 
 USERS_COLUMNS = [
     "user",
@@ -119,33 +119,14 @@ def write_fleet_report(
 
     policies = summary["policies"]
     harm: Mapping[str, Mapping[str, object]] = result["harm"]  # type: ignore[assignment]
-    policy_header = [
-        "policy",
-        "mean_f1",
-        "f1_effective",
-        "battery_life_days",
-        "fraction_time_dead",
-        "full_jobs",
-        "tl_jobs",
-        "J/day",
-        "harmed users",
-        "harmed configs",
-    ]
-    policy_rows = [
-        [
-            name,
-            p["mean_f1"],
-            p["f1_effective"],
-            p["battery_life_days"],
-            p["fraction_time_dead"],
-            p["full_jobs"],
-            p["tl_jobs"],
-            sum(p["energy_j_per_day"].values()),
+    policy_header, policy_rows = policy_table(
+        policies,
+        ("harmed users", "harmed configs"),
+        lambda name: [
             len(harm[name]["harmed_users"]),  # type: ignore[arg-type]
             f"{harm[name]['harmed_configs']} / {harm[name]['configs']}",
-        ]
-        for name, p in policies.items()
-    ]
+        ],
+    )
     users_header = ["user", "policy", "mean_f1", "f1_general", "f1_final", "harmed", "jobs"]
     users_rows = [
         [
