@@ -24,6 +24,9 @@ from fedhar.enums import MODES, Mode
 from fedhar.results.record import ClientRecord
 
 FLOAT_DIGITS = 6
+TIE = 10.0**-FLOAT_DIGITS
+"""Scores closer than this are equal: a resumed run reads its logged clients at
+``FLOAT_DIGITS`` digits."""
 REPORT_FORMAT = 2
 """2: each client holds one record per mode under ``modes`` (1: parallel dicts per figure)."""
 
@@ -37,7 +40,8 @@ class ModeSummary:
     """Macro-F1 over users for one mode: mean, population std, min, max, users counted;
     the mean after int8 re-quantization (None without int8 figures) and the share of users
     whose F1 beats their No-Pers F1 (None for ``none``); the users it harmed (F1 below their
-    No-Pers F1) and, with the guard, the users whose job's model the guard kept out."""
+    No-Pers F1 by more than :data:`TIE`) and, with the guard, the users whose job's model the
+    guard kept out."""
 
     mean: float
     std: float
@@ -83,7 +87,7 @@ def summarize(records: list[ClientRecord]) -> dict[Mode, ModeSummary]:
             mean_int8=sum(int8) / len(int8) if int8 else None,
             improved=(sum(a > b for a, b in pairs) / len(pairs) if pairs and mode.trains else None),
             harmed=(
-                [r.user for r in compared if r.modes[mode].f1 < r.modes[Mode.NONE].f1]
+                [r.user for r in compared if r.modes[mode].f1 < r.modes[Mode.NONE].f1 - TIE]
                 if compared and mode.trains
                 else None
             ),
