@@ -105,7 +105,8 @@ def measured_f1(confusion: np.ndarray) -> float | None:
     return score(cells // k, cells % k, k).macro_f1
 
 
-def _finite(value: float) -> float | None:
+def finite_or_none(value: float) -> float | None:
+    """``value``, or None when it is NaN or infinite (JSON has neither)."""
     return value if np.isfinite(value) else None
 
 
@@ -178,8 +179,8 @@ def run_point(
         row.accuracy_source = "replay"
         row.user = replay.user
         row.replay_models = dict(replay.models)
-        row.f1_by_day = [_finite(r.f1) for r in reports]
-        row.easy_share_by_day = [_finite(r.easy_share) for r in reports]
+        row.f1_by_day = [finite_or_none(r.f1) for r in reports]
+        row.easy_share_by_day = [finite_or_none(r.easy_share) for r in reports]
     return row, device.state.trace
 
 

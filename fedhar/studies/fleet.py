@@ -52,7 +52,7 @@ from fedhar.results.journal import Journal, identity_sha256
 from fedhar.schema.base import SchemaError, load_yaml_model
 from fedhar.schema.fleet import FleetScenario
 from fedhar.studies.adaptive import load_data_windows
-from fedhar.studies.battery import device_fields, summarize, winner_lines
+from fedhar.studies.battery import device_fields, finite_or_none, summarize, winner_lines
 from fedhar.studies.battery_grid import StudyRow
 from fedhar.studies.fleet_jobs import (
     GENERAL,
@@ -439,10 +439,6 @@ def run_user(task: UserTask) -> list[tuple[int, dict[str, object], list[list[flo
     return out
 
 
-def _finite(value: float) -> float | None:
-    return value if np.isfinite(value) else None
-
-
 def _row(
     point: FleetPoint, fold: int, device: Wearable, reports: list, days: int, round_s: float
 ) -> FleetRow:
@@ -457,8 +453,8 @@ def _row(
         **device_fields(device, days, round_s, measured=True),
         accuracy_source="measured",
         user=point.user,
-        f1_by_day=[_finite(r.f1) for r in reports],
-        easy_share_by_day=[_finite(r.easy_share) for r in reports],
+        f1_by_day=[finite_or_none(r.f1) for r in reports],
+        easy_share_by_day=[finite_or_none(r.easy_share) for r in reports],
         guard=point.guard,
         fold=fold,
         interrupted_jobs=totals.interrupted_jobs,
