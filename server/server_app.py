@@ -34,7 +34,7 @@ from fedhar.wire.protocol import TrainConfig, run_paths
 from server.strategy import (
     ClientPlan,
     PersonalizationStrategy,
-    aggregate,
+    RoundUpdates,
     low_battery,
     not_ok,
 )
@@ -110,7 +110,7 @@ def run(grid: Grid, rc: UserConfig) -> None:
     missing = [u for u in users if u not in node_of]
     for user in missing:
         reasons = "; ".join(sorted(set(failures.values()))) or "no node holds this user"
-        if log.done(0, user) is None:
+        if log.resumed(0, user) is None:
             reason = f"no node answered for it ({reasons})"
             log.append(ClientOutcome(not_ok(user, models[user].fold, 0, Status.FAILED, reason)))
     state = {u: models[u].state for u in users}
@@ -121,36 +121,40 @@ def run(grid: Grid, rc: UserConfig) -> None:
     with tqdm(total=total, desc="clients", disable=not progress_enabled(), leave=False) as bar:
         for round_number in range(1, fed.rounds + 1):
             plans = []
-            logged: list[ClientOutcome] = []
+            logged: list[ClientRecord] = []
+            # Aggregation keeps each accepted update's delta as the update is logged; the
+            # received and personalized weights are not held for the whole round.
+            updates = RoundUpdates(keys if round_number < fed.rounds else [])
             for user in users:
                 if user in missing:
                     continue
-                row = log.done(round_number, user)
+                row = log.resumed(round_number, user)
                 if row is not None:
-                    logged.append(_from_log(log, row))
+                    outcome = _from_log(log, row)
+                    updates.add(outcome)
+                    logged.append(outcome.record)
                     bar.update()
                     continue
                 reason = low_battery(round_number, previous.get(user), skip_below)
                 if reason:
                     record = not_ok(user, models[user].fold, round_number, Status.SKIPPED, reason)
-                    skipped = ClientOutcome(record)
-                    log.append(skipped)
-                    logged.append(skipped)
+                    log.append(ClientOutcome(record))
+                    logged.append(record)
                     bar.update()
                     continue
                 config = train_config(scenario, round_number, models[user])
                 plans.append(ClientPlan(node_of[user], state[user], config))
 
-            def record(outcome: ClientOutcome) -> None:
+            def take(outcome: ClientOutcome, updates: RoundUpdates = updates) -> None:
                 log.append(outcome)
+                updates.add(outcome)
                 bar.update()
 
-            outcomes = strategy.train_round(grid, round_number, plans, record)
-            previous = {o.record.user: o.record for o in logged + outcomes}
-            if keys and round_number < fed.rounds:
-                state = aggregate(state, logged + outcomes, keys)
-            # The round's received and updated weights are aggregated: free them before the next.
-            del outcomes, logged, plans
+            records = strategy.train_round(grid, round_number, plans, take)
+            previous = {r.user: r for r in logged + records}
+            del plans
+            if updates.keys:
+                state = updates.apply(state)
     if _flag(rc.get("report", "false")):
         out = Path(paths.out)
         data = prepared(paths.scenario, paths.data_dir)

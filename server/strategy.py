@@ -13,7 +13,7 @@ collects the replies as they arrive. A reply becomes a
 * ``skipped``: the server did not send the client the round, because the battery's state of
   charge it reported at the end of the previous round was low (:func:`low_battery`).
 
-Optionally, :func:`aggregate` then runs FedAvg over the personalized updates (all layers, or
+Optionally, :class:`RoundUpdates` then runs FedAvg over the personalized updates (all layers, or
 the shared feature layers only) to give every user a better starting model for the next
 round. Aggregation works on updates (personalized minus received weights), weighted by the
 clients' TR_i sizes, and leaves each user's own update out of that user's next model, so under
@@ -106,7 +106,9 @@ class PersonalizationStrategy:
         infos: dict[int, NodeInfo] = {}
         failures: dict[int, str] = {}
         by_id = dict(zip(self._push(grid, messages), node_ids, strict=True))
-        for message_id, reply in self._collect(grid, list(by_id)).items():
+        replies: dict[str, Message | None] = {}
+        self._collect(grid, list(by_id), replies.__setitem__)
+        for message_id, reply in replies.items():
             node_id = by_id[message_id]
             if reply is None:
                 failures[node_id] = f"no reply within {self.round_timeout_s:g} s"
@@ -131,9 +133,10 @@ class PersonalizationStrategy:
         round_number: int,
         plans: Sequence[ClientPlan],
         on_outcome: Callable[[ClientOutcome], None],
-    ) -> list[ClientOutcome]:
-        """Sends every plan, records each reply as it arrives (``on_outcome``), and returns
-        all outcomes in the order of ``plans``."""
+    ) -> list[ClientRecord]:
+        """Sends every plan, hands each reply's outcome to ``on_outcome`` as it arrives, and
+        returns the records in the order of ``plans``. Only the records are kept: the
+        outcome's weights live as long as ``on_outcome`` keeps them."""
         messages = []
         for plan in plans:
             record = encode_model(plan.model, self.shapes, self.payload)
@@ -141,16 +144,17 @@ class PersonalizationStrategy:
             content = RecordDict({MODEL: record, CONFIG: config.to_record()})
             messages.append(Message(content, plan.node_id, TRAIN, group_id=str(round_number)))
         ids = self._push(grid, messages)
+        del messages  # the grid holds what it has not delivered yet
         plan_of = dict(zip(ids, plans, strict=True))
-        outcomes: dict[str, ClientOutcome] = {}
+        records: dict[str, ClientRecord] = {}
 
         def handle(message_id: str, reply: Message | None) -> None:
             outcome = self._outcome(round_number, plan_of[message_id], reply)
-            outcomes[message_id] = outcome
+            records[message_id] = outcome.record
             on_outcome(outcome)
 
         self._collect(grid, ids, handle)
-        return [outcomes[i] for i in ids]
+        return [records[i] for i in ids]
 
     def _outcome(self, round_number: int, plan: ClientPlan, reply: Message | None) -> ClientOutcome:
         config = plan.config
@@ -196,12 +200,12 @@ class PersonalizationStrategy:
         self,
         grid: Grid,
         ids: list[str],
-        handle: Callable[[str, Message | None], None] | None = None,
-    ) -> dict[str, Message | None]:
-        """Pulls replies until every message has one or the round times out."""
+        handle: Callable[[str, Message | None], None],
+    ) -> None:
+        """Pulls replies until every message has one or the round times out, handing each to
+        ``handle`` (``None``: no reply in time) as it comes; nothing else keeps them."""
         waiting = set(ids)
         position = {message_id: i for i, message_id in enumerate(ids)}
-        replies: dict[str, Message | None] = {}
         deadline = time.monotonic() + self.round_timeout_s
         while waiting and time.monotonic() < deadline:
             got = list(grid.pull_messages([i for i in ids if i in waiting]))
@@ -209,17 +213,12 @@ class PersonalizationStrategy:
                 message_id = reply.metadata.reply_to_message_id
                 if message_id in waiting:
                     waiting.discard(message_id)
-                    replies[message_id] = reply
-                    if handle is not None:
-                        handle(message_id, reply)
+                    handle(message_id, reply)
             if not got:
                 time.sleep(self.poll_interval_s)
         for message_id in ids:
             if message_id in waiting:
-                replies[message_id] = None
-                if handle is not None:
-                    handle(message_id, None)
-        return replies
+                handle(message_id, None)
 
 
 def not_ok(user: str, fold: str, round_number: int, status: Status, reason: str) -> ClientRecord:
@@ -245,52 +244,65 @@ def low_battery(
     )
 
 
-def aggregate(
-    models: Mapping[str, Mapping[str, np.ndarray]],
-    outcomes: Sequence[ClientOutcome],
-    keys: Sequence[str],
-) -> dict[str, dict[str, np.ndarray]]:
-    """FedAvg of the personalized updates, leaving each user's own update out.
+class RoundUpdates:
+    """One round's accepted updates, kept as deltas of the aggregated keys only.
 
-    For every user ``i`` in ``models``: ``new_i[k] = models[i][k] + Σ_{j≠i} n_j Δ_j[k] /
-    Σ_{j≠i} n_j`` for the keys in ``keys`` (the other keys are kept), where
-    ``Δ_j = update_j − received_j`` and ``n_j`` is client ``j``'s TR_j size. Outcomes that are
-    not ``ok`` or carry no update take no part. A user with no other update keeps its model.
+    :meth:`add` takes each outcome as it is logged, so a round holds one float32 delta of the
+    aggregated layers per client instead of the received and personalized models (10,000
+    clients are 0.4 GB per full model copy). :meth:`apply` then runs the leave-one-out FedAvg.
 
     Args:
-        models: user → float32 ``state_dict`` the server holds for that user.
-        outcomes: the round's outcomes.
         keys: ``state_dict`` keys to aggregate (all, or the feature layers').
     """
-    # Each delta is computed when it is used, never stored for every client at once: the
-    # server's memory stays one model per user (10,000 clients are 0.4 GB per stored copy).
-    taking = {
-        o.record.user: o
-        for o in outcomes
-        if o.record.status == Status.OK and o.update is not None and o.received is not None
-    }
 
-    def delta(o: ClientOutcome, k: str) -> np.ndarray:
-        assert o.update is not None and o.received is not None
-        return o.update[k] - o.received[k]
+    def __init__(self, keys: Sequence[str]) -> None:
+        self.keys = list(keys)
+        self._taken: dict[str, tuple[float, dict[str, np.ndarray]]] = {}
 
-    total_n = sum(float(o.record.n_train) for o in taking.values())
-    total: dict[str, np.ndarray] = {}
-    for o in taking.values():
-        for k in keys:
-            total[k] = total.get(k, 0.0) + float(o.record.n_train) * delta(o, k).astype(np.float64)
-    out: dict[str, dict[str, np.ndarray]] = {}
-    for user, model in models.items():
-        own = taking.get(user)
-        n_i = float(own.record.n_train) if own is not None else 0.0
-        others = total_n - n_i
-        new = {k: np.asarray(v, dtype=np.float32).copy() for k, v in model.items()}
-        if others > 0:
-            for k in keys:
-                summed = total[k] - (n_i * delta(own, k) if own is not None else 0.0)
-                new[k] = (new[k] + summed / others).astype(np.float32)
-        out[user] = new
-    return out
+    def add(self, outcome: ClientOutcome) -> None:
+        """Keeps ``Δ = update − received`` (float32) of an ``ok`` outcome with an update, with
+        its weight ``n`` (the client's TR size); other outcomes take no part."""
+        o = outcome
+        if o.record.status != Status.OK or o.update is None or o.received is None:
+            return
+        delta = {k: o.update[k] - o.received[k] for k in self.keys}
+        self._taken[o.record.user] = (float(o.record.n_train), delta)
+
+    def apply(
+        self, models: Mapping[str, Mapping[str, np.ndarray]]
+    ) -> dict[str, dict[str, np.ndarray]]:
+        """FedAvg of the kept updates, leaving each user's own update out.
+
+        For every user ``i`` in ``models``: ``new_i[k] = models[i][k] + Σ_{j≠i} n_j Δ_j[k] /
+        Σ_{j≠i} n_j`` for the aggregated keys; the other keys are the same arrays as in
+        ``models[i]``. A user with no other update keeps its model. The sums run over the
+        users in the order of ``models`` (in float64), whatever order the replies came in, so
+        a resumed run aggregates to the same bytes. The kept deltas are used up: each is
+        freed once its user's model is made.
+
+        Args:
+            models: user → float32 ``state_dict`` the server holds for that user.
+        """
+        taken = [(u, self._taken[u]) for u in models if u in self._taken]
+        total_n = sum(n for _, (n, _) in taken)
+        total: dict[str, np.ndarray] = {}
+        for _, (n, delta) in taken:
+            for k in self.keys:
+                total[k] = total.get(k, 0.0) + n * delta[k].astype(np.float64)
+        out: dict[str, dict[str, np.ndarray]] = {}
+        del taken
+        for user, model in models.items():
+            n_i, own = self._taken.pop(user, (0.0, None))
+            others = total_n - n_i
+            new = dict(model)
+            if others > 0:
+                for k in self.keys:
+                    summed = total[k] - (n_i * own[k] if own is not None else 0.0)
+                    new[k] = (np.asarray(model[k], dtype=np.float32) + summed / others).astype(
+                        np.float32
+                    )
+            out[user] = new
+        return out
 
 
 def _error_text(reply: Message) -> str:
