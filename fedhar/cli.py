@@ -1,15 +1,22 @@
 """The ``fedhar`` command line. Each sub-command lives in its own module of
 :mod:`fedhar.commands`, which exposes ``register(subparsers)``; the parser it adds sets
 ``func(args) -> int`` as its default.
+
+:func:`main` is also the one place where a failure becomes an exit code: input fedhar cannot
+use (:class:`fedhar.errors.InputError`, from any layer) prints its lines on stderr and exits 2;
+Ctrl-C prints one line and exits 130; a reader that closes the pipe (``fedhar ... | head``)
+ends the command quietly.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from fedhar import __version__
+from fedhar.errors import InputError
 
 COMMANDS = ("data", "run", "estimate", "adaptive", "study", "export")
 
@@ -31,8 +38,33 @@ def build_parser(only: tuple[str, ...] | None = None) -> argparse.ArgumentParser
     return parser
 
 
+EXIT_INPUT = 2
+"""Exit code of input fedhar cannot use (as argparse uses for bad arguments)."""
+EXIT_INTERRUPTED = 130
+"""Exit code after Ctrl-C (128 + SIGINT), as shells report it."""
+EXIT_PIPE = 141
+"""Exit code when the reader of stdout has gone (128 + SIGPIPE), as shells report it."""
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``fedhar`` console script; returns the process exit code."""
+    try:
+        return _dispatch(argv)
+    except InputError as exc:
+        for line in exc.lines or [str(exc)]:
+            print(f"error: {line}", file=sys.stderr)
+        return EXIT_INPUT
+    except KeyboardInterrupt:
+        print("fedhar: interrupted; results written so far are kept", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # Whatever is still buffered for the closed pipe must not fail again at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_PIPE
+
+
+def _dispatch(argv: list[str] | None) -> int:
+    """Parses ``argv`` and runs the chosen sub-command; returns its exit code."""
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in COMMANDS:
         parser = build_parser((argv[0],))
