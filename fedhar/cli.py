@@ -14,11 +14,20 @@ import argparse
 import importlib
 import os
 import sys
+from typing import NoReturn
 
 from fedhar import __version__
 from fedhar.errors import InputError
 
 COMMANDS = ("data", "run", "estimate", "adaptive", "study", "export")
+
+
+class _Parser(argparse.ArgumentParser):
+    """A parser whose usage errors are input errors: one line naming the argument, exit 2
+    (argparse would print the usage first)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise InputError(f"{self.prog}: {message} (see {self.prog} --help)")
 
 
 def build_parser(only: tuple[str, ...] | None = None) -> argparse.ArgumentParser:
@@ -27,7 +36,7 @@ def build_parser(only: tuple[str, ...] | None = None) -> argparse.ArgumentParser
     Command modules import heavy libraries (torch, flwr); registering only the command that
     runs keeps ``fedhar data info`` or ``fedhar --version`` from paying for all of them.
     """
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="fedhar",
         description="Federated on-device personalization simulator for HAR on microcontrollers.",
     )

@@ -70,6 +70,8 @@ def read_data_file(path: Path, expected: str) -> bytes:
         raise DataFileError(f"{path}: cannot read {expected}: {exc.strerror or exc}") from None
     if path.suffix != ".gz":
         return _text(path, raw, expected)
+    if not raw:
+        raise DataFileError(f"{path}: expected gzip-compressed {expected}, found an empty file")
     try:
         return _text(path, gzip.decompress(raw), expected)
     except gzip.BadGzipFile:
