@@ -58,11 +58,15 @@ EXIT_PIPE = 141
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``fedhar`` console script; returns the process exit code."""
     try:
-        return _dispatch(argv)
+        code = _dispatch(argv)
+        sys.stdout.flush()  # a closed pipe fails here, not at exit
+        return code
     except InputError as exc:
         for line in exc.lines or [str(exc)]:
             print(f"error: {line}", file=sys.stderr)
         return EXIT_INPUT
+    except SystemExit as exc:  # --help, --version, and commands' own usage errors
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except KeyboardInterrupt:
         print("fedhar: interrupted; results written so far are kept", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -208,7 +208,8 @@ CASES = [
     Case("archive without its member", wisdm_v11_file("WISDM_ar_latest.tar.gz", _tar_gz("other.txt", V11)), "expected an archive member"),
     Case("binary labels file", hapt_labels(bytes(range(256)) * 4), "labels.txt: expected HAPT label rows"),
     # the other sub-commands
-    Case("estimate: unknown profile", lambda r: ["estimate", "--profile", "nope"], "nope"),
+    Case("estimate: unknown MCU profile", lambda r: ["estimate", "--mcu", "nope"], "nope"),
+    Case("estimate: bad argument", lambda r: ["estimate", "--batch", "many"], "--batch"),
     Case("study: file missing", lambda r: ["study", str(r / "none.yaml"), "--out", str(r / "out")], "none.yaml"),
     Case("adaptive: file missing", lambda r: ["adaptive", str(r / "none.yaml"), "--out", str(r / "out")], "none.yaml"),
     Case("export: run folder missing", lambda r: ["export", str(r / "none"), "--user", "1", "--out", str(r / "out")], "none"),

@@ -3,8 +3,8 @@
 :func:`load_scenario` reads and validates a YAML file into a :class:`Scenario`; every problem of
 the file is reported at once (:class:`fedhar.schema.base.SchemaError`), one line each naming the
 file, the key path, what was expected and what was found, e.g.
-``scenarios/x.yaml: pretrain.lr: expected a finite number > 0, got 'fast'``. ``docs/scenario.md`` is the
-reference of every key (:mod:`fedhar.schema.docs`).
+``scenarios/x.yaml: pretrain.lr: expected a finite number > 0, got 'fast'``.
+``docs/scenario.md`` is the reference of every key (:mod:`fedhar.schema.docs`).
 """
 
 from __future__ import annotations
