@@ -51,7 +51,7 @@ def test_defaults(tmp_path: Path) -> None:
 
 def test_wrong_type(tmp_path: Path) -> None:
     msg = _error(tmp_path, GOOD + "pretrain:\n  lr: fast\n")
-    assert msg == "pretrain.lr: expected a number > 0, got 'fast'"
+    assert msg == "pretrain.lr: expected a finite number > 0, got 'fast'"
 
 
 def test_unknown_top_level_key(tmp_path: Path) -> None:
@@ -70,7 +70,7 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
         "name: missing required key, expected a non-empty string",
         "data.windw: unknown key, expected one of: dataset, data_dir, classes, channels, "
         "recording_device, target_fs, window, stride, train_fraction, options",
-        "pretrain.lr: expected a number > 0, got 'fast'",
+        "pretrain.lr: expected a finite number > 0, got 'fast'",
     ]
 
 
@@ -104,7 +104,7 @@ def test_battery_policies_are_checked_at_load_with_their_key_paths(tmp_path: Pat
     assert _error(tmp_path, missing) == "battery.modes: expected csv or rows, got neither"
     partial = GOOD + "battery:\n" + BATTERY + "  threshold: {name: linear, params: {th_min: 0}}\n"
     assert _error(tmp_path, partial) == (
-        "battery.threshold.params.th_max: missing required key, expected a number"
+        "battery.threshold.params.th_max: missing required key, expected a finite number"
     )
 
 

@@ -15,22 +15,25 @@ from fedhar.adaptive.export import export_f32
 from fedhar.adaptive.policy import AdaptiveClassifier
 from fedhar.adaptive.slim import SlimNet
 from fedhar.data.preprocess import Normalizer
+from fedhar.files import atomic_open
 from fedhar.models.spec import ModelSpec
 from fedhar.ondevice.slim_infer import SlimNetC
 
 
 def save_model(net: SlimNet, small_width: float, normalizer: Normalizer, path: Path) -> None:
-    """Writes spec, widths, the deployed small width, weights and normalizer to ``path``."""
-    torch.save(
-        {
-            "spec": net.spec.to_dict(),
-            "widths": list(net.widths),
-            "small_width": small_width,
-            "state_dict": net.state_dict(),
-            "normalizer": normalizer.to_dict(),
-        },
-        path,
-    )
+    """Writes spec, widths, the deployed small width, weights and normalizer to ``path``
+    (atomically)."""
+    with atomic_open(path) as fh:
+        torch.save(
+            {
+                "spec": net.spec.to_dict(),
+                "widths": list(net.widths),
+                "small_width": small_width,
+                "state_dict": net.state_dict(),
+                "normalizer": normalizer.to_dict(),
+            },
+            fh,
+        )
 
 
 def load_model(path: Path) -> tuple[SlimNet, float, Normalizer]:

@@ -21,6 +21,7 @@ from pathlib import Path
 from fedhar.adaptive.artifact import save_model
 from fedhar.commands import print_error
 from fedhar.data.paths import DatasetMissingError
+from fedhar.files import write_atomic
 from fedhar.results.journal import Journal, JournalError
 from fedhar.schema.adaptive import load_adaptive_scenario
 from fedhar.schema.base import SchemaError
@@ -60,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         "precision_priced": "float32",
     }
     write_modes(result.modes, out / "modes", meta)
-    (out / "summary.json").write_text(json.dumps(summary(result, cfg.profile), indent=1))
+    write_atomic(out / "summary.json", json.dumps(summary(result, cfg.profile), indent=1))
     write_grid(result, out / "static_grid.csv")
     plot_fig11(result, out / "fig11.png")
     save_model(result.net, result.small_width, result.normalizer, out / "model.pt")

@@ -8,14 +8,14 @@ and its F1 must equal the report's, else nothing is written. DIR receives a C he
 packed model, a ``main.c`` that classifies one of the user's test windows and runs one TL
 step, the library's sources, linker scripts for QEMU mps2-an386 and the NUCLEO-L496ZG, and a
 Makefile (:mod:`fedhar.studies.firmware`). An existing non-empty DIR is refused unless
-``--force``. Bad arguments exit with code 2 and one line on stderr.
+``--force``, which replaces the files an export writes and keeps every other file. Bad
+arguments exit with code 2 and one line on stderr.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -42,7 +42,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--mode", help="personalization mode: full or tl (default: full if the run has it)"
     )
     parser.add_argument("--data-dir", metavar="D", help="data directory, as for fedhar run")
-    parser.add_argument("--force", action="store_true", help="replace a non-empty DIR")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="write into a non-empty DIR, replacing the files of an earlier export "
+        "(other files are kept)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -94,8 +99,6 @@ def run(args: argparse.Namespace) -> int:
     except (ExportError, ReplayError) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
-    if out.is_dir() and args.force:
-        shutil.rmtree(out)
     p = scenario.personalization
     files = write_firmware(
         out, spec, state, norm.x_test[0], int(norm.y_test[0]), p.tl_layers, p.lr, args.user

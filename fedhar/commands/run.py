@@ -49,7 +49,12 @@ outputs:
   DIR/*.png, DIR/report.html  figures and the one-page report
   DIR/run.json     wall times and cache hits of this invocation
 
-exit codes: 0 done, 1 data or runtime error, 2 invalid scenario or arguments.
+Without --resume, an earlier run of the same scenario and seed in DIR is replaced;
+another scenario's or seed's results are refused unless --force (files fedhar did not
+write are never deleted).
+
+exit codes: 0 done, 1 runtime error, 2 invalid input (scenario, arguments, a data file that
+cannot be read, a value the data cannot satisfy, DIR holding another run), 130 interrupted.
 """
 
 
@@ -74,6 +79,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--resume", action="store_true", help="keep users already in DIR/report.json"
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replace the results of another scenario or seed in DIR (refused otherwise)",
     )
     parser.add_argument(
         "--no-cache", action="store_true", help="pretrain again instead of using the cache"
@@ -109,6 +119,7 @@ def main(args: argparse.Namespace) -> int:
     import torch
 
     from fedhar.commands import print_error
+    from fedhar.errors import InputError
     from fedhar.schema.base import SchemaError
     from fedhar.schema.scenario import load_scenario
 
@@ -123,10 +134,13 @@ def main(args: argparse.Namespace) -> int:
             got = getattr(args, flag)
             print(f"error: --{flag}: expected an integer >= 1, got {got}", file=sys.stderr)
             return 2
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out}: --out: expected a directory, found a file")
     torch.set_num_threads(args.threads)
     if scenario.sweep is None:
-        return run_one(args, scenario, Path(args.out), started)
-    return run_sweep(args, scenario, Path(args.out), started)
+        return run_one(args, scenario, out, started)
+    return run_sweep(args, scenario, out, started)
 
 
 def run_sweep(args: argparse.Namespace, scenario: Scenario, out: Path, started: float) -> int:
@@ -136,6 +150,7 @@ def run_sweep(args: argparse.Namespace, scenario: Scenario, out: Path, started: 
 
     from fedhar.commands import print_error
     from fedhar.enums import PAPER_MODES
+    from fedhar.files import write_atomic
     from fedhar.results.federation import sweep_row, write_pages
     from fedhar.schema.base import SchemaError
     from fedhar.schema.scenario import load_scenario
@@ -147,8 +162,7 @@ def run_sweep(args: argparse.Namespace, scenario: Scenario, out: Path, started: 
         raw["data"].update(window=window, stride=stride)
         raw.update(name=f"{scenario.name}-T{window}", sweep=None)
         target = out / f"T{window}" / "scenario.yaml"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(yaml.safe_dump(raw, sort_keys=True))
+        write_atomic(target, yaml.safe_dump(raw, sort_keys=True))
         try:
             variant = load_scenario(target)
         except SchemaError as exc:
@@ -161,7 +175,7 @@ def run_sweep(args: argparse.Namespace, scenario: Scenario, out: Path, started: 
         rows.append(sweep_row(window, json.loads((target.parent / "report.json").read_text())))
     payload = {"format": 1, "header": {"scenario": scenario.name, "sweep": "window"},
                "sweep": rows, "clients": [], "summary": {}}  # fmt: skip
-    (out / "report.json").write_text(json.dumps(payload, sort_keys=True, indent=1) + "\n")
+    write_atomic(out / "report.json", json.dumps(payload, sort_keys=True, indent=1) + "\n")
     write_pages(out, rows)
     print("input     " + "".join(f"{m:>12}" for m in PAPER_MODES))
     for r in rows:
@@ -177,18 +191,30 @@ def run_one(args: argparse.Namespace, scenario: Scenario, out: Path, started: fl
     """Runs one scenario (no sweep) into ``out``; returns the exit code."""
     import yaml
 
-    from fedhar.data.paths import DatasetMissingError
     from fedhar.engines.runner import EngineError, run_config, run_federation
     from fedhar.enums import Mode, Status
-    from fedhar.results.journal import CLIENTS_FILE, JournalError
+    from fedhar.errors import ScenarioValueError
+    from fedhar.files import write_atomic
+    from fedhar.results.journal import CLIENTS_FILE
     from fedhar.results.record import ClientRecord
-    from fedhar.results.report import ReportError, summarize
+    from fedhar.results.report import summarize
     from fedhar.studies.pipeline import prepare
-    from fedhar.studies.run_report import finish_report, general_report
+    from fedhar.studies.run_report import finish_report, general_report, refuse_foreign_results
 
+    # The engines read a snapshot of the scenario, not the user's file: an edit during the run
+    # changes nothing. It lives in DIR, so the battery section's file paths are anchored to the
+    # scenario's folder.
+    frozen = scenario
+    if scenario.battery is not None:
+        battery = scenario.battery.anchored(Path(args.scenario).resolve().parent)
+        frozen = scenario.model_copy(update={"battery": battery})
+    if not args.force:
+        refuse_foreign_results(scenario, frozen, out)
     try:
         prepared = prepare(scenario, args.data_dir)
-    except (DatasetMissingError, ValueError) as exc:
+    except ScenarioValueError as exc:
+        raise exc.in_file(args.scenario) from None
+    except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     prepared_s = time.perf_counter() - started
@@ -209,20 +235,16 @@ def run_one(args: argparse.Namespace, scenario: Scenario, out: Path, started: fl
             flush=True,
         )
 
-    try:
-        general = general_report(
-            scenario,
-            prepared,
-            out,
-            resume=args.resume,
-            use_cache=not args.no_cache,
-            jobs=args.jobs,
-            threads=args.threads,
-            on_record=show,
-        )
-    except ReportError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    general = general_report(
+        scenario,
+        prepared,
+        out,
+        resume=args.resume,
+        use_cache=not args.no_cache,
+        jobs=args.jobs,
+        threads=args.threads,
+        on_record=show,
+    )
     writer, hits, misses = general.writer, general.cache_hits, general.cache_misses
     timing = {
         "prepare_s": prepared_s,
@@ -233,14 +255,8 @@ def run_one(args: argparse.Namespace, scenario: Scenario, out: Path, started: fl
     }
     engine = args.engine or scenario.federation.engine
     t0 = time.perf_counter()
-    # The engines read this snapshot, not the user's file: an edit during the run changes nothing.
-    # It lives in DIR, so the battery section's file paths are anchored to the scenario's folder.
     snapshot = out / "scenario.yaml"
-    frozen = scenario
-    if scenario.battery is not None:
-        battery = scenario.battery.anchored(Path(args.scenario).resolve().parent)
-        frozen = scenario.model_copy(update={"battery": battery})
-    snapshot.write_text(yaml.safe_dump(frozen.model_dump(mode="json"), sort_keys=True))
+    write_atomic(snapshot, yaml.safe_dump(frozen.model_dump(mode="json"), sort_keys=True))
     config = run_config(snapshot, out, args.data_dir, args.resume)
     try:
         run_federation(
@@ -248,9 +264,6 @@ def run_one(args: argparse.Namespace, scenario: Scenario, out: Path, started: fl
         )
     except EngineError as exc:
         print(f"error: engine {engine}: {exc}", file=sys.stderr)
-        return 1
-    except JournalError as exc:
-        print(f"error: {exc}", file=sys.stderr)
         return 1
     timing["federation_s"] = time.perf_counter() - t0
     finish_report(writer, out)
@@ -279,7 +292,7 @@ def run_one(args: argparse.Namespace, scenario: Scenario, out: Path, started: fl
         "engine": engine,
         "fedhar_version": __version__,
     }
-    (out / "run.json").write_text(json.dumps(run_info, indent=1, sort_keys=True) + "\n")
+    write_atomic(out / "run.json", json.dumps(run_info, indent=1, sort_keys=True) + "\n")
     print(
         f"wall time {wall:.1f} s (pretraining {timing['pretrain_s']:.1f} s, federation "
         f"{timing['federation_s']:.1f} s on {engine}; cache: {hits} hit(s), {misses} "

@@ -8,9 +8,8 @@ rename), so concurrent loaders never read a half-written entry.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import os
-import tempfile
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +18,7 @@ import numpy as np
 
 from fedhar.data.paths import user_cache_dir
 from fedhar.data.types import LoadReport
+from fedhar.files import atomic_open
 
 Arrays = dict[str, np.ndarray]
 
@@ -47,17 +47,9 @@ def cached_arrays(
         except (OSError, ValueError, zipfile.BadZipFile, EOFError):
             path.unlink(missing_ok=True)
     arrays = parse()
-    tmp: str | None = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-        os.replace(tmp, path)
-    except OSError:
-        # A read-only or full cache only costs speed: the parsed arrays are still returned.
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
+    # A read-only or full cache only costs speed: the parsed arrays are still returned.
+    with contextlib.suppress(OSError), atomic_open(path) as fh:
+        np.savez(fh, **arrays)
     return arrays
 
 

@@ -10,7 +10,6 @@ transitions are included only on request. Acceleration stays in g unless
 
 from __future__ import annotations
 
-import gzip
 import re
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from fedhar.data.cache import Arrays, cached_arrays, report_issues
 from fedhar.data.labels import select_classes
 from fedhar.data.paths import missing_error
 from fedhar.data.preprocess import resample
+from fedhar.data.reading import list_folder, read_data_file
 from fedhar.data.types import HarDataset, LoadReport, Segment
 from fedhar.progress import progress
 
@@ -70,9 +70,7 @@ def parse_signal_file(path: Path, *, use_cache: bool = True) -> Arrays:
     ``issue_line`` / ``issue_reason`` for those lines."""
 
     def parse() -> Arrays:
-        data = path.read_bytes()
-        if path.suffix == ".gz":
-            data = gzip.decompress(data)
+        data = read_data_file(path, "HAPT raw signal rows 'x y z' (text)")
         lines = data.rstrip().split(b"\n")
         tokens = data.split()
         if len(tokens) == 3 * len(lines):
@@ -122,7 +120,7 @@ def _slow_parse(lines: list[bytes]) -> Arrays:
 def _experiment_files(raw: Path) -> dict[int, dict[str, Path]]:
     """Experiment number → {"acc": path, "gyro": path} for the files found in ``raw``."""
     found: dict[int, dict[str, Path]] = {}
-    for path in sorted(raw.iterdir()):
+    for path in list_folder(raw, "HAPT raw signal files"):
         match = _FILE_RE.match(path.name)
         if match:
             found.setdefault(int(match.group(2)), {}).setdefault(match.group(1), path)
@@ -133,7 +131,8 @@ def _read_labels(path: Path, report: LoadReport) -> list[tuple[int, int, str, in
     """Label rows ``(exp, user, activity id, start, end, line)``; bad rows are skipped and
     reported."""
     rows = []
-    for number, line in enumerate(path.read_text(encoding="latin-1").splitlines(), start=1):
+    text = read_data_file(path, "HAPT label rows 'exp user activity start end' (text)")
+    for number, line in enumerate(text.decode("latin-1").splitlines(), start=1):
         fields = line.split()
         if not fields:
             continue

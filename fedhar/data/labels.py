@@ -8,6 +8,8 @@ several raw labels or names into one class. The output classes are the entries i
 
 from __future__ import annotations
 
+from fedhar.errors import ScenarioValueError
+
 
 def select_classes(
     dataset: str,
@@ -29,7 +31,7 @@ def select_classes(
     """
     entries = list(default if requested is None else requested)
     if not entries:
-        raise ValueError(f"{dataset}: classes must not be empty")
+        raise ScenarioValueError("data.classes", f"{dataset}: classes must not be empty")
     lookup: dict[str, str] = {}
     for raw, name in vocabulary.items():
         lookup[raw.lower()] = raw
@@ -39,18 +41,23 @@ def select_classes(
     for entry in entries:
         name, _, members = str(entry).partition("=")
         if not name.strip():
-            raise ValueError(f"{dataset}: class entry {entry!r} has no name before '='")
+            raise ScenarioValueError(
+                "data.classes", f"{dataset}: class entry {entry!r} has no name before '='"
+            )
         parts = members.split("+") if members else [name]
         for part in parts:
             raw = lookup.get(part.strip().lower())
             if raw is None:
                 allowed = ", ".join(f"{r} ({n})" for r, n in vocabulary.items())
-                raise ValueError(
+                raise ScenarioValueError(
+                    "data.classes",
                     f"{dataset}: class {part.strip()!r} in {entry!r} is not a known label; "
-                    f"expected one of: {allowed}"
+                    f"expected one of: {allowed}",
                 )
             if raw in mapping:
-                raise ValueError(f"{dataset}: label {raw!r} is selected twice (in {entry!r})")
+                raise ScenarioValueError(
+                    "data.classes", f"{dataset}: label {raw!r} is selected twice (in {entry!r})"
+                )
             mapping[raw] = len(names)
         names.append(name.strip().lower() if members else vocabulary[lookup[name.lower()]])
     return names, mapping

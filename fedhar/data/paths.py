@@ -18,6 +18,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from fedhar.errors import InputError
+
 WISDM_V11_URL = "https://www.cis.fordham.edu/wisdm/includes/datasets/latest/WISDM_ar_latest.tar.gz"
 WISDM_V11_ARCHIVE = "WISDM_ar_latest.tar.gz"
 WISDM_V11_MEMBER = "WISDM_ar_v1.1/WISDM_ar_v1.1_raw.txt"
@@ -27,7 +29,7 @@ WISDM_V11_MEMBER = "WISDM_ar_v1.1/WISDM_ar_v1.1_raw.txt"
 WISDM_V11_RAW_SHA256 = "9aba4b1eaece56ab6d9187b16fc010c176e464750a4ec44c9d833514ecc1fa2e"
 
 
-class DatasetMissingError(Exception):
+class DatasetMissingError(InputError):
     """A dataset's files are not in the data directory, or could not be downloaded.
 
     The message names the directory searched, the files expected there and how to get them.

@@ -13,7 +13,6 @@ Parsed arrays are cached (see :mod:`fedhar.data.cache`).
 
 from __future__ import annotations
 
-import gzip
 import io
 import re
 from pathlib import Path
@@ -24,6 +23,7 @@ from fedhar.data.cache import Arrays, cached_arrays, report_issues
 from fedhar.data.labels import select_classes
 from fedhar.data.paths import missing_error
 from fedhar.data.preprocess import resample
+from fedhar.data.reading import read_data_file
 from fedhar.data.types import HarDataset, LoadReport, Segment
 from fedhar.progress import progress
 
@@ -79,9 +79,7 @@ def subject_files(data_dir: Path, device: str) -> list[tuple[str, Path]]:
 
 
 def _read_text(path: Path) -> bytes:
-    data = path.read_bytes()
-    if path.suffix == ".gz":
-        data = gzip.decompress(data)
+    data = read_data_file(path, "WISDM 2019 raw accelerometer records (text)")
     return data.replace(b"\r", b"")
 
 

@@ -16,8 +16,6 @@ known quirks, each handled here:
 
 from __future__ import annotations
 
-import gzip
-import tarfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -33,6 +31,7 @@ from fedhar.data.paths import (
     missing_error,
 )
 from fedhar.data.preprocess import resample
+from fedhar.data.reading import read_data_file, read_tar_member
 from fedhar.data.types import HarDataset, LoadReport, Segment
 
 ACTIVITIES = ["Walking", "Jogging", "Upstairs", "Downstairs", "Sitting", "Standing"]
@@ -75,19 +74,11 @@ def find_source(data_dir: Path, *, download: bool = False) -> Path:
 
 
 def _read_lines(path: Path) -> list[str]:
+    expected = "WISDM v1.1 raw records (text)"
     if path.name.endswith(".tar.gz"):
-        with tarfile.open(path, "r:gz") as tar:
-            try:
-                handle = tar.extractfile(WISDM_V11_MEMBER)
-            except KeyError as exc:
-                raise ValueError(f"{path}: archive has no member {WISDM_V11_MEMBER}") from exc
-            if handle is None:
-                raise ValueError(f"{path}: member {WISDM_V11_MEMBER} is not a regular file")
-            data = handle.read()
-    elif path.suffix == ".gz":
-        data = gzip.decompress(path.read_bytes())
+        data = read_tar_member(path, WISDM_V11_MEMBER, expected)
     else:
-        data = path.read_bytes()
+        data = read_data_file(path, expected)
     return data.decode("utf-8", errors="replace").splitlines()
 
 

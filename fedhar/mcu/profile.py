@@ -23,9 +23,16 @@ from pathlib import Path
 from typing import Protocol
 
 from fedhar.schema.base import SchemaError, load_yaml_model
-from fedhar.schema.mcu import INSTRUCTION_TIMINGS, OPERATIONS, ProfileFile, Sourced
-
-PROFILE_DIR = Path(__file__).resolve().parent / "profiles"
+from fedhar.schema.mcu import (
+    INSTRUCTION_TIMINGS,
+    OPERATIONS,
+    PROFILE_DIR,
+    ProfileFile,
+    Sourced,
+    bundled_profiles,
+    is_profile_path,
+)
+from fedhar.schema.mcu import resolve_profile_name as _resolve
 
 OP_CLASSES: tuple[str, ...] = tuple(OPERATIONS)
 """Operation classes priced by a profile, in the order of :class:`CycleCosts`."""
@@ -200,21 +207,19 @@ def _check_count(name: str, value: int) -> None:
 
 def list_profiles() -> list[str]:
     """Names of the bundled profiles (file stems in :data:`PROFILE_DIR`), sorted."""
-    return sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
+    return list(bundled_profiles())
 
 
 def resolve_profile_name(name: str) -> str:
-    """The bundled profile called ``name`` or listing it among its aliases (case-insensitive)."""
-    wanted = name.strip().lower()
-    profiles = [load_profile(PROFILE_DIR / f"{stem}.yaml") for stem in list_profiles()]
-    for profile in profiles:
-        if wanted == profile.name or wanted in profile.aliases:
-            return profile.name
-    choices = "; ".join(
-        profile.name + (f" (aliases: {', '.join(profile.aliases)})" if profile.aliases else "")
-        for profile in profiles
-    )
-    raise SchemaError([f"unknown MCU profile {name!r}; expected one of: {choices}"])
+    """The bundled profile called ``name`` or listing it among its aliases (case-insensitive).
+
+    Raises:
+        fedhar.schema.base.SchemaError: no bundled profile has that name (the line lists them).
+    """
+    try:
+        return _resolve(name)
+    except ValueError as exc:
+        raise SchemaError([str(exc)]) from None
 
 
 def load_profile(name_or_path: str | Path) -> McuProfile:
@@ -225,7 +230,7 @@ def load_profile(name_or_path: str | Path) -> McuProfile:
             each naming the file, the key path, what was expected and what was found.
     """
     text = str(name_or_path)
-    if isinstance(name_or_path, Path) or text.endswith((".yaml", ".yml")) or "/" in text:
+    if isinstance(name_or_path, Path) or is_profile_path(text):
         path = Path(text)
     else:
         path = PROFILE_DIR / f"{resolve_profile_name(text)}.yaml"

@@ -19,6 +19,7 @@ Shapes below are per sample (no batch axis): ``(C, T)`` for sequences, ``(F,)`` 
 
 from __future__ import annotations
 
+import inspect
 import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
@@ -289,6 +290,15 @@ def daghero_cnn(
 
 
 MODEL_BUILDERS = {"cnn3": cnn3, "daghero": daghero_cnn}
+
+
+def model_options(name: str) -> list[str]:
+    """The keyword options :func:`build_spec` accepts for model ``name`` (a scenario's
+    ``model.options``), e.g. ``pool`` for ``cnn3``; none for an unknown name."""
+    if name not in MODEL_BUILDERS:
+        return []
+    params = list(inspect.signature(MODEL_BUILDERS[name]).parameters)
+    return params[3:]  # after input_channels, input_length, n_classes
 
 
 def build_spec(

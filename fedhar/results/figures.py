@@ -24,6 +24,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from fedhar.enums import MODES, TRAINED_MODES, Mode  # noqa: E402
+from fedhar.files import atomic_open
 from fedhar.results.record import ClientRecord  # noqa: E402
 from fedhar.results.report import present_modes  # noqa: E402
 
@@ -47,8 +48,8 @@ _METADATA = {"Software": None}
 
 def save_figure(fig: Any, path: Path, dpi: int = 110) -> Path:
     """Writes ``fig`` to the PNG ``path`` (its folder created) at ``dpi``, then closes it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi, bbox_inches="tight", metadata=_METADATA)
+    with atomic_open(path) as fh:
+        fig.savefig(fh, format="png", dpi=dpi, bbox_inches="tight", metadata=_METADATA)
     plt.close(fig)
     return path
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from fedhar.enums import MODES, PAPER_MODES
+from fedhar.files import write_atomic
 from fedhar.results.figures import MODE_LABELS, PAPER_TABLE2_WISDM
 from fedhar.results.record import ClientRecord
 
@@ -89,7 +90,7 @@ def write_page(path: Path, title: str, parts: Iterable[str]) -> Path:
         *parts,
         "</body></html>\n",
     ]
-    path.write_text("\n".join(lines), encoding="utf-8")
+    write_atomic(path, "\n".join(lines))
     return path
 
 

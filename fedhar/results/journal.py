@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from fedhar.errors import InputError
+from fedhar.files import atomic_open
 from fedhar.results.record import ClientOutcome
 
 if TYPE_CHECKING:
@@ -42,7 +44,7 @@ JOURNAL_FORMAT = 1
 """Version of the header line ``{"fedhar_journal": JOURNAL_FORMAT, "identity": {...}}``."""
 
 
-class JournalError(ValueError):
+class JournalError(InputError):
     """A journal that cannot be opened as asked (corrupt, written for another run, or in the
     way of a new one); the message is one line naming the file."""
 
@@ -132,6 +134,15 @@ def scenario_identity(scenario: Scenario) -> dict[str, Any]:
         "scenario_sha256": identity_sha256(scenario.model_dump(mode="json")),
         "seed": scenario.seed,
     }
+
+
+def journal_identity(path: str | Path) -> dict[str, Any] | None:
+    """The identity in the header of the journal at ``path``; None when there is no file or
+    no complete header. Raises :class:`JournalError` on a corrupt line."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    return _read(path).identity
 
 
 def read_rows(path: str | Path) -> list[dict[str, Any]]:
@@ -271,7 +282,8 @@ class ResultLog:
             path.parent.mkdir(parents=True, exist_ok=True)
             arrays = {f"update/{k}": v for k, v in outcome.update.items()}
             arrays.update({f"received/{k}": v for k, v in outcome.received.items()})
-            np.savez(path, **arrays)
+            with atomic_open(path) as fh:
+                np.savez(fh, **arrays)
         return self.journal.append(row)
 
     def load_update(

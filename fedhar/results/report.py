@@ -13,14 +13,14 @@ import csv
 import io
 import json
 import math
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from fedhar.enums import MODES, Mode
+from fedhar.errors import InputError
+from fedhar.files import write_atomic
 from fedhar.results.record import ClientRecord
 
 FLOAT_DIGITS = 6
@@ -31,7 +31,7 @@ REPORT_FORMAT = 2
 """2: each client holds one record per mode under ``modes`` (1: parallel dicts per figure)."""
 
 
-class ReportError(ValueError):
+class ReportError(InputError):
     """An existing report cannot be resumed (unreadable, or from another scenario)."""
 
 
@@ -110,18 +110,6 @@ def _rounded(value: Any) -> Any:
     return value
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 class ReportWriter:
     """Writes ``DIR/report.json`` and ``DIR/report.csv`` after every finished client.
 
@@ -190,8 +178,8 @@ class ReportWriter:
             "clients": [_rounded(r.to_dict()) for r in records],
             "summary": {m.value: _rounded(asdict(s)) for m, s in summarize(records).items()},
         }
-        _write_atomic(self.json_path, json.dumps(payload, sort_keys=True, indent=1) + "\n")
-        _write_atomic(self.csv_path, _csv(records))
+        write_atomic(self.json_path, json.dumps(payload, sort_keys=True, indent=1) + "\n")
+        write_atomic(self.csv_path, _csv(records))
 
 
 def _csv(records: list[ClientRecord]) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 from pydantic import Field, field_validator
 
 from fedhar.schema.base import KeyProblem, Strict, load_yaml_model
+from fedhar.schema.mcu import ProfileName
 from fedhar.schema.scenario import Scenario
 
 
@@ -72,7 +73,7 @@ class AdaptiveConfig(Strict):
         lt=1,
         description="Smallest Th; the sweep is log-spaced from th_min to 1 (paper: 100 values).",
     )
-    profile: str = Field(
+    profile: ProfileName = Field(
         "pulpissimo_quentin",
         description="MCU profile that prices the counted operations (fedhar/mcu/profiles).",
     )

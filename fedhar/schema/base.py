@@ -6,7 +6,7 @@ Each file is a :class:`Strict` pydantic model (unknown keys are errors; the resu
 once in one :class:`SchemaError`, one line per problem, each naming the file, the key path, what
 was expected and what was found::
 
-    scenarios/x.yaml: pretrain.lr: expected a number > 0, got 'fast'
+    scenarios/x.yaml: pretrain.lr: expected a finite number > 0, got 'fast'
     scenarios/x.yaml: data.windw: unknown key, expected one of: dataset, data_dir, ...
     scenarios/x.yaml: name: missing required key, expected a non-empty string
 
@@ -28,22 +28,21 @@ import yaml
 from pydantic import AliasChoices, BaseModel, ConfigDict, ValidationError
 from pydantic.fields import FieldInfo
 
+from fedhar.errors import InputError
+
 M = TypeVar("M", bound=BaseModel)
 
 
 class Strict(BaseModel):
-    """Base of every file and section: unknown keys are errors, and the result is frozen."""
+    """Base of every file and section: unknown keys are errors, every number is finite (NaN
+    and infinities are errors), and the result is frozen."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
-class SchemaError(ValueError):
+class SchemaError(InputError):
     """An invalid file: ``lines`` holds one line per problem,
     ``FILE: key.path: expected <what>, got <what was found>``; the message joins them."""
-
-    def __init__(self, lines: list[str]) -> None:
-        super().__init__("\n".join(lines))
-        self.lines = lines
 
 
 class KeyProblem(ValueError):
@@ -312,10 +311,7 @@ def _accepts(base: Any, info: FieldInfo | None) -> str:
     if base is int:
         return "an integer" + _bounds(info)
     if base is float:
-        finite = info is not None and any(
-            getattr(m, "allow_inf_nan", None) is False for m in info.metadata
-        )
-        return ("a finite number" if finite else "a number") + _bounds(info)
+        return "a finite number" + _bounds(info)
     if base is str:
         return "a non-empty string" if _min_length(info) else "a string"
     if _is_model(base):

@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field, model_validator
 
 from fedhar.schema.base import KeyProblem, Strict
+from fedhar.schema.mcu import ProfileName
 
 TABLE_II_WISDM_F1 = {"none": 0.813, "tl": 0.955, "full": 0.969}
 """Craighero et al. 2023, Table II, WISDM, input (100, 3): mean F1 over the 36 LOSO users."""
@@ -136,7 +137,7 @@ class TrainingSection(Strict):
     MCU `profile` (`estimator`), which also sets the sleep power."""
 
     source: Literal["parts", "estimator"] = Field("parts", description="Cost source.")
-    profile: str = Field("stm32l496zg", description="MCU profile (`estimator` only).")
+    profile: ProfileName = Field("stm32l496zg", description="MCU profile (`estimator` only).")
     model: Literal["cnn3", "daghero"] = Field("cnn3", description="Model (`estimator` only).")
     input_channels: int = Field(3, ge=1, description="Input channels C.")
     input_length: int = Field(100, ge=1, description="Window length T, in samples.")

@@ -35,7 +35,7 @@ code 2:
 ```
 bad.yaml: data.windw: unknown key, expected one of: dataset, data_dir, classes, ...
 bad.yaml: name: missing required key, expected a non-empty string
-bad.yaml: pretrain.lr: expected a number > 0, got 'fast'
+bad.yaml: pretrain.lr: expected a finite number > 0, got 'fast'
 ```
 
 This page is generated from `fedhar/schema/` by `python -m fedhar.schema.docs >

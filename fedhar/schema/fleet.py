@@ -12,6 +12,7 @@ from pydantic import Field, field_validator
 
 from fedhar.schema.base import Strict
 from fedhar.schema.battery import CellSection
+from fedhar.schema.mcu import ProfileName
 from fedhar.schema.scenario import DataConfig
 from fedhar.schema.study import StudySection
 
@@ -87,7 +88,7 @@ class FleetSection(Strict):
         description="With the guard on, every this-many-th stored window is held out to "
         "judge a job's model instead of training it.",
     )
-    profile: str = Field(
+    profile: ProfileName = Field(
         "fedhar-l496",
         description="MCU profile that prices training and inference (counted operations).",
     )

@@ -8,10 +8,13 @@ Pure schema: :func:`fedhar.mcu.load_profile` loads a file into the profile that 
 
 from __future__ import annotations
 
+import functools
 import typing
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import (
+    AfterValidator,
     Field,
     StringConstraints,
     ValidationInfo,
@@ -20,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from fedhar.schema.base import KeyProblem, Strict
+from fedhar.schema.base import KeyProblem, Strict, load_yaml_model
 
 Basis = Literal["datasheet", "paper", "derived", "calibrated", "assumed"]
 
@@ -171,3 +174,54 @@ class ProfileFile(Strict):
                 got = " and ".join(given) or "neither"
                 raise KeyProblem(pair[0], f"expected exactly one of {' or '.join(pair)}, got {got}")
         return self
+
+
+PROFILE_DIR = Path(__file__).resolve().parents[1] / "mcu" / "profiles"
+"""The bundled profile files. They ship with :mod:`fedhar.mcu`, but every file that names a
+profile is checked against them when it is loaded, so the schema reads them (as data)."""
+
+
+@functools.cache
+def bundled_profiles() -> dict[str, tuple[str, ...]]:
+    """Every bundled profile's name (a file stem in :data:`PROFILE_DIR`) with its aliases,
+    sorted by name; each file is validated as a :class:`ProfileFile`."""
+    found = {}
+    for path in sorted(PROFILE_DIR.glob("*.yaml")):
+        file = load_yaml_model(path, ProfileFile, context={"stem": path.stem})
+        found[file.name] = tuple(file.aliases)
+    return found
+
+
+def resolve_profile_name(name: str) -> str:
+    """The bundled profile called ``name`` or listing it among its aliases (case-insensitive).
+
+    Raises:
+        ValueError: no bundled profile has that name; the message lists them all.
+    """
+    wanted = name.strip().lower()
+    for profile, aliases in bundled_profiles().items():
+        if wanted == profile or wanted in aliases:
+            return profile
+    choices = "; ".join(
+        profile + (f" (aliases: {', '.join(aliases)})" if aliases else "")
+        for profile, aliases in bundled_profiles().items()
+    )
+    raise ValueError(f"unknown MCU profile {name!r}; expected one of: {choices}")
+
+
+def is_profile_path(name: str) -> bool:
+    """Whether a profile is named by the path of its file rather than by a bundled name."""
+    return name.endswith((".yaml", ".yml")) or "/" in name
+
+
+def _known_profile(name: str) -> str:
+    if is_profile_path(name):
+        if not Path(name).is_file():
+            raise ValueError(f"expected an MCU profile file, found no file {name!r}")
+        return name
+    resolve_profile_name(name)
+    return name
+
+
+ProfileName = Annotated[str, AfterValidator(_known_profile)]
+"""A field naming an MCU profile: a bundled name or alias, or the path of a profile file."""

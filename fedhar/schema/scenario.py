@@ -3,8 +3,8 @@
 :func:`load_scenario` reads and validates a YAML file into a :class:`Scenario`; every problem of
 the file is reported at once (:class:`fedhar.schema.base.SchemaError`), one line each naming the
 file, the key path, what was expected and what was found, e.g.
-``scenarios/x.yaml: pretrain.lr: expected a number > 0, got 'fast'``. ``docs/scenario.md`` is the
-reference of every key (:mod:`fedhar.schema.docs`).
+``scenarios/x.yaml: pretrain.lr: expected a finite number > 0, got 'fast'``.
+``docs/scenario.md`` is the reference of every key (:mod:`fedhar.schema.docs`).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from pydantic import AliasChoices, Field, field_validator, model_validator
 from fedhar.enums import Mode
 from fedhar.schema.base import KeyProblem, Strict, load_yaml_model
 from fedhar.schema.battery import BatterySection
+from fedhar.schema.mcu import ProfileName
 from fedhar.schema.policies import (
     ChargingSection,
     PersonalizationSection,
@@ -213,7 +214,9 @@ class FederationConfig(Strict):
 class McuConfig(Strict):
     """The simulated device."""
 
-    profile: str = Field("stm32l496zg", description="MCU profile name (`fedhar/mcu/profiles`).")
+    profile: ProfileName = Field(
+        "stm32l496zg", description="MCU profile name (`fedhar/mcu/profiles`)."
+    )
 
 
 class BatteryConfig(BatterySection):

@@ -11,6 +11,7 @@ from typing import Any
 from matplotlib.ticker import NullFormatter
 
 from fedhar.adaptive.modes import MODE_COLUMNS, Mode
+from fedhar.files import atomic_open, write_atomic
 from fedhar.results.figures import plt, save_figure
 from fedhar.studies.adaptive import StudyResult
 from fedhar.studies.adaptive_search import front
@@ -24,8 +25,8 @@ def _num(v: float | bool) -> float | bool | None:
 def write_modes(modes: list[Mode], stem: Path, meta: dict[str, Any]) -> None:
     """``stem.json`` (``meta`` plus ``modes``: one row per Th) and ``stem.csv``."""
     rows = [{k: _num(v) for k, v in m.row().items()} for m in modes]
-    stem.with_suffix(".json").write_text(json.dumps({**meta, "modes": rows}, indent=1))
-    with open(stem.with_suffix(".csv"), "w", newline="") as fh:
+    write_atomic(stem.with_suffix(".json"), json.dumps({**meta, "modes": rows}, indent=1))
+    with atomic_open(stem.with_suffix(".csv"), "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(MODE_COLUMNS))
         writer.writeheader()
         writer.writerows(m.row() for m in modes)
@@ -163,7 +164,7 @@ def plot_personalized(r: StudyResult, path: Path) -> None:
 def write_grid(r: StudyResult, path: Path) -> None:
     """``static_grid.csv``: every grid model with its scores, costs, bytes and front marks."""
     val, test = front(r.candidates, "val"), front(r.candidates, "test")
-    with open(path, "w", newline="") as fh:
+    with atomic_open(path, "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(
             [

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fedhar.files import atomic_open, write_atomic
 from fedhar.metrics import score
 from fedhar.results.journal import Journal, identity_sha256
 from fedhar.schema.base import SchemaError, load_yaml_model
@@ -303,7 +304,7 @@ CSV_COLUMNS = [
 
 def write_csv(rows: list[StudyRow], path: Path) -> None:
     """One line per configuration; energy by load as ``energy_j_<load>`` columns."""
-    with open(path, "w", newline="") as fh:
+    with atomic_open(path, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS)
         writer.writeheader()
         for row in rows:
@@ -365,7 +366,7 @@ def run_study(
             continue
         replay = None if point.user is None else replays[point.user]
         row, trace = run_point(scenario, base_dir, point, replay, modes_csv)
-        _trace_file(out, index).write_text(json.dumps(trace))
+        write_atomic(_trace_file(out, index), json.dumps(trace))
         journal.append(asdict(row))
         done[row.key] = row
         log(f"[{index + 1}/{len(points)}] {point.key}: {_brief(row)}")
@@ -379,7 +380,7 @@ def run_study(
         "rows": [asdict(r) for r in rows],
         "summary": summarize(rows),
     }
-    (out / "study.json").write_text(json.dumps(result, indent=2, allow_nan=False) + "\n")
+    write_atomic(out / "study.json", json.dumps(result, indent=2, allow_nan=False) + "\n")
     write_csv(rows, out / "study.csv")
     summary = result["summary"]
     write_plots_and_report(

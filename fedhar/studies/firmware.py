@@ -21,12 +21,12 @@ runs the model the report scored as ``f1_int8``.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from fedhar.files import write_atomic
 from fedhar.models.spec import ModelSpec
 from fedhar.ondevice import ctrain
 from fedhar.ondevice.emulator import CSRC_DIR, EMU_DIR
@@ -131,9 +131,9 @@ def write_firmware(
     lr: float,
     user: str,
 ) -> list[Path]:
-    """Writes the firmware folder ``out`` (which must not exist or be empty) for the model
-    ``state`` (float32, as decoded from its int8 payload), the normalized ``window [C, T]`` and
-    its ``label``; returns the files written."""
+    """Writes the firmware folder ``out`` (other files there are kept) for the model ``state``
+    (float32, as decoded from its int8 payload), the normalized ``window [C, T]`` and its
+    ``label``; returns the files written."""
     out.mkdir(parents=True, exist_ok=True)
     trainable = ctrain.trainable_flags(spec, "tl", tl_layers)
     host = ctrain.Trainer(spec, mode="tl", tl_layers=tl_layers, lr=lr)
@@ -142,15 +142,18 @@ def write_firmware(
     logits = host.logits(x)[0]
     arena = ctrain.Trainer.required_arena_bytes(spec, "tl", tl_layers)
     header = _header(spec, state, trainable, window, label, logits, lr, user, arena)
-    (out / "fedhar_model.h").write_text(header)
+    write_atomic(out / "fedhar_model.h", header)
     written = [out / "fedhar_model.h"]
     sources = [FIRMWARE_DIR / n for n in ("main.c", "Makefile", "README.md")]
     sources += [EMU_DIR / "harness" / n for n in ("startup.c", "semihost.c", "semihost.h")]
     sources += sorted((EMU_DIR / "harness").glob("*.ld"))
-    for src in sources:
-        written.append(Path(shutil.copy(src, out / src.name)))
-    (out / "fedhar").mkdir(exist_ok=True)
-    for src in sorted(CSRC_DIR.glob("*.[ch]")):
-        if src.name != "ft_conv1d_avx512.c":
-            written.append(Path(shutil.copy(src, out / "fedhar" / src.name)))
+    copies = [(src, out / src.name) for src in sources]
+    copies += [
+        (src, out / "fedhar" / src.name)
+        for src in sorted(CSRC_DIR.glob("*.[ch]"))
+        if src.name != "ft_conv1d_avx512.c"
+    ]
+    for src, dest in copies:
+        write_atomic(dest, src.read_bytes())
+        written.append(dest)
     return written

@@ -44,6 +44,7 @@ from fedhar.data.paths import user_cache_dir
 from fedhar.data.preprocess import Normalizer
 from fedhar.data.splits import kfold_users, split_chronological
 from fedhar.data.types import WindowSet
+from fedhar.files import write_atomic
 from fedhar.mcu import McuProfile, load_profile
 from fedhar.metrics import score
 from fedhar.models.spec import daghero_cnn
@@ -223,10 +224,7 @@ def general_model(scenario: FleetScenario, train_ws: WindowSet, n_classes: int, 
         seed=scenario.seed,
     )
     net.eval()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    save_model(net, widths[0], norm, tmp)
-    os.replace(tmp, path)
+    save_model(net, widths[0], norm, path)
     log(f"general model trained on {len(train_ws)} windows, cached in {path}")
     return net, norm
 
@@ -566,11 +564,11 @@ def run_fleet(
     text = json.dumps(
         result, indent=2, allow_nan=False, sort_keys=True
     )  # journal rows come back key-sorted
-    (out / "study.json").write_text(text + "\n")
+    write_atomic(out / "study.json", text + "\n")
     write_csv(rows, out / "study.csv")
     # What this invocation trained and shared (a resumed run trains less): beside study.json,
     # which stays byte-identical.
-    (out / "memo.json").write_text(json.dumps(stats, indent=2) + "\n")
+    write_atomic(out / "memo.json", json.dumps(stats, indent=2) + "\n")
     traces = [json.loads(_trace_file(out, i).read_text()) for i in range(len(points))]
     write_fleet_report(scenario, points, result, traces, winner_lines(summary), stats, out)
     log(f"epochs trained {stats['jobs_trained']}, answered from the memo {stats['jobs_shared']}")
@@ -584,7 +582,7 @@ def _keep(
 ) -> None:
     """Writes one user's finished configurations (traces, then journal lines)."""
     for index, row, trace, _ in result:
-        _trace_file(out, index).write_text(json.dumps(trace))
+        write_atomic(_trace_file(out, index), json.dumps(trace))
         journal.append(row)
         done[row["key"]] = row
     memo = result[-1][3]
@@ -689,7 +687,7 @@ def write_csv(rows: list[FleetRow], path: Path) -> None:
         flat = asdict(row)
         flat.update({f"energy_j_{load}": row.energy_j[load] for load in LOADS})
         writer.writerow({k: "" if flat.get(k) is None else flat[k] for k in CSV_COLUMNS})
-    path.write_text(buf.getvalue())
+    write_atomic(path, buf.getvalue())
 
 
 def arena_bytes(scenario: FleetScenario, c: int, t: int, n_classes: int) -> dict[str, int]:

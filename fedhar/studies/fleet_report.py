@@ -8,6 +8,7 @@ import io
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from fedhar.files import write_atomic
 from fedhar.results.figures import plt, save_figure
 from fedhar.results.html import heading, image, paragraph, table, write_page
 from fedhar.schema.fleet import FleetScenario
@@ -34,7 +35,7 @@ def write_users_csv(users_table: Sequence[Mapping[str, object]], path: Path) -> 
     writer.writeheader()
     for row in users_table:
         writer.writerow({k: "" if row[k] is None else row[k] for k in USERS_COLUMNS})
-    path.write_text(buf.getvalue())
+    write_atomic(path, buf.getvalue())
 
 
 def plot_f1_days(

@@ -18,6 +18,7 @@ import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
@@ -28,12 +29,13 @@ from torch import nn
 
 from fedhar.data.paths import resolve_data_dir
 from fedhar.data.preprocess import Normalizer, make_windows
-from fedhar.data.registry import load_dataset
+from fedhar.data.registry import dataset_options, load_dataset
 from fedhar.data.splits import kfold_users, loso_folds, split_chronological
 from fedhar.data.types import HarDataset, WindowSet
 from fedhar.enums import Mode
+from fedhar.errors import InputError, ScenarioValueError
 from fedhar.metrics import Scores, score
-from fedhar.models.spec import ModelSpec, build_spec
+from fedhar.models.spec import ModelSpec, build_spec, model_options
 from fedhar.results.record import ClientRecord, ModeRecord
 from fedhar.schema.scenario import Scenario, load_scenario
 from fedhar.studies.pretrain import PretrainOptions, PretrainResult, cached, predict, pretrain
@@ -106,28 +108,38 @@ def prepare(scenario: Scenario, data_dir: str | Path | None = None) -> Prepared:
 
     Raises:
         fedhar.data.paths.DatasetMissingError: the dataset's files are not found.
-        ValueError: the scenario asks for users, classes or folds the data cannot give.
+        fedhar.data.reading.DataFileError: a dataset file cannot be read or decoded.
+        fedhar.errors.ScenarioValueError: the scenario asks for options, classes, windows,
+            users, folds or pooling the data cannot give; it names the scenario key.
     """
     cfg = scenario.data
+    _known_options("data.options", cfg.options, dataset_options(cfg.dataset))
+    _known_options("model.options", scenario.model.options, model_options(scenario.model.name))
     directory = resolve_data_dir(data_dir if data_dir is not None else cfg.data_dir)
     started = time.perf_counter()
-    dataset = load_dataset(
-        cfg.dataset,
-        directory,
-        classes=cfg.classes,
-        channels=cfg.channels,
-        target_fs=cfg.target_fs,
-        device=cfg.recording_device,
-        seed=scenario.seed,
-        **cfg.options,
-    )
+    with _blame("data.options"):
+        dataset = load_dataset(
+            cfg.dataset,
+            directory,
+            classes=cfg.classes,
+            channels=cfg.channels,
+            target_fs=cfg.target_fs,
+            device=cfg.recording_device,
+            seed=scenario.seed,
+            **cfg.options,
+        )
     loaded = time.perf_counter()
     windows = make_windows(dataset, cfg.window, cfg.stride)
     all_users = [u for u in dataset.users if np.any(windows.users == u)]
+    if len(dataset.users) < 2:
+        raise ScenarioValueError(
+            "data", f"expected the recordings of at least 2 users, found {len(dataset.users)}"
+        )
     if len(all_users) < 2:
-        raise ValueError(
-            f"{cfg.dataset}: {len(all_users)} user(s) with windows of {cfg.window} samples; "
-            "at least 2 are needed"
+        raise ScenarioValueError(
+            "data.window",
+            f"expected a window that the recordings of at least 2 users can hold, got "
+            f"{cfg.window} samples: {len(all_users)} user(s) of {cfg.dataset} have one that long",
         )
     clients = _clients(all_users, scenario.federation.users)
     users: dict[str, UserData] = {}
@@ -138,13 +150,14 @@ def prepare(scenario: Scenario, data_dir: str | Path | None = None) -> Prepared:
     folds = [
         Fold(f.name, tuple(u for u in f.test_users if u in users), f.pretrain_users) for f in folds
     ]
-    spec = build_spec(
-        scenario.model.name,
-        windows.x.shape[1],
-        windows.x.shape[2],
-        len(dataset.classes),
-        **scenario.model.options,
-    )
+    with _blame("model.options"):
+        spec = build_spec(
+            scenario.model.name,
+            windows.x.shape[1],
+            windows.x.shape[2],
+            len(dataset.classes),
+            **scenario.model.options,
+        )
     return Prepared(
         dataset, windows, users, folds, spec, loaded - started, time.perf_counter() - loaded
     )
@@ -155,9 +168,9 @@ def _clients(all_users: list[str], requested: list[str] | None) -> list[str]:
         return all_users
     unknown = [u for u in requested if u not in all_users]
     if unknown:
-        raise ValueError(
-            f"federation.users: unknown user(s) {', '.join(unknown)}; "
-            f"the data has {', '.join(all_users)}"
+        raise ScenarioValueError(
+            "federation.users",
+            f"expected users of the data ({', '.join(all_users)}), got {', '.join(unknown)}",
         )
     return [u for u in all_users if u in set(requested)]
 
@@ -165,12 +178,40 @@ def _clients(all_users: list[str], requested: list[str] | None) -> list[str]:
 def _folds(users: list[str], scenario: Scenario) -> list[Fold]:
     if scenario.split.method == "loso":
         return [Fold(f"loso-{u}", (u,), tuple(rest)) for u, rest in loso_folds(users)]
+    if scenario.split.k > len(users):
+        raise ScenarioValueError(
+            "split.k",
+            f"expected at most the number of users with windows ({len(users)}), "
+            f"got {scenario.split.k}",
+        )
     return [
         Fold(f"kfold-{i}", tuple(test), tuple(train))
         for i, (test, train) in enumerate(
             kfold_users(users, scenario.split.k, scenario.seed), start=1
         )
     ]
+
+
+def _known_options(key: str, given: dict[str, object], allowed: list[str]) -> None:
+    """Checks a scenario's free ``options`` mapping against the keywords its builder takes."""
+    for name in given:
+        if name not in allowed:
+            raise ScenarioValueError(
+                f"{key}.{name}", f"unknown option, expected one of: {', '.join(allowed)}"
+            )
+
+
+@contextmanager
+def _blame(key: str) -> Iterator[None]:
+    """Turns a ``ValueError`` of a step driven by scenario key ``key`` into a
+    :class:`ScenarioValueError` naming it (an input error already naming its file or key
+    passes through)."""
+    try:
+        yield
+    except InputError:
+        raise
+    except ValueError as exc:
+        raise ScenarioValueError(key, str(exc)) from None
 
 
 def pretrain_options(scenario: Scenario) -> PretrainOptions:

@@ -13,12 +13,11 @@ leave or read a torn entry.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
 import math
-import os
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
@@ -34,6 +33,7 @@ from fedhar.data.paths import user_cache_dir
 from fedhar.data.preprocess import Normalizer
 from fedhar.data.splits import validation_users
 from fedhar.data.types import WindowSet
+from fedhar.files import write_atomic
 from fedhar.metrics import score
 from fedhar.models.spec import ModelSpec
 from fedhar.models.torch_model import SpecNet, build_torch
@@ -611,16 +611,8 @@ def _store(entry: Path, result: PretrainResult) -> None:
     }
     buffer = io.BytesIO()
     torch.save({"state_dict": result.state_dict, "meta": json.dumps(meta)}, buffer)
-    tmp: str | None = None
-    try:
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=entry.parent, suffix=".pt.tmp")
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(buffer.getvalue())
-        os.replace(tmp, entry)
-    except OSError:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        write_atomic(entry, buffer.getvalue())
 
 
 def _load(entry: Path, key: str) -> PretrainResult | None:

@@ -18,8 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fedhar.errors import InputError
 from fedhar.progress import progress
 from fedhar.results.federation import merge_federation, write_pages
+from fedhar.results.journal import CLIENTS_FILE, journal_identity, scenario_identity
 from fedhar.results.record import ClientRecord
 from fedhar.results.report import ReportWriter
 from fedhar.schema.scenario import Scenario
@@ -51,21 +53,10 @@ class GeneralReport:
 
 
 def report_header(scenario: Scenario, prepared: Prepared) -> dict[str, object]:
-    """Identity of a run, stored in ``report.json``: resuming requires an equal header. The
-    hash keeps the key names it was first taken with (``data.device``, ``device``, and
-    ``battery`` inside it, since renamed ``data.recording_device``, ``battery`` and
-    ``battery.cell``), and leaves an unset battery section out, so runs without a battery keep
-    the hash they had before the section existed."""
-    dumped = scenario.model_dump(mode="json")
-    dumped["data"]["device"] = dumped["data"].pop("recording_device")
-    battery = dumped.pop("battery")
-    if battery is not None:
-        battery["battery"] = battery.pop("cell")
-        dumped["device"] = battery
-    canonical = json.dumps(dumped, sort_keys=True)
+    """Identity of a run, stored in ``report.json``: resuming requires an equal header."""
     return {
         "scenario": scenario.name,
-        "scenario_sha256": hashlib.sha256(canonical.encode()).hexdigest(),
+        "scenario_sha256": report_scenario_sha256(scenario),
         "dataset": prepared.dataset.name,
         "classes": list(prepared.dataset.classes),
         "seed": scenario.seed,
@@ -77,6 +68,66 @@ def report_header(scenario: Scenario, prepared: Prepared) -> dict[str, object]:
         "aggregation": scenario.federation.aggregation,
         "mcu": scenario.mcu.profile,
     }
+
+
+def refuse_foreign_results(scenario: Scenario, snapshot: Scenario, out: Path) -> None:
+    """Refuses to run into ``out`` when it holds the results of another scenario or seed.
+
+    Args:
+        scenario: the scenario to run, as ``report.json`` identifies it.
+        snapshot: the same scenario as the federation's journal identifies it (the copy the
+            engines read, its file paths anchored).
+        out: the ``--out`` folder.
+
+    Raises:
+        fedhar.errors.InputError: ``OUT/clients.jsonl`` or ``OUT/report.json`` was written for
+            another scenario (name or content) or seed.
+    """
+    wanted = scenario_identity(snapshot)
+    there: dict[str, object] | None = journal_identity(out / CLIENTS_FILE)
+    if there is None:
+        header = _report_header_at(out / "report.json")
+        wanted = {
+            "scenario": scenario.name,
+            "scenario_sha256": report_scenario_sha256(scenario),
+            "seed": scenario.seed,
+        }
+        there = {k: header[k] for k in wanted if k in header} if header else None
+    if there is None:
+        return
+    differ = [k for k in ("scenario", "seed", "scenario_sha256") if there.get(k) != wanted[k]]
+    if differ:
+        what = ", ".join(
+            "another content" if k == "scenario_sha256" else f"{k} {there.get(k)!r}" for k in differ
+        )
+        raise InputError(
+            f"{out}: --out holds the results of another run ({what}); use another --out, "
+            "--force to replace them, or --resume with that run's scenario"
+        )
+
+
+def _report_header_at(path: Path) -> dict[str, object] | None:
+    """The header of an earlier ``report.json`` at ``path``, if one can be read."""
+    try:
+        header = json.loads(path.read_text(encoding="utf-8")).get("header")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return header if isinstance(header, dict) else None
+
+
+def report_scenario_sha256(scenario: Scenario) -> str:
+    """The scenario hash of a ``report.json`` header. It keeps the key names it was first taken
+    with (``data.device``, ``device``, and ``battery`` inside it, since renamed
+    ``data.recording_device``, ``battery`` and ``battery.cell``), and leaves an unset battery
+    section out, so runs without a battery keep the hash they had before the section existed."""
+    dumped = scenario.model_dump(mode="json")
+    dumped["data"]["device"] = dumped["data"].pop("recording_device")
+    battery = dumped.pop("battery")
+    if battery is not None:
+        battery["battery"] = battery.pop("cell")
+        dumped["device"] = battery
+    canonical = json.dumps(dumped, sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def general_report(

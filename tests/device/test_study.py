@@ -80,7 +80,7 @@ def test_every_mistake_of_a_study_scenario_is_reported_at_once(tmp_path, capsys)
         f"{path}: battery.cell.modle: unknown key, expected one of: voltage_v, model, "
         "cutoff_soc, restart_soc, kibam_c, kibam_k_per_s, charge_current_ma, cv_soc, "
         "termination_fraction, recharge_soc",
-        f"{path}: battery.window_s: expected a number > 0, got 0",
+        f"{path}: battery.window_s: expected a finite number > 0, got 0",
         f"{path}: study.days: expected an integer >= 1, got 'three'",
         f"{path}: study.charging.never.name: expected one of 'never', 'nightly', 'random', "
         "got 'weekly'",
