@@ -11,7 +11,7 @@ import sys
 
 from fedhar import __version__
 
-COMMANDS = ("data", "run", "estimate", "adaptive", "study", "export")
+COMMANDS = ("data", "run", "estimate", "adaptive", "study", "export", "compare", "scenario")
 
 
 def build_parser(only: tuple[str, ...] | None = None) -> argparse.ArgumentParser:
