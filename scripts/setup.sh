@@ -1,6 +1,5 @@
 #!/usr/bin/env bash
-# One-command set-up for a fresh machine: a venv in .venv, the CPU build of PyTorch from the
-# local wheel, then fedhar (which compiles the C training library) with its dev tools, and the
+# One-command set-up for a fresh machine: a venv in .venv, the CPU build of PyTorch, then fedhar (which compiles the C training library) with its dev tools, and the
 # Debian packages of the Cortex-M4 emulator checks (cross-compiler, newlib, QEMU) when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +17,16 @@ fi
 PY=${PYTHON:-python3}
 "$PY" -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet torch==2.13.0
+# PyPI's torch for Linux is the CUDA build (several GB); PyTorch's CPU index serves the CPU-only
+# wheel. Where that index cannot be reached, the configured indexes and wheel folders are asked
+# for the CPU build by its local label (2.13.0+cpu), so a CUDA build can never be picked.
+TORCH=2.13.0
+TORCH_CPU_INDEX=https://download.pytorch.org/whl/cpu
+if ! .venv/bin/python -m pip install --quiet --no-deps --timeout 20 --retries 1 \
+    --index-url "$TORCH_CPU_INDEX" "torch==$TORCH" 2>/dev/null; then
+    echo "note: $TORCH_CPU_INDEX not reached; looking for torch $TORCH+cpu elsewhere" >&2
+    .venv/bin/python -m pip install --quiet --no-deps "torch==$TORCH+cpu"
+fi
+.venv/bin/python -m pip install --quiet "torch==$TORCH"  # its dependencies, from the usual indexes
 .venv/bin/python -m pip install --quiet -e ".[dev]"
 .venv/bin/fedhar --version

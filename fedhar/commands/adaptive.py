@@ -18,25 +18,29 @@ import json
 import time
 from pathlib import Path
 
-from fedhar.adaptive.artifact import save_model
-from fedhar.commands import print_error
-from fedhar.data.paths import DatasetMissingError
-from fedhar.files import write_atomic
-from fedhar.results.journal import Journal, JournalError
-from fedhar.schema.adaptive import load_adaptive_scenario
-from fedhar.schema.base import SchemaError
-from fedhar.studies.adaptive import GRID_FILE, grid_identity, run_study
-from fedhar.studies.adaptive_report import (
-    plot_fig11,
-    plot_personalized,
-    summary,
-    write_grid,
-    write_modes,
-)
+from fedhar.commands import add_data_dir
 
 
 def run(args: argparse.Namespace) -> int:
     """Runs the study and writes its files; returns the exit code (2 on bad input)."""
+    # Imported here so that `fedhar adaptive --help` does not pay for torch.
+    from fedhar.adaptive.artifact import save_model
+    from fedhar.commands import print_error
+    from fedhar.data.paths import DatasetMissingError
+    from fedhar.files import write_atomic
+    from fedhar.progress import say
+    from fedhar.results.journal import Journal, JournalError
+    from fedhar.schema.adaptive import load_adaptive_scenario
+    from fedhar.schema.base import SchemaError
+    from fedhar.studies.adaptive import GRID_FILE, grid_identity, run_study
+    from fedhar.studies.adaptive_report import (
+        plot_fig11,
+        plot_personalized,
+        summary,
+        write_grid,
+        write_modes,
+    )
+
     try:
         scenario, cfg = load_adaptive_scenario(args.scenario)
     except SchemaError as exc:
@@ -46,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     start = time.monotonic()
 
     def log(line: str) -> None:
-        print(f"[{time.monotonic() - start:6.1f} s] {line}", flush=True)
+        say(f"[{time.monotonic() - start:6.1f} s] {line}")
 
     try:
         journal = Journal(out / GRID_FILE, grid_identity(scenario, cfg), resume=args.resume)
@@ -85,9 +89,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("scenario", help="scenario YAML with an optional `adaptive:` section")
-    parser.add_argument("--out", required=True, help="output directory (created if missing)")
-    parser.add_argument("--data-dir", default=None, help="data directory (overrides the scenario)")
+    parser.add_argument(
+        "scenario", metavar="SCENARIO", help="scenario YAML with an optional `adaptive:` section"
+    )
+    parser.add_argument(
+        "--out", required=True, metavar="DIR", help="output directory (created if missing)"
+    )
+    add_data_dir(parser)
     parser.add_argument(
         "--resume",
         action="store_true",

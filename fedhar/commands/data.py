@@ -6,14 +6,13 @@ import argparse
 import json
 import sys
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+from fedhar.commands import add_data_dir, usage
+from fedhar.data import DATASETS
 
-from fedhar.data.paths import ChecksumError, DatasetMissingError
-from fedhar.data.preprocess import make_windows
-from fedhar.data.registry import DATASETS, load_dataset
-from fedhar.data.types import HarDataset, WindowSet
+if TYPE_CHECKING:
+    from fedhar.data.types import HarDataset, WindowSet
 
 _SHOWN_ISSUES = 20
 
@@ -34,11 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "user and class, and its load report (skipped records with file and line, notes).",
     )
     info.add_argument("--dataset", required=True, choices=DATASETS, help="dataset name")
-    info.add_argument(
-        "--data-dir",
-        default=None,
-        help="data directory (default: $FEDHAR_DATA_DIR, else the user cache ~/.cache/fedhar/data)",
-    )
+    add_data_dir(info, "$FEDHAR_DATA_DIR, else the user cache ~/.cache/fedhar/data")
     info.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     info.add_argument("--window", type=int, default=100, help="window length in samples (20-200)")
     info.add_argument("--stride", type=int, default=50, help="window stride in samples")
@@ -67,17 +62,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="wisdm only: download and verify the official archive if it is missing",
     )
     info.set_defaults(func=run_info)
-    data.set_defaults(func=lambda args: _usage(data))
-
-
-def _usage(parser: argparse.ArgumentParser) -> int:
-    parser.print_help(sys.stderr)
-    return 2
+    data.set_defaults(func=lambda args: usage(data))
 
 
 def run_info(args: argparse.Namespace) -> int:
     """Runs ``fedhar data info``; returns 0, or 2 with a one-line message on stderr when the
     dataset is missing or an option is invalid."""
+    # Imported here so that `fedhar data --help` does not pay for the loaders and numpy.
+    from fedhar.data.paths import ChecksumError, DatasetMissingError
+    from fedhar.data.preprocess import make_windows
+    from fedhar.data.registry import load_dataset
+
     opts: dict[str, Any] = {"download": True} if args.download and args.dataset == "wisdm" else {}
     if args.download and args.dataset != "wisdm":
         return _fail(f"--download applies to --dataset wisdm only, not {args.dataset}")
@@ -111,6 +106,8 @@ def _fail(message: str) -> int:
 
 def summarize(ds: HarDataset, ws: WindowSet, length: int, stride: int) -> dict[str, Any]:
     """Plain-data summary of a dataset and its windows (what ``--json`` prints)."""
+    import numpy as np
+
     users = ds.users
     samples = {u: {c: 0 for c in ds.classes} for u in users}
     for seg in ds.segments:

@@ -20,6 +20,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from fedhar.commands import add_data_dir
+
 PROG = "fedhar export"
 
 
@@ -41,7 +43,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--mode", help="personalization mode: full or tl (default: full if the run has it)"
     )
-    parser.add_argument("--data-dir", metavar="D", help="data directory, as for fedhar run")
+    add_data_dir(
+        parser, "the run's scenario data.data_dir, then $FEDHAR_DATA_DIR, then the user cache"
+    )
     parser.add_argument(
         "--force",
         action="store_true",

@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fedhar import __version__
+from fedhar.commands import add_data_dir
+from fedhar.commands.scenario import ListScenarios
 
 if TYPE_CHECKING:
     from fedhar.schema.scenario import Scenario
@@ -69,14 +71,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("scenario", metavar="SCENARIO", help="scenario YAML file")
+    parser.add_argument(
+        "scenario",
+        metavar="SCENARIO",
+        help="scenario YAML file, or a shipped scenario's name (e.g. quickstart)",
+    )
     parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
     parser.add_argument(
-        "--data-dir",
-        metavar="D",
-        help="data directory (default: the scenario's data.data_dir, then $FEDHAR_DATA_DIR, "
-        "then the user cache)",
+        "--list-scenarios", action=ListScenarios, help="list the shipped scenarios and exit"
     )
+    add_data_dir(parser)
     parser.add_argument(
         "--resume", action="store_true", help="keep users already in DIR/report.json"
     )
@@ -122,8 +126,10 @@ def main(args: argparse.Namespace) -> int:
     from fedhar.errors import InputError
     from fedhar.schema.base import SchemaError
     from fedhar.schema.scenario import load_scenario
+    from fedhar.schema.shipped import resolve_scenario
 
     started = time.perf_counter()
+    args.scenario = resolve_scenario(args.scenario)
     try:
         scenario = load_scenario(args.scenario)
     except SchemaError as exc:
@@ -195,6 +201,7 @@ def run_one(args: argparse.Namespace, scenario: Scenario, out: Path, started: fl
     from fedhar.enums import Mode, Status
     from fedhar.errors import ScenarioValueError
     from fedhar.files import write_atomic
+    from fedhar.progress import say
     from fedhar.results.journal import CLIENTS_FILE
     from fedhar.results.record import ClientRecord
     from fedhar.results.report import summarize
@@ -229,10 +236,9 @@ def run_one(args: argparse.Namespace, scenario: Scenario, out: Path, started: fl
     )
 
     def show(record: ClientRecord) -> None:
-        print(
+        say(
             f"user {record.user:>6}  {record.fold:<12} n_train {record.n_train:>4}  "
-            f"n_test {record.n_test:>4}  macro-F1 none {record.modes[Mode.NONE].f1:.3f}",
-            flush=True,
+            f"n_test {record.n_test:>4}  macro-F1 none {record.modes[Mode.NONE].f1:.3f}"
         )
 
     general = general_report(

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import argparse
 
+from fedhar.commands import add_data_dir
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Adds the ``study`` sub-command."""
@@ -18,7 +20,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "real user whose personalization jobs really train and whose F1 is measured.",
     )
     parser.add_argument(
-        "scenario", help="study scenario YAML, e.g. scenarios/battery_policies.yaml"
+        "scenario",
+        metavar="SCENARIO",
+        help="study scenario YAML, e.g. scenarios/battery_policies.yaml, or a shipped "
+        "scenario's name (fedhar scenario list)",
     )
     parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
     parser.add_argument(
@@ -26,10 +31,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="continue an interrupted study in DIR (it must be of the same scenario)",
     )
-    parser.add_argument(
-        "--data-dir",
-        metavar="DIR",
-        help="dataset directory of a fleet study (overrides its data.data_dir)",
+    add_data_dir(
+        parser,
+        "a fleet study's data.data_dir or a replay study's replay.data_dir, then "
+        "$FEDHAR_DATA_DIR, then the user cache",
     )
     parser.add_argument(
         "--jobs",
@@ -50,27 +55,37 @@ def run(args: argparse.Namespace) -> int:
     """Runs the study; exit code 2 for an invalid scenario, an occupied DIR (without
     ``--resume``) or a DIR of another study."""
     from fedhar.commands import print_error
+    from fedhar.progress import say
     from fedhar.results.journal import JournalError
-    from fedhar.schema.base import SchemaError
+    from fedhar.schema.base import SchemaError, read_yaml
+    from fedhar.schema.kinds import kind_of
+    from fedhar.schema.shipped import resolve_scenario
     from fedhar.studies.battery import run_study, winner_lines
 
     if args.jobs is not None and args.jobs < 1:
         print_error(ValueError(f"--jobs: expected an integer >= 1, got {args.jobs}"))
         return 2
+    scenario = resolve_scenario(args.scenario)
     try:
-        if _is_fleet(args.scenario):
+        if kind_of(read_yaml(scenario)) == "fleet":
             from fedhar.studies.fleet import run_fleet
 
             result = run_fleet(
-                args.scenario,
+                scenario,
                 args.out,
                 resume=args.resume,
+                log=say,
                 data_dir=args.data_dir,
                 jobs=args.jobs,
             )
         else:
             result = run_study(
-                args.scenario, args.out, resume=args.resume, adaptive_dir=args.adaptive_dir
+                scenario,
+                args.out,
+                resume=args.resume,
+                log=say,
+                adaptive_dir=args.adaptive_dir,
+                data_dir=args.data_dir,
             )
     except (SchemaError, JournalError) as exc:
         print_error(exc)
@@ -79,15 +94,3 @@ def run(args: argparse.Namespace) -> int:
         print(line)
     print(f"wrote {args.out}/study.json, study.csv, report.html")
     return 0
-
-
-def _is_fleet(path: str) -> bool:
-    """Whether the scenario file has a top-level ``fleet:`` section (unreadable files go to
-    the battery study, which reports them)."""
-    from fedhar.schema.base import SchemaError, read_yaml
-
-    try:
-        data = read_yaml(path)
-    except SchemaError:
-        return False
-    return isinstance(data, dict) and "fleet" in data

@@ -6,6 +6,7 @@ import inspect
 from pathlib import Path
 from typing import Any
 
+from fedhar.data import DATASETS
 from fedhar.data.hapt import load_hapt
 from fedhar.data.paths import resolve_data_dir
 from fedhar.data.synthetic import DEFAULT_FS, generate
@@ -13,7 +14,6 @@ from fedhar.data.types import HarDataset
 from fedhar.data.wisdm2019 import load_wisdm2019
 from fedhar.data.wisdm_v11 import load_wisdm_v11
 
-DATASETS = ("wisdm", "wisdm2019", "hapt", "synthetic")
 _LOADERS = {
     "wisdm": load_wisdm_v11,
     "wisdm2019": load_wisdm2019,

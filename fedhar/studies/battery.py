@@ -336,9 +336,11 @@ def run_study(
     resume: bool = False,
     log: Callable[[str], None] = print,
     adaptive_dir: str | None = None,
+    data_dir: str | None = None,
 ) -> dict[str, object]:
     """Runs (or resumes) the study and writes every output file; returns ``study.json``'s
-    content. ``adaptive_dir`` overrides the ``replay:`` section's. Raises
+    content. ``adaptive_dir`` and ``data_dir`` override the ``replay:`` section's (the data
+    directory is not part of the study's identity: the same data may sit elsewhere). Raises
     :class:`SchemaError` on an invalid scenario (or missing adaptive models) and
     :class:`~fedhar.results.journal.JournalError` when ``out`` holds an earlier study and
     ``resume`` is off, or one of another scenario."""
@@ -350,7 +352,10 @@ def run_study(
     if scenario.replay is not None:
         try:
             directory = resolve_adaptive_dir(scenario.replay, base_dir, adaptive_dir)
-            replays = {r.user: r for r in load_user_replays(scenario.replay, base_dir, directory)}
+            section = scenario.replay
+            if data_dir is not None:
+                section = section.model_copy(update={"data_dir": data_dir})
+            replays = {r.user: r for r in load_user_replays(section, base_dir, directory)}
         except ValueError as exc:
             raise SchemaError([f"{scenario_path}: {exc}"]) from None
         modes_csv = directory / "modes.csv"
