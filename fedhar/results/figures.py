@@ -81,7 +81,8 @@ def f1_by_user(clients: Sequence[ClientRecord], path: Path, title: str = "") -> 
     modes = present_modes(list(clients))
     users = [c.user for c in clients]
     width = 0.8 / max(1, len(modes))
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.45 * len(users) * max(1, len(modes)) / 2), 3.6))
+    fig_width = min(12.0, max(6.0, 0.12 * len(users) * max(1, len(modes))))
+    fig, ax = plt.subplots(figsize=(fig_width, 3.6))
     for i, mode in enumerate(modes):
         xs = [u + (i - (len(modes) - 1) / 2) * width for u in range(len(users))]
         ys = [c.modes[mode].f1 if mode in c.modes else float("nan") for c in clients]

@@ -23,7 +23,7 @@ th, td { border: 1px solid #ccc; padding: 0.2em 0.5em; text-align: right; }
 th { background: #f3f3f3; }
 td.l, th.l { text-align: left; overflow-wrap: anywhere; }
 tr.skipped td { background: #fff4e0; }
-img { max-width: min(100%, 900px); height: auto; border: 1px solid #eee; margin: 0.5em 0; }
+img { max-width: 100%; height: auto; border: 1px solid #eee; margin: 0.5em 0; }
 """
 
 

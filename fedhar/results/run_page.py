@@ -187,7 +187,7 @@ def _per_user_parts(clients: Sequence[ClientRecord], modes: Sequence[str]) -> li
             [
                 "user",
                 "status",
-                "round",
+                "figures of round",
                 *(f"F1 {_label(m)}" for m in modes),
                 *(f"int8 {_label(m)}" for m in modes),
             ],
