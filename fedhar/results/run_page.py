@@ -256,11 +256,14 @@ def render(
                 [*shown("table2"), table(header_row, rows)],
             )
         )
-    parts.append(section("f1", "Macro-F1 per user and gain against energy", shown("f1")))
+    if shown("f1"):
+        parts.append(section("f1", "Macro-F1 per user and gain against energy", shown("f1")))
     battery = report.get("battery")
     if battery:
         parts.append(section("battery", "Battery", _battery_parts(battery, clients, figures)))
-    parts.append(section("confusion", "Confusion matrices", shown("confusion")))
-    parts.append(section("curves", "Learning curves", shown("curves")))
-    parts.append(section("per-user", "Per user", _per_user_parts(clients, modes)))
+    for anchor, title in (("confusion", "Confusion matrices"), ("curves", "Learning curves")):
+        if shown(anchor):
+            parts.append(section(anchor, title, shown(anchor)))
+    if clients:
+        parts.append(section("per-user", "Per user", _per_user_parts(clients, modes)))
     return write_page(path, f"fedhar report: {header.get('scenario', '')}", parts)
