@@ -90,7 +90,7 @@ class ModeRecord:
 
 @dataclass
 class BatteryRecord:
-    """A battery-powered wearable's last reported round.
+    """A battery-powered wearable's figures of one round.
 
     Attributes:
         soc_end: state of charge at the end of the round, a fraction in [0, 1].
@@ -124,8 +124,8 @@ class ClientRecord:
             is the device's score of the int8 model it received.
         payload_bytes_down: bytes on the wire of the model the client received.
         payload_bytes_up: bytes on the wire of the update it sent back (0 without one).
-        battery: the wearable's last round (None without a battery section; then left out of
-            the JSON form).
+        battery: the wearable's round ``modes_round`` (None without a battery section; then
+            left out of the JSON form).
     """
 
     user: str
