@@ -99,6 +99,7 @@ def train(msg: Message, context: Context, config: TrainConfig, local: LocalUser)
         n_train=n_train,
         n_test=int(local.y_test.shape[0]),
         round=config.round,
+        modes_round=config.round,
         modes=results,
         payload_bytes_down=payload_bytes(record),
         payload_bytes_up=payload_bytes(update) if update is not None else 0,

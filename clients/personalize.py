@@ -14,7 +14,10 @@ the job's model is deployed only if it beats the received model there (:func:`_g
 otherwise the record scores the received model.
 
 The C library counts the operations it runs and its arena's peak bytes by category;
-the device's MCU profile prices the operations in cycles, seconds and joules.
+the device's MCU profile prices the operations in cycles, seconds and joules. After every
+epoch the record's learning curve takes the epoch's mean training loss and the macro-F1 on
+the windows trained on (with the guard: on its held-out windows); that evaluation is not
+counted in the job's cost.
 """
 
 from __future__ import annotations
@@ -114,13 +117,19 @@ def _scores(trainer: Trainer, data: NormalizedData) -> Scores:
     return score(data.y_test, np.argmax(logits, axis=1), data.n_classes)
 
 
+def _held_out(data: NormalizedData, held: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The held-out TR_i windows ``[H, C, T]`` and their labels ``[H]`` (``held`` ``[N_tr]``
+    bool)."""
+    return np.ascontiguousarray(data.x_train[held]), data.y_train[held]
+
+
 def _guard(
     trainer: Trainer, received: Mapping[str, np.ndarray], data: NormalizedData, held: np.ndarray
 ) -> dict[str, float]:
     """The guard: the job's model against the received one on the held-out TR_i windows
     (``held`` ``[N_tr]`` bool). Leaves the trainer holding the model the device deploys: the
     job's when its macro F1 there is higher, else the received one. Its inference counts."""
-    x, y = np.ascontiguousarray(data.x_train[held]), data.y_train[held]
+    x, y = _held_out(data, held)
     candidate = trainer.state_dict()
     cand_f1 = score(y, np.argmax(trainer.logits(x), axis=1), data.n_classes).macro_f1
     trainer.load_state_dict(received)
@@ -182,6 +191,9 @@ def run_mode(
     x_fit = data.x_train if held is None else np.ascontiguousarray(data.x_train[~held])
     y_train = (data.y_train if held is None else data.y_train[~held]).astype(np.int32)
     n = int(y_train.shape[0])
+    x_curve, y_curve = (x_fit, y_train) if held is None else _held_out(data, held)
+    curve: dict[str, list[float]] = {"loss": [], "f1": []}
+    ops = OpCounts()
     trainer.reset_counts()
     phases = [(1, config.warmup_epochs), (None, config.epochs)]
     if mode == Mode.NO_PRETRAIN:
@@ -192,11 +204,18 @@ def run_mode(
         else:
             trainer.set_trainable(mode="tl", tl_layers=last_layers)
         for _ in range(epochs):
-            trainer.train_epoch(x_fit, y_train, config.batch_size, rng.permutation(n))
+            loss = trainer.train_epoch(x_fit, y_train, config.batch_size, rng.permutation(n))
+            ops = ops + total_ops(trainer)
+            # The curve's evaluation is the simulator's, not the device's: its counts are
+            # dropped so that the job's cycles and energy are the training's alone.
+            predicted = np.argmax(trainer.logits(x_curve), axis=1)
+            trainer.reset_counts()
+            curve["loss"].append(loss)
+            curve["f1"].append(score(y_curve, predicted, data.n_classes).macro_f1)
     guard: dict[str, float] = {}
     if held is not None:
         guard = _guard(trainer, received, data, held)
-    ops = total_ops(trainer)
+    ops = ops + total_ops(trainer)
     peaks = trainer.memory()
     memory = {k: int(v) for k, v in peaks.items() if isinstance(v, int) and k in _MEMORY_KEYS}
     state = {k: np.asarray(v, dtype=np.float32) for k, v in trainer.state_dict().items()}
@@ -212,5 +231,7 @@ def run_mode(
         seconds=float(cost.seconds),
         energy_j=float(cost.joules),
         guard=guard,
+        curve=curve,
+        curve_on="train" if held is None else "holdout",
     )
     return record, state

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# One-command set-up for a fresh machine: a venv in .venv, the CPU build of PyTorch, then fedhar (which compiles the C training library) with its dev tools, and the
-# Debian packages of the Cortex-M4 emulator checks (cross-compiler, newlib, QEMU) when missing.
+# One-command set-up for a fresh machine: a venv in .venv, the CPU build of PyTorch, then fedhar
+# (which compiles the C training library) with its dev tools, and the Debian packages of the
+# Cortex-M4 emulator checks (cross-compiler, newlib, QEMU) and of the report's browser test
+# (Chromium) when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 EMU_PACKAGES="gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm make"
@@ -12,6 +14,16 @@ if ! command -v arm-none-eabi-gcc >/dev/null || ! command -v qemu-system-arm >/d
             $EMU_PACKAGES >/dev/null
     else
         echo "note: the emulator tests need: apt-get install $EMU_PACKAGES" >&2
+    fi
+fi
+# Headless Chromium opens report.html in the browser test (tests/results/test_report_browser.py).
+if ! command -v chromium >/dev/null; then
+    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+            chromium >/dev/null
+    else
+        echo "note: the report's browser test needs: apt-get install chromium" >&2
     fi
 fi
 PY=${PYTHON:-python3}

@@ -41,14 +41,15 @@ was found).
 outputs:
   DIR/report.json  per-user records (user, fold, n_train, n_test, f1/accuracy/
                    balanced_accuracy/confusion per mode; from the device: status, reason,
-                   f1 per mode, f1_int8, memory_bytes, macs, cycles, seconds, energy_j,
-                   payload_bytes) and a per-mode summary (mean, std, mean_int8, share of
-                   users improved); byte-identical for the same scenario and seed on the
-                   default engine
-  DIR/report.csv   one row per user
+                   f1 per mode, f1_int8, memory_bytes, ops, cycles, seconds, energy_j,
+                   learning curves, payload_bytes), every round's record (the last
+                   marked), a battery run's energy by load per round and in total, and a
+                   per-mode summary (mean, std, mean_int8, share of users improved, cost);
+                   byte-identical for the same scenario and seed on the default engine
+  DIR/report.csv   one row per user, mode and round (tidy)
   DIR/clients.jsonl  every client's reply per round, appended as it arrives (a first
                    line names the run: --resume refuses another scenario's log)
-  DIR/*.png, DIR/report.html  figures and the one-page report
+  DIR/*.png, DIR/*.svg, DIR/report.html  figures and the one-page report
   DIR/run.json     wall times and cache hits of this invocation
 
 Without --resume, an earlier run of the same scenario and seed in DIR is replaced;

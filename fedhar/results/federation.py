@@ -2,8 +2,8 @@
 
 The ServerApp logs each client's record to ``OUT/clients.jsonl`` as it arrives (on every
 engine). :func:`merge_federation` puts each user's last-round
-:class:`~fedhar.results.record.ClientRecord` in the report. :func:`write_pages` draws the PNG
-figures and ``report.html``.
+:class:`~fedhar.results.record.ClientRecord` in the report, and every logged round in its
+``rounds``. :func:`write_pages` draws the figures (PNG and SVG) and ``report.html``.
 """
 
 from __future__ import annotations
@@ -15,17 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from fedhar.enums import MODES, Mode, Status
-from fedhar.results import figures
-from fedhar.results import html as html_report
+from fedhar.results import figures, run_page
 from fedhar.results.journal import CLIENTS_FILE, read_rows
 from fedhar.results.record import ClientRecord
 from fedhar.results.report import ReportWriter
-
-FIGURES: tuple[tuple[str, str], ...] = (
-    ("Macro-F1 per user and mode", "f1_by_user.png"),
-    ("F1 gain vs device energy", "gain_vs_energy.png"),
-)
-TABLE2_FIGURE = "table2.png"
 
 
 def last_round(out_dir: Path, status: str | None = None) -> dict[str, dict[str, Any]]:
@@ -44,12 +37,17 @@ def last_round(out_dir: Path, status: str | None = None) -> dict[str, dict[str, 
 
 
 def merge_federation(writer: ReportWriter, out_dir: Path) -> int:
-    """Puts the last-round record of every logged user in the report; rewrites the report.
+    """Puts the last-round record of every logged user in the report, and every logged round
+    in its ``rounds``; rewrites the report.
 
     ``none``'s scores stay the general model's float32 scores (the device's ``f1_int8`` of the
     int8 model it received is kept). A user skipped for low battery keeps the figures of its
     last ``ok`` round (its wearable still holds that model), under the skip's ``status``,
-    ``reason`` and ``round``. Returns the number of users merged."""
+    ``reason`` and ``round``; its ``modes_round`` names the round the figures come from.
+    Returns the number of users merged."""
+    path = Path(out_dir) / CLIENTS_FILE
+    logged = {(r["user"], r["round"]): r for r in (read_rows(path) if path.exists() else [])}
+    writer.rounds = [ClientRecord.from_dict(r) for r in logged.values()]
     rows = last_round(out_dir)
     last_ok = last_round(out_dir, status=Status.OK)
     for user, row in rows.items():
@@ -67,7 +65,11 @@ def merge_federation(writer: ReportWriter, out_dir: Path) -> int:
             if none is not None:
                 device = modes.get(Mode.NONE)
                 modes[Mode.NONE] = none if device is None else device.with_scores(none)
-            merged = replace(source, modes={m: modes[m] for m in MODES if m in modes})
+            merged = replace(
+                source,
+                modes={m: modes[m] for m in MODES if m in modes},
+                modes_round=source.round,
+            )
         writer.records[user] = replace(
             merged,
             fold=general.fold,
@@ -90,21 +92,33 @@ def sweep_row(window: int, report: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def write_pages(out_dir: Path, sweep: Sequence[Mapping[str, Any]] = ()) -> list[Path]:
-    """Draws the figures of ``OUT/report.json`` (and of a sweep) and writes ``report.html``;
-    returns the files written."""
+    """Draws the figures of ``OUT/report.json`` (and of a sweep), each as PNG and SVG, and
+    writes ``report.html``; returns the PNG figures and the page written."""
     out_dir = Path(out_dir)
     report = json.loads((out_dir / "report.json").read_text())
     clients = [ClientRecord.from_dict(c) for c in report.get("clients", [])]
-    title = str(report.get("header", {}).get("scenario", ""))
-    drawn: list[tuple[str, Path]] = []
-    if clients:
-        drawn.append((FIGURES[0][0], figures.f1_by_user(clients, out_dir / FIGURES[0][1], title)))
-        drawn.append(
-            (FIGURES[1][0], figures.gain_vs_energy(clients, out_dir / FIGURES[1][1], title))
-        )
+    header = report.get("header", {})
+    title = str(header.get("scenario", ""))
+    drawn: dict[str, Path] = {}
     if sweep:
-        drawn.insert(
-            0, ("Table II over input sizes", figures.table2(sweep, out_dir / TABLE2_FIGURE))
+        drawn["table2"] = figures.table2(sweep, out_dir / "table2.png")
+    if clients:
+        drawn["f1_by_user"] = figures.f1_by_user(clients, out_dir / "f1_by_user.png", title)
+        drawn["gain_vs_energy"] = figures.gain_vs_energy(
+            clients, out_dir / "gain_vs_energy.png", title
         )
-    page = html_report.render(report, drawn, out_dir / "report.html", sweep)
-    return [p for _, p in drawn] + [page]
+        drawn["confusion"] = figures.confusion(
+            clients, [str(c) for c in header.get("classes", [])], out_dir / "confusion.png"
+        )
+        if any(m.curve for c in clients for m in c.modes.values()):
+            drawn["learning_curves"] = figures.learning_curves(
+                clients, out_dir / "learning_curves.png"
+            )
+    battery = report.get("battery")
+    if battery:
+        drawn["soc_by_round"] = figures.soc_by_round(battery, out_dir / "soc_by_round.png", title)
+        drawn["energy_by_user"] = figures.energy_by_user(
+            battery, out_dir / "energy_by_user.png", title
+        )
+    page = run_page.render(report, drawn, out_dir / "report.html", sweep)
+    return [*drawn.values(), page]

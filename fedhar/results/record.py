@@ -44,6 +44,12 @@ class ModeRecord:
         guard: with the guard on, a trained mode's ``deployed`` (1: the job's model, 0: the
             received one kept), ``candidate_f1`` and ``received_f1`` (macro F1 on the held-out
             TR_i windows) and ``n_holdout``; empty without the guard.
+        curve: a trained mode's learning curve, one value per epoch (warm-up included):
+            ``loss`` (mean batch cross-entropy of the epoch on the windows it trained on) and
+            ``f1`` (macro-F1 after the epoch on the data named by ``curve_on``); empty for
+            ``none``.
+        curve_on: what the curve's ``f1`` was measured on: ``train`` (the windows trained
+            on) or ``holdout`` (the guard's held-out TR_i windows); ``""`` without a curve.
     """
 
     f1: float
@@ -57,6 +63,8 @@ class ModeRecord:
     seconds: float = 0.0
     energy_j: float = 0.0
     guard: dict[str, float] = field(default_factory=dict)
+    curve: dict[str, list[float]] = field(default_factory=dict)
+    curve_on: str = ""
 
     @staticmethod
     def scored(scores: Scores, **costs: Any) -> ModeRecord:
@@ -82,7 +90,7 @@ class ModeRecord:
 
 @dataclass
 class BatteryRecord:
-    """A battery-powered wearable's last reported round.
+    """A battery-powered wearable's figures of one round.
 
     Attributes:
         soc_end: state of charge at the end of the round, a fraction in [0, 1].
@@ -107,14 +115,17 @@ class ClientRecord:
         n_test: windows in TS_i.
         status: the client's outcome (``ok`` before the federation runs).
         reason: why the status is not ``ok``.
-        round: the federated round the figures come from (0: before the federation).
+        round: the federated round of the record's ``status`` (0: before the federation).
+        modes_round: the round the ``modes`` figures (and ``battery``) come from: ``round``,
+            except for a user skipped in its last round, which keeps its last ``ok`` round's
+            figures (0: the general model, before the federation).
         modes: one :class:`ModeRecord` per mode that ran, in :data:`~fedhar.enums.MODES`
             order. ``none``'s scores are the general model's float32 scores; its ``f1_int8``
             is the device's score of the int8 model it received.
         payload_bytes_down: bytes on the wire of the model the client received.
         payload_bytes_up: bytes on the wire of the update it sent back (0 without one).
-        battery: the wearable's last round (None without a battery section; then left out of
-            the JSON form).
+        battery: the wearable's round ``modes_round`` (None without a battery section; then
+            left out of the JSON form).
     """
 
     user: str
@@ -124,6 +135,7 @@ class ClientRecord:
     status: Status = Status.OK
     reason: str = ""
     round: int = 0
+    modes_round: int = 0
     modes: dict[Mode, ModeRecord] = field(default_factory=dict)
     payload_bytes_down: int = 0
     payload_bytes_up: int = 0

@@ -1,19 +1,20 @@
 """The run report (``report.json`` and ``report.csv``) of the per-client records.
 
-Each user has one :class:`~fedhar.results.record.ClientRecord`; :class:`ReportWriter` rewrites
-the whole report atomically each time a client finishes, so an interrupted run keeps every finished
-client and ``--resume`` can skip them. ``report.json`` has sorted keys, floats rounded to
+Each user has one :class:`~fedhar.results.record.ClientRecord` (``clients``: its last round's
+figures, the summary's source) and, once the federation ran, one per logged round
+(``rounds``, the last of each user marked); a battery run adds the battery's figures over the
+rounds (:func:`~fedhar.results.rounds.battery_section`). :class:`ReportWriter` rewrites the
+whole report atomically each time a client finishes, so an interrupted run keeps every finished
+client and ``--resume`` can skip them. ``report.csv`` is the tidy table of
+:mod:`fedhar.results.tidy`. ``report.json`` has sorted keys, floats rounded to
 :data:`FLOAT_DIGITS` digits and no wall-clock fields, so the same scenario and seed give
 byte-identical files.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -22,13 +23,16 @@ from fedhar.enums import MODES, Mode
 from fedhar.errors import InputError
 from fedhar.files import write_atomic
 from fedhar.results.record import ClientRecord
+from fedhar.results.rounds import battery_section, last_round_of, ordered_rounds, user_key
+from fedhar.results.tidy import tidy_csv
 
 FLOAT_DIGITS = 6
 TIE = 10.0**-FLOAT_DIGITS
 """Scores closer than this are equal: a resumed run reads its logged clients at
 ``FLOAT_DIGITS`` digits."""
-REPORT_FORMAT = 2
-"""2: each client holds one record per mode under ``modes`` (1: parallel dicts per figure)."""
+REPORT_FORMAT = 3
+"""3: ``rounds`` holds every logged round, ``battery`` the battery's figures over them, and
+each mode's summary its cost (2: the last round only; 1: parallel dicts per figure)."""
 
 
 class ReportError(InputError):
@@ -41,7 +45,9 @@ class ModeSummary:
     the mean after int8 re-quantization (None without int8 figures) and the share of users
     whose F1 beats their No-Pers F1 (None for ``none``); the users it harmed (F1 below their
     No-Pers F1 by more than :data:`TIE`) and, with the guard, the users whose job's model the
-    guard kept out."""
+    guard kept out. The job's cost: the arena's peak bytes by category and ``total`` (the
+    largest over users), and the mean MCU cycles, seconds and energy (J) over users (zero for
+    ``none``)."""
 
     mean: float
     std: float
@@ -52,6 +58,10 @@ class ModeSummary:
     improved: float | None = None
     harmed: list[str] | None = None
     guard_rejected: list[str] | None = None
+    memory_bytes: dict[str, int] | None = None
+    mean_cycles: float = 0.0
+    mean_seconds: float = 0.0
+    mean_energy_j: float = 0.0
 
 
 def present_modes(records: list[ClientRecord]) -> list[Mode]:
@@ -78,6 +88,11 @@ def summarize(records: list[ClientRecord]) -> dict[Mode, ModeSummary]:
         ]
         compared = [r for r in records if mode in r.modes and Mode.NONE in r.modes]
         guarded = [r for r in records if mode in r.modes and r.modes[mode].guard]
+        ran = [r.modes[mode] for r in records if mode in r.modes]
+        memory: dict[str, int] = {}
+        for m in ran:
+            for k, v in m.memory_bytes.items():
+                memory[k] = max(v, memory.get(k, 0))
         out[mode] = ModeSummary(
             mean,
             std,
@@ -96,6 +111,10 @@ def summarize(records: list[ClientRecord]) -> dict[Mode, ModeSummary]:
                 if guarded
                 else None
             ),
+            memory_bytes=memory or None,
+            mean_cycles=sum(m.cycles for m in ran) / len(ran),
+            mean_seconds=sum(m.seconds for m in ran) / len(ran),
+            mean_energy_j=sum(m.energy_j for m in ran) / len(ran),
         )
     return out
 
@@ -129,6 +148,7 @@ class ReportWriter:
         self.out_dir = Path(out_dir)
         self.header = _rounded(header)
         self.records: dict[str, ClientRecord] = {}
+        self.rounds: list[ClientRecord] = []
         self.json_path = self.out_dir / "report.json"
         self.csv_path = self.out_dir / "report.csv"
         if resume and self.json_path.is_file():
@@ -139,6 +159,10 @@ class ReportWriter:
             data = json.loads(self.json_path.read_text(encoding="utf-8"))
             header = data["header"]
             clients = [ClientRecord.from_dict(c) for c in data["clients"]]
+            rounds = [
+                ClientRecord.from_dict({k: v for k, v in r.items() if k != "last"})
+                for r in data.get("rounds", [])
+            ]
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ReportError(
                 f"{self.json_path}: cannot resume, unreadable report: {exc}"
@@ -152,6 +176,7 @@ class ReportWriter:
                 f"(differs in: {', '.join(changed)}); use another --out or drop --resume"
             )
         self.records = {c.user: c for c in clients}
+        self.rounds = rounds
 
     def done(self, user: str) -> bool:
         """True when ``user``'s record is already in the report."""
@@ -164,62 +189,22 @@ class ReportWriter:
 
     def ordered(self) -> list[ClientRecord]:
         """Records in user order (numeric ids numerically)."""
-        return sorted(
-            self.records.values(),
-            key=lambda r: (0, int(r.user), "") if r.user.isdigit() else (1, 0, r.user),
-        )
+        return sorted(self.records.values(), key=lambda r: user_key(r.user))
 
     def write(self) -> None:
-        """Rewrites ``report.json`` and ``report.csv`` from the current records."""
+        """Rewrites ``report.json`` and ``report.csv`` from the current records and rounds."""
         records = self.ordered()
-        payload = {
+        rounds = ordered_rounds(self.rounds)
+        last = last_round_of(rounds)
+        payload: dict[str, Any] = {
             "format": REPORT_FORMAT,
             "header": self.header,
             "clients": [_rounded(r.to_dict()) for r in records],
+            "rounds": [{**_rounded(r.to_dict()), "last": r.round == last[r.user]} for r in rounds],
             "summary": {m.value: _rounded(asdict(s)) for m, s in summarize(records).items()},
         }
+        battery = battery_section(rounds)
+        if battery is not None:
+            payload["battery"] = _rounded(battery)
         write_atomic(self.json_path, json.dumps(payload, sort_keys=True, indent=1) + "\n")
-        write_atomic(self.csv_path, _csv(records))
-
-
-def _csv(records: list[ClientRecord]) -> str:
-    """One row per user: identity, sizes, scores per mode, costs per training mode, payload
-    and battery figures."""
-    modes = present_modes(records)
-    trained = [m for m in modes if m.trains]
-    columns = ["user", "fold", "status", "n_train", "n_test"]
-    for metric in ("f1", "accuracy", "balanced_accuracy", "f1_int8"):
-        columns += [f"{metric}_{m}" for m in modes]
-    for metric in ("memory_bytes", "cycles", "seconds", "energy_j"):
-        columns += [f"{metric}_{m}" for m in trained]
-    columns += ["payload_bytes_down", "payload_bytes_up"]
-    loads: list[str] = []
-    for r in records:
-        loads += [k for k in (r.battery.energy_j_by_load if r.battery else {}) if k not in loads]
-    battery = any(r.battery is not None for r in records)
-    if battery:
-        columns += ["soc_end"] + [f"energy_j_{load}" for load in loads]
-    columns += ["reason"]
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(columns)
-
-    def cells(r: ClientRecord, among: list[Mode], figure: Callable[[Any], Any]) -> list[Any]:
-        values = [figure(r.modes[m]) if m in r.modes else None for m in among]
-        return ["" if v is None else _rounded(v) for v in values]
-
-    for r in records:
-        row: list[Any] = [r.user, r.fold, r.status.value, r.n_train, r.n_test]
-        for metric in ("f1", "accuracy", "balanced_accuracy", "f1_int8"):
-            row += cells(r, modes, lambda m, name=metric: getattr(m, name))
-        row += cells(r, trained, lambda m: m.memory_bytes.get("total"))
-        for metric in ("cycles", "seconds", "energy_j"):
-            row += cells(r, trained, lambda m, name=metric: getattr(m, name))
-        row += [r.payload_bytes_down, r.payload_bytes_up]
-        if battery:
-            by_load = r.battery.energy_j_by_load if r.battery else {}
-            row += ["" if r.battery is None else _rounded(r.battery.soc_end)]
-            row += [_rounded(by_load[k]) if k in by_load else "" for k in loads]
-        row += [r.reason]
-        writer.writerow(row)
-    return buffer.getvalue()
+        write_atomic(self.csv_path, tidy_csv(self.header, records, rounds, FLOAT_DIGITS))

@@ -136,7 +136,7 @@ def plot_fig11(r: StudyResult, path: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
-    save_figure(fig, path, dpi=130)
+    save_figure(fig, path)
 
 
 def plot_personalized(r: StudyResult, path: Path) -> None:

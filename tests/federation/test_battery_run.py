@@ -75,9 +75,35 @@ def test_every_client_reports_state_of_charge_and_energy_by_load(runs: tuple[Pat
         # The device's training load is the C library's measured Full job (one per day).
         training = c.battery.energy_j_by_load["training"]
         assert training == pytest.approx(c.modes[Mode.FULL].energy_j, rel=1e-5)
+    # report.csv: one row per user, mode and round; every device round's rows carry its battery.
     rows = list(csv.DictReader((runs[0] / "report.csv").open()))
-    assert [float(r["soc_end"]) for r in rows] == [c.battery.soc_end for c in clients]
-    assert all(float(r["energy_j_training"]) > 0 for r in rows)
+    device = {(r.user, r.round): r for r in log if r.battery is not None}
+    battery_rows = [r for r in rows if r["soc_end"]]
+    assert {(r["user"], int(r["round"])) for r in battery_rows} == set(device)
+    for r in battery_rows:
+        kept = device[r["user"], int(r["round"])].battery
+        assert float(r["soc_end"]) == pytest.approx(kept.soc_end, abs=1e-6)
+        assert float(r["energy_j_training"]) > 0
+
+
+def test_report_keeps_every_round_and_the_run_totals(runs: tuple[Path, Path]) -> None:
+    report = json.loads((runs[0] / "report.json").read_text())
+    log = _log(runs[0])
+    assert len(report["rounds"]) == len(log) == 12
+    last = {(r["user"], r["round"]) for r in report["rounds"] if r["last"]}
+    assert last == {(str(u), 2) for u in range(1, 7)}
+    battery = report["battery"]
+    for load in LOADS:
+        per_round = [e[load] for e in battery["energy_j_by_load"]["by_round"].values()]
+        logged = sum(r.battery.energy_j_by_load[load] for r in log if r.battery is not None)
+        assert battery["energy_j_by_load"]["total"][load] == pytest.approx(logged, abs=1e-5)
+        assert sum(per_round) == pytest.approx(logged, abs=1e-5)
+    skipped = {r.user for r in log if r.status == Status.SKIPPED}
+    assert {u for u, b in battery["users"].items() if b["skipped_rounds"] == [2]} == skipped
+    # A skipped user's figures come from round 1, and the record says so.
+    for c in _records(runs[0] / "report.json"):
+        assert c.round == 2
+        assert c.modes_round == (1 if c.user in skipped else 2)
 
 
 def test_low_battery_clients_are_skipped_with_the_reason(runs: tuple[Path, Path]) -> None:

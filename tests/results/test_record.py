@@ -32,6 +32,8 @@ def _record() -> ClientRecord:
         cycles=1.5e9,
         seconds=18.75,
         energy_j=0.3125,
+        curve={"loss": [1.25, 0.75, 0.5], "f1": [0.5, 0.75, 0.875]},
+        curve_on="holdout",
     )
     return ClientRecord(
         user="1609",
@@ -39,6 +41,7 @@ def _record() -> ClientRecord:
         n_train=136,
         n_test=140,
         round=2,
+        modes_round=2,
         modes={Mode.NONE: none, Mode.FULL: full},
         payload_bytes_down=10840,
         payload_bytes_up=10840,
@@ -52,6 +55,8 @@ def test_flower_form_is_lossless_and_typed() -> None:
     assert metrics["modes.full.memory_bytes.total"] == 9100
     assert metrics["modes.full.confusion"] == [4, 0, 0, 0, 4, 0, 1, 0, 3]
     assert config["status"] == "ok" and config["user"] == "1609"
+    assert metrics["modes.full.curve.loss"] == [1.25, 0.75, 0.5]
+    assert config["modes.full.curve_on"] == "holdout"
     back = from_flower(metrics, config)
     assert back == record
     assert back.status is Status.OK and list(back.modes) == [Mode.NONE, Mode.FULL]
