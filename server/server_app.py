@@ -3,8 +3,10 @@
 Run config keys (strings; paths as :func:`fedhar.wire.protocol.run_paths` reads them):
 ``scenario`` (the scenario YAML), ``out`` (output directory), ``data-dir`` (optional),
 ``resume`` (``"true"`` to skip logged clients; the log must have been written for the same
-scenario and seed) and ``report`` (``"true"``: write ``report.json``, ``report.csv`` and the
-pages at the end, as ``flwr run .`` does; ``fedhar run`` writes them itself).
+scenario and seed), ``report`` (``"true"``: write ``report.json``, ``report.csv`` and the
+pages at the end, as ``flwr run .`` does; ``fedhar run`` writes them itself) and ``jobs`` (the
+processes that pretrain the folds not yet cached; default: every core. Under ``fedhar run`` the
+folds are cached before the server starts, so this matters for ``flwr run .``).
 
 Flow: a ``query`` round maps Flower's node ids to users; then, for each of the scenario's
 ``federation.rounds``, every user's node receives its own compressed model (its fold's general
@@ -17,6 +19,7 @@ round; it is logged as ``skipped`` with the reason (:func:`server.strategy.low_b
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from flwr.app import Context, UserConfig
@@ -99,7 +102,8 @@ def run(grid: Grid, rc: UserConfig) -> None:
     resume = _flag(rc.get("resume", "false"))
     log = ResultLog(paths.out, resume=resume, identity=scenario_identity(scenario))
     fed = scenario.federation
-    models = general_models(scenario, paths.scenario, paths.data_dir)
+    jobs = int(rc.get("jobs", os.cpu_count() or 1))
+    models = general_models(scenario, paths.scenario, paths.data_dir, jobs=jobs)
     spec = next(iter(models.values())).spec
     strategy = PersonalizationStrategy(
         spec.param_shapes(), fed.payload, round_timeout_s=float(rc.get("round-timeout", 3600))
