@@ -85,7 +85,7 @@ def test_every_mistake_of_a_study_scenario_is_reported_at_once(tmp_path, capsys)
         f"{path}: study.charging.never.name: expected one of 'never', 'nightly', 'random', "
         "got 'weekly'",
         f"{path}: study.threshold.odd.params.steps: expected a non-empty list whose items are "
-        "each a list [a number, a number], got an empty list",
+        "each a list [a finite number, a finite number], got an empty list",
     ]
     assert main(["study", str(path), "--out", str(tmp_path / "out")]) == 2
     assert capsys.readouterr().err.count("\n") == 5
