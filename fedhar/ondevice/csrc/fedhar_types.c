@@ -35,32 +35,12 @@ ft_status ft_fail(ft_error *err, ft_status st, int32_t arg, const char *name, in
     return st;
 }
 
-ft_status ft_ok(ft_error *err)
+ft_status ft_record_ok(ft_error *err)
 {
     return ft_fail(err, FT_OK, 0, "", -1, NAN, NAN, NAN, 0);
 }
 
-ft_status ft_need(ft_error *err, const void *p, int32_t arg, const char *name)
+ft_status ft_fail_null(ft_error *err, int32_t arg, const char *name)
 {
-    return p != NULL ? FT_OK : ft_fail(err, FT_ERR_NULL, arg, name, -1, NAN, NAN, NAN, 0);
-}
-
-ft_status ft_in_range(ft_error *err, ft_status st, int32_t arg, const char *name, int64_t index,
-                      int64_t v, int64_t lo, int64_t hi)
-{
-    if (v >= lo && v <= hi) {
-        return FT_OK;
-    }
-    return ft_fail(err, st, arg, name, index, (double)v, (double)lo, (double)hi, 0);
-}
-
-ft_status ft_in_range_f(ft_error *err, int32_t arg, const char *name, int64_t index, double v,
-                        double lo, double hi, int32_t open)
-{
-    const int above = (open & FT_BOUND_LO_OPEN) ? v > lo : v >= lo;
-    const int below = (open & FT_BOUND_HI_OPEN) ? v < hi : v <= hi;
-    if (above && below) {
-        return FT_OK;
-    }
-    return ft_fail(err, FT_ERR_ARG, arg, name, index, v, lo, hi, open);
+    return ft_fail(err, FT_ERR_NULL, arg, name, -1, NAN, NAN, NAN, 0);
 }

@@ -627,7 +627,7 @@ ft_status fh_slim_score_margin(const float *logits, int32_t n, int32_t n_classes
     FT_TRY(ft_need(err, ops, 8, "ops"));
     FT_TRY(ft_in_range(err, FT_ERR_ARG, 2, "n", -1, n, 0, INT32_MAX));
     FT_TRY(ft_in_range(err, FT_ERR_ARG, 3, "n_classes", -1, n_classes, 2, FH_SLIM_MAX_DIM));
-    FT_TRY(ft_in_range_f(err, 4, "th", -1, th, 0.0, 1.0, 0));
+    FT_TRY(ft_in_range_f(err, 4, "th", -1, th, 0.0f, 1.0f, 0));
     for (s = 0; s < n; ++s) {
         const float *z = logits + (int64_t)s * n_classes;
         int32_t i1 = z[1] > z[0] ? 1 : 0, i2 = 1 - i1;

@@ -113,7 +113,7 @@ ft_status ft_batchnorm1d_fold(float *w, float *b, int32_t f, int32_t ck, const f
     FT_TRY(ft_need(err, var, 8, "var"));
     FT_TRY(ft_in_range(err, FT_ERR_SHAPE, 3, "f", -1, f, 1, INT32_MAX));
     FT_TRY(ft_in_range(err, FT_ERR_SHAPE, 4, "ck", -1, ck, 1, INT32_MAX));
-    FT_TRY(ft_in_range_f(err, 9, "eps", -1, eps, 0.0, HUGE_VAL, FT_BOUND_LO_OPEN));
+    FT_TRY(ft_in_range_f(err, 9, "eps", -1, eps, 0.0f, HUGE_VALF, FT_BOUND_LO_OPEN));
     for (i = 0; i < f; ++i) {
         float s;
         if (!(var[i] + eps > 0.0f)) {

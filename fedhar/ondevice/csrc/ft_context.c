@@ -127,7 +127,7 @@ static ft_status check_layer(const ft_layer_desc *d, int32_t i, int32_t arg, ft_
     case FT_LAYER_RELU:
         return check_same_shape(d, i, arg, err);
     case FT_LAYER_BATCHNORM1D:
-        FT_TRY(ft_in_range_f(err, arg, "layers[].eps", i, d->eps, 0.0, FLT_MAX,
+        FT_TRY(ft_in_range_f(err, arg, "layers[].eps", i, d->eps, 0.0f, FLT_MAX,
                              FT_BOUND_LO_OPEN));
         return check_same_shape(d, i, arg, err);
     case FT_LAYER_AVGPOOL1D:
@@ -156,16 +156,17 @@ static ft_status check_optimizer(const ft_train_config *cfg, int32_t arg, ft_err
 {
     FT_TRY(ft_in_range(err, FT_ERR_ARG, arg, "cfg->optimizer", -1, cfg->optimizer, FT_OPT_SGD,
                        FT_OPT_ADAM));
-    FT_TRY(ft_in_range_f(err, arg, "cfg->lr", -1, cfg->lr, 0.0, FLT_MAX, FT_BOUND_LO_OPEN));
-    FT_TRY(ft_in_range_f(err, arg, "cfg->weight_decay", -1, cfg->weight_decay, 0.0, FLT_MAX, 0));
+    FT_TRY(ft_in_range_f(err, arg, "cfg->lr", -1, cfg->lr, 0.0f, FLT_MAX, FT_BOUND_LO_OPEN));
+    FT_TRY(ft_in_range_f(err, arg, "cfg->weight_decay", -1, cfg->weight_decay, 0.0f, FLT_MAX,
+                         0));
     if (cfg->optimizer == FT_OPT_SGD) {
-        return ft_in_range_f(err, arg, "cfg->momentum", -1, cfg->momentum, 0.0, 1.0,
+        return ft_in_range_f(err, arg, "cfg->momentum", -1, cfg->momentum, 0.0f, 1.0f,
                              FT_BOUND_HI_OPEN);
     }
-    FT_TRY(ft_in_range_f(err, arg, "cfg->momentum", -1, cfg->momentum, 0.0, 0.0, 0));
-    FT_TRY(ft_in_range_f(err, arg, "cfg->beta1", -1, cfg->beta1, 0.0, 1.0, FT_BOUND_HI_OPEN));
-    FT_TRY(ft_in_range_f(err, arg, "cfg->beta2", -1, cfg->beta2, 0.0, 1.0, FT_BOUND_HI_OPEN));
-    return ft_in_range_f(err, arg, "cfg->eps", -1, cfg->eps, 0.0, FLT_MAX, FT_BOUND_LO_OPEN);
+    FT_TRY(ft_in_range_f(err, arg, "cfg->momentum", -1, cfg->momentum, 0.0f, 0.0f, 0));
+    FT_TRY(ft_in_range_f(err, arg, "cfg->beta1", -1, cfg->beta1, 0.0f, 1.0f, FT_BOUND_HI_OPEN));
+    FT_TRY(ft_in_range_f(err, arg, "cfg->beta2", -1, cfg->beta2, 0.0f, 1.0f, FT_BOUND_HI_OPEN));
+    return ft_in_range_f(err, arg, "cfg->eps", -1, cfg->eps, 0.0f, FLT_MAX, FT_BOUND_LO_OPEN);
 }
 
 static ft_status check_config(const ft_layer_desc *layers, int32_t n_layers,
@@ -782,7 +783,7 @@ ft_status ft_context_configure(ft_context *ctx, const ft_train_config *cfg,
 ft_status ft_set_lr(ft_context *ctx, float lr, ft_error *err)
 {
     FT_TRY(ft_check_ctx(ctx, err));
-    FT_TRY(ft_in_range_f(err, 2, "lr", -1, lr, 0.0, FLT_MAX, FT_BOUND_LO_OPEN));
+    FT_TRY(ft_in_range_f(err, 2, "lr", -1, lr, 0.0f, FLT_MAX, FT_BOUND_LO_OPEN));
     ctx->cfg.lr = lr;
     return FT_OK;
 }
@@ -886,12 +887,12 @@ static void copy_param(const ft_context *ctx, int32_t layer, int32_t param, cons
 }
 
 /* FT_ERR_ARG unless every v[i] is in [0, hi] (argument arg, named name). */
-static ft_status check_non_negative(const float *v, int64_t n, double hi, int32_t arg,
+static ft_status check_non_negative(const float *v, int64_t n, float hi, int32_t arg,
                                     const char *name, ft_error *err)
 {
     int64_t i;
     for (i = 0; i < n; ++i) {
-        FT_TRY(ft_in_range_f(err, arg, name, i, v[i], 0.0, hi, 0));
+        FT_TRY(ft_in_range_f(err, arg, name, i, v[i], 0.0f, hi, 0));
     }
     return FT_OK;
 }
@@ -904,7 +905,7 @@ ft_status ft_set_param(ft_context *ctx, int32_t layer, int32_t param, const floa
     FT_TRY(ft_need(err, src, 4, "src"));
     FT_TRY(param_tensor(ctx, layer, param, n, &dst, err));
     if (param == FT_PARAM_RUNNING_VAR) {
-        FT_TRY(check_non_negative(src, n, HUGE_VAL, 4, "src", err));
+        FT_TRY(check_non_negative(src, n, HUGE_VALF, 4, "src", err));
     }
     copy_param(ctx, layer, param, src, dst, n, 1);
     return FT_OK;
