@@ -689,7 +689,8 @@ def fold_batchnorm(
     w = np.array(conv_weight, dtype=np.float32, order="C", copy=True)
     if w.ndim != 3:
         raise ValueError(f"conv_weight must be [F, C, K], got {list(w.shape)}")
-    f = w.shape[0]
+    f = c_int("conv_weight F", w.shape[0])
+    ck = c_int("conv_weight C * K", w.shape[1] * w.shape[2])
     b = np.array(conv_bias, dtype=np.float32, copy=True)
     vecs = [
         np.ascontiguousarray(v, dtype=np.float32) for v in (gamma, beta, running_mean, running_var)
@@ -704,7 +705,7 @@ def fold_batchnorm(
         _ptr(w),
         _ptr(b),
         f,
-        w.shape[1] * w.shape[2],
+        ck,
         *(_ptr(v) for v in vecs),
         eps,
         detail=f"conv weight {list(w.shape)}",
