@@ -25,6 +25,7 @@ import numpy as np
 
 from fedhar.models.spec import LayerSpec, ModelSpec
 from fedhar.ondevice import clib
+from fedhar.ondevice.cint import c_int, c_ints
 from fedhar.ondevice.estimator import CATEGORIES, LOSS, PHASES, SHARED, OpCounts, trainable_flags
 
 __all__ = [
@@ -139,13 +140,18 @@ def _as_f32(name: str, a: Any, shape: tuple[int | None, ...] | None = None) -> n
     return a
 
 
-def _as_labels(name: str, y: Any, n: int) -> np.ndarray:
+def _as_labels(name: str, y: Any, n: int, n_classes: int) -> np.ndarray:
+    """Labels ``[n]`` as int32, each checked in ``[0, n_classes)`` before it is narrowed."""
     y = np.asarray(y)
     if y.ndim != 1 or y.shape[0] != n:
         raise ValueError(f"{name} must have shape [{n}], got {list(y.shape)}")
-    if not np.issubdtype(y.dtype, np.integer):
-        raise TypeError(f"{name} must hold integers, got {y.dtype}")
-    return np.ascontiguousarray(y, dtype=np.int32)
+    return c_ints("label", y, "int32", 0, n_classes - 1, f"{n_classes} classes")
+
+
+def _samples(x: np.ndarray) -> tuple[int, int, int]:
+    """The ``[N, C, T]`` shape of a sample array as three int32 arguments."""
+    n, c, t = x.shape
+    return c_int("sample count N", n), c_int("channels C", c), c_int("length T", t)
 
 
 def _layer_desc(layer: LayerSpec) -> _LayerDesc:
@@ -160,16 +166,19 @@ def _layer_desc(layer: LayerSpec) -> _LayerDesc:
         pad_l, pad_r = total // 2, total - total // 2
     if layer.kind not in _KINDS:
         raise ValueError(f"layer {layer.name!r}: kind {layer.kind!r} is not supported")
+    sizes = {
+        "in_c": in_c,
+        "in_t": in_t,
+        "out_c": out_c,
+        "out_t": out_t,
+        "kernel": layer.kernel,
+        "stride": layer.stride,
+        "pad_left": pad_l,
+        "pad_right": pad_r,
+    }
     return _LayerDesc(
         _KINDS[layer.kind],
-        in_c,
-        in_t,
-        out_c,
-        out_t,
-        layer.kernel,
-        layer.stride,
-        pad_l,
-        pad_r,
+        *(c_int(f"layer {layer.name!r} {field}", v) for field, v in sizes.items()),
         layer.eps,
     )
 
@@ -197,8 +206,7 @@ def train_config(
         raise ValueError(f"momentum must be in [0, 1), got {momentum}")
     if not (weight_decay >= 0 and math.isfinite(weight_decay)):
         raise ValueError(f"weight_decay must be finite and >= 0, got {weight_decay}")
-    if n_stored < 0:
-        raise ValueError(f"n_stored_samples must be >= 0, got {n_stored}")
+    n_stored = c_int("n_stored_samples", n_stored, lo=0)
     if optimizer not in _OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {sorted(_OPTIMIZERS)}, got {optimizer!r}")
     if optimizer == "adam":
@@ -258,8 +266,8 @@ class Trainer:
         eps: float = 1e-8,
     ) -> None:
         self.spec = spec
-        self.n_layers = len(spec.layers)
-        self.n_classes = spec.n_classes
+        self.n_layers = c_int("number of layers", len(spec.layers))
+        self.n_classes = c_int("n_classes", spec.n_classes, lo=1)
         self._descs = layer_descs(spec)
         self._optimizer, self._betas, self._eps = optimizer, (betas[0], betas[1]), eps
         self._cfg = train_config(
@@ -275,20 +283,19 @@ class Trainer:
             arena_bytes = max(
                 self._required(self._flags), self._required(trainable_flags(spec, "full"))
             )
+        arena_bytes = c_int("arena_bytes", arena_bytes, "int64", lo=0)
         self._arena = np.zeros(arena_bytes, dtype=np.uint8)
         handle = ctypes.c_void_p()
-        clib.check(
-            _lib().ft_context_init(
-                _ptr(self._arena),
-                arena_bytes,
-                self._descs,
-                self.n_layers,
-                ctypes.byref(self._cfg),
-                _flags_array(self._flags),
-                ctypes.byref(handle),
-            ),
-            "ft_context_init",
-            f"model {spec.name!r} input {spec.input_channels}x{spec.input_length}, "
+        clib.call(
+            _lib().ft_context_init,
+            _ptr(self._arena),
+            arena_bytes,
+            self._descs,
+            self.n_layers,
+            ctypes.byref(self._cfg),
+            _flags_array(self._flags),
+            ctypes.byref(handle),
+            detail=f"model {spec.name!r} input {spec.input_channels}x{spec.input_length}, "
             f"arena {arena_bytes} bytes",
         )
         self._ctx = handle.value
@@ -300,17 +307,15 @@ class Trainer:
 
     def _required(self, flags: list[bool]) -> int:
         out = ctypes.c_int64()
-        clib.check(
-            _lib().ft_context_get_buffer_size(
-                self._descs,
-                self.n_layers,
-                ctypes.byref(self._cfg),
-                _flags_array(flags),
-                ctypes.byref(out),
-                None,
-            ),
-            "ft_context_get_buffer_size",
-            f"model {self.spec.name!r}",
+        clib.call(
+            _lib().ft_context_get_buffer_size,
+            self._descs,
+            self.n_layers,
+            ctypes.byref(self._cfg),
+            _flags_array(flags),
+            ctypes.byref(out),
+            None,
+            detail=f"model {self.spec.name!r}",
         )
         return out.value
 
@@ -327,17 +332,15 @@ class Trainer:
         out = ctypes.c_int64()
         cfg = train_config(0.01, momentum, 0.0, n_stored_samples, optimizer)
         flags = trainable_flags(spec, mode, tl_layers)
-        clib.check(
-            _lib().ft_context_get_buffer_size(
-                layer_descs(spec),
-                len(spec.layers),
-                ctypes.byref(cfg),
-                _flags_array(flags),
-                ctypes.byref(out),
-                None,
-            ),
-            "ft_context_get_buffer_size",
-            f"model {spec.name!r} mode {mode!r}",
+        clib.call(
+            _lib().ft_context_get_buffer_size,
+            layer_descs(spec),
+            len(spec.layers),
+            ctypes.byref(cfg),
+            _flags_array(flags),
+            ctypes.byref(out),
+            None,
+            detail=f"model {spec.name!r} mode {mode!r}",
         )
         return out.value
 
@@ -376,10 +379,12 @@ class Trainer:
             self._betas,
             self._eps,
         )
-        clib.check(
-            _lib().ft_context_configure(self._ctx, ctypes.byref(cfg), _flags_array(new_flags)),
-            "ft_context_configure",
-            f"flags {[int(f) for f in new_flags]}, arena {self._arena.nbytes} bytes",
+        clib.call(
+            _lib().ft_context_configure,
+            self._ctx,
+            ctypes.byref(cfg),
+            _flags_array(new_flags),
+            detail=f"flags {[int(f) for f in new_flags]}, arena {self._arena.nbytes} bytes",
         )
         self._cfg = cfg
         self._flags = new_flags
@@ -388,7 +393,7 @@ class Trainer:
         """Sets the learning rate and keeps the optimizer state (a schedule's step)."""
         if not (lr > 0 and math.isfinite(lr)):
             raise ValueError(f"lr must be finite and > 0, got {lr}")
-        clib.check(_lib().ft_set_lr(self._ctx, lr), "ft_set_lr", f"lr {lr}")
+        clib.call(_lib().ft_set_lr, self._ctx, lr, detail=f"lr {lr}")
         self._cfg.lr = lr
 
     def set_class_weights(self, weights: Any) -> None:
@@ -396,10 +401,12 @@ class Trainer:
         w = np.ascontiguousarray(np.asarray(weights, dtype=np.float32))
         if w.shape != (self.n_classes,):
             raise ValueError(f"class_weights must have shape [{self.n_classes}], got {w.shape}")
-        clib.check(
-            _lib().ft_set_class_weights(self._ctx, _ptr(w), self.n_classes),
-            "ft_set_class_weights",
-            f"weights {w.tolist()}",
+        clib.call(
+            _lib().ft_set_class_weights,
+            self._ctx,
+            _ptr(w),
+            self.n_classes,
+            detail=f"weights {w.tolist()}",
         )
 
     # -- parameters -----------------------------------------------------------------------
@@ -419,10 +426,14 @@ class Trainer:
                 if a.shape != shape:
                     raise ValueError(f"{key} must have shape {list(shape)}, got {list(a.shape)}")
                 pid = PARAM_IDS[key.rsplit(".", 1)[1]]
-                clib.check(
-                    _lib().ft_set_param(self._ctx, i, pid, _ptr(a), a.size),
-                    "ft_set_param",
-                    f"{key} shape {list(a.shape)}",
+                clib.call(
+                    _lib().ft_set_param,
+                    self._ctx,
+                    i,
+                    pid,
+                    _ptr(a),
+                    a.size,
+                    detail=f"{key} shape {list(a.shape)}",
                 )
 
     def state_dict(self) -> dict[str, np.ndarray]:
@@ -432,10 +443,14 @@ class Trainer:
             for key, shape in layer.param_shapes().items():
                 a = np.empty(shape, dtype=np.float32)
                 pid = PARAM_IDS[key.rsplit(".", 1)[1]]
-                clib.check(
-                    _lib().ft_get_param(self._ctx, i, pid, _ptr(a), a.size),
-                    "ft_get_param",
-                    f"{key} shape {list(shape)}",
+                clib.call(
+                    _lib().ft_get_param,
+                    self._ctx,
+                    i,
+                    pid,
+                    _ptr(a),
+                    a.size,
+                    detail=f"{key} shape {list(shape)}",
                 )
                 out[key] = a
         return out
@@ -465,13 +480,11 @@ class Trainer:
         exactly as this one would.
         """
         step = ctypes.c_int64()
-        clib.check(_lib().ft_get_step(self._ctx, ctypes.byref(step)), "ft_get_step", "")
+        clib.call(_lib().ft_get_step, self._ctx, ctypes.byref(step))
         out: dict[str, Any] = {"step": int(step.value)}
         for name, i, pid, shape in self._moment_slots():
             a = np.empty(shape, dtype=np.float32)
-            clib.check(
-                _lib().ft_get_param(self._ctx, i, pid, _ptr(a), a.size), "ft_get_param", name
-            )
+            clib.call(_lib().ft_get_param, self._ctx, i, pid, _ptr(a), a.size, detail=name)
             out[name] = a
         return out
 
@@ -483,19 +496,13 @@ class Trainer:
             raise ValueError(
                 f"optimizer state: expected keys {sorted(expected)}, got {sorted(state)}"
             )
-        step = state["step"]
-        if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0:
-            raise ValueError(f"optimizer state: step must be an integer >= 0, got {step!r}")
-        if step > np.iinfo(np.int64).max:
-            raise ValueError(f"optimizer state: step {step} does not fit in int64")
+        step = c_int("optimizer state step", state["step"], "int64", lo=0)
         for name, i, pid, shape in slots:
             a = np.ascontiguousarray(np.asarray(state[name], dtype=np.float32))
             if a.shape != shape:
                 raise ValueError(f"{name} must have shape {list(shape)}, got {list(a.shape)}")
-            clib.check(
-                _lib().ft_set_param(self._ctx, i, pid, _ptr(a), a.size), "ft_set_param", name
-            )
-        clib.check(_lib().ft_set_step(self._ctx, int(step)), "ft_set_step", f"step {step}")
+            clib.call(_lib().ft_set_param, self._ctx, i, pid, _ptr(a), a.size, detail=name)
+        clib.call(_lib().ft_set_step, self._ctx, step, detail=f"step {step}")
 
     # -- training and evaluation --------------------------------------------------------------
 
@@ -506,20 +513,16 @@ class Trainer:
     def train_batch(self, x: np.ndarray, y: Any) -> float:
         """One SGD step on ``x [B, C, T]``, ``y [B]``; returns the batch's weighted mean loss."""
         x = self._x("x", x)
-        labels = _as_labels("y", y, x.shape[0])
+        labels = _as_labels("y", y, x.shape[0], self.n_classes)
         loss = ctypes.c_float()
-        clib.check(
-            _lib().ft_train_batch(
-                self._ctx,
-                _ptr(x),
-                _ptr(labels),
-                x.shape[0],
-                x.shape[1],
-                x.shape[2],
-                ctypes.byref(loss),
-            ),
-            "ft_train_batch",
-            f"x shape {list(x.shape)}",
+        clib.call(
+            _lib().ft_train_batch,
+            self._ctx,
+            _ptr(x),
+            _ptr(labels),
+            *_samples(x),
+            ctypes.byref(loss),
+            detail=f"x shape {list(x.shape)}",
         )
         return float(loss.value)
 
@@ -530,9 +533,10 @@ class Trainer:
 
         Args:
             x: ``[N, C, T]``, or None with ``y`` None to train on the stored samples.
-            y: ``[N]`` labels.
-            batch_size: samples per step; the last batch may be shorter.
-            order: ``[M]`` sample indices in visiting order (default ``arange(N)``).
+            y: ``[N]`` labels, each in ``[0, n_classes)``.
+            batch_size: samples per step (>= 1); the last batch may be shorter.
+            order: ``[M]`` sample indices in ``[0, N)``, in visiting order (default
+                ``arange(N)``).
         """
         if x is None:
             if y is not None:
@@ -542,46 +546,55 @@ class Trainer:
             c, t = self.spec.input_channels, self.spec.input_length
         else:
             x = self._x("x", x)
-            labels = _as_labels("y", y, x.shape[0])
-            n, c, t = x.shape
+            labels = _as_labels("y", y, x.shape[0], self.n_classes)
+            n, c, t = _samples(x)
             x_ptr, y_ptr = _ptr(x), _ptr(labels)
-        idx = np.arange(n, dtype=np.int32) if order is None else np.asarray(order)
-        if idx.ndim != 1 or not np.issubdtype(idx.dtype, np.integer):
-            raise ValueError(f"order must be a 1-D integer array, got {idx.dtype} {idx.shape}")
-        idx = np.ascontiguousarray(idx, dtype=np.int32)
+        idx = np.arange(n) if order is None else np.asarray(order)
+        if idx.ndim != 1:
+            raise ValueError(f"order must be a 1-D integer array, got shape {list(idx.shape)}")
+        idx = c_ints("order index", idx, "int32", 0, n - 1, f"{n} samples")
+        batch_size = c_int("batch_size", batch_size, lo=1)
         loss = ctypes.c_float()
-        clib.check(
-            _lib().ft_train_epoch(
-                self._ctx,
-                x_ptr,
-                y_ptr,
-                n,
-                c,
-                t,
-                _ptr(idx),
-                idx.size,
-                batch_size,
-                ctypes.byref(loss),
-            ),
-            "ft_train_epoch",
-            f"x shape [{n}, {c}, {t}], order length {idx.size}, batch_size {batch_size}",
+        clib.call(
+            _lib().ft_train_epoch,
+            self._ctx,
+            x_ptr,
+            y_ptr,
+            n,
+            c,
+            t,
+            _ptr(idx),
+            c_int("order length", idx.size),
+            batch_size,
+            ctypes.byref(loss),
+            detail=f"x shape [{n}, {c}, {t}], order length {idx.size}, batch_size {batch_size}",
         )
         return float(loss.value)
 
     def store_samples(self, x: np.ndarray, y: Any, first: int = 0) -> None:
-        """Copies ``x [N, C, T]``, ``y [N]`` into the arena's stored-sample slots ``first..``.
+        """Copies ``x [N, C, T]``, ``y [N]`` into the arena's stored-sample slots ``first..``
+        (``first + N`` must not exceed ``n_stored_samples``).
 
         :meth:`train_epoch` with ``x=None, y=None`` then trains on slots ``0..`` up to the
         highest slot written.
         """
         x = self._x("x", x)
-        labels = _as_labels("y", y, x.shape[0])
-        clib.check(
-            _lib().ft_store_samples(
-                self._ctx, _ptr(x), _ptr(labels), x.shape[0], x.shape[1], x.shape[2], first
-            ),
-            "ft_store_samples",
-            f"x shape {list(x.shape)} at slot {first} of {self._cfg.n_stored_samples}",
+        labels = _as_labels("y", y, x.shape[0], self.n_classes)
+        slots = self._cfg.n_stored_samples
+        if x.shape[0] > slots:
+            raise ValueError(
+                f"x has {x.shape[0]} samples, more than the {slots} stored-sample slots "
+                "(n_stored_samples)"
+            )
+        first = c_int("first", first, lo=0, hi=slots - x.shape[0], why=f"{slots} slots")
+        clib.call(
+            _lib().ft_store_samples,
+            self._ctx,
+            _ptr(x),
+            _ptr(labels),
+            *_samples(x),
+            first,
+            detail=f"x shape {list(x.shape)} at slot {first} of {slots}",
         )
         self._n_stored = max(self._n_stored, first + x.shape[0])
 
@@ -589,10 +602,13 @@ class Trainer:
         """Forward pass of ``x [N, C, T]`` -> logits ``[N, K]`` float32 (one C call)."""
         x = self._x("x", x)
         out = np.empty((x.shape[0], self.n_classes), dtype=np.float32)
-        clib.check(
-            _lib().ft_logits(self._ctx, _ptr(x), x.shape[0], x.shape[1], x.shape[2], _ptr(out)),
-            "ft_logits",
-            f"x shape {list(x.shape)}",
+        clib.call(
+            _lib().ft_logits,
+            self._ctx,
+            _ptr(x),
+            *_samples(x),
+            _ptr(out),
+            detail=f"x shape {list(x.shape)}",
         )
         return out
 
@@ -608,7 +624,7 @@ class Trainer:
         """
         rows = (self.n_layers + 1) * len(PHASES)
         buf = (clib.COpCounts * rows)()
-        clib.check(_lib().ft_get_counts(self._ctx, buf, rows), "ft_get_counts", f"{rows} rows")
+        clib.call(_lib().ft_get_counts, self._ctx, buf, rows, detail=f"{rows} rows")
         out: dict[str, dict[str, OpCounts]] = {}
         for r, name in enumerate([*self._row_names(), LOSS]):
             out[name] = {
@@ -618,7 +634,7 @@ class Trainer:
 
     def reset_counts(self) -> None:
         """Zeroes every operation counter."""
-        clib.check(_lib().ft_reset_counts(self._ctx), "ft_reset_counts", "")
+        clib.call(_lib().ft_reset_counts, self._ctx)
 
     def memory(self) -> dict[str, Any]:
         """Arena peak bytes.
@@ -632,10 +648,14 @@ class Trainer:
         n = rows * len(CATEGORIES)
         peak = np.zeros(n, dtype=np.int64)
         ctl, cap = ctypes.c_int64(), ctypes.c_int64()
-        clib.check(
-            _lib().ft_get_memory(self._ctx, _ptr(peak), n, ctypes.byref(ctl), ctypes.byref(cap)),
-            "ft_get_memory",
-            f"{n} entries",
+        clib.call(
+            _lib().ft_get_memory,
+            self._ctx,
+            _ptr(peak),
+            n,
+            ctypes.byref(ctl),
+            ctypes.byref(cap),
+            detail=f"{n} entries",
         )
         table = peak.reshape(rows, len(CATEGORIES))
         per_layer = {
@@ -669,7 +689,8 @@ def fold_batchnorm(
     w = np.array(conv_weight, dtype=np.float32, order="C", copy=True)
     if w.ndim != 3:
         raise ValueError(f"conv_weight must be [F, C, K], got {list(w.shape)}")
-    f = w.shape[0]
+    f = c_int("conv_weight F", w.shape[0])
+    ck = c_int("conv_weight C * K", w.shape[1] * w.shape[2])
     b = np.array(conv_bias, dtype=np.float32, copy=True)
     vecs = [
         np.ascontiguousarray(v, dtype=np.float32) for v in (gamma, beta, running_mean, running_var)
@@ -679,11 +700,14 @@ def fold_batchnorm(
     ):
         if v.shape != (f,):
             raise ValueError(f"{name} must have shape [{f}], got {list(v.shape)}")
-    clib.check(
-        _lib().ft_batchnorm1d_fold(
-            _ptr(w), _ptr(b), f, w.shape[1] * w.shape[2], *(_ptr(v) for v in vecs), eps
-        ),
-        "ft_batchnorm1d_fold",
-        f"conv weight {list(w.shape)}",
+    clib.call(
+        _lib().ft_batchnorm1d_fold,
+        _ptr(w),
+        _ptr(b),
+        f,
+        ck,
+        *(_ptr(v) for v in vecs),
+        eps,
+        detail=f"conv weight {list(w.shape)}",
     )
     return w, b

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fedhar.ondevice import clib
+from fedhar.ondevice.cint import c_int, c_ints
 from fedhar.ondevice.estimator import OpCounts
 from fedhar.ondevice.slim_format import SlimF32, SlimS8
 
@@ -146,10 +147,11 @@ class SlimNetC:
         self._keep: list[np.ndarray] = []
         self._net = self._build(model)
         size = ctypes.c_int32(0)
-        clib.check(
-            getattr(_lib(), self._kind.buffer_size)(ctypes.byref(self._net), ctypes.byref(size)),
-            self._kind.buffer_size,
-            _describe(model),
+        clib.call(
+            getattr(_lib(), self._kind.buffer_size),
+            ctypes.byref(self._net),
+            ctypes.byref(size),
+            detail=_describe(model),
         )
         self.buffer_bytes = int(size.value)
         self._buffer = np.zeros(max(self.buffer_bytes, 1), np.uint8)
@@ -163,7 +165,10 @@ class SlimNetC:
                     f"{field} is shared by every width and must be a C-contiguous "
                     f"{np.dtype(dtype)} array, got {a.dtype} (contiguous: {a.flags.c_contiguous})"
                 )
-            a = np.ascontiguousarray(a, dtype=dtype)
+            if np.issubdtype(dtype, np.integer):
+                a = c_ints(field, a, np.dtype(dtype).name)
+            else:
+                a = np.ascontiguousarray(a, dtype=dtype)
             self._keep.append(a)
             setattr(struct, field, a.ctypes.data_as(_P(_CTYPES[dtype])))
 
@@ -172,18 +177,29 @@ class SlimNetC:
         convs = (kind.conv * len(m.convs))()
         for i, c in enumerate(m.convs):
             c_out_full, c_in_full, k = c.weight.shape
-            convs[i].dims = _ConvDims(c_in_full, c_out_full, c.c_in, c.c_out, k, c.pool)
+            sizes = {"c_in_full": c_in_full, "c_out_full": c_out_full, "c_in": c.c_in}
+            sizes |= {"c_out": c.c_out, "kernel": k, "pool": c.pool}
+            convs[i].dims = _ConvDims(*(c_int(f"conv {i} {f}", v) for f, v in sizes.items()))
             self._point(convs[i], c, _CONV_S8 if self.int8 else _CONV_F32)
         denses = (kind.dense * len(m.denses))()
         for i, d in enumerate(m.denses):
             n_out_full, n_in_full = d.weight.shape
-            denses[i].dims = _DenseDims(n_in_full, n_out_full, d.n_in, d.n_out, int(d.relu))
+            sizes = {"n_in_full": n_in_full, "n_out_full": n_out_full, "n_in": d.n_in}
+            sizes |= {"n_out": d.n_out}
+            denses[i].dims = _DenseDims(
+                *(c_int(f"dense {i} {f}", v) for f, v in sizes.items()), int(d.relu)
+            )
             if not self.int8:
                 self._point(denses[i], d, _DENSE_F32)
             else:
                 self._point(denses[i], d, _DENSE_S8_HIDDEN if d.relu else _DENSE_S8_LAST)
         self._structs = (convs, denses)
-        dims = _NetDims(m.in_channels, m.in_length, len(m.convs), len(m.denses))
+        dims = _NetDims(
+            c_int("in_channels", m.in_channels),
+            c_int("in_length", m.in_length),
+            c_int("conv block count", len(m.convs)),
+            c_int("dense layer count", len(m.denses)),
+        )
         return kind.net(dims, convs, denses)
 
     def forward(self, x: np.ndarray) -> tuple[np.ndarray, OpCounts]:
@@ -201,16 +217,17 @@ class SlimNetC:
             xin = np.ascontiguousarray(m.quantize_input(x))
         else:
             xin = np.ascontiguousarray(x, dtype=np.float32)
-        status = getattr(_lib(), self._kind.forward)(
+        clib.call(
+            getattr(_lib(), self._kind.forward),
             ctypes.byref(self._net),
             xin.ctypes.data,
-            n,
+            c_int("sample count N", n),
             logits.ctypes.data,
             self._buffer.ctypes.data,
             self.buffer_bytes,
             ctypes.byref(ops),
+            detail=f"x shape {list(x.shape)}, {_describe(m)}",
         )
-        clib.check(status, self._kind.forward, f"x shape {list(x.shape)}, {_describe(m)}")
         return logits, ops.to_op_counts()
 
 
@@ -227,15 +244,16 @@ def score_margin(
     argmax = np.zeros(n, np.int32)
     easy = np.zeros(n, np.uint8)
     ops = clib.COpCounts()
-    status = _lib().fh_slim_score_margin(
+    clib.call(
+        _lib().fh_slim_score_margin,
         z.ctypes.data,
-        n,
-        k,
+        c_int("sample count N", n),
+        c_int("class count K", k),
         float(th),
         margin.ctypes.data,
         argmax.ctypes.data,
         easy.ctypes.data,
         ctypes.byref(ops),
+        detail=f"logits shape [{n}, {k}], th {th}",
     )
-    clib.check(status, "fh_slim_score_margin", f"logits shape [{n}, {k}], th {th}")
     return margin, argmax, easy.astype(bool), ops.to_op_counts()

@@ -1,5 +1,5 @@
-"""Builds the whole C library with AddressSanitizer + UBSan and runs the gradient and
-invalid-input tests against that build through the real bindings (FEDHAR_CTRAIN_LIB), in a
+"""Builds the whole C library with AddressSanitizer + UBSan and runs the gradient, invalid-input
+and argument-range tests against that build through the real bindings (FEDHAR_CTRAIN_LIB), in a
 subprocess.
 
 Two builds: the default one (vector tiles, avx2 clone) runs the gradient, invalid-input and
@@ -78,6 +78,7 @@ def test_gradient_and_error_tests_clean_under_sanitizers(variant: str, tmp_path:
             "not sanitizers",
             str(HERE / "test_layers.py"),
             str(HERE / "test_errors.py"),
+            str(HERE / "test_binding_ranges.py"),
             *([str(REPO / "tests" / "adaptive" / "test_c_slim.py")] if variant == "vector" else []),
         ],
         cwd=REPO,

@@ -11,8 +11,10 @@
  * Internally, activations are channels-last [T, C] and weights are [K, C, F] / [N, M];
  * ft_set_param / ft_get_param convert.
  *
- * Every entry point returns an ft_status and counters are ft_op_counts (fedhar_types.h, shared
- * with the width-sliced inference API fh_slim.h). See README.md for the arena plan, the
+ * Every entry point returns an ft_status and takes, last, an ft_error *err (may be NULL) that
+ * receives which argument failed, the value found and the accepted range; counters are
+ * ft_op_counts (all three in fedhar_types.h, shared with the width-sliced inference API
+ * fh_slim.h). See README.md for the arena plan, the
  * operation counting rules and the exact meaning of every counter.
  */
 #ifndef FEDHAR_TRAIN_H
@@ -125,7 +127,8 @@ typedef struct ft_context ft_context;
  */
 ft_status ft_context_get_buffer_size(const ft_layer_desc *layers, int32_t n_layers,
                                      const ft_train_config *cfg, const uint8_t *trainable,
-                                     int64_t *arena_bytes, int64_t *control_bytes);
+                                     int64_t *arena_bytes, int64_t *control_bytes,
+                                     ft_error *err);
 
 /**
  * Builds a context in arena (8-byte aligned, arena_bytes long). Parameters start at zero,
@@ -133,7 +136,7 @@ ft_status ft_context_get_buffer_size(const ft_layer_desc *layers, int32_t n_laye
  */
 ft_status ft_context_init(void *arena, int64_t arena_bytes, const ft_layer_desc *layers,
                           int32_t n_layers, const ft_train_config *cfg,
-                          const uint8_t *trainable, ft_context **out);
+                          const uint8_t *trainable, ft_context **out, ft_error *err);
 
 /**
  * Changes the optimizer configuration and/or trainable flags and re-plans the training part
@@ -141,37 +144,38 @@ ft_status ft_context_init(void *arena, int64_t arena_bytes, const ft_layer_desc 
  * from zero (like building a new torch optimizer). cfg->n_stored_samples must not change.
  */
 ft_status ft_context_configure(ft_context *ctx, const ft_train_config *cfg,
-                               const uint8_t *trainable);
+                               const uint8_t *trainable, ft_error *err);
 
 /**
  * Sets the learning rate (> 0, finite) and keeps every optimizer state: the step of a
  * learning-rate schedule (torch's scheduler changing a param group's lr).
  */
-ft_status ft_set_lr(ft_context *ctx, float lr);
+ft_status ft_set_lr(ft_context *ctx, float lr, ft_error *err);
 
 /** Copies one parameter tensor in PyTorch layout (n = its element count) into the model. */
 ft_status ft_set_param(ft_context *ctx, int32_t layer, int32_t param, const float *src,
-                       int64_t n);
+                       int64_t n, ft_error *err);
 
 /** Copies one parameter tensor out of the model, in PyTorch layout. */
 ft_status ft_get_param(const ft_context *ctx, int32_t layer, int32_t param, float *dst,
-                       int64_t n);
+                       int64_t n, ft_error *err);
 
 /** Optimizer steps taken since the trainable set was last planned (Adam's bias correction). */
-ft_status ft_get_step(const ft_context *ctx, int64_t *step);
+ft_status ft_get_step(const ft_context *ctx, int64_t *step, ft_error *err);
 
 /** Sets the step count (>= 0), to restore a checkpoint (see FT_PARAM_MOMENT1_WEIGHT). */
-ft_status ft_set_step(ft_context *ctx, int64_t step);
+ft_status ft_set_step(ft_context *ctx, int64_t step, ft_error *err);
 
 /** Per-class loss weights w[K] (each finite and >= 0; CrossEntropyLoss(weight=w)). */
-ft_status ft_set_class_weights(ft_context *ctx, const float *w, int32_t n_classes);
+ft_status ft_set_class_weights(ft_context *ctx, const float *w, int32_t n_classes,
+                               ft_error *err);
 
 /**
  * One SGD step on a batch: x [n, c, t] float32, y [n] int32 in [0, K). Per-sample forward
  * and backward accumulate gradients; one update follows. *loss = sum(w_y nll) / sum(w_y).
  */
 ft_status ft_train_batch(ft_context *ctx, const float *x, const int32_t *y, int32_t n,
-                         int32_t c, int32_t t, float *loss);
+                         int32_t c, int32_t t, float *loss, ft_error *err);
 
 /**
  * One epoch: batches of batch_size over order[n_order] (indices into x/y; the last batch may
@@ -180,21 +184,22 @@ ft_status ft_train_batch(ft_context *ctx, const float *x, const int32_t *y, int3
  */
 ft_status ft_train_epoch(ft_context *ctx, const float *x, const int32_t *y, int32_t n,
                          int32_t c, int32_t t, const int32_t *order, int32_t n_order,
-                         int32_t batch_size, float *mean_loss);
+                         int32_t batch_size, float *mean_loss, ft_error *err);
 
 /** Forward pass only: x [n, c, t] -> logits [n, K]. */
 ft_status ft_logits(ft_context *ctx, const float *x, int32_t n, int32_t c, int32_t t,
-                    float *logits);
+                    float *logits, ft_error *err);
 
 /** Copies n samples x [n, c, t], y [n] into the stored-sample region at slots first.. */
 ft_status ft_store_samples(ft_context *ctx, const float *x, const int32_t *y, int32_t n,
-                           int32_t c, int32_t t, int32_t first);
+                           int32_t c, int32_t t, int32_t first, ft_error *err);
 
 /** Copies counters: out[(n_layers + 1) * FT_PHASE_COUNT]; row n_layers is the loss. */
-ft_status ft_get_counts(const ft_context *ctx, ft_op_counts *out, int64_t n_out);
+ft_status ft_get_counts(const ft_context *ctx, ft_op_counts *out, int64_t n_out,
+                        ft_error *err);
 
 /** Zeroes every counter. */
-ft_status ft_reset_counts(ft_context *ctx);
+ft_status ft_reset_counts(ft_context *ctx, ft_error *err);
 
 /**
  * Arena accounting. peak[(n_layers + 1) * FT_MEM_COUNT] receives the peak bytes per layer and
@@ -202,10 +207,10 @@ ft_status ft_reset_counts(ft_context *ctx);
  * *capacity_bytes receive the control block size and the arena size (either may be NULL).
  */
 ft_status ft_get_memory(const ft_context *ctx, int64_t *peak, int64_t n_out,
-                        int64_t *control_bytes, int64_t *capacity_bytes);
+                        int64_t *control_bytes, int64_t *capacity_bytes, ft_error *err);
 
 /** Number of layers of the context's model. */
-ft_status ft_get_n_layers(const ft_context *ctx, int32_t *n_layers);
+ft_status ft_get_n_layers(const ft_context *ctx, int32_t *n_layers, ft_error *err);
 
 /**
  * Folds an eval-mode batchnorm into the conv that precedes it, in PyTorch layout:
@@ -214,7 +219,7 @@ ft_status ft_get_n_layers(const ft_context *ctx, int32_t *n_layers);
  */
 ft_status ft_batchnorm1d_fold(float *w, float *b, int32_t f, int32_t ck, const float *gamma,
                               const float *beta, const float *mean, const float *var,
-                              float eps);
+                              float eps, ft_error *err);
 
 #ifdef __cplusplus
 }

@@ -41,6 +41,32 @@ typedef struct {
     int64_t bytes_moved; /**< bytes of array loads + stores in the reference loop nest */
 } ft_op_counts;
 
+/**
+ * What made an entry point fail: every entry point takes an ft_error *err as its last
+ * parameter (NULL: nothing is recorded) and fills it on every return, so the record belongs to
+ * the call and the library keeps no state of its own (safe with many contexts and threads, and
+ * on a microcontroller). On FT_OK: status FT_OK, arg 0, name "", index -1.
+ *
+ * name is a static string naming the argument or field, in the words of the prototype: "y",
+ * "batch_size", "cfg->lr", "layers[].kernel" ("[]" stands for element index). The found value
+ * and the accepted range [lo, hi] (open at a side flagged in open) are doubles, exact for
+ * every int32 and float (an unbounded side is +-HUGE_VAL; all three NaN when the status has no
+ * range, e.g. FT_ERR_NULL).
+ */
+typedef struct {
+    int32_t status;   /**< the ft_status the call returned */
+    int32_t arg;      /**< 1-based position of the argument in the prototype; 0: none */
+    const char *name; /**< the argument or field ("" when none) */
+    int64_t index;    /**< element of an array argument (sample, layer, class), -1 for none */
+    double value;     /**< the value found */
+    double lo;        /**< smallest accepted value */
+    double hi;        /**< largest accepted value */
+    int32_t open;     /**< FT_BOUND_* bits: lo and/or hi themselves are not accepted */
+} ft_error;
+
+/** Bits of ft_error.open. */
+enum { FT_BOUND_LO_OPEN = 1, FT_BOUND_HI_OPEN = 2 };
+
 /** Static name of a status ("FT_OK", ...); "FT_UNKNOWN_STATUS" for any other value. */
 const char *ft_status_str(int32_t status);
 

@@ -24,6 +24,7 @@
  *               bytes = 4 K (logits) + 4 (margin) + 4 (argmax) + 1 (easy flag)
  */
 #include "fh_slim.h"
+#include "ft_check.h"
 #include "ft_emu.h"
 
 #include <math.h>
@@ -70,82 +71,101 @@ static const fh_slim_dense_dims *fh_slim_dense_dims_at(const fh_slim_net *v, int
 /* ---------------------------------------------------------------------------------------- */
 /* Validation                                                                                */
 
-static int32_t fh_slim_bad_dim(int32_t v) { return v < 1 || v > FH_SLIM_MAX_DIM; }
-
-/* Checks one conv block fed c channels of length t; writes the pooled output length. */
-static ft_status fh_slim_check_conv(const fh_slim_conv_dims *d, int32_t c, int32_t t,
-                                    int32_t *t_out)
+/* FT_ERR_SHAPE unless field name (value v) of layer i of argument 1 (net) is in [lo, hi]. */
+static ft_status fh_slim_dim(ft_error *err, const char *name, int32_t i, int64_t v, int64_t lo,
+                             int64_t hi)
 {
-    if (fh_slim_bad_dim(d->c_in_full) || fh_slim_bad_dim(d->c_out_full) ||
-        fh_slim_bad_dim(d->c_in) || fh_slim_bad_dim(d->c_out) || fh_slim_bad_dim(d->kernel) ||
-        fh_slim_bad_dim(d->pool)) {
-        return FT_ERR_SHAPE;
-    }
-    if (d->c_in != c || d->c_in > d->c_in_full || d->c_out > d->c_out_full || t / d->pool < 1) {
-        return FT_ERR_SHAPE;
-    }
-    if ((int64_t)d->c_out * t > FH_SLIM_MAX_DIM) {
-        return FT_ERR_SHAPE;
-    }
+    return ft_in_range(err, FT_ERR_SHAPE, 1, name, i, v, lo, hi);
+}
+
+/* Checks conv block i fed c channels of length t; writes the pooled output length. */
+static ft_status fh_slim_check_conv(const fh_slim_conv_dims *d, int32_t i, int32_t c, int32_t t,
+                                    int32_t *t_out, ft_error *err)
+{
+    const int32_t m = FH_SLIM_MAX_DIM;
+    FT_TRY(fh_slim_dim(err, "net->conv[].dims.c_in_full", i, d->c_in_full, 1, m));
+    FT_TRY(fh_slim_dim(err, "net->conv[].dims.c_out_full", i, d->c_out_full, 1, m));
+    FT_TRY(fh_slim_dim(err, "net->conv[].dims.c_in", i, d->c_in, c, c));
+    FT_TRY(fh_slim_dim(err, "net->conv[].dims.c_in", i, d->c_in, 1, d->c_in_full));
+    FT_TRY(fh_slim_dim(err, "net->conv[].dims.c_out", i, d->c_out, 1, d->c_out_full));
+    FT_TRY(fh_slim_dim(err, "net->conv[].dims.c_out", i, d->c_out, 1, m / t));
+    FT_TRY(fh_slim_dim(err, "net->conv[].dims.kernel", i, d->kernel, 1, m));
+    FT_TRY(fh_slim_dim(err, "net->conv[].dims.pool", i, d->pool, 1, t));
     *t_out = t / d->pool;
     return FT_OK;
 }
 
-static ft_status fh_slim_check_dense(const fh_slim_dense_dims *d, int32_t n_in, int32_t last)
+/* Checks dense layer i (the last one when last) fed n_in features. */
+static ft_status fh_slim_check_dense(const fh_slim_dense_dims *d, int32_t i, int32_t n_in,
+                                     int32_t last, ft_error *err)
 {
-    if (fh_slim_bad_dim(d->n_in_full) || fh_slim_bad_dim(d->n_out_full) ||
-        fh_slim_bad_dim(d->n_in) || fh_slim_bad_dim(d->n_out)) {
-        return FT_ERR_SHAPE;
-    }
-    if (d->n_in != n_in || d->n_in > d->n_in_full || d->n_out > d->n_out_full) {
-        return FT_ERR_SHAPE;
-    }
-    if (d->relu != (last ? 0 : 1)) {
-        return FT_ERR_SHAPE;
-    }
-    return FT_OK;
+    const int32_t m = FH_SLIM_MAX_DIM;
+    FT_TRY(fh_slim_dim(err, "net->dense[].dims.n_in_full", i, d->n_in_full, 1, m));
+    FT_TRY(fh_slim_dim(err, "net->dense[].dims.n_out_full", i, d->n_out_full, 1, m));
+    FT_TRY(fh_slim_dim(err, "net->dense[].dims.n_in", i, d->n_in, n_in, n_in));
+    FT_TRY(fh_slim_dim(err, "net->dense[].dims.n_in", i, d->n_in, 1, d->n_in_full));
+    FT_TRY(fh_slim_dim(err, "net->dense[].dims.n_out", i, d->n_out, 1, d->n_out_full));
+    return fh_slim_dim(err, "net->dense[].dims.relu", i, d->relu, last ? 0 : 1, last ? 0 : 1);
 }
 
-/* 1 if a layer lacks one of the tensors it reads. */
-static int fh_slim_conv_f32_missing(const fh_slim_conv_f32 *l)
+/* The name of the first tensor a layer lacks, or NULL. */
+static const char *fh_slim_conv_f32_missing(const fh_slim_conv_f32 *l)
 {
-    return l->weight == NULL || l->scale == NULL || l->shift == NULL;
+    return l->weight == NULL  ? "net->conv[].weight"
+           : l->scale == NULL ? "net->conv[].scale"
+           : l->shift == NULL ? "net->conv[].shift"
+                              : NULL;
 }
 
-static int fh_slim_conv_s8_missing(const fh_slim_conv_s8 *l)
+static const char *fh_slim_conv_s8_missing(const fh_slim_conv_s8 *l)
 {
-    return l->weight == NULL || l->bias == NULL || l->mult == NULL || l->rshift == NULL;
+    return l->weight == NULL   ? "net->conv[].weight"
+           : l->bias == NULL   ? "net->conv[].bias"
+           : l->mult == NULL   ? "net->conv[].mult"
+           : l->rshift == NULL ? "net->conv[].rshift"
+                               : NULL;
 }
 
-static int fh_slim_dense_f32_missing(const fh_slim_dense_f32 *l)
+static const char *fh_slim_dense_f32_missing(const fh_slim_dense_f32 *l)
 {
-    return l->weight == NULL || l->bias == NULL;
+    return l->weight == NULL ? "net->dense[].weight"
+           : l->bias == NULL ? "net->dense[].bias"
+                             : NULL;
 }
 
 /* Hidden int8 dense layers requantize (mult, rshift); the last one scales logits. */
-static int fh_slim_dense_s8_missing(const fh_slim_dense_s8 *l, int32_t last)
+static const char *fh_slim_dense_s8_missing(const fh_slim_dense_s8 *l, int32_t last)
 {
     if (l->weight == NULL || l->bias == NULL) {
-        return 1;
+        return l->weight == NULL ? "net->dense[].weight" : "net->dense[].bias";
     }
-    return last ? l->logit_scale == NULL : (l->mult == NULL || l->rshift == NULL);
+    if (last) {
+        return l->logit_scale == NULL ? "net->dense[].logit_scale" : NULL;
+    }
+    return l->mult == NULL     ? "net->dense[].mult"
+           : l->rshift == NULL ? "net->dense[].rshift"
+                               : NULL;
 }
 
-/* FT_ERR_NULL if a layer of v lacks one of its tensors. */
-static ft_status fh_slim_check_tensors(const fh_slim_net *v)
+/* FT_ERR_NULL naming the tensor, its layer as index, if a layer of v lacks one of its tensors. */
+static ft_status fh_slim_check_tensors(const fh_slim_net *v, ft_error *err)
 {
     const fh_slim_net_dims *nd = v->dims;
+    const char *missing;
     int32_t i;
     for (i = 0; i < nd->n_conv; ++i) {
-        if (v->f32 != NULL ? fh_slim_conv_f32_missing(&v->f32->conv[i])
-                           : fh_slim_conv_s8_missing(&v->s8->conv[i])) {
-            return FT_ERR_NULL;
+        missing = v->f32 != NULL ? fh_slim_conv_f32_missing(&v->f32->conv[i])
+                                 : fh_slim_conv_s8_missing(&v->s8->conv[i]);
+        if (missing != NULL) {
+            return ft_fail(err, FT_ERR_NULL, 1, missing, i, NAN, NAN, NAN, 0);
         }
     }
     for (i = 0; i < nd->n_dense; ++i) {
-        if (v->f32 != NULL ? fh_slim_dense_f32_missing(&v->f32->dense[i])
-                           : fh_slim_dense_s8_missing(&v->s8->dense[i], i == nd->n_dense - 1)) {
-            return FT_ERR_NULL;
+        missing = v->f32 != NULL
+                      ? fh_slim_dense_f32_missing(&v->f32->dense[i])
+                      : fh_slim_dense_s8_missing(&v->s8->dense[i], i == nd->n_dense - 1);
+        if (missing != NULL) {
+            return ft_fail(err, FT_ERR_NULL, 1, missing, i, NAN, NAN, NAN, 0);
         }
     }
     return FT_OK;
@@ -153,21 +173,16 @@ static ft_status fh_slim_check_tensors(const fh_slim_net *v)
 
 /* Validates the layer chain; writes the largest activation (elements) and the class count. */
 static ft_status fh_slim_check_chain(const fh_slim_net *v, int32_t *max_elems,
-                                     int32_t *n_classes)
+                                     int32_t *n_classes, ft_error *err)
 {
     const fh_slim_net_dims *nd = v->dims;
     int32_t c = nd->in_channels, t = nd->in_length, i, t_out = 0;
     int64_t biggest = 1;
-    ft_status st;
-    if (fh_slim_bad_dim(nd->in_channels) || fh_slim_bad_dim(nd->in_length)) {
-        return FT_ERR_SHAPE;
-    }
+    FT_TRY(fh_slim_dim(err, "net->dims.in_channels", -1, nd->in_channels, 1, FH_SLIM_MAX_DIM));
+    FT_TRY(fh_slim_dim(err, "net->dims.in_length", -1, nd->in_length, 1, FH_SLIM_MAX_DIM));
     for (i = 0; i < nd->n_conv; ++i) {
         const fh_slim_conv_dims *d = fh_slim_conv_dims_at(v, i);
-        st = fh_slim_check_conv(d, c, t, &t_out);
-        if (st != FT_OK) {
-            return st;
-        }
+        FT_TRY(fh_slim_check_conv(d, i, c, t, &t_out, err));
         if ((int64_t)d->c_out * t > biggest) {
             biggest = (int64_t)d->c_out * t;
         }
@@ -176,10 +191,7 @@ static ft_status fh_slim_check_chain(const fh_slim_net *v, int32_t *max_elems,
     }
     for (i = 0; i < nd->n_dense; ++i) {
         const fh_slim_dense_dims *d = fh_slim_dense_dims_at(v, i);
-        st = fh_slim_check_dense(d, c, i == nd->n_dense - 1);
-        if (st != FT_OK) {
-            return st;
-        }
+        FT_TRY(fh_slim_check_dense(d, i, c, i == nd->n_dense - 1, err));
         c = d->n_out;
         if (c > biggest) {
             biggest = c;
@@ -191,78 +203,75 @@ static ft_status fh_slim_check_chain(const fh_slim_net *v, int32_t *max_elems,
 }
 
 /* Validates pointers, layer counts and the layer chain of v, in that order. */
-static ft_status fh_slim_check(const fh_slim_net *v, int32_t *max_elems, int32_t *n_classes)
+static ft_status fh_slim_check(const fh_slim_net *v, int32_t *max_elems, int32_t *n_classes,
+                               ft_error *err)
 {
     const fh_slim_net_dims *nd = v->dims;
-    const int has_layers = v->f32 != NULL ? v->f32->conv != NULL && v->f32->dense != NULL
-                                          : v->s8 != NULL && v->s8->conv != NULL &&
-                                                v->s8->dense != NULL;
-    ft_status st;
-    if (nd == NULL || !has_layers) {
-        return FT_ERR_NULL;
-    }
-    if (nd->n_conv < 1 || nd->n_conv > FH_SLIM_MAX_LAYERS || nd->n_dense < 1 ||
-        nd->n_dense > FH_SLIM_MAX_LAYERS) {
-        return FT_ERR_SHAPE;
-    }
-    st = fh_slim_check_tensors(v);
-    if (st != FT_OK) {
-        return st;
-    }
-    return fh_slim_check_chain(v, max_elems, n_classes);
+    const void *conv = v->f32 != NULL ? (const void *)v->f32->conv
+                       : v->s8 != NULL ? (const void *)v->s8->conv
+                                       : NULL;
+    const void *dense = v->f32 != NULL ? (const void *)v->f32->dense
+                        : v->s8 != NULL ? (const void *)v->s8->dense
+                                        : NULL;
+    FT_TRY(ft_need(err, nd, 1, "net"));
+    FT_TRY(ft_need(err, conv, 1, "net->conv"));
+    FT_TRY(ft_need(err, dense, 1, "net->dense"));
+    FT_TRY(fh_slim_dim(err, "net->dims.n_conv", -1, nd->n_conv, 1, FH_SLIM_MAX_LAYERS));
+    FT_TRY(fh_slim_dim(err, "net->dims.n_dense", -1, nd->n_dense, 1, FH_SLIM_MAX_LAYERS));
+    FT_TRY(fh_slim_check_tensors(v, err));
+    return fh_slim_check_chain(v, max_elems, n_classes, err);
 }
 
-/* FT_ERR_ARG unless every right shift of n outputs is in 1..62. */
-static ft_status fh_slim_check_rshift(const int32_t *rshift, int32_t n)
+/* FT_ERR_ARG unless every right shift of the n outputs of a layer (field name, layer i) is in
+ * 1..62. */
+static ft_status fh_slim_check_rshift(const int32_t *rshift, int32_t n, const char *name,
+                                      int32_t i, ft_error *err)
 {
-    int32_t i;
-    for (i = 0; i < n; ++i) {
-        if (rshift[i] < 1 || rshift[i] > 62) {
-            return FT_ERR_ARG;
-        }
+    int32_t j;
+    for (j = 0; j < n; ++j) {
+        FT_TRY(ft_in_range(err, FT_ERR_ARG, 1, name, i, rshift[j], 1, 62));
     }
     return FT_OK;
 }
 
 /* The requantization shifts of every int8 conv block and hidden dense layer. */
-static ft_status fh_slim_check_requant(const fh_slim_net_s8 *net)
+static ft_status fh_slim_check_requant(const fh_slim_net_s8 *net, ft_error *err)
 {
     int32_t i;
-    ft_status st = FT_OK;
-    for (i = 0; i < net->dims.n_conv && st == FT_OK; ++i) {
-        st = fh_slim_check_rshift(net->conv[i].rshift, net->conv[i].dims.c_out);
+    for (i = 0; i < net->dims.n_conv; ++i) {
+        FT_TRY(fh_slim_check_rshift(net->conv[i].rshift, net->conv[i].dims.c_out,
+                                    "net->conv[].rshift", i, err));
     }
-    for (i = 0; i + 1 < net->dims.n_dense && st == FT_OK; ++i) {
-        st = fh_slim_check_rshift(net->dense[i].rshift, net->dense[i].dims.n_out);
+    for (i = 0; i + 1 < net->dims.n_dense; ++i) {
+        FT_TRY(fh_slim_check_rshift(net->dense[i].rshift, net->dense[i].dims.n_out,
+                                    "net->dense[].rshift", i, err));
     }
-    return st;
+    return FT_OK;
 }
 
 /* Two ping-pong activation buffers of the largest activation. */
-static ft_status fh_slim_buffer_size(const fh_slim_net *v, int32_t *bytes)
+static ft_status fh_slim_buffer_size(const fh_slim_net *v, int32_t *bytes, ft_error *err)
 {
     int32_t max_elems = 0, n_classes = 0;
-    ft_status st;
-    if (bytes == NULL) {
-        return FT_ERR_NULL;
-    }
-    st = fh_slim_check(v, &max_elems, &n_classes);
-    if (st == FT_OK) {
-        *bytes = 2 * max_elems * v->elem_bytes;
-    }
-    return st;
+    ft_ok(err);
+    FT_TRY(ft_need(err, bytes, 2, "bytes"));
+    FT_TRY(fh_slim_check(v, &max_elems, &n_classes, err));
+    *bytes = 2 * max_elems * v->elem_bytes;
+    return FT_OK;
 }
 
-ft_status fh_slim_f32_get_buffer_size(const fh_slim_net_f32 *net, int32_t *bytes)
+ft_status fh_slim_f32_get_buffer_size(const fh_slim_net_f32 *net, int32_t *bytes,
+                                      ft_error *err)
 {
     const fh_slim_net v = fh_slim_net_of(net, NULL);
-    return fh_slim_buffer_size(&v, bytes);
+    return fh_slim_buffer_size(&v, bytes, err);
 }
 
-ft_status fh_slim_s8_get_buffer_size(const fh_slim_net_s8 *net, int32_t *bytes)
+ft_status fh_slim_s8_get_buffer_size(const fh_slim_net_s8 *net, int32_t *bytes,
+                                     ft_error *err)
 {
     const fh_slim_net v = fh_slim_net_of(NULL, net);
-    return fh_slim_buffer_size(&v, bytes);
+    return fh_slim_buffer_size(&v, bytes, err);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -559,28 +568,24 @@ static void fh_slim_sample(const fh_slim_net *v, const void *x, float *logits, v
 
 /* Validates, then runs the n samples of x [n, in_channels, in_length]. */
 static ft_status fh_slim_forward(const fh_slim_net *v, const void *x, int32_t n, float *logits,
-                                 void *buffer, int32_t buffer_bytes, ft_op_counts *ops)
+                                 void *buffer, int32_t buffer_bytes, ft_op_counts *ops,
+                                 ft_error *err)
 {
     int32_t max_elems = 0, n_classes = 0, s;
     int64_t sample_bytes;
     uint8_t *a;
-    ft_status st;
-    if (x == NULL || logits == NULL || buffer == NULL || ops == NULL) {
-        return FT_ERR_NULL;
+    ft_ok(err);
+    FT_TRY(ft_need(err, x, 2, "x"));
+    FT_TRY(ft_need(err, logits, 4, "logits"));
+    FT_TRY(ft_need(err, buffer, 5, "buffer"));
+    FT_TRY(ft_need(err, ops, 7, "ops"));
+    FT_TRY(ft_in_range(err, FT_ERR_ARG, 3, "n", -1, n, 0, INT32_MAX));
+    FT_TRY(fh_slim_check(v, &max_elems, &n_classes, err));
+    if (v->s8 != NULL) {
+        FT_TRY(fh_slim_check_requant(v->s8, err));
     }
-    if (n < 0) {
-        return FT_ERR_ARG;
-    }
-    st = fh_slim_check(v, &max_elems, &n_classes);
-    if (st == FT_OK && v->s8 != NULL) {
-        st = fh_slim_check_requant(v->s8);
-    }
-    if (st != FT_OK) {
-        return st;
-    }
-    if (buffer_bytes < 2 * max_elems * v->elem_bytes) {
-        return FT_ERR_ARENA_TOO_SMALL;
-    }
+    FT_TRY(ft_in_range(err, FT_ERR_ARENA_TOO_SMALL, 6, "buffer_bytes", -1, buffer_bytes,
+                       2 * (int64_t)max_elems * v->elem_bytes, INT32_MAX));
     a = buffer;
     sample_bytes = (int64_t)v->dims->in_channels * v->dims->in_length * v->elem_bytes;
     for (s = 0; s < n; ++s) {
@@ -592,18 +597,18 @@ static ft_status fh_slim_forward(const fh_slim_net *v, const void *x, int32_t n,
 
 ft_status fh_slim_forward_f32(const fh_slim_net_f32 *net, const float *x, int32_t n,
                               float *logits, void *buffer, int32_t buffer_bytes,
-                              ft_op_counts *ops)
+                              ft_op_counts *ops, ft_error *err)
 {
     const fh_slim_net v = fh_slim_net_of(net, NULL);
-    return fh_slim_forward(&v, x, n, logits, buffer, buffer_bytes, ops);
+    return fh_slim_forward(&v, x, n, logits, buffer, buffer_bytes, ops, err);
 }
 
 ft_status fh_slim_forward_s8(const fh_slim_net_s8 *net, const int8_t *x, int32_t n,
                              float *logits, void *buffer, int32_t buffer_bytes,
-                             ft_op_counts *ops)
+                             ft_op_counts *ops, ft_error *err)
 {
     const fh_slim_net v = fh_slim_net_of(NULL, net);
-    return fh_slim_forward(&v, x, n, logits, buffer, buffer_bytes, ops);
+    return fh_slim_forward(&v, x, n, logits, buffer, buffer_bytes, ops, err);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -611,15 +616,18 @@ ft_status fh_slim_forward_s8(const fh_slim_net_s8 *net, const int8_t *x, int32_t
 
 ft_status fh_slim_score_margin(const float *logits, int32_t n, int32_t n_classes, float th,
                                float *margin, int32_t *argmax, uint8_t *easy,
-                               ft_op_counts *ops)
+                               ft_op_counts *ops, ft_error *err)
 {
     int32_t s, k;
-    if (logits == NULL || margin == NULL || argmax == NULL || easy == NULL || ops == NULL) {
-        return FT_ERR_NULL;
-    }
-    if (n < 0 || n_classes < 2 || n_classes > FH_SLIM_MAX_DIM || !(th >= 0.0f && th <= 1.0f)) {
-        return FT_ERR_ARG;
-    }
+    ft_ok(err);
+    FT_TRY(ft_need(err, logits, 1, "logits"));
+    FT_TRY(ft_need(err, margin, 5, "margin"));
+    FT_TRY(ft_need(err, argmax, 6, "argmax"));
+    FT_TRY(ft_need(err, easy, 7, "easy"));
+    FT_TRY(ft_need(err, ops, 8, "ops"));
+    FT_TRY(ft_in_range(err, FT_ERR_ARG, 2, "n", -1, n, 0, INT32_MAX));
+    FT_TRY(ft_in_range(err, FT_ERR_ARG, 3, "n_classes", -1, n_classes, 2, FH_SLIM_MAX_DIM));
+    FT_TRY(ft_in_range_f(err, 4, "th", -1, th, 0.0f, 1.0f, 0));
     for (s = 0; s < n; ++s) {
         const float *z = logits + (int64_t)s * n_classes;
         int32_t i1 = z[1] > z[0] ? 1 : 0, i2 = 1 - i1;

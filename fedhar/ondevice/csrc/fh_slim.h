@@ -15,7 +15,8 @@
  * fh_slim_*_get_buffer_size() bytes. Every entry point validates its arguments and returns an
  * ft_status (fedhar_types.h, shared with the training API): FT_ERR_NULL for a NULL pointer,
  * FT_ERR_SHAPE for inconsistent or out-of-range sizes, FT_ERR_ARENA_TOO_SMALL for a scratch
- * buffer smaller than its _get_buffer_size, FT_ERR_ARG for a scalar out of range. Operation
+ * buffer smaller than its _get_buffer_size, FT_ERR_ARG for a scalar out of range; the last
+ * parameter, ft_error *err (may be NULL), receives which argument or field failed. Operation
  * counts (per call, summed over the N samples) are added to the ft_op_counts *ops from the
  * loop trip counts; see fh_slim.c for the exact rules.
  */
@@ -110,29 +111,31 @@ typedef struct {
 } fh_slim_net_s8;
 
 /** Scratch bytes that fh_slim_forward_f32 needs for net (two activation buffers). */
-ft_status fh_slim_f32_get_buffer_size(const fh_slim_net_f32 *net, int32_t *bytes);
+ft_status fh_slim_f32_get_buffer_size(const fh_slim_net_f32 *net, int32_t *bytes,
+                                      ft_error *err);
 
 /** Logits [n, n_classes] of x [n, in_channels, in_length]; adds the counts to *ops.
  *  buffer: at least fh_slim_f32_get_buffer_size bytes, aligned for float. */
 ft_status fh_slim_forward_f32(const fh_slim_net_f32 *net, const float *x, int32_t n,
                               float *logits, void *buffer, int32_t buffer_bytes,
-                              ft_op_counts *ops);
+                              ft_op_counts *ops, ft_error *err);
 
 /** Scratch bytes that fh_slim_forward_s8 needs for net. */
-ft_status fh_slim_s8_get_buffer_size(const fh_slim_net_s8 *net, int32_t *bytes);
+ft_status fh_slim_s8_get_buffer_size(const fh_slim_net_s8 *net, int32_t *bytes,
+                                     ft_error *err);
 
 /** Float logits [n, n_classes] of int8 x [n, in_channels, in_length]; adds counts to *ops.
  *  buffer: at least fh_slim_s8_get_buffer_size bytes. Every rshift must be in 1..62. */
 ft_status fh_slim_forward_s8(const fh_slim_net_s8 *net, const int8_t *x, int32_t n,
                              float *logits, void *buffer, int32_t buffer_bytes,
-                             ft_op_counts *ops);
+                             ft_op_counts *ops, ft_error *err);
 
 /** Score-margin policy on logits [n, n_classes] (n_classes >= 2): softmax, then
  *  margin[i] = top1 - top2 probability, argmax[i] = top class, easy[i] = margin[i] > th.
  *  th in [0, 1]. Adds the policy's counts to *ops. */
 ft_status fh_slim_score_margin(const float *logits, int32_t n, int32_t n_classes, float th,
                                float *margin, int32_t *argmax, uint8_t *easy,
-                               ft_op_counts *ops);
+                               ft_op_counts *ops, ft_error *err);
 
 #ifdef __cplusplus
 }

@@ -101,23 +101,24 @@ FT_HOT void ft_batchnorm1d_backward_weights(int32_t t, int32_t c, const float *F
 
 ft_status ft_batchnorm1d_fold(float *w, float *b, int32_t f, int32_t ck, const float *gamma,
                               const float *beta, const float *mean, const float *var,
-                              float eps)
+                              float eps, ft_error *err)
 {
     int32_t i, j;
-    if (w == NULL || b == NULL || gamma == NULL || beta == NULL || mean == NULL ||
-        var == NULL) {
-        return FT_ERR_NULL;
-    }
-    if (f < 1 || ck < 1) {
-        return FT_ERR_SHAPE;
-    }
-    if (!(eps > 0.0f)) {
-        return FT_ERR_ARG;
-    }
+    ft_ok(err);
+    FT_TRY(ft_need(err, w, 1, "w"));
+    FT_TRY(ft_need(err, b, 2, "b"));
+    FT_TRY(ft_need(err, gamma, 5, "gamma"));
+    FT_TRY(ft_need(err, beta, 6, "beta"));
+    FT_TRY(ft_need(err, mean, 7, "mean"));
+    FT_TRY(ft_need(err, var, 8, "var"));
+    FT_TRY(ft_in_range(err, FT_ERR_SHAPE, 3, "f", -1, f, 1, INT32_MAX));
+    FT_TRY(ft_in_range(err, FT_ERR_SHAPE, 4, "ck", -1, ck, 1, INT32_MAX));
+    FT_TRY(ft_in_range_f(err, 9, "eps", -1, eps, 0.0f, HUGE_VALF, FT_BOUND_LO_OPEN));
     for (i = 0; i < f; ++i) {
         float s;
         if (!(var[i] + eps > 0.0f)) {
-            return FT_ERR_NUMERIC;
+            return ft_fail(err, FT_ERR_NUMERIC, 8, "var", i, var[i], -eps, HUGE_VAL,
+                           FT_BOUND_LO_OPEN);
         }
         s = gamma[i] / sqrtf(var[i] + eps);
         for (j = 0; j < ck; ++j) {

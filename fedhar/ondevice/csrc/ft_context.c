@@ -12,6 +12,7 @@
  * The planned part depends on the trainable flags and momentum and is rebuilt by
  * ft_context_configure(). Nothing is allocated after planning.
  */
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -58,96 +59,141 @@ int64_t ft_bias_elems(const ft_layer_desc *d)
     }
 }
 
-static ft_status check_layer(const ft_layer_desc *d)
+/* Where the model, configuration and arena arguments stand in the prototype of the entry point
+ * that validates them (their numbers in its ft_error record), and the arena's name there. */
+typedef struct {
+    int32_t layers, n_layers, cfg, trainable, arena;
+    const char *arena_name;
+} ft_config_args;
+
+/* FT_ERR_SHAPE unless field name (value v) of layer i is in [lo, hi]. */
+static ft_status layer_dim(ft_error *err, int32_t arg, const char *name, int32_t i, int64_t v,
+                           int64_t lo, int64_t hi)
 {
-    const int64_t in_n = (int64_t)d->in_c * d->in_t, out_n = (int64_t)d->out_c * d->out_t;
-    if (d->in_c < 1 || d->in_t < 1 || d->out_c < 1 || d->out_t < 1 || in_n > FT_MAX_ELEMS ||
-        out_n > FT_MAX_ELEMS) {
-        return FT_ERR_SHAPE;
-    }
+    return ft_in_range(err, FT_ERR_SHAPE, arg, name, i, v, lo, hi);
+}
+
+/* Sizes common to every kind: each >= 1, and in_c * in_t, out_c * out_t <= FT_MAX_ELEMS. */
+static ft_status check_layer_sizes(const ft_layer_desc *d, int32_t i, int32_t arg, ft_error *err)
+{
+    FT_TRY(layer_dim(err, arg, "layers[].in_c", i, d->in_c, 1, FT_MAX_ELEMS));
+    FT_TRY(layer_dim(err, arg, "layers[].in_t", i, d->in_t, 1, FT_MAX_ELEMS / d->in_c));
+    FT_TRY(layer_dim(err, arg, "layers[].out_c", i, d->out_c, 1, FT_MAX_ELEMS));
+    return layer_dim(err, arg, "layers[].out_t", i, d->out_t, 1, FT_MAX_ELEMS / d->out_c);
+}
+
+/* A pooling window or stride: FT_ERR_ARG unless >= 1. */
+static ft_status check_window(const ft_layer_desc *d, int32_t i, int32_t arg, ft_error *err)
+{
+    FT_TRY(ft_in_range(err, FT_ERR_ARG, arg, "layers[].kernel", i, d->kernel, 1, INT32_MAX));
+    return ft_in_range(err, FT_ERR_ARG, arg, "layers[].stride", i, d->stride, 1, INT32_MAX);
+}
+
+static ft_status check_conv(const ft_layer_desc *d, int32_t i, int32_t arg, ft_error *err)
+{
+    const int64_t t_pad = (int64_t)d->in_t + d->pad_left + d->pad_right;
+    int64_t t_out;
+    FT_TRY(check_window(d, i, arg, err));
+    FT_TRY(ft_in_range(err, FT_ERR_ARG, arg, "layers[].pad_left", i, d->pad_left, 0,
+                       (int64_t)d->kernel - 1));
+    FT_TRY(ft_in_range(err, FT_ERR_ARG, arg, "layers[].pad_right", i, d->pad_right, 0,
+                       (int64_t)d->kernel - 1));
+    FT_TRY(layer_dim(err, arg, "layers[].in_t", i, t_pad, d->kernel, FT_MAX_ELEMS / d->in_c));
+    t_out = (t_pad - d->kernel) / d->stride + 1;
+    FT_TRY(layer_dim(err, arg, "layers[].out_t", i, d->out_t, t_out, t_out));
+    return layer_dim(err, arg, "layers[].out_c", i, d->out_c, 1,
+                     FT_MAX_ELEMS / ((int64_t)d->in_c * d->kernel));
+}
+
+/* out_c and out_t must equal in_c and in_t (shape-preserving kinds). */
+static ft_status check_same_shape(const ft_layer_desc *d, int32_t i, int32_t arg, ft_error *err)
+{
+    FT_TRY(layer_dim(err, arg, "layers[].out_c", i, d->out_c, d->in_c, d->in_c));
+    return layer_dim(err, arg, "layers[].out_t", i, d->out_t, d->in_t, d->in_t);
+}
+
+/* Layer i of argument arg, on its own; FT_ERR_SHAPE or FT_ERR_ARG names the failing field. */
+static ft_status check_layer(const ft_layer_desc *d, int32_t i, int32_t arg, ft_error *err)
+{
+    const int64_t in_n = (int64_t)d->in_c * d->in_t;
+    FT_TRY(check_layer_sizes(d, i, arg, err));
     switch (d->kind) {
-    case FT_LAYER_CONV1D: {
-        int64_t t_pad = (int64_t)d->in_t + d->pad_left + d->pad_right;
-        if (d->kernel < 1 || d->stride < 1 || d->pad_left < 0 || d->pad_right < 0 ||
-            d->pad_left >= d->kernel || d->pad_right >= d->kernel) {
-            return FT_ERR_ARG;
-        }
-        if (t_pad < d->kernel || d->out_t != (t_pad - d->kernel) / d->stride + 1 ||
-            ft_weight_elems(d) > FT_MAX_ELEMS || t_pad * d->in_c > FT_MAX_ELEMS) {
-            return FT_ERR_SHAPE;
-        }
-        return FT_OK;
-    }
+    case FT_LAYER_CONV1D:
+        return check_conv(d, i, arg, err);
     case FT_LAYER_DENSE:
-        return (d->in_t == 1 && d->out_t == 1 && ft_weight_elems(d) <= FT_MAX_ELEMS)
-                   ? FT_OK
-                   : FT_ERR_SHAPE;
+        FT_TRY(layer_dim(err, arg, "layers[].in_t", i, d->in_t, 1, 1));
+        FT_TRY(layer_dim(err, arg, "layers[].out_t", i, d->out_t, 1, 1));
+        return layer_dim(err, arg, "layers[].out_c", i, d->out_c, 1, FT_MAX_ELEMS / d->in_c);
     case FT_LAYER_RELU:
-        return (d->out_c == d->in_c && d->out_t == d->in_t) ? FT_OK : FT_ERR_SHAPE;
+        return check_same_shape(d, i, arg, err);
     case FT_LAYER_BATCHNORM1D:
-        if (!(d->eps > 0.0f) || !isfinite(d->eps)) {
-            return FT_ERR_ARG;
-        }
-        return (d->out_c == d->in_c && d->out_t == d->in_t) ? FT_OK : FT_ERR_SHAPE;
+        FT_TRY(ft_in_range_f(err, arg, "layers[].eps", i, d->eps, 0.0f, FLT_MAX,
+                             FT_BOUND_LO_OPEN));
+        return check_same_shape(d, i, arg, err);
     case FT_LAYER_AVGPOOL1D:
-    case FT_LAYER_MAXPOOL1D:
-        if (d->kernel < 1 || d->stride < 1) {
-            return FT_ERR_ARG;
-        }
-        return (d->in_t >= d->kernel && d->out_c == d->in_c &&
-                d->out_t == (d->in_t - d->kernel) / d->stride + 1)
-                   ? FT_OK
-                   : FT_ERR_SHAPE;
+    case FT_LAYER_MAXPOOL1D: {
+        int64_t t_out;
+        FT_TRY(check_window(d, i, arg, err));
+        FT_TRY(layer_dim(err, arg, "layers[].in_t", i, d->in_t, d->kernel, FT_MAX_ELEMS));
+        FT_TRY(layer_dim(err, arg, "layers[].out_c", i, d->out_c, d->in_c, d->in_c));
+        t_out = (d->in_t - d->kernel) / d->stride + 1;
+        return layer_dim(err, arg, "layers[].out_t", i, d->out_t, t_out, t_out);
+    }
     case FT_LAYER_GAP1D:
-        return (d->out_c == d->in_c && d->out_t == 1) ? FT_OK : FT_ERR_SHAPE;
+        FT_TRY(layer_dim(err, arg, "layers[].out_c", i, d->out_c, d->in_c, d->in_c));
+        return layer_dim(err, arg, "layers[].out_t", i, d->out_t, 1, 1);
     case FT_LAYER_FLATTEN:
-        return (d->out_c == in_n && d->out_t == 1) ? FT_OK : FT_ERR_SHAPE;
+        FT_TRY(layer_dim(err, arg, "layers[].out_c", i, d->out_c, in_n, in_n));
+        return layer_dim(err, arg, "layers[].out_t", i, d->out_t, 1, 1);
     default:
-        return FT_ERR_ARG;
+        return ft_in_range(err, FT_ERR_ARG, arg, "layers[].kind", i, d->kind, 0,
+                           FT_LAYER_KIND_COUNT - 1);
     }
 }
 
+/* The optimizer fields of cfg (argument arg). */
+static ft_status check_optimizer(const ft_train_config *cfg, int32_t arg, ft_error *err)
+{
+    FT_TRY(ft_in_range(err, FT_ERR_ARG, arg, "cfg->optimizer", -1, cfg->optimizer, FT_OPT_SGD,
+                       FT_OPT_ADAM));
+    FT_TRY(ft_in_range_f(err, arg, "cfg->lr", -1, cfg->lr, 0.0f, FLT_MAX, FT_BOUND_LO_OPEN));
+    FT_TRY(ft_in_range_f(err, arg, "cfg->weight_decay", -1, cfg->weight_decay, 0.0f, FLT_MAX,
+                         0));
+    if (cfg->optimizer == FT_OPT_SGD) {
+        return ft_in_range_f(err, arg, "cfg->momentum", -1, cfg->momentum, 0.0f, 1.0f,
+                             FT_BOUND_HI_OPEN);
+    }
+    FT_TRY(ft_in_range_f(err, arg, "cfg->momentum", -1, cfg->momentum, 0.0f, 0.0f, 0));
+    FT_TRY(ft_in_range_f(err, arg, "cfg->beta1", -1, cfg->beta1, 0.0f, 1.0f, FT_BOUND_HI_OPEN));
+    FT_TRY(ft_in_range_f(err, arg, "cfg->beta2", -1, cfg->beta2, 0.0f, 1.0f, FT_BOUND_HI_OPEN));
+    return ft_in_range_f(err, arg, "cfg->eps", -1, cfg->eps, 0.0f, FLT_MAX, FT_BOUND_LO_OPEN);
+}
+
 static ft_status check_config(const ft_layer_desc *layers, int32_t n_layers,
-                              const ft_train_config *cfg, const uint8_t *trainable)
+                              const ft_train_config *cfg, const uint8_t *trainable,
+                              const ft_config_args *a, ft_error *err)
 {
     int32_t i;
-    if (layers == NULL || cfg == NULL || trainable == NULL) {
-        return FT_ERR_NULL;
-    }
-    if (n_layers < 1 || n_layers > 4096) {
-        return FT_ERR_ARG;
-    }
+    FT_TRY(ft_need(err, layers, a->layers, "layers"));
+    FT_TRY(ft_need(err, cfg, a->cfg, "cfg"));
+    FT_TRY(ft_need(err, trainable, a->trainable, "trainable"));
+    FT_TRY(ft_in_range(err, FT_ERR_ARG, a->n_layers, "n_layers", -1, n_layers, 1, 4096));
     for (i = 0; i < n_layers; ++i) {
-        ft_status st = check_layer(&layers[i]);
-        if (st != FT_OK) {
-            return st;
+        FT_TRY(check_layer(&layers[i], i, a->layers, err));
+        if (i > 0) {
+            FT_TRY(layer_dim(err, a->layers, "layers[].in_c", i, layers[i].in_c,
+                             layers[i - 1].out_c, layers[i - 1].out_c));
+            FT_TRY(layer_dim(err, a->layers, "layers[].in_t", i, layers[i].in_t,
+                             layers[i - 1].out_t, layers[i - 1].out_t));
         }
-        if (i > 0 && (layers[i].in_c != layers[i - 1].out_c ||
-                      layers[i].in_t != layers[i - 1].out_t)) {
-            return FT_ERR_SHAPE;
-        }
-        if (trainable[i] > 1 || (trainable[i] && !is_trainable_kind(layers[i].kind))) {
-            return FT_ERR_ARG;
-        }
+        FT_TRY(ft_in_range(err, FT_ERR_ARG, a->trainable, "trainable", i, trainable[i], 0,
+                           is_trainable_kind(layers[i].kind) ? 1 : 0));
     }
-    if (layers[n_layers - 1].out_t != 1) {
-        return FT_ERR_SHAPE;
-    }
-    if (!(cfg->lr > 0.0f) || !isfinite(cfg->lr) || !(cfg->momentum >= 0.0f) ||
-        !(cfg->momentum < 1.0f) || !(cfg->weight_decay >= 0.0f) ||
-        !isfinite(cfg->weight_decay) || cfg->n_stored_samples < 0) {
-        return FT_ERR_ARG;
-    }
-    if (cfg->optimizer == FT_OPT_ADAM) {
-        if (cfg->momentum != 0.0f || !(cfg->beta1 >= 0.0f) || !(cfg->beta1 < 1.0f) ||
-            !(cfg->beta2 >= 0.0f) || !(cfg->beta2 < 1.0f) || !(cfg->eps > 0.0f) ||
-            !isfinite(cfg->eps)) {
-            return FT_ERR_ARG;
-        }
-    } else if (cfg->optimizer != FT_OPT_SGD) {
-        return FT_ERR_ARG;
-    }
-    return FT_OK;
+    FT_TRY(layer_dim(err, a->layers, "layers[].out_t", n_layers - 1, layers[n_layers - 1].out_t,
+                     1, 1));
+    FT_TRY(ft_in_range(err, FT_ERR_ARG, a->cfg, "cfg->n_stored_samples", -1,
+                       cfg->n_stored_samples, 0, INT32_MAX));
+    return check_optimizer(cfg, a->cfg, err);
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -571,19 +617,14 @@ static int64_t control_block_bytes(int32_t n)
     return (b + 7) / 8 * 8;
 }
 
-ft_status ft_context_get_buffer_size(const ft_layer_desc *layers, int32_t n_layers,
-                                     const ft_train_config *cfg, const uint8_t *trainable,
-                                     int64_t *arena_bytes, int64_t *control_bytes)
+/* Validates the model and configuration (numbered as in a) and sizes the arena. */
+static ft_status buffer_size(const ft_layer_desc *layers, int32_t n_layers,
+                             const ft_train_config *cfg, const uint8_t *trainable,
+                             const ft_config_args *a, int64_t *arena_bytes,
+                             int64_t *control_bytes, ft_error *err)
 {
     ft_planner p;
-    ft_status st;
-    if (arena_bytes == NULL) {
-        return FT_ERR_NULL;
-    }
-    st = check_config(layers, n_layers, cfg, trainable);
-    if (st != FT_OK) {
-        return st;
-    }
+    FT_TRY(check_config(layers, n_layers, cfg, trainable, a, err));
     p.base = NULL;
     p.off = control_block_bytes(n_layers);
     p.cap = 0;
@@ -596,17 +637,27 @@ ft_status ft_context_get_buffer_size(const ft_layer_desc *layers, int32_t n_laye
     return FT_OK;
 }
 
-/* Plans the arena for cfg/trainable; on failure the context is left unchanged. */
-static ft_status replan(ft_context *ctx, const ft_train_config *cfg, const uint8_t *trainable)
+ft_status ft_context_get_buffer_size(const ft_layer_desc *layers, int32_t n_layers,
+                                     const ft_train_config *cfg, const uint8_t *trainable,
+                                     int64_t *arena_bytes, int64_t *control_bytes,
+                                     ft_error *err)
+{
+    static const ft_config_args args = {1, 2, 3, 4, 5, "arena_bytes"};
+    ft_ok(err);
+    FT_TRY(ft_need(err, arena_bytes, 5, "arena_bytes"));
+    return buffer_size(layers, n_layers, cfg, trainable, &args, arena_bytes, control_bytes, err);
+}
+
+/* Plans the arena for cfg/trainable (numbered as in a); on failure the context is left
+ * unchanged. */
+static ft_status replan(ft_context *ctx, const ft_train_config *cfg, const uint8_t *trainable,
+                        const ft_config_args *a, ft_error *err)
 {
     const int32_t n = ctx->n_layers;
     const int64_t rows = (int64_t)(n + 1) * FT_MEM_COUNT;
     ft_planner p;
     int64_t need, r;
-    ft_status st = check_config(ctx->descs, n, cfg, trainable);
-    if (st != FT_OK) {
-        return st;
-    }
+    FT_TRY(check_config(ctx->descs, n, cfg, trainable, a, err));
     p.base = NULL;
     p.off = ctx->control_bytes;
     p.cap = 0;
@@ -614,7 +665,8 @@ static ft_status replan(ft_context *ctx, const ft_train_config *cfg, const uint8
     p.mem = NULL;
     need = plan_arena(&p, ctx->descs, n, cfg, trainable, NULL);
     if (need > ctx->capacity) {
-        return FT_ERR_ARENA_TOO_SMALL;
+        return ft_fail(err, FT_ERR_ARENA_TOO_SMALL, a->arena, a->arena_name, -1,
+                       (double)ctx->capacity, (double)need, HUGE_VAL, 0);
     }
     for (r = 0; r < rows; ++r) {
         ctx->mem_cur[r] = 0;
@@ -637,27 +689,28 @@ static ft_status replan(ft_context *ctx, const ft_train_config *cfg, const uint8
 
 ft_status ft_context_init(void *arena, int64_t arena_bytes, const ft_layer_desc *layers,
                           int32_t n_layers, const ft_train_config *cfg,
-                          const uint8_t *trainable, ft_context **out)
+                          const uint8_t *trainable, ft_context **out, ft_error *err)
 {
+    static const ft_config_args args = {3, 4, 5, 6, 2, "arena_bytes"};
     ft_context *ctx;
     uint8_t *a = arena;
     int64_t ctl, need, off;
     int32_t i;
     ft_status st;
 
-    if (arena == NULL || out == NULL) {
-        return FT_ERR_NULL;
-    }
+    ft_ok(err);
+    FT_TRY(ft_need(err, arena, 1, "arena"));
+    FT_TRY(ft_need(err, out, 7, "out"));
     *out = NULL;
-    if ((uintptr_t)arena % 8 != 0 || arena_bytes < 0) {
-        return FT_ERR_ARG;
+    if ((uintptr_t)arena % 8 != 0) {
+        return ft_fail(err, FT_ERR_ARG, 1, "arena", -1, (double)((uintptr_t)arena % 8), 0.0, 0.0,
+                       0);
     }
-    st = ft_context_get_buffer_size(layers, n_layers, cfg, trainable, &need, &ctl);
-    if (st != FT_OK) {
-        return st;
-    }
+    FT_TRY(ft_in_range(err, FT_ERR_ARG, 2, "arena_bytes", -1, arena_bytes, 0, INT64_MAX));
+    FT_TRY(buffer_size(layers, n_layers, cfg, trainable, &args, &need, &ctl, err));
     if (need > arena_bytes) {
-        return FT_ERR_ARENA_TOO_SMALL;
+        return ft_fail(err, FT_ERR_ARENA_TOO_SMALL, 2, "arena_bytes", -1, (double)arena_bytes,
+                       (double)need, HUGE_VAL, 0);
     }
     memset(a, 0, (size_t)need);
     ctx = (ft_context *)(void *)a;
@@ -683,7 +736,7 @@ ft_status ft_context_init(void *arena, int64_t arena_bytes, const ft_layer_desc 
     for (i = 0; i < n_layers; ++i) {
         ctx->layers[i].d = layers[i];
     }
-    st = replan(ctx, cfg, trainable);
+    st = replan(ctx, cfg, trainable, &args, err);
     if (st != FT_OK) {
         ctx->magic = 0;
         return st;
@@ -709,26 +762,28 @@ int ft_valid_ctx(const ft_context *ctx)
     return ctx != NULL && ctx->magic == FT_MAGIC;
 }
 
-ft_status ft_context_configure(ft_context *ctx, const ft_train_config *cfg,
-                               const uint8_t *trainable)
+ft_status ft_check_ctx(const ft_context *ctx, ft_error *err)
 {
-    if (!ft_valid_ctx(ctx) || cfg == NULL || trainable == NULL) {
-        return FT_ERR_NULL;
-    }
-    if (cfg->n_stored_samples != ctx->cfg.n_stored_samples) {
-        return FT_ERR_ARG;
-    }
-    return replan(ctx, cfg, trainable);
+    ft_ok(err);
+    return ft_valid_ctx(ctx) ? FT_OK : ft_fail(err, FT_ERR_NULL, 1, "ctx", -1, NAN, NAN, NAN, 0);
 }
 
-ft_status ft_set_lr(ft_context *ctx, float lr)
+ft_status ft_context_configure(ft_context *ctx, const ft_train_config *cfg,
+                               const uint8_t *trainable, ft_error *err)
 {
-    if (!ft_valid_ctx(ctx)) {
-        return FT_ERR_NULL;
-    }
-    if (!(lr > 0.0f) || !isfinite(lr)) {
-        return FT_ERR_ARG;
-    }
+    static const ft_config_args args = {1, 1, 2, 3, 1, "ctx"};
+    FT_TRY(ft_check_ctx(ctx, err));
+    FT_TRY(ft_need(err, cfg, 2, "cfg"));
+    FT_TRY(ft_need(err, trainable, 3, "trainable"));
+    FT_TRY(ft_in_range(err, FT_ERR_ARG, 2, "cfg->n_stored_samples", -1, cfg->n_stored_samples,
+                       ctx->cfg.n_stored_samples, ctx->cfg.n_stored_samples));
+    return replan(ctx, cfg, trainable, &args, err);
+}
+
+ft_status ft_set_lr(ft_context *ctx, float lr, ft_error *err)
+{
+    FT_TRY(ft_check_ctx(ctx, err));
+    FT_TRY(ft_in_range_f(err, 2, "lr", -1, lr, 0.0f, FLT_MAX, FT_BOUND_LO_OPEN));
     ctx->cfg.lr = lr;
     return FT_OK;
 }
@@ -736,17 +791,19 @@ ft_status ft_set_lr(ft_context *ctx, float lr)
 /* ---------------------------------------------------------------------------------- */
 /* Parameters                                                                           */
 
-/* The tensor (layer, param) and its element count; FT_ERR_ARG for a tensor the layer lacks. */
+/* The tensor (layer, param) and its element count; FT_ERR_ARG for a tensor the layer lacks
+ * (layer and param are arguments 2 and 3 of ft_set_param / ft_get_param). */
+#define NO_TENSOR "param (a tensor this layer keeps)"
+
 static ft_status param_slot(const ft_context *ctx, int32_t layer, int32_t param, float **ptr,
-                            int64_t *n)
+                            int64_t *n, ft_error *err)
 {
     const ft_layer *L;
-    if (layer < 0 || layer >= ctx->n_layers) {
-        return FT_ERR_ARG;
-    }
+    FT_TRY(ft_in_range(err, FT_ERR_ARG, 2, "layer", -1, layer, 0, (int64_t)ctx->n_layers - 1));
     L = &ctx->layers[layer];
     if (!is_trainable_kind(L->d.kind)) {
-        return FT_ERR_ARG;
+        return ft_fail(err, FT_ERR_ARG, 2, "layer (of a kind with tensors)", -1, layer, NAN,
+                       NAN, 0);
     }
     switch (param) {
     case FT_PARAM_WEIGHT:
@@ -760,7 +817,7 @@ static ft_status param_slot(const ft_context *ctx, int32_t layer, int32_t param,
     case FT_PARAM_RUNNING_MEAN:
     case FT_PARAM_RUNNING_VAR:
         if (L->d.kind != FT_LAYER_BATCHNORM1D) {
-            return FT_ERR_ARG;
+            return ft_fail(err, FT_ERR_ARG, 3, NO_TENSOR, -1, param, NAN, NAN, 0);
         }
         *ptr = param == FT_PARAM_RUNNING_MEAN ? L->mean : L->var;
         *n = L->d.in_c;
@@ -769,24 +826,28 @@ static ft_status param_slot(const ft_context *ctx, int32_t layer, int32_t param,
     case FT_PARAM_MOMENT2_WEIGHT:
         *ptr = param == FT_PARAM_MOMENT1_WEIGHT ? L->vw : L->sw;
         *n = ft_weight_elems(&L->d);
-        return *ptr == NULL ? FT_ERR_ARG : FT_OK;
+        break;
     case FT_PARAM_MOMENT1_BIAS:
     case FT_PARAM_MOMENT2_BIAS:
         *ptr = param == FT_PARAM_MOMENT1_BIAS ? L->vb : L->sb;
         *n = ft_bias_elems(&L->d);
-        return *ptr == NULL ? FT_ERR_ARG : FT_OK;
+        break;
     default:
-        return FT_ERR_ARG;
+        return ft_in_range(err, FT_ERR_ARG, 3, "param", -1, param, FT_PARAM_WEIGHT,
+                           FT_PARAM_MOMENT2_BIAS);
     }
+    /* an optimizer state this layer does not keep (frozen, no momentum, SGD's moment2) */
+    return *ptr != NULL ? FT_OK : ft_fail(err, FT_ERR_ARG, 3, NO_TENSOR, -1, param, NAN, NAN, 0);
 }
 
-/* param_slot for a caller tensor of n elements: FT_ERR_SHAPE unless n is the tensor's count. */
+/* param_slot for a caller tensor of n elements (argument 5): FT_ERR_SHAPE unless n is the
+ * tensor's count. */
 static ft_status param_tensor(const ft_context *ctx, int32_t layer, int32_t param, int64_t n,
-                              float **ptr)
+                              float **ptr, ft_error *err)
 {
     int64_t want = 0;
-    ft_status st = param_slot(ctx, layer, param, ptr, &want);
-    return st == FT_OK && n != want ? FT_ERR_SHAPE : st;
+    FT_TRY(param_slot(ctx, layer, param, ptr, &want, err));
+    return ft_in_range(err, FT_ERR_SHAPE, 5, "n", -1, n, want, want);
 }
 
 /* Copies a conv/dense weight between PyTorch's [F, C, K] (dense [M, N]: K = 1) and the
@@ -825,85 +886,66 @@ static void copy_param(const ft_context *ctx, int32_t layer, int32_t param, cons
     }
 }
 
-static int all_non_negative(const float *v, int64_t n)
+/* FT_ERR_ARG unless every v[i] is in [0, hi] (argument arg, named name). */
+static ft_status check_non_negative(const float *v, int64_t n, float hi, int32_t arg,
+                                    const char *name, ft_error *err)
 {
     int64_t i;
     for (i = 0; i < n; ++i) {
-        if (!(v[i] >= 0.0f)) {
-            return 0;
-        }
+        FT_TRY(ft_in_range_f(err, arg, name, i, v[i], 0.0f, hi, 0));
     }
-    return 1;
+    return FT_OK;
 }
 
 ft_status ft_set_param(ft_context *ctx, int32_t layer, int32_t param, const float *src,
-                       int64_t n)
+                       int64_t n, ft_error *err)
 {
     float *dst = NULL;
-    ft_status st;
-    if (!ft_valid_ctx(ctx) || src == NULL) {
-        return FT_ERR_NULL;
+    FT_TRY(ft_check_ctx(ctx, err));
+    FT_TRY(ft_need(err, src, 4, "src"));
+    FT_TRY(param_tensor(ctx, layer, param, n, &dst, err));
+    if (param == FT_PARAM_RUNNING_VAR) {
+        FT_TRY(check_non_negative(src, n, HUGE_VALF, 4, "src", err));
     }
-    st = param_tensor(ctx, layer, param, n, &dst);
-    if (st == FT_OK && param == FT_PARAM_RUNNING_VAR && !all_non_negative(src, n)) {
-        st = FT_ERR_ARG;
-    }
-    if (st == FT_OK) {
-        copy_param(ctx, layer, param, src, dst, n, 1);
-    }
-    return st;
+    copy_param(ctx, layer, param, src, dst, n, 1);
+    return FT_OK;
 }
 
 ft_status ft_get_param(const ft_context *ctx, int32_t layer, int32_t param, float *dst,
-                       int64_t n)
+                       int64_t n, ft_error *err)
 {
     float *src = NULL;
-    ft_status st;
-    if (!ft_valid_ctx(ctx) || dst == NULL) {
-        return FT_ERR_NULL;
-    }
-    st = param_tensor(ctx, layer, param, n, &src);
-    if (st == FT_OK) {
-        copy_param(ctx, layer, param, src, dst, n, 0);
-    }
-    return st;
+    FT_TRY(ft_check_ctx(ctx, err));
+    FT_TRY(ft_need(err, dst, 4, "dst"));
+    FT_TRY(param_tensor(ctx, layer, param, n, &src, err));
+    copy_param(ctx, layer, param, src, dst, n, 0);
+    return FT_OK;
 }
 
-ft_status ft_get_step(const ft_context *ctx, int64_t *step)
+ft_status ft_get_step(const ft_context *ctx, int64_t *step, ft_error *err)
 {
-    if (!ft_valid_ctx(ctx) || step == NULL) {
-        return FT_ERR_NULL;
-    }
+    FT_TRY(ft_check_ctx(ctx, err));
+    FT_TRY(ft_need(err, step, 2, "step"));
     *step = ctx->step;
     return FT_OK;
 }
 
-ft_status ft_set_step(ft_context *ctx, int64_t step)
+ft_status ft_set_step(ft_context *ctx, int64_t step, ft_error *err)
 {
-    if (!ft_valid_ctx(ctx)) {
-        return FT_ERR_NULL;
-    }
-    if (step < 0) {
-        return FT_ERR_ARG;
-    }
+    FT_TRY(ft_check_ctx(ctx, err));
+    FT_TRY(ft_in_range(err, FT_ERR_ARG, 2, "step", -1, step, 0, INT64_MAX));
     ctx->step = step;
     return FT_OK;
 }
 
-ft_status ft_set_class_weights(ft_context *ctx, const float *w, int32_t n_classes)
+ft_status ft_set_class_weights(ft_context *ctx, const float *w, int32_t n_classes,
+                               ft_error *err)
 {
-    int32_t i;
-    if (!ft_valid_ctx(ctx) || w == NULL) {
-        return FT_ERR_NULL;
-    }
-    if (n_classes != ctx->n_classes) {
-        return FT_ERR_SHAPE;
-    }
-    for (i = 0; i < n_classes; ++i) {
-        if (!(w[i] >= 0.0f) || !isfinite(w[i])) {
-            return FT_ERR_ARG;
-        }
-    }
+    FT_TRY(ft_check_ctx(ctx, err));
+    FT_TRY(ft_need(err, w, 2, "w"));
+    FT_TRY(ft_in_range(err, FT_ERR_SHAPE, 3, "n_classes", -1, n_classes, ctx->n_classes,
+                       ctx->n_classes));
+    FT_TRY(check_non_negative(w, n_classes, FLT_MAX, 2, "w", err));
     memcpy(ctx->class_w, w, (size_t)n_classes * sizeof(float));
     return FT_OK;
 }
@@ -911,41 +953,34 @@ ft_status ft_set_class_weights(ft_context *ctx, const float *w, int32_t n_classe
 /* ---------------------------------------------------------------------------------- */
 /* Counters and memory                                                                  */
 
-ft_status ft_get_counts(const ft_context *ctx, ft_op_counts *out, int64_t n_out)
+ft_status ft_get_counts(const ft_context *ctx, ft_op_counts *out, int64_t n_out,
+                        ft_error *err)
 {
     int64_t rows;
-    if (!ft_valid_ctx(ctx) || out == NULL) {
-        return FT_ERR_NULL;
-    }
+    FT_TRY(ft_check_ctx(ctx, err));
+    FT_TRY(ft_need(err, out, 2, "out"));
     rows = (int64_t)(ctx->n_layers + 1) * FT_PHASE_COUNT;
-    if (n_out != rows) {
-        return FT_ERR_SHAPE;
-    }
+    FT_TRY(ft_in_range(err, FT_ERR_SHAPE, 3, "n_out", -1, n_out, rows, rows));
     memcpy(out, ctx->counts, (size_t)rows * sizeof(ft_op_counts));
     return FT_OK;
 }
 
-ft_status ft_reset_counts(ft_context *ctx)
+ft_status ft_reset_counts(ft_context *ctx, ft_error *err)
 {
-    if (!ft_valid_ctx(ctx)) {
-        return FT_ERR_NULL;
-    }
+    FT_TRY(ft_check_ctx(ctx, err));
     memset(ctx->counts, 0,
            (size_t)(ctx->n_layers + 1) * FT_PHASE_COUNT * sizeof(ft_op_counts));
     return FT_OK;
 }
 
 ft_status ft_get_memory(const ft_context *ctx, int64_t *peak, int64_t n_out,
-                        int64_t *control_bytes, int64_t *capacity_bytes)
+                        int64_t *control_bytes, int64_t *capacity_bytes, ft_error *err)
 {
     int64_t rows;
-    if (!ft_valid_ctx(ctx) || peak == NULL) {
-        return FT_ERR_NULL;
-    }
+    FT_TRY(ft_check_ctx(ctx, err));
+    FT_TRY(ft_need(err, peak, 2, "peak"));
     rows = (int64_t)(ctx->n_layers + 1) * FT_MEM_COUNT;
-    if (n_out != rows) {
-        return FT_ERR_SHAPE;
-    }
+    FT_TRY(ft_in_range(err, FT_ERR_SHAPE, 3, "n_out", -1, n_out, rows, rows));
     memcpy(peak, ctx->mem_peak, (size_t)rows * sizeof(int64_t));
     if (control_bytes != NULL) {
         *control_bytes = ctx->control_bytes;
@@ -956,11 +991,10 @@ ft_status ft_get_memory(const ft_context *ctx, int64_t *peak, int64_t n_out,
     return FT_OK;
 }
 
-ft_status ft_get_n_layers(const ft_context *ctx, int32_t *n_layers)
+ft_status ft_get_n_layers(const ft_context *ctx, int32_t *n_layers, ft_error *err)
 {
-    if (!ft_valid_ctx(ctx) || n_layers == NULL) {
-        return FT_ERR_NULL;
-    }
+    FT_TRY(ft_check_ctx(ctx, err));
+    FT_TRY(ft_need(err, n_layers, 2, "n_layers"));
     *n_layers = ctx->n_layers;
     return FT_OK;
 }

@@ -11,6 +11,7 @@
 #define FT_INTERNAL_H
 
 #include "fedhar_train.h"
+#include "ft_check.h"
 
 /* Hot kernels get AVX2+FMA (x86-64-v3) and AVX2 clones on x86-64 GCC builds; other targets
  * compile plain C99. */
@@ -85,6 +86,8 @@ struct ft_context {
 
 /* 1 if ctx is a context built by ft_context_init. */
 int ft_valid_ctx(const ft_context *ctx);
+/* Records success in err, then FT_ERR_NULL naming "ctx" (argument 1) unless ft_valid_ctx. */
+ft_status ft_check_ctx(const ft_context *ctx, ft_error *err);
 /* Elements of a layer's weight (batchnorm: gamma) and bias (batchnorm: beta) tensors. */
 int64_t ft_weight_elems(const ft_layer_desc *d);
 int64_t ft_bias_elems(const ft_layer_desc *d);

@@ -248,8 +248,9 @@ static void update_parameters(ft_context *ctx)
     }
 }
 
+/* One batch, FT_ERR_NUMERIC (no argument: what is not finite, and its sample) on a NaN or Inf. */
 static ft_status run_batch(ft_context *ctx, const float *x, const int32_t *y,
-                           const int32_t *sel, int32_t n, float *loss)
+                           const int32_t *sel, int32_t n, float *loss, ft_error *err)
 {
     const int64_t sample = (int64_t)ctx->in_c * ctx->in_t;
     const int32_t k = ctx->n_classes, last = ctx->n_layers - 1;
@@ -267,7 +268,8 @@ static ft_status run_batch(ft_context *ctx, const float *x, const int32_t *y,
     lf->macs += n;
     lf->bytes_moved += 4 * 2 * (int64_t)n;
     if (!(w_sum > 0.0f)) {
-        return FT_ERR_NUMERIC;
+        return ft_fail(err, FT_ERR_NUMERIC, 0, "sum of the batch's class weights", -1, w_sum, 0.0,
+                       HUGE_VAL, FT_BOUND_LO_OPEN);
     }
     inv_w = 1.0f / w_sum;
     prepare_batchnorms(ctx);
@@ -284,7 +286,7 @@ static ft_status run_batch(ft_context *ctx, const float *x, const int32_t *y,
         FT_EMU_GLUE();
         if (!isfinite(nll)) {
             zero_gradients(ctx);
-            return FT_ERR_NUMERIC;
+            return ft_fail(err, FT_ERR_NUMERIC, 0, "loss (NaN or Inf)", at, nll, NAN, NAN, 0);
         }
         loss_sum += w * nll;
         backward_sample(ctx);
@@ -292,98 +294,84 @@ static ft_status run_batch(ft_context *ctx, const float *x, const int32_t *y,
     *loss = loss_sum * inv_w;
     if (!isfinite(*loss) || !gradients_finite(ctx)) {
         zero_gradients(ctx);
-        return FT_ERR_NUMERIC;
+        return ft_fail(err, FT_ERR_NUMERIC, 0, "loss or gradients (NaN or Inf)", -1, *loss, NAN,
+                       NAN, 0);
     }
     update_parameters(ctx);
     return FT_OK;
 }
 
+/* The context (argument 1) and samples x [n, c, t] (argument 2; n, c, t are arguments xn to
+ * xn + 2). */
 static ft_status check_samples(const ft_context *ctx, const float *x, int32_t n, int32_t c,
-                               int32_t t)
+                               int32_t t, int32_t xn, ft_error *err)
 {
-    if (!ft_valid_ctx(ctx) || x == NULL) {
-        return FT_ERR_NULL;
-    }
-    if (n < 1 || c != ctx->in_c || t != ctx->in_t) {
-        return FT_ERR_SHAPE;
-    }
-    return FT_OK;
+    FT_TRY(ft_check_ctx(ctx, err));
+    FT_TRY(ft_need(err, x, 2, "x"));
+    FT_TRY(ft_in_range(err, FT_ERR_SHAPE, xn, "n", -1, n, 1, INT32_MAX));
+    FT_TRY(ft_in_range(err, FT_ERR_SHAPE, xn + 1, "c", -1, c, ctx->in_c, ctx->in_c));
+    return ft_in_range(err, FT_ERR_SHAPE, xn + 2, "t", -1, t, ctx->in_t, ctx->in_t);
 }
 
-static ft_status check_labels(const ft_context *ctx, const int32_t *y, int32_t n)
+/* Labels y (argument 3) of the samples sel[0..n) (sel == NULL: 0..n), each in [0, K). */
+static ft_status check_labels(const ft_context *ctx, const int32_t *y, const int32_t *sel,
+                              int32_t n, ft_error *err)
 {
     int32_t q;
     for (q = 0; q < n; ++q) {
-        if (y[q] < 0 || y[q] >= ctx->n_classes) {
-            return FT_ERR_ARG;
-        }
+        const int32_t at = sel != NULL ? sel[q] : q;
+        FT_TRY(ft_in_range(err, FT_ERR_ARG, 3, "y", at, y[at], 0, (int64_t)ctx->n_classes - 1));
     }
     return FT_OK;
 }
 
-ft_status ft_train_batch(ft_context *ctx, const float *x, const int32_t *y, int32_t n,
-                         int32_t c, int32_t t, float *loss)
+/* FT_ERR_STATE unless some layer trains. */
+static ft_status check_trainable(const ft_context *ctx, ft_error *err)
 {
-    ft_status st = check_samples(ctx, x, n, c, t);
-    if (st != FT_OK) {
-        return st;
-    }
-    if (y == NULL || loss == NULL) {
-        return FT_ERR_NULL;
-    }
-    if (ctx->first_trainable < 0) {
-        return FT_ERR_STATE;
-    }
-    st = check_labels(ctx, y, n);
-    if (st != FT_OK) {
-        return st;
-    }
-    return run_batch(ctx, x, y, NULL, n, loss);
+    return ctx->first_trainable >= 0
+               ? FT_OK
+               : ft_fail(err, FT_ERR_STATE, 1, "ctx (no trainable layer)", -1, NAN, NAN, NAN, 0);
+}
+
+ft_status ft_train_batch(ft_context *ctx, const float *x, const int32_t *y, int32_t n,
+                         int32_t c, int32_t t, float *loss, ft_error *err)
+{
+    FT_TRY(check_samples(ctx, x, n, c, t, 4, err));
+    FT_TRY(ft_need(err, y, 3, "y"));
+    FT_TRY(ft_need(err, loss, 7, "loss"));
+    FT_TRY(check_trainable(ctx, err));
+    FT_TRY(check_labels(ctx, y, NULL, n, err));
+    return run_batch(ctx, x, y, NULL, n, loss, err);
 }
 
 ft_status ft_train_epoch(ft_context *ctx, const float *x, const int32_t *y, int32_t n,
                          int32_t c, int32_t t, const int32_t *order, int32_t n_order,
-                         int32_t batch_size, float *mean_loss)
+                         int32_t batch_size, float *mean_loss, ft_error *err)
 {
     float total = 0.0f;
     int32_t q, start, n_batches = 0;
-    ft_status st;
 
-    if (!ft_valid_ctx(ctx) || order == NULL || mean_loss == NULL) {
-        return FT_ERR_NULL;
-    }
+    FT_TRY(ft_check_ctx(ctx, err));
+    FT_TRY(ft_need(err, order, 7, "order"));
+    FT_TRY(ft_need(err, mean_loss, 10, "mean_loss"));
     if (x == NULL && y == NULL) {
-        if (n > ctx->cfg.n_stored_samples) {
-            return FT_ERR_SHAPE;
-        }
+        FT_TRY(ft_in_range(err, FT_ERR_SHAPE, 4, "n", -1, n, 1, ctx->cfg.n_stored_samples));
         x = ctx->stored_x;
         y = ctx->stored_y;
     }
-    st = check_samples(ctx, x, n, c, t);
-    if (st != FT_OK) {
-        return st;
-    }
-    if (y == NULL) {
-        return FT_ERR_NULL;
-    }
-    if (n_order < 1 || batch_size < 1) {
-        return FT_ERR_ARG;
-    }
-    if (ctx->first_trainable < 0) {
-        return FT_ERR_STATE;
-    }
+    FT_TRY(check_samples(ctx, x, n, c, t, 4, err));
+    FT_TRY(ft_need(err, y, 3, "y"));
+    FT_TRY(ft_in_range(err, FT_ERR_ARG, 8, "n_order", -1, n_order, 1, INT32_MAX));
+    FT_TRY(ft_in_range(err, FT_ERR_ARG, 9, "batch_size", -1, batch_size, 1, INT32_MAX));
+    FT_TRY(check_trainable(ctx, err));
     for (q = 0; q < n_order; ++q) {
-        if (order[q] < 0 || order[q] >= n || y[order[q]] < 0 || y[order[q]] >= ctx->n_classes) {
-            return FT_ERR_ARG;
-        }
+        FT_TRY(ft_in_range(err, FT_ERR_ARG, 7, "order", q, order[q], 0, (int64_t)n - 1));
     }
+    FT_TRY(check_labels(ctx, y, order, n_order, err));
     for (start = 0; start < n_order; start += batch_size) {
         const int32_t m = n_order - start < batch_size ? n_order - start : batch_size;
         float loss;
-        st = run_batch(ctx, x, y, order + start, m, &loss);
-        if (st != FT_OK) {
-            return st;
-        }
+        FT_TRY(run_batch(ctx, x, y, order + start, m, &loss, err));
         total += loss;
         ++n_batches;
     }
@@ -392,17 +380,12 @@ ft_status ft_train_epoch(ft_context *ctx, const float *x, const int32_t *y, int3
 }
 
 ft_status ft_logits(ft_context *ctx, const float *x, int32_t n, int32_t c, int32_t t,
-                    float *logits)
+                    float *logits, ft_error *err)
 {
     const int64_t sample = (int64_t)c * t;
     int32_t q, i, k;
-    ft_status st = check_samples(ctx, x, n, c, t);
-    if (st != FT_OK) {
-        return st;
-    }
-    if (logits == NULL) {
-        return FT_ERR_NULL;
-    }
+    FT_TRY(check_samples(ctx, x, n, c, t, 3, err));
+    FT_TRY(ft_need(err, logits, 6, "logits"));
     k = ctx->n_classes;
     prepare_batchnorms(ctx);
     for (q = 0; q < n; ++q) {
@@ -412,7 +395,8 @@ ft_status ft_logits(ft_context *ctx, const float *x, int32_t n, int32_t c, int32
         z = ctx->layers[ctx->n_layers - 1].out;
         for (i = 0; i < k; ++i) {
             if (!isfinite(z[i])) {
-                return FT_ERR_NUMERIC;
+                return ft_fail(err, FT_ERR_NUMERIC, 0, "logits (NaN or Inf)", q, z[i], NAN, NAN,
+                               0);
             }
             logits[(int64_t)q * k + i] = z[i];
         }
@@ -421,25 +405,15 @@ ft_status ft_logits(ft_context *ctx, const float *x, int32_t n, int32_t c, int32
 }
 
 ft_status ft_store_samples(ft_context *ctx, const float *x, const int32_t *y, int32_t n,
-                           int32_t c, int32_t t, int32_t first)
+                           int32_t c, int32_t t, int32_t first, ft_error *err)
 {
     const int64_t sample = (int64_t)c * t;
-    ft_status st = check_samples(ctx, x, n, c, t);
-    if (st != FT_OK) {
-        return st;
-    }
-    if (y == NULL) {
-        return FT_ERR_NULL;
-    }
-    if (first < 0 || (int64_t)first + n > ctx->cfg.n_stored_samples) {
-        return FT_ERR_ARG;
-    }
-    st = check_labels(ctx, y, n);
-    if (st != FT_OK) {
-        return st;
-    }
+    FT_TRY(check_samples(ctx, x, n, c, t, 4, err));
+    FT_TRY(ft_need(err, y, 3, "y"));
+    FT_TRY(ft_in_range(err, FT_ERR_ARG, 7, "first", -1, first, 0,
+                       (int64_t)ctx->cfg.n_stored_samples - n));
+    FT_TRY(check_labels(ctx, y, NULL, n, err));
     memcpy(ctx->stored_x + (int64_t)first * sample, x, (size_t)(n * sample) * sizeof(float));
     memcpy(ctx->stored_y + first, y, (size_t)n * sizeof(int32_t));
     return FT_OK;
 }
-

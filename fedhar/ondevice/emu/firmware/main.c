@@ -60,7 +60,7 @@ static ft_status load_model(ft_context *ctx)
             memcpy(tensor, &fh_f32[f32], (size_t)n * sizeof(float));
             f32 += n;
         }
-        st = ft_set_param(ctx, fh_tensors[t][0], fh_tensors[t][1], tensor, n);
+        st = ft_set_param(ctx, fh_tensors[t][0], fh_tensors[t][1], tensor, n, NULL);
     }
     return st;
 }
@@ -84,12 +84,12 @@ int main(void)
     ft_context *ctx = NULL;
     int32_t k, same = 1;
     ft_status st = ft_context_init(arena, sizeof arena, fh_layers, FH_N_LAYERS, &cfg,
-                                   fh_trainable, &ctx);
+                                   fh_trainable, &ctx, NULL);
     if (st == FT_OK) {
         st = load_model(ctx);
     }
     if (st == FT_OK) {
-        st = ft_logits(ctx, fh_window, 1, FH_IN_C, FH_IN_T, logits);
+        st = ft_logits(ctx, fh_window, 1, FH_IN_C, FH_IN_T, logits, NULL);
     }
     for (k = 0; k < FH_N_CLASSES; ++k) {
         fh_result.logits[k] = logits[k];
@@ -99,10 +99,10 @@ int main(void)
     }
     fh_result.predicted = argmax(fh_result.logits);
     if (st == FT_OK) {
-        st = ft_train_batch(ctx, fh_window, &label, 1, FH_IN_C, FH_IN_T, &loss);
+        st = ft_train_batch(ctx, fh_window, &label, 1, FH_IN_C, FH_IN_T, &loss, NULL);
     }
     if (st == FT_OK) {
-        st = ft_logits(ctx, fh_window, 1, FH_IN_C, FH_IN_T, logits);
+        st = ft_logits(ctx, fh_window, 1, FH_IN_C, FH_IN_T, logits, NULL);
     }
     for (k = 0; k < FH_N_CLASSES; ++k) {
         fh_result.logits_after[k] = logits[k];

@@ -169,23 +169,23 @@ static int32_t run_train(void)
     want_logits = get_i32();
     losses = take(4u * (uint32_t)(steps > 0 ? steps : 1));
 
-    st = ft_context_get_buffer_size(layers, n_layers, &cfg, trainable, &arena_bytes, NULL);
+    st = ft_context_get_buffer_size(layers, n_layers, &cfg, trainable, &arena_bytes, NULL, NULL);
     if (st == FT_OK) {
         arena = take((uint32_t)arena_bytes);
-        st = ft_context_init(arena, arena_bytes, layers, n_layers, &cfg, trainable, &ctx);
+        st = ft_context_init(arena, arena_bytes, layers, n_layers, &cfg, trainable, &ctx, NULL);
     }
     for (i = 0; st == FT_OK && i < n_params; ++i) {
-        st = ft_set_param(ctx, params[i].layer, params[i].param, params[i].data, params[i].n);
+        st = ft_set_param(ctx, params[i].layer, params[i].param, params[i].data, params[i].n, NULL);
     }
     if (st == FT_OK && class_w != NULL) {
-        st = ft_set_class_weights(ctx, class_w, k);
+        st = ft_set_class_weights(ctx, class_w, k, NULL);
     }
     if (st == FT_OK) {
-        st = ft_reset_counts(ctx);
+        st = ft_reset_counts(ctx, NULL);
     }
     for (; st == FT_OK && done < steps; ++done) {
         ft_emu_mark(-1, 0);
-        st = ft_train_batch(ctx, x, y, n, c, t, &losses[done]);
+        st = ft_train_batch(ctx, x, y, n, c, t, &losses[done], NULL);
         ft_emu_mark(-2, 0);
         if (st != FT_OK) {
             break;
@@ -196,7 +196,7 @@ static int32_t run_train(void)
         logits = take(4u * (uint32_t)(n * k));
         region_base = FH_LOGITS_BASE;
         ft_emu_mark(-1, 0);
-        st = ft_logits(ctx, x, n, c, t, logits);
+        st = ft_logits(ctx, x, n, c, t, logits, NULL);
         ft_emu_mark(-2, 0);
         region_base = 0;
     }
@@ -208,7 +208,7 @@ static int32_t run_train(void)
     put_i32(ctx != NULL ? n_params : 0);
     for (i = 0; ctx != NULL && i < n_params; ++i) {
         float *buf = take(4u * params[i].n);
-        if (ft_get_param(ctx, params[i].layer, params[i].param, buf, params[i].n) != FT_OK) {
+        if (ft_get_param(ctx, params[i].layer, params[i].param, buf, params[i].n, NULL) != FT_OK) {
             fail("ft_get_param", 6);
         }
         put_f32s(buf, (int32_t)params[i].n);
@@ -216,8 +216,8 @@ static int32_t run_train(void)
     counts = take((uint32_t)(n_layers + 1) * FT_PHASE_COUNT * sizeof(ft_op_counts));
     peak = take((uint32_t)(n_layers + 1) * FT_MEM_COUNT * sizeof(int64_t));
     if (ctx != NULL) {
-        (void)ft_get_counts(ctx, counts, (int64_t)(n_layers + 1) * FT_PHASE_COUNT);
-        (void)ft_get_memory(ctx, peak, (int64_t)(n_layers + 1) * FT_MEM_COUNT, NULL, NULL);
+        (void)ft_get_counts(ctx, counts, (int64_t)(n_layers + 1) * FT_PHASE_COUNT, NULL);
+        (void)ft_get_memory(ctx, peak, (int64_t)(n_layers + 1) * FT_MEM_COUNT, NULL, NULL, NULL);
     } else {
         memset(counts, 0, (size_t)(n_layers + 1) * FT_PHASE_COUNT * sizeof(ft_op_counts));
         memset(peak, 0, (size_t)(n_layers + 1) * FT_MEM_COUNT * sizeof(int64_t));
@@ -307,15 +307,16 @@ static int32_t run_slim(int s8)
     ns.dims = dims;
     ns.conv = cs;
     ns.dense = ds;
-    st = s8 ? fh_slim_s8_get_buffer_size(&ns, &bytes) : fh_slim_f32_get_buffer_size(&nf, &bytes);
+    st = s8 ? fh_slim_s8_get_buffer_size(&ns, &bytes, NULL)
+            : fh_slim_f32_get_buffer_size(&nf, &bytes, NULL);
     if (st == FT_OK) {
         buffer = take((uint32_t)bytes);
         ft_emu_mark(-1, 0);
-        st = s8 ? fh_slim_forward_s8(&ns, x, n, logits, buffer, bytes, &ops)
-                : fh_slim_forward_f32(&nf, x, n, logits, buffer, bytes, &ops);
+        st = s8 ? fh_slim_forward_s8(&ns, x, n, logits, buffer, bytes, &ops, NULL)
+                : fh_slim_forward_f32(&nf, x, n, logits, buffer, bytes, &ops, NULL);
         ft_emu_mark(dims.n_conv + 1 + dims.n_dense, 0);
         if (st == FT_OK) {
-            st = fh_slim_score_margin(logits, n, k, th, margin, argmax, easy, &ops_margin);
+            st = fh_slim_score_margin(logits, n, k, th, margin, argmax, easy, &ops_margin, NULL);
         }
         ft_emu_mark(-2, 0);
     }
