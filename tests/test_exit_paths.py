@@ -8,6 +8,7 @@ import signal
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from fedhar.files import write_atomic
@@ -31,6 +32,61 @@ def test_ctrl_c_exits_130_with_one_line(tmp_path: Path) -> None:
     assert first.startswith("quickstart:"), first
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    assert lines == ["fedhar: interrupted; results written so far are kept"], err
+
+
+def _workers_ignoring_sigint(pid: int) -> tuple[int, int]:
+    """(child processes of ``pid``, those whose SIGINT is ignored), from /proc."""
+    children = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        children += (task / "children").read_text().split()
+    ignoring = 0
+    for child in children:
+        try:
+            status = Path(f"/proc/{child}/status").read_text()
+        except FileNotFoundError:
+            continue
+        mask = int(next(x for x in status.splitlines() if x.startswith("SigIgn:")).split()[1], 16)
+        ignoring += bool(mask & (1 << (signal.SIGINT - 1)))
+    return len(children), ignoring
+
+
+def test_ctrl_c_at_a_terminal_reaches_the_workers_and_still_gives_one_line(
+    tmp_path: Path,
+) -> None:
+    """A terminal sends SIGINT to the whole process group, pretraining workers included."""
+    env = {**os.environ, "FEDHAR_CACHE_DIR": str(tmp_path / "cache"), "CI": "true"}
+    scenario = tmp_path / "s.yaml"
+    text = (REPO / "scenarios" / "quickstart.yaml").read_text()
+    scenario.write_text(text + "\n# folds pretrained in two workers\n")
+    cmd = [*FEDHAR, "run", str(scenario), "--out", str(tmp_path / "o"), "--jobs", "2"]
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().startswith("quickstart")
+        # Wait (bounded) until both pretraining workers run and have set up their handlers.
+        for _ in range(600):
+            children, ignoring = _workers_ignoring_sigint(proc.pid)
+            if ignoring >= 2 or proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert ignoring >= 2, f"{children} workers, {ignoring} ignoring SIGINT"
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=300 if os.environ.get("CI") else 120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
     lines = [line for line in err.splitlines() if line.strip()]
     assert proc.returncode == 130, err
     assert "Traceback" not in err

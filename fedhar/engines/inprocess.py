@@ -40,6 +40,7 @@ from fedhar.wire.flower_compat import (
     set_message_id,
     set_task_identity,
 )
+from fedhar.workers import spawning
 
 
 def _reduce_memoryview(view: memoryview) -> tuple[type[bytes], tuple[bytes]]:
@@ -111,7 +112,8 @@ class _Worker:
         self._process = spawn.Process(
             target=_serve, args=(requests_in, replies_out, app, contexts), daemon=True
         )
-        self._process.start()
+        with spawning():
+            self._process.start()
         requests_in.close()
         replies_out.close()
         self._outbox: queue.SimpleQueue[Message | None] = queue.SimpleQueue()

@@ -39,6 +39,7 @@ from fedhar.models.spec import ModelSpec, build_spec, model_options
 from fedhar.results.record import ClientRecord, ModeRecord
 from fedhar.schema.scenario import Scenario, load_scenario
 from fedhar.studies.pretrain import PretrainOptions, PretrainResult, cached, predict, pretrain
+from fedhar.workers import spawning
 
 
 @dataclass
@@ -285,9 +286,10 @@ def pretrain_folds(
         for fold in folds:
             while len(queued) < 2 * workers and (job := next(todo, None)) is not None:
                 windows = fold_windows(prepared, job)
-                queued.append(
-                    pool.submit(_pretrain_job, prepared.spec, windows, options, use_cache)
-                )
+                with spawning():  # a submit may start a worker
+                    queued.append(
+                        pool.submit(_pretrain_job, prepared.spec, windows, options, use_cache)
+                    )
             hit = hits[fold.name]
             if hit is not None:
                 yield fold, hit
