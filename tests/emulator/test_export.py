@@ -108,5 +108,6 @@ def test_export_refuses_bad_input_in_one_line(runs, tmp_path, capsys) -> None:
     assert "--mode 'none': expected one of full, tl" in capsys.readouterr().err
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
     assert main(["export", str(runs["plain"]), "--user", "2", "--out", str(out), "--force"]) == 0
-    assert not (out / "mine.txt").exists() and (out / "fedhar_model.h").exists()
+    # --force replaces the export's own files and never deletes the user's.
+    assert (out / "mine.txt").read_text() == "keep me" and (out / "fedhar_model.h").exists()
     shutil.rmtree(out)
