@@ -10,6 +10,7 @@ raise a :class:`ValueError` naming the parameter, the range and the value found,
 
 from __future__ import annotations
 
+import functools
 import numbers
 from typing import Any
 
@@ -23,6 +24,7 @@ C_TYPES: dict[str, np.dtype] = {
 """The C integer types the library's prototypes and structs use, by their ``<stdint.h>`` stem."""
 
 
+@functools.lru_cache(maxsize=1024)
 def _bounds(ctype: str, lo: int | None, hi: int | None, why: str) -> tuple[int, int, str]:
     """The accepted closed range: the tighter of ``[lo, hi]`` and the C type's, and the note
     that says where it comes from (``why``, else the C type when it sets a bound)."""
@@ -60,7 +62,9 @@ def c_int(
         TypeError: ``value`` is not an integer.
         ValueError: it is out of range; the message names ``name``, the range and ``value``.
     """
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+    if type(value) is not int and (
+        isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral)
+    ):
         raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
     v = int(value)
     lo_, hi_, note = _bounds(ctype, lo, hi, why)

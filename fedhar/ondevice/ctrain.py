@@ -154,7 +154,11 @@ def _samples(x: np.ndarray) -> tuple[int, int, int]:
     return c_int("sample count N", n), c_int("channels C", c), c_int("length T", t)
 
 
+@functools.lru_cache(maxsize=256)
 def _layer_desc(layer: LayerSpec) -> _LayerDesc:
+    """The layer as an ``ft_layer_desc`` (cached: every client of a run builds the same ones;
+    callers copy it into their array, never change it)."""
+
     def ct(shape: tuple[int, ...]) -> tuple[int, int]:
         return (shape[0], shape[1]) if len(shape) == 2 else (shape[0], 1)
 
