@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
-from flwr.app import ConfigRecord, Message, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, Message, RecordDict
 from flwr.serverapp import Grid
 
 from fedhar.enums import Status
@@ -137,26 +137,32 @@ class PersonalizationStrategy:
         """Sends every plan, hands each reply's outcome to ``on_outcome`` as it arrives, and
         returns the records in the order of ``plans``. Only the records are kept: the
         outcome's weights live as long as ``on_outcome`` keeps them."""
-        messages = []
+        messages, sent = [], []
         for plan in plans:
             record = encode_model(plan.model, self.shapes, self.payload)
             config = replace(plan.config, payload_bytes=payload_bytes(record))
             content = RecordDict({MODEL: record, CONFIG: config.to_record()})
             messages.append(Message(content, plan.node_id, TRAIN, group_id=str(round_number)))
+            sent.append(record)
         ids = self._push(grid, messages)
         del messages  # the grid holds what it has not delivered yet
-        plan_of = dict(zip(ids, plans, strict=True))
+        plan_of = dict(zip(ids, zip(plans, sent, strict=True), strict=True))
+        del sent
         records: dict[str, ClientRecord] = {}
 
         def handle(message_id: str, reply: Message | None) -> None:
-            outcome = self._outcome(round_number, plan_of[message_id], reply)
+            plan, record = plan_of.pop(message_id)
+            outcome = self._outcome(round_number, plan, record, reply)
             records[message_id] = outcome.record
             on_outcome(outcome)
 
         self._collect(grid, ids, handle)
         return [records[i] for i in ids]
 
-    def _outcome(self, round_number: int, plan: ClientPlan, reply: Message | None) -> ClientOutcome:
+    def _outcome(
+        self, round_number: int, plan: ClientPlan, sent: ArrayRecord, reply: Message | None
+    ) -> ClientOutcome:
+        """The outcome of ``reply`` to ``plan``, whose model went out encoded as ``sent``."""
         config = plan.config
 
         def failed(status: Status, reason: str) -> ClientOutcome:
@@ -187,7 +193,7 @@ class PersonalizationStrategy:
             count = sum(int((~np.isfinite(update[k])).sum()) for k in bad)
             reason = f"non-finite update: {count} NaN/Inf values in {', '.join(bad)}"
             return failed(Status.REJECTED, reason)
-        received = decode_model(encode_model(plan.model, self.shapes, self.payload), self.shapes)
+        received = decode_model(sent, self.shapes)
         return ClientOutcome(record, received=received, update=update)
 
     def _push(self, grid: Grid, messages: list[Message]) -> list[str]:
