@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from fedhar.adaptive.export import folded_bn
 from fedhar.adaptive.slim import SlimNet
+from fedhar.models.quantized import q31
 from fedhar.ondevice.slim_format import ConvS8, DenseS8, SlimS8
 
 INT32_LIMIT = 2**31 - 1
@@ -42,27 +43,6 @@ def quantize_weights(net: SlimNet) -> SharedInt8:
         w_q = np.clip(np.rint(w / scale.reshape(shape)), -127, 127).astype(np.int8)
         out[name] = (np.ascontiguousarray(w_q), scale)
     return SharedInt8(out)
-
-
-def q31(real: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Signed Q31 multipliers and right shifts with ``mult · 2^-rshift ≈ real``.
-
-    ``|real|`` must be below 2^30; values too small for a 62-bit shift round to 0.
-    """
-    real = np.asarray(real, dtype=np.float64)
-    if np.any(np.abs(real) >= 2.0**30) or not np.all(np.isfinite(real)):
-        raise ValueError("requantization multiplier out of range (|m| must be < 2^30)")
-    frac, exp = np.frexp(np.abs(real))
-    mult = np.rint(frac * 2.0**31)
-    over = mult >= 2.0**31
-    mult[over] /= 2.0
-    exp[over] += 1
-    rshift = 31 - exp
-    small = rshift > 62
-    mult[small] = np.rint(np.abs(real[small]) * 2.0**62)
-    rshift[small] = 62
-    mult = np.where(real < 0, -mult, mult)
-    return mult.astype(np.int32), rshift.astype(np.int32)
 
 
 def _act_scale(t: torch.Tensor) -> float:
