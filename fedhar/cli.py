@@ -19,7 +19,17 @@ from typing import NoReturn
 from fedhar import __version__
 from fedhar.errors import InputError
 
-COMMANDS = ("data", "run", "estimate", "adaptive", "study", "export", "compare", "scenario")
+COMMANDS = (
+    "data",
+    "run",
+    "estimate",
+    "adaptive",
+    "compress",
+    "study",
+    "export",
+    "compare",
+    "scenario",
+)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -16,7 +16,7 @@ from pathlib import Path
 from fedhar.commands import print_error, usage
 
 PROG = "fedhar scenario"
-KIND_NAMES = ("run", "adaptive", "study", "fleet", "mcu")
+KIND_NAMES = ("run", "adaptive", "compress", "study", "fleet", "mcu")
 """The kinds of file (:data:`fedhar.schema.kinds.KINDS`), here so that ``--help`` needs no
 pydantic."""
 
@@ -124,6 +124,10 @@ def _load(kind: str, path: str) -> str:
         from fedhar.schema.adaptive import load_adaptive_scenario
 
         return load_adaptive_scenario(path)[0].name
+    if kind == "compress":
+        from fedhar.schema.compress import load_compress_scenario
+
+        return load_compress_scenario(path)[0].name
     if kind == "study":
         from fedhar.studies.battery import load_study_scenario
 

@@ -289,7 +289,28 @@ def daghero_cnn(
     return b.build("daghero")
 
 
-MODEL_BUILDERS = {"cnn3": cnn3, "daghero": daghero_cnn}
+def contoli_cnn(
+    input_channels: int,
+    input_length: int,
+    n_classes: int,
+    filters: int = 4,
+    kernel: int = 3,
+    pool: int = 2,
+    hidden: int = 100,
+) -> ModelSpec:
+    """The 1D_CNN of Contoli et al. 2023 Table 1 (C_3: ``4F 3K 100D``).
+
+    Conv1D(filters, kernel)+ReLU → MaxPool(pool) → Flatten → Dense(hidden)+ReLU →
+    Dense(n_classes). The paper's dropout after the conv acts only in training and is left out;
+    its pool size is not given, ``pool = 2`` is the Keras default of its toolchain.
+    """
+    b = SpecBuilder(input_channels, input_length)
+    b.conv1d("conv1", filters, kernel).relu("relu1").pool1d("maxpool1d", "pool1", pool)
+    b.flatten("flatten").dense("fc1", hidden).relu("relu2").dense("fc2", n_classes)
+    return b.build("contoli")
+
+
+MODEL_BUILDERS = {"cnn3": cnn3, "daghero": daghero_cnn, "contoli": contoli_cnn}
 
 
 def model_options(name: str) -> list[str]:
@@ -304,7 +325,7 @@ def model_options(name: str) -> list[str]:
 def build_spec(
     name: str, input_channels: int, input_length: int, n_classes: int, **options: Any
 ) -> ModelSpec:
-    """Builds a model spec by its scenario name (``cnn3`` or ``daghero``)."""
+    """Builds a model spec by its scenario name (``cnn3``, ``daghero`` or ``contoli``)."""
     if name not in MODEL_BUILDERS:
         raise ValueError(f"unknown model {name!r}; expected one of {sorted(MODEL_BUILDERS)}")
     return MODEL_BUILDERS[name](input_channels, input_length, n_classes, **options)

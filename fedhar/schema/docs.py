@@ -15,6 +15,7 @@ from pydantic_core import to_jsonable_python
 
 from fedhar.schema.adaptive import AdaptiveScenario
 from fedhar.schema.base import aliases, bare_type, expected
+from fedhar.schema.compress import CompressScenario
 from fedhar.schema.fleet import FleetScenario
 from fedhar.schema.mcu import ProfileFile, Sourced
 from fedhar.schema.policies import POLICY_KINDS
@@ -69,6 +70,10 @@ def schema_markdown() -> str:
     lines.append("A run scenario with one more section, `adaptive` (`fedhar run` rejects it).")
     adaptive = AdaptiveScenario.model_fields["adaptive"]
     lines += _section("adaptive", adaptive, "an adaptive scenario", documented)
+    lines += ["", "## Compression scenarios (`fedhar compress`)", ""]
+    lines.append("A run scenario with one more section, `compress` (`fedhar run` rejects it).")
+    compress = CompressScenario.model_fields["compress"]
+    lines += _section("compress", compress, "a compression scenario", documented)
     lines += ["", "## Study scenarios (`fedhar study`)", ""]
     lines += _file(StudyScenario, "a study scenario", documented)
     lines += ["", "## Fleet scenarios (`fedhar study`, with a `fleet` section)", ""]

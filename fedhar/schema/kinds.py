@@ -1,7 +1,8 @@
 """The kinds of file users write, each with its pydantic model, and how to tell them apart.
 
 A scenario's kind follows from its top-level sections: ``fleet`` makes a fleet study,
-``study`` a battery-policy study, ``adaptive`` an adaptive scenario; any other is a run
+``study`` a battery-policy study, ``adaptive`` an adaptive scenario, ``compress`` a compression
+study; any other is a run
 scenario. MCU profiles are never guessed: they are named with ``--kind mcu``.
 """
 
@@ -12,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from fedhar.schema.adaptive import AdaptiveScenario
+from fedhar.schema.compress import CompressScenario
 from fedhar.schema.fleet import FleetScenario
 from fedhar.schema.mcu import ProfileFile
 from fedhar.schema.scenario import Scenario
@@ -20,6 +22,7 @@ from fedhar.schema.study import StudyScenario
 KINDS: dict[str, type[BaseModel]] = {
     "run": Scenario,
     "adaptive": AdaptiveScenario,
+    "compress": CompressScenario,
     "study": StudyScenario,
     "fleet": FleetScenario,
     "mcu": ProfileFile,
@@ -29,6 +32,7 @@ KINDS: dict[str, type[BaseModel]] = {
 COMMAND_OF_KIND = {
     "run": "fedhar run",
     "adaptive": "fedhar adaptive",
+    "compress": "fedhar compress",
     "study": "fedhar study",
     "fleet": "fedhar study",
     "mcu": "fedhar estimate --mcu",
@@ -40,7 +44,7 @@ def kind_of(raw: Any) -> str:
     """The kind of scenario of the parsed YAML ``raw`` (see the module docstring); ``"run"``
     for anything that is not a mapping, which the run scenario's validation then reports."""
     if isinstance(raw, dict):
-        for section in ("fleet", "study", "adaptive"):
+        for section in ("fleet", "study", "adaptive", "compress"):
             if section in raw:
                 return section
     return "run"

@@ -89,15 +89,17 @@ class SplitConfig(Strict):
 class ModelConfig(Strict):
     """The 1D-CNN architecture."""
 
-    name: Literal["cnn3", "daghero"] = Field(
+    name: Literal["cnn3", "daghero", "contoli"] = Field(
         "cnn3",
         description="`cnn3`: the CNN of Craighero et al. 2023 (Conv32-Conv64-Dense50). "
-        "`daghero`: the Conv+BatchNorm+ReLU+MaxPool template of Daghero et al. 2022.",
+        "`daghero`: the Conv+BatchNorm+ReLU+MaxPool template of Daghero et al. 2022. "
+        "`contoli`: the 1D_CNN of Contoli et al. 2023 (Conv4 K3, MaxPool, Dense100).",
     )
     options: dict[str, Any] = Field(
         default_factory=dict,
         description="Keyword options of the model builder (`cnn3`: `pool`; `daghero`: "
-        "`channels`, `kernels`, `pool`, `hidden`).",
+        "`channels`, `kernels`, `pool`, `hidden`; `contoli`: `filters`, `kernel`, `pool`, "
+        "`hidden`).",
     )
 
 
