@@ -280,7 +280,7 @@ class Scorer:
 
     def float32(self, arch: str, spec: ModelSpec, state: Mapping[str, np.ndarray]) -> ModelRow:
         """The folded float model through the C training library's forward pass."""
-        trainer = CTrainer(spec, batch_size=256)
+        trainer = CTrainer(spec)
         trainer.load_state_dict(dict(state))
         f1 = {}
         for part in ("val", "test"):
