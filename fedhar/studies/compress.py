@@ -162,8 +162,10 @@ class ModelRow:
         bits: layer → ``[w_bits, a_bits]`` (empty for float32; ``a_bits`` 0 for the logits).
         lam: EdMIPS λ (mixed models only).
         f1_val, f1_test: macro-F1 of the deployed model (C kernels) on validation and test.
-        memory_bytes: deployed model bytes (packed weights and per-channel data).
-        activation_bytes: largest activation tensor, bytes.
+        memory_bytes: deployed model bytes (packed weights and per-channel data; float32:
+            4 bytes per parameter).
+        scratch_bytes: working memory of one inference: the C kernels' scratch buffer
+            (exact); float32: the largest input + output pair of a layer, 4 bytes each.
         ops: counted operations of one inference (class → count).
         cycles: profile → cycles of one inference.
         energy_uj: profile → energy of one inference, µJ.
@@ -176,7 +178,7 @@ class ModelRow:
     f1_val: float
     f1_test: float
     memory_bytes: int
-    activation_bytes: int
+    scratch_bytes: int
     ops: dict[str, int]
     cycles: dict[str, float]
     energy_uj: dict[str, float]
@@ -242,7 +244,7 @@ class Scorer:
             f1["val"],
             f1["test"],
             runner.model_bytes,
-            max(net.activation_bytes()),
+            runner.buffer_bytes,
             _ops_dict(ops),
             cycles,
             energy,
@@ -272,7 +274,7 @@ class Scorer:
             f1["val"],
             f1["test"],
             runner.model_bytes,
-            runner.activation_bytes,
+            runner.buffer_bytes,
             _ops_dict(ops),
             cycles,
             energy,
@@ -292,7 +294,9 @@ class Scorer:
         ops = estimate_inference(spec, 1)
         cycles, energy = _priced(ops, self.profiles)
         params = sum(int(np.prod(s)) for s in spec.param_shapes().values())
-        acts = [int(np.prod(layer.out_shape)) for layer in spec.layers]
+        sizes = [spec.input_channels * spec.input_length]
+        sizes += [int(np.prod(layer.out_shape)) for layer in spec.layers]
+        pairs = [a + b for a, b in zip(sizes, sizes[1:], strict=False)]
         return ModelRow(
             arch,
             "float32",
@@ -301,7 +305,7 @@ class Scorer:
             f1["val"],
             f1["test"],
             4 * params,
-            4 * max([spec.input_channels * spec.input_length, *acts]),
+            4 * max(pairs),
             _ops_dict(ops),
             cycles,
             energy,
@@ -474,6 +478,8 @@ def _qat(
         batch_size=cfg.batch_size,
         seed=seed,
         calib_x=calib,
+        x_val=data.val[0],
+        y_val=data.val[1],
     )
     return qat.to_qnet(net)
 
@@ -515,7 +521,7 @@ def _mixed(
         spec, state = folded_of(arch)
         cost = None
         if mixed.cost == "cycles":
-            cost = _cycle_cost(spec, scorer.profiles[0])
+            cost = _cycle_cost(spec, state, scorer.profiles[0])
         for lam in todo:
             bits = edmips.search(
                 spec,

@@ -169,7 +169,7 @@ COLUMNS = (
     "f1_test",
     "f1_val",
     "memory_bytes",
-    "activation_bytes",
+    "scratch_bytes",
 )
 
 
@@ -187,7 +187,7 @@ def write_models_csv(result: StudyResult, path: Path) -> None:
         ):
             bits = ";".join(f"{k}={v[0]}/{v[1]}" for k, v in r.bits.items())
             line: list[Any] = [r.arch, r.format, "" if r.lam is None else r.lam, bits]
-            line += [f"{r.f1_test:.4f}", f"{r.f1_val:.4f}", r.memory_bytes, r.activation_bytes]
+            line += [f"{r.f1_test:.4f}", f"{r.f1_val:.4f}", r.memory_bytes, r.scratch_bytes]
             for p in result.profiles:
                 line += [f"{r.cycles[p]:.0f}", f"{r.energy_uj[p]:.4f}"]
             w.writerow(line)
