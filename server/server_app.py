@@ -106,7 +106,7 @@ def run(grid: Grid, rc: UserConfig) -> None:
     models = general_models(scenario, paths.scenario, paths.data_dir, jobs=jobs)
     spec = next(iter(models.values())).spec
     strategy = PersonalizationStrategy(
-        spec.param_shapes(), fed.payload, round_timeout_s=float(rc.get("round-timeout", 3600))
+        spec, fed.payload, round_timeout_s=float(rc.get("round-timeout", 3600))
     )
     infos, failures = strategy.query(grid)
     node_of = {user: node_id for node_id, info in infos.items() for user in info.users}
@@ -147,7 +147,7 @@ def run(grid: Grid, rc: UserConfig) -> None:
                     bar.update()
                     continue
                 config = train_config(scenario, round_number, models[user])
-                plans.append(ClientPlan(node_of[user], state[user], config))
+                plans.append(ClientPlan(node_of[user], state[user], config, models[user].net))
 
             def take(outcome: ClientOutcome, updates: RoundUpdates = updates) -> None:
                 log.append(outcome)

@@ -20,13 +20,13 @@ from fedhar.results.record import (
 
 
 def _record() -> ClientRecord:
-    none = ModeRecord(0.5, 0.6, 0.55, [[3, 1, 0], [0, 2, 2], [1, 0, 3]], f1_int8=0.48)
+    none = ModeRecord(0.5, 0.6, 0.55, [[3, 1, 0], [0, 2, 2], [1, 0, 3]], f1_deployed=0.48)
     full = ModeRecord(
         0.9,
         0.91,
         0.92,
         [[4, 0, 0], [0, 4, 0], [1, 0, 3]],
-        f1_int8=0.89,
+        f1_deployed=0.89,
         memory_bytes={"parameters": 4000, "stored_samples": 1200, "total": 9100},
         ops={"macs": 123456789012, "adds": 5, "bytes_moved": 7},
         cycles=1.5e9,
