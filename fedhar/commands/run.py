@@ -200,7 +200,7 @@ def run_one(args: argparse.Namespace, scenario: Scenario, out: Path, started: fl
 
     from fedhar.engines.runner import EngineError, run_config, run_federation
     from fedhar.enums import Mode, Status
-    from fedhar.errors import ScenarioValueError
+    from fedhar.errors import InputError, ScenarioValueError
     from fedhar.files import write_atomic
     from fedhar.progress import say
     from fedhar.results.journal import CLIENTS_FILE
@@ -222,6 +222,8 @@ def run_one(args: argparse.Namespace, scenario: Scenario, out: Path, started: fl
         prepared = prepare(scenario, args.data_dir)
     except ScenarioValueError as exc:
         raise exc.in_file(args.scenario) from None
+    except InputError:
+        raise  # it names its own file (a bits.json)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

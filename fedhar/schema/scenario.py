@@ -447,6 +447,9 @@ def load_scenario(path: str | Path) -> Scenario:
     if federation.bits_from is None:
         return scenario
     source = Path(path).parent / federation.bits_from / BITS_FILE
+    if not source.is_file():
+        what = f"expected a folder holding {BITS_FILE}, found no {source}"
+        raise SchemaError([f"{path}: federation.bits_from: {what}"])
     resolved = federation.model_copy(update={"bits": read_bits(source), "bits_from": None})
     resolved._bits_source = str(source)
     return scenario.model_copy(update={"federation": resolved})

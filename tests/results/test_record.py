@@ -90,3 +90,12 @@ def test_non_finite_names_every_bad_key() -> None:
     values["modes.none.confusion"] = [1.0, math.inf]
     assert non_finite(MetricRecord(values)) == ["modes.full.f1", "modes.none.confusion"]
     assert non_finite(metrics) == []
+
+
+def test_records_of_earlier_formats_read_f1_int8_as_f1_deployed() -> None:
+    data = _record().to_dict()
+    for mode in data["modes"].values():
+        mode["f1_int8"] = mode.pop("f1_deployed")
+    back = ClientRecord.from_dict(data)
+    assert back.modes[Mode.NONE].f1_deployed == 0.48
+    assert back.modes[Mode.FULL].f1_deployed == 0.89
