@@ -14,7 +14,10 @@ model, or after aggregation the improved one) and config; each reply is logged a
 (:class:`fedhar.results.journal.ResultLog`). The report is built from that log
 (:mod:`fedhar.studies.run_report`). With a battery-powered device and ``battery.skip_below_soc``, a
 client whose battery reported a low state of charge in the previous round is not sent the
-round; it is logged as ``skipped`` with the reason (:func:`server.strategy.low_battery`).
+round; it is logged as ``skipped`` with the reason (:func:`server.strategy.low_battery`). With
+an integer network payload the server holds each user's folded float model: aggregation moves
+it by the dequantized updates, and each round sends it re-quantized at the fold network's bits
+and activation scales (PTQ with the same scales).
 """
 
 from __future__ import annotations
