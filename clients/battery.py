@@ -6,7 +6,10 @@ simulated wearable (:mod:`fedhar.wearable`) to the end of the round, keeping its
 for that mode in this very round (its counted operations priced by the node's MCU profile):
 a job of ``warmup_epochs + epochs`` epochs, each costing the job's energy (J) and MCU time (s)
 divided by that number. A mode the scenario does not run keeps the ``battery:`` section's
-price of its whole job.
+price of its whole job. The radio moves the bytes this round's messages put on the wire: the
+model received (the section's ``payload_bytes`` is not used) and, after a job, the update the
+client sent back (the same record for a TL or a Full job; 0 bytes when it sends none, in place
+of the section's ``update_bytes``).
 """
 
 from __future__ import annotations
@@ -35,11 +38,13 @@ def wearable_config(
     seed: int,
     results: Mapping[Mode, ModeRecord],
     job_epochs: int,
+    transfer_bytes: tuple[int, int],
 ) -> WearableConfig:
     """The wearable of ``user``: the ``battery:`` section with its personalization costs
-    replaced by the measured jobs in ``results`` (each ``job_epochs`` epochs long). The
-    charging habit's seed mixes the scenario's ``seed`` with the user id, so users differ and
-    runs repeat."""
+    replaced by the measured jobs in ``results`` (each ``job_epochs`` epochs long), and its
+    radio's bytes by ``transfer_bytes``, the bytes on the wire of the model received and of the
+    update sent (0: none). The charging habit's seed mixes the scenario's ``seed`` with the
+    user id, so users differ and runs repeat."""
     config = build_wearable_config(
         section,
         base_dir,
@@ -48,6 +53,10 @@ def wearable_config(
         personalization=section.personalization,
         threshold=section.threshold,
         seed=seed * 1_000_003 + zlib.crc32(user.encode()),
+    )
+    down, up = transfer_bytes
+    config = dataclasses.replace(
+        config, payload_bytes=down, update_bytes={mode.value: up for mode in WEARABLE_JOBS}
     )
     measured = {
         mode.value: PersonalizationCost(
@@ -83,11 +92,13 @@ def battery_round(
     seed: int,
     config: TrainConfig,
     results: Mapping[Mode, ModeRecord],
+    transfer_bytes: tuple[int, int],
 ) -> BatteryRecord:
     """Advances the node's wearable to the end of round ``config.round`` (``section.round_s``
-    s per round) and returns the round's battery figures."""
+    s per round) and returns the round's battery figures; ``transfer_bytes`` are the bytes on the
+    wire of the model received and of the update sent back (0: none)."""
     job_epochs = config.warmup_epochs + config.epochs
-    wearable = wearable_config(section, base_dir, user, seed, results, job_epochs)
+    wearable = wearable_config(section, base_dir, user, seed, results, job_epochs, transfer_bytes)
     report = run_round(context, user, wearable, config.round, section.round_s)
     return BatteryRecord(
         soc_end=float(report.soc_end),

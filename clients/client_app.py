@@ -6,9 +6,11 @@ scenario's profile, or the node config's ``mcu-profile``. Each user's battery-po
 keeps its state in ``Context.state`` across rounds; every personalization job runs in its own
 C-library context.
 
-``query`` answers which users the node holds. ``train`` decodes the model, runs each
+``query`` answers which users the node holds. ``train`` decodes the model (an integer network
+payload into its dequantized, BatchNorm-folded float model: :mod:`clients.deploy`), runs each
 requested mode (:mod:`clients.personalize`), and replies with the user's
-:class:`~fedhar.results.record.ClientRecord` and the personalized update. It declines, with
+:class:`~fedhar.results.record.ClientRecord` and the personalized update, in the format the
+model came in (a network re-quantized at the received bits and activation scales). It declines, with
 an ``Error`` of code :data:`~fedhar.wire.protocol.DECLINED`, when a mode does not fit the
 MCU's SRAM or when the client's policy skips the round (fewer train windows than one batch).
 Anything else that goes wrong raises, and Flower reports the client as failed. With the
@@ -22,10 +24,11 @@ from flwr.app import Context, Error, Message, RecordDict, UserConfig
 from flwr.clientapp import ClientApp
 
 from clients.battery import battery_round
+from clients.deploy import receive
 from clients.personalize import DoesNotFit, check_fits, run_mode
 from clients.task import LocalUser, load_user, node_profile, node_users
 from fedhar.results.record import ClientRecord, to_flower
-from fedhar.wire.codec import decode_model, encode_model, payload_bytes
+from fedhar.wire.codec import payload_bytes
 from fedhar.wire.protocol import (
     CONFIG,
     DECLINED,
@@ -72,26 +75,33 @@ def train(msg: Message, context: Context, config: TrainConfig, local: LocalUser)
             f"of {config.batch_size}; skipping the round"
         )
         return Message(Error(code=DECLINED, reason=reason), reply_to=msg)
+    record = msg.content.array_records[MODEL]
+    deployment = receive(record, local.spec)
     try:
-        check_fits(local.spec, config.modes, config, local.profile)
+        check_fits(deployment.spec, config.modes, config, local.profile)
     except DoesNotFit as exc:
         return Message(Error(code=DECLINED, reason=f"does not fit: {exc}"), reply_to=msg)
 
-    shapes = local.spec.param_shapes()
-    record = msg.content.array_records[MODEL]
-    received = decode_model(record, shapes)
     data = local.normalized(config.norm_mean, config.norm_std)
     results = {}
     update = None
     for mode in config.modes:
-        results[mode], state = run_mode(local.spec, received, mode, data, config, local.profile)
+        results[mode], state = run_mode(deployment, mode, data, config, local.profile)
         if mode == config.update_mode:
-            kind = "int8" if "q8" in record else "float32"
-            update = encode_model(state, shapes, kind)
+            update = deployment.update(state)
+    down = payload_bytes(record)
+    up = payload_bytes(update) if update is not None else 0
     battery = None
     if local.battery is not None:
         battery = battery_round(
-            context, local.battery, local.scenario_dir, local.user, local.seed, config, results
+            context,
+            local.battery,
+            local.scenario_dir,
+            local.user,
+            local.seed,
+            config,
+            results,
+            (down, up),
         )
     result = ClientRecord(
         user=local.user,
@@ -101,8 +111,8 @@ def train(msg: Message, context: Context, config: TrainConfig, local: LocalUser)
         round=config.round,
         modes_round=config.round,
         modes=results,
-        payload_bytes_down=payload_bytes(record),
-        payload_bytes_up=payload_bytes(update) if update is not None else 0,
+        payload_bytes_down=down,
+        payload_bytes_up=up,
         battery=battery,
     )
     metrics, info = to_flower(result)

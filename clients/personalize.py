@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from clients.deploy import Deployment
 from fedhar.enums import TRAINED_MODES, Mode
 from fedhar.mcu import McuProfile
 from fedhar.metrics import Scores, score
@@ -34,7 +35,6 @@ from fedhar.models.spec import ModelSpec
 from fedhar.models.torch_model import build_torch
 from fedhar.ondevice.ctrain import CATEGORIES, OpCounts, Trainer
 from fedhar.results.record import ModeRecord
-from fedhar.wire.codec import roundtrip
 from fedhar.wire.protocol import TrainConfig
 
 _MEMORY_KEYS = (*CATEGORIES, "total")
@@ -146,23 +146,25 @@ def _guard(
 
 
 def run_mode(
-    spec: ModelSpec,
-    received: Mapping[str, np.ndarray],
+    deployment: Deployment,
     mode: Mode,
     data: NormalizedData,
     config: TrainConfig,
     profile: McuProfile,
 ) -> tuple[ModeRecord, dict[str, np.ndarray]]:
-    """Runs ``mode`` from the ``received`` model; returns its record and its final weights.
+    """Runs ``mode`` from the received model; returns its record and its final weights. The
+    record's ``f1`` scores the float model, its ``f1_deployed`` the model as the device
+    deploys it in the payload's format (``none``: the received model as it came).
 
     Args:
-        spec: the model.
-        received: float32 ``state_dict`` the device received (dequantized).
+        deployment: the received model, its spec (the one trained: folded for an integer
+            network payload) and its format.
         mode: one of ``none``, ``tl``, ``full``, ``no_pretrain``.
         data: the user's windows.
         config: epochs, learning rate, batch, seed, …
         profile: the device, to price the counted operations.
     """
+    spec, received = deployment.spec, deployment.received
     trainer = Trainer(
         spec,
         mode=c_mode(mode),
@@ -182,8 +184,8 @@ def run_mode(
     trainer.load_state_dict(start)
     if mode == Mode.NONE:
         scores = _scores(trainer, data)
-        trainer.load_state_dict(roundtrip(start, spec.param_shapes(), "int8"))
-        return ModeRecord.scored(scores, f1_int8=_scores(trainer, data).macro_f1), start
+        deployed = deployment.f1(trainer, data.x_test, data.y_test, None)
+        return ModeRecord.scored(scores, f1_deployed=deployed), start
 
     rng = np.random.default_rng([config.seed, config.round, TRAINED_MODES.index(mode)])
     every = config.guard_holdout_every
@@ -220,11 +222,10 @@ def run_mode(
     memory = {k: int(v) for k, v in peaks.items() if isinstance(v, int) and k in _MEMORY_KEYS}
     state = {k: np.asarray(v, dtype=np.float32) for k, v in trainer.state_dict().items()}
     scores = _scores(trainer, data)
-    trainer.load_state_dict(roundtrip(state, spec.param_shapes(), "int8"))
     cost = profile.cost(ops)
     record = ModeRecord.scored(
         scores,
-        f1_int8=_scores(trainer, data).macro_f1,
+        f1_deployed=deployment.f1(trainer, data.x_test, data.y_test, state),
         memory_bytes=memory,
         ops={k: int(v) for k, v in asdict(ops).items()},
         cycles=float(cost.cycles),

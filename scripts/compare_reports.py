@@ -3,7 +3,7 @@
 Usage: ``python scripts/compare_reports.py OLD/report.json NEW/report.json``
 
 Format 1 kept parallel dicts per figure (``f1[mode]``, ``memory_bytes[mode][category]``, ...);
-format 2 keeps one record per mode (``modes[mode].f1``, ...). Both are flattened into
+formats 2 to 4 keep one record per mode (``modes[mode].f1``, ...). Both are flattened into
 ``user → {figure path: value}`` with the same paths (``tl.f1``, ``tl.memory_bytes.total``,
 ``tl.ops.macs``, ``payload_bytes.down``, ``battery.soc_end``, ...). Every figure present in both
 must be equal (floats within 1e-9); figures present in only one are listed, and the
@@ -46,12 +46,14 @@ def figures_v1(client: dict[str, Any]) -> dict[str, Any]:
 
 
 def figures_v2(client: dict[str, Any]) -> dict[str, Any]:
-    """Format 2: one record per mode under ``modes``, ``battery`` as one record."""
+    """Formats 2 to 4: one record per mode under ``modes``, ``battery`` as one record (format
+    4's ``f1_deployed`` is the ``f1_int8`` of the earlier ones)."""
     out: dict[str, Any] = {k: client[k] for k in IDENTITY if k in client}
     for mode, record in client.get("modes", {}).items():
         for figure, value in record.items():
             if value is None or value == {}:
                 continue
+            figure = "f1_deployed" if figure == "f1_int8" else figure
             flatten(value, f"{mode}.{figure}", out)
     out["payload_bytes.down"] = client.get("payload_bytes_down")
     out["payload_bytes.up"] = client.get("payload_bytes_up")
@@ -62,7 +64,7 @@ def figures_v2(client: dict[str, Any]) -> dict[str, Any]:
 
 def per_user(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """user → figure path → value."""
-    read = figures_v2 if report.get("format") == 2 else figures_v1
+    read = figures_v2 if report.get("format", 1) >= 2 else figures_v1
     return {str(c["user"]): read(c) for c in report["clients"]}
 
 

@@ -14,7 +14,10 @@ model, or after aggregation the improved one) and config; each reply is logged a
 (:class:`fedhar.results.journal.ResultLog`). The report is built from that log
 (:mod:`fedhar.studies.run_report`). With a battery-powered device and ``battery.skip_below_soc``, a
 client whose battery reported a low state of charge in the previous round is not sent the
-round; it is logged as ``skipped`` with the reason (:func:`server.strategy.low_battery`).
+round; it is logged as ``skipped`` with the reason (:func:`server.strategy.low_battery`). With
+an integer network payload the server holds each user's folded float model: aggregation moves
+it by the dequantized updates, and each round sends it re-quantized at the fold network's bits
+and activation scales (PTQ with the same scales).
 """
 
 from __future__ import annotations
@@ -106,7 +109,7 @@ def run(grid: Grid, rc: UserConfig) -> None:
     models = general_models(scenario, paths.scenario, paths.data_dir, jobs=jobs)
     spec = next(iter(models.values())).spec
     strategy = PersonalizationStrategy(
-        spec.param_shapes(), fed.payload, round_timeout_s=float(rc.get("round-timeout", 3600))
+        spec, fed.payload, round_timeout_s=float(rc.get("round-timeout", 3600))
     )
     infos, failures = strategy.query(grid)
     node_of = {user: node_id for node_id, info in infos.items() for user in info.users}
@@ -147,7 +150,7 @@ def run(grid: Grid, rc: UserConfig) -> None:
                     bar.update()
                     continue
                 config = train_config(scenario, round_number, models[user])
-                plans.append(ClientPlan(node_of[user], state[user], config))
+                plans.append(ClientPlan(node_of[user], state[user], config, models[user].net))
 
             def take(outcome: ClientOutcome, updates: RoundUpdates = updates) -> None:
                 log.append(outcome)

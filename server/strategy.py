@@ -31,8 +31,11 @@ from flwr.app import ArrayRecord, ConfigRecord, Message, RecordDict
 from flwr.serverapp import Grid
 
 from fedhar.enums import Status
+from fedhar.models.quantized import QNet
+from fedhar.models.spec import ModelSpec
 from fedhar.results.record import ClientOutcome, ClientRecord, from_flower, non_finite
-from fedhar.wire.codec import decode_model, encode_model, payload_bytes
+from fedhar.wire.codec import PayloadError, payload_bytes
+from fedhar.wire.payload import decode_payload, encode_payload
 from fedhar.wire.protocol import (
     CONFIG,
     DECLINED,
@@ -56,21 +59,26 @@ class ClientPlan:
 
     Attributes:
         node_id: Flower node id of the client.
-        model: float32 ``state_dict`` of the model to send (spec keys and shapes).
+        model: float32 ``state_dict`` of the model to send (the strategy's spec's keys and
+            shapes).
         config: the client's instructions.
+        net: for an integer network payload, the network whose bits and activation scales
+            the sent model keeps (None for a float payload).
     """
 
     node_id: int
     model: Mapping[str, np.ndarray]
     config: TrainConfig
+    net: QNet | None = None
 
 
 class PersonalizationStrategy:
     """Sends per-client messages and turns replies into :class:`ClientOutcome` records.
 
     Args:
-        shapes: the model spec's ``state_dict`` key → shape, in spec order.
-        payload: ``"int8"`` or ``"float32"`` (see :mod:`fedhar.wire.codec`).
+        spec: the spec of the float states sent and received
+            (:func:`~fedhar.wire.payload.payload_spec` of the model spec).
+        payload: a ``federation.payload`` format (see :mod:`fedhar.wire.payload`).
         round_timeout_s: seconds to wait for the replies of one round; a client that has not
             replied by then is recorded as failed.
         poll_interval_s: pause between two pulls that returned nothing, in seconds.
@@ -78,12 +86,12 @@ class PersonalizationStrategy:
 
     def __init__(
         self,
-        shapes: Mapping[str, tuple[int, ...]],
+        spec: ModelSpec,
         payload: str = "int8",
         round_timeout_s: float = 3600.0,
         poll_interval_s: float = 0.2,
     ) -> None:
-        self.shapes = dict(shapes)
+        self.spec = spec
         self.payload = payload
         self.round_timeout_s = round_timeout_s
         self.poll_interval_s = poll_interval_s
@@ -139,7 +147,7 @@ class PersonalizationStrategy:
         outcome's weights live as long as ``on_outcome`` keeps them."""
         messages, sent = [], []
         for plan in plans:
-            record = encode_model(plan.model, self.shapes, self.payload)
+            record = encode_payload(plan.model, self.spec, self.payload, plan.net)
             config = replace(plan.config, payload_bytes=payload_bytes(record))
             content = RecordDict({MODEL: record, CONFIG: config.to_record()})
             messages.append(Message(content, plan.node_id, TRAIN, group_id=str(round_number)))
@@ -187,13 +195,16 @@ class PersonalizationStrategy:
             return failed(Status.REJECTED, reason)
         if UPDATE not in content.array_records:
             return ClientOutcome(record)
-        update = decode_model(content.array_records[UPDATE], self.shapes)
+        try:
+            update = decode_payload(content.array_records[UPDATE], self.spec)
+        except PayloadError as exc:
+            return failed(Status.REJECTED, f"undecodable update: {exc}")
         bad = [k for k, v in update.items() if not np.isfinite(v).all()]
         if bad:
             count = sum(int((~np.isfinite(update[k])).sum()) for k in bad)
             reason = f"non-finite update: {count} NaN/Inf values in {', '.join(bad)}"
             return failed(Status.REJECTED, reason)
-        received = decode_model(sent, self.shapes)
+        received = decode_payload(sent, self.spec)
         return ClientOutcome(record, received=received, update=update)
 
     def _push(self, grid: Grid, messages: list[Message]) -> list[str]:

@@ -1,7 +1,8 @@
 """The server's models: each user's general model, and which layers aggregation touches.
 
 Each user's general model is the one of that user's fold (under LOSO: pretrained on every
-other user), from the pipeline's cached pretraining, with the fold's normalizer.
+other user), from the pipeline's cached pretraining, with the fold's normalizer, compressed
+for the scenario's payload format (:func:`fedhar.studies.compression.compress_fold`).
 """
 
 from __future__ import annotations
@@ -10,9 +11,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fedhar.models.quantized import QNet
 from fedhar.models.spec import ModelSpec
 from fedhar.progress import progress
 from fedhar.schema.scenario import Scenario
+from fedhar.studies.compression import compress_fold
 from fedhar.studies.pipeline import prepared, pretrain_folds
 
 
@@ -23,10 +26,12 @@ class GeneralModel:
     Attributes:
         user: user id.
         fold: fold name.
-        spec: the model spec.
+        spec: the spec of the payload's float state (folded for an integer network format).
         state: float32 ``state_dict`` (spec keys and shapes).
         norm_mean: ``[C]`` per-channel mean of the fold's normalizer.
         norm_std: ``[C]`` per-channel std of the fold's normalizer.
+        net: the fold's deployed network, whose bits and activation scales every payload of
+            this user keeps (None for a float format).
     """
 
     user: str
@@ -35,6 +40,7 @@ class GeneralModel:
     state: dict[str, np.ndarray]
     norm_mean: tuple[float, ...]
     norm_std: tuple[float, ...]
+    net: QNet | None = None
 
 
 def general_models(
@@ -46,13 +52,17 @@ def general_models(
     out: dict[str, GeneralModel] = {}
     models = pretrain_folds(data, data.folds, scenario, jobs=jobs)
     for fold, result in progress(models, desc="pretraining", total=len(data.folds)):
-        state = {
-            k: v.detach().cpu().numpy().astype(np.float32) for k, v in result.state_dict.items()
-        }
+        model = compress_fold(data, fold, result, scenario)
         norm = result.normalizer.to_dict()
         for user in fold.test_users:
             out[user] = GeneralModel(
-                user, fold.name, data.spec, state, tuple(norm["mean"]), tuple(norm["std"])
+                user,
+                fold.name,
+                model.spec,
+                model.state,
+                tuple(norm["mean"]),
+                tuple(norm["std"]),
+                model.net,
             )
     return {u: out[u] for u in data.users}
 

@@ -129,6 +129,21 @@ def hapt_labels(content: bytes) -> Callable[[Path], list[str]]:
     return setup
 
 
+def bits_file(text: str) -> Callable[[Path], list[str]]:
+    """``fedhar run`` of BASE with a mixed payload whose ``bits_from`` folder's ``bits.json``
+    holds ``text``."""
+
+    def setup(root: Path) -> list[str]:
+        (root / "compressed").mkdir()
+        (root / "compressed" / "bits.json").write_text(text)
+        return scenario({"federation": {"payload": "mixed", "bits_from": "compressed"}})(root)
+
+    return setup
+
+
+CNN3_BITS = {"conv1": [8, 8], "conv2": [4, 4], "fc1": [2, 4], "fc2": [8, 8]}
+
+
 def foreign_results(root: Path) -> list[str]:
     """``--out`` holds the journal of another scenario."""
     out = root / "out"
@@ -184,6 +199,14 @@ CASES = [
     Case("unknown charging habit", scenario({"battery": {"capacity_mah": 100, "modes": MODES, "charging": {"name": "solar"}}}), "battery.charging.name"),
     Case("unknown policy parameter", scenario({"battery": {"capacity_mah": 100, "modes": MODES, "personalization": {"name": "energy_budget", "params": {"budget": 1}}}}), "battery.personalization.params.budget: unknown key"),
     Case("policy parameter out of range", scenario({"battery": {"capacity_mah": 100, "modes": MODES, "charging": {"name": "nightly", "params": {"probability": 2}}}}), "battery.charging.params.probability"),
+    Case("unknown payload format", scenario({"federation": {"payload": "int4"}}), "federation.payload: expected one of"),
+    Case("mixed payload without bits", scenario({"federation": {"payload": "mixed"}}), "federation.bits: expected [w_bits, a_bits]"),
+    Case("bits for a fixed-bits payload", scenario({"federation": {"payload": "w4a4", "bits": CNN3_BITS}}), "federation.bits: expected no per-layer bits"),
+    Case("bits and bits_from both", scenario({"federation": {"payload": "mixed", "bits": CNN3_BITS, "bits_from": "c"}}), "federation.bits_from: expected bits or bits_from"),
+    Case("bit-width not 1, 2, 4 or 8", scenario({"federation": {"payload": "mixed", "bits": {**CNN3_BITS, "conv2": [3, 4]}}}), "federation.bits.conv2.0: expected one of 1, 2, 4, 8, got 3"),
+    Case("bits_from folder without bits.json", scenario({"federation": {"payload": "mixed", "bits_from": "nowhere"}}), "federation.bits_from: expected a folder holding bits.json, found no"),
+    Case("bits.json not JSON", bits_file('{"conv1": [8, 8],'), "bits.json: line 1, column 18: invalid JSON"),
+    Case("bits.json bit-width out of range", bits_file(json.dumps({**CNN3_BITS, "fc2": [16, 8]})), "bits.json: fc2.0: expected one of 1, 2, 4, 8, got 16"),
     Case("battery capacity NaN", scenario({"battery": {"capacity_mah": float("nan"), "modes": MODES}}), "battery.capacity_mah"),
     # arguments and the output folder
     Case("--threads 0", scenario({}, "--threads", "0"), "--threads"),
@@ -194,6 +217,8 @@ CASES = [
     Case("class not in the data", scenario({"data": {"classes": ["flying"]}}), "data.classes"),
     Case("user not in the data", scenario({"federation": {"users": ["99"]}}), "federation.users"),
     Case("pool larger than the signal", scenario({"model": {"options": {"pool": 100}}}), "model.options"),
+    Case("bits of a layer the model lacks", scenario({"federation": {"payload": "mixed", "bits": {**CNN3_BITS, "conv3": [4, 4]}}}), "federation.bits: expected [w_bits, a_bits] for each conv and dense layer of model cnn3 (conv1, conv2, fc1, fc2), got unknown conv3"),
+    Case("bits.json lacks a layer of the model", bits_file(json.dumps({"conv1": [8, 8]})), "bits.json: expected [w_bits, a_bits] for each conv and dense layer of model cnn3 (conv1, conv2, fc1, fc2), got missing conv2, fc1, fc2"),
     Case("more folds than users", scenario({"split": {"method": "kfold", "k": 5}}), "split.k"),
     Case("unknown data option", scenario({"data": {"options": {"bogus": 1}}}), "data.options.bogus"),
     Case("unknown model option", scenario({"model": {"options": {"bogus": 1}}}), "model.options.bogus"),

@@ -1,7 +1,8 @@
 """``fedhar export RUN_DIR --user U --out DIR``: one user's personalized model as firmware.
 
-The model is the one ``RUN_DIR/report.json`` scored for the user (``f1_int8``: the int8
-payload of the personalized weights). With aggregation the run kept it
+The model is the int8 payload of the user's personalized weights (what ``RUN_DIR/report.json``
+scored as ``f1_deployed`` in a run with ``federation.payload: int8``; a run with an integer
+network payload is refused). With aggregation the run kept it
 (``RUN_DIR/updates/round-<r>/<user>.npz``); otherwise the user's personalization is run again
 from the scenario the run copied (``RUN_DIR/scenario.yaml``), which is deterministic by seed,
 and its F1 must equal the report's, else nothing is written. DIR receives a C header with the

@@ -41,10 +41,10 @@ was found).
 outputs:
   DIR/report.json  per-user records (user, fold, n_train, n_test, f1/accuracy/
                    balanced_accuracy/confusion per mode; from the device: status, reason,
-                   f1 per mode, f1_int8, memory_bytes, ops, cycles, seconds, energy_j,
+                   f1 per mode, f1_deployed, memory_bytes, ops, cycles, seconds, energy_j,
                    learning curves, payload_bytes), every round's record (the last
                    marked), a battery run's energy by load per round and in total, and a
-                   per-mode summary (mean, std, mean_int8, share of users improved, cost);
+                   per-mode summary (mean, std, mean_deployed, share of users improved, cost);
                    byte-identical for the same scenario and seed on the default engine
   DIR/report.csv   one row per user, mode and round (tidy)
   DIR/clients.jsonl  every client's reply per round, appended as it arrives (a first
@@ -200,7 +200,7 @@ def run_one(args: argparse.Namespace, scenario: Scenario, out: Path, started: fl
 
     from fedhar.engines.runner import EngineError, run_config, run_federation
     from fedhar.enums import Mode, Status
-    from fedhar.errors import ScenarioValueError
+    from fedhar.errors import InputError, ScenarioValueError
     from fedhar.files import write_atomic
     from fedhar.progress import say
     from fedhar.results.journal import CLIENTS_FILE
@@ -222,6 +222,8 @@ def run_one(args: argparse.Namespace, scenario: Scenario, out: Path, started: fl
         prepared = prepare(scenario, args.data_dir)
     except ScenarioValueError as exc:
         raise exc.in_file(args.scenario) from None
+    except InputError:
+        raise  # it names its own file (a bits.json)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -279,7 +281,7 @@ def run_one(args: argparse.Namespace, scenario: Scenario, out: Path, started: fl
         if record.status != Status.OK:
             print(f"user {record.user:>6}  {record.status}: {record.reason}")
     for mode, s in summarize(records).items():
-        extra = "" if s.mean_int8 is None else f", int8 {s.mean_int8:.3f}"
+        extra = "" if s.mean_deployed is None else f", deployed {s.mean_deployed:.3f}"
         if s.improved is not None:
             extra += f", improved for {100 * s.improved:.0f}% of users"
         print(

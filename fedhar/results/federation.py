@@ -40,11 +40,11 @@ def merge_federation(writer: ReportWriter, out_dir: Path) -> int:
     """Puts the last-round record of every logged user in the report, and every logged round
     in its ``rounds``; rewrites the report.
 
-    ``none``'s scores stay the general model's float32 scores (the device's ``f1_int8`` of the
-    int8 model it received is kept). A user skipped for low battery keeps the figures of its
-    last ``ok`` round (its wearable still holds that model), under the skip's ``status``,
-    ``reason`` and ``round``; its ``modes_round`` names the round the figures come from.
-    Returns the number of users merged."""
+    ``none``'s scores stay the general model's float32 scores (the device's ``f1_deployed`` of the
+    model it received, as deployed, is kept). A user skipped for low battery keeps the figures of
+    its last ``ok`` round (its wearable still holds that model), under the skip's ``status``,
+    ``reason`` and ``round``; its ``modes_round`` names the round the figures come from. Returns the
+    number of users merged."""
     path = Path(out_dir) / CLIENTS_FILE
     logged = {(r["user"], r["round"]): r for r in (read_rows(path) if path.exists() else [])}
     writer.rounds = [ClientRecord.from_dict(r) for r in logged.values()]

@@ -22,6 +22,9 @@ from flwr.app import ConfigRecord, MetricRecord
 from fedhar.enums import MODES, Mode, Status
 from fedhar.metrics import Scores
 
+_OLD_NAMES = {"f1_int8": "f1_deployed"}
+"""Keys of a mode's record in journals and reports of earlier formats, and their names now."""
+
 
 @dataclass
 class ModeRecord:
@@ -32,7 +35,9 @@ class ModeRecord:
         accuracy: accuracy on TS_i, in [0, 1].
         balanced_accuracy: mean per-class recall on TS_i, in [0, 1].
         confusion: ``[n_classes, n_classes]`` counts on TS_i (row = true class).
-        f1_int8: macro-F1 on TS_i after re-quantizing the model to int8 (None: not measured).
+        f1_deployed: macro-F1 on TS_i of the model as the device deploys it, re-quantized to
+            the payload's format (``int8``: 8-bit weights; an integer network format: integer
+            inference at its bits; ``float32``: as is); None: not measured.
         memory_bytes: the C library's arena peak bytes by category, and ``total``; empty for
             ``none``, which does not train.
         ops: operations the C library counted over the whole job, by class (``macs``,
@@ -56,7 +61,7 @@ class ModeRecord:
     accuracy: float
     balanced_accuracy: float
     confusion: list[list[int]]
-    f1_int8: float | None = None
+    f1_deployed: float | None = None
     memory_bytes: dict[str, int] = field(default_factory=dict)
     ops: dict[str, int] = field(default_factory=dict)
     cycles: float = 0.0
@@ -78,7 +83,7 @@ class ModeRecord:
         )
 
     def with_scores(self, scores: ModeRecord) -> ModeRecord:
-        """This record with the four scores of ``scores`` (its costs and ``f1_int8`` kept)."""
+        """This record with the four scores of ``scores`` (its costs and ``f1_deployed`` kept)."""
         return ModeRecord(
             **{
                 **asdict(self),
@@ -120,8 +125,8 @@ class ClientRecord:
             except for a user skipped in its last round, which keeps its last ``ok`` round's
             figures (0: the general model, before the federation).
         modes: one :class:`ModeRecord` per mode that ran, in :data:`~fedhar.enums.MODES`
-            order. ``none``'s scores are the general model's float32 scores; its ``f1_int8``
-            is the device's score of the int8 model it received.
+            order. ``none``'s scores are the general model's float32 scores; its ``f1_deployed``
+            is the device's score of the model it received, as deployed.
         payload_bytes_down: bytes on the wire of the model the client received.
         payload_bytes_up: bytes on the wire of the update it sent back (0 without one).
         battery: the wearable's round ``modes_round`` (None without a battery section; then
@@ -161,7 +166,10 @@ class ClientRecord:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"unknown client record keys {unknown}")
-        modes = {Mode(m): ModeRecord(**r) for m, r in data.get("modes", {}).items()}
+        modes = {
+            Mode(m): ModeRecord(**{_OLD_NAMES.get(k, k): v for k, v in r.items()})
+            for m, r in data.get("modes", {}).items()
+        }
         battery = data.get("battery")
         return ClientRecord(
             **{k: v for k, v in data.items() if k not in ("status", "modes", "battery")},

@@ -30,9 +30,11 @@ FLOAT_DIGITS = 6
 TIE = 10.0**-FLOAT_DIGITS
 """Scores closer than this are equal: a resumed run reads its logged clients at
 ``FLOAT_DIGITS`` digits."""
-REPORT_FORMAT = 3
-"""3: ``rounds`` holds every logged round, ``battery`` the battery's figures over them, and
-each mode's summary its cost (2: the last round only; 1: parallel dicts per figure)."""
+REPORT_FORMAT = 4
+"""4: each mode's ``f1_deployed`` (and the summary's ``mean_deployed``) scores the model as
+deployed in the run's payload format, once ``f1_int8``/``mean_int8``; 3: ``rounds`` holds every
+logged round, ``battery`` the battery's figures over them, and each mode's summary its cost
+(2: the last round only; 1: parallel dicts per figure)."""
 
 
 class ReportError(InputError):
@@ -42,7 +44,8 @@ class ReportError(InputError):
 @dataclass(frozen=True)
 class ModeSummary:
     """Macro-F1 over users for one mode: mean, population std, min, max, users counted;
-    the mean after int8 re-quantization (None without int8 figures) and the share of users
+    the mean as deployed, after re-quantization to the payload's format (None without such
+    figures), and the share of users
     whose F1 beats their No-Pers F1 (None for ``none``); the users it harmed (F1 below their
     No-Pers F1 by more than :data:`TIE`) and, with the guard, the users whose job's model the
     guard kept out. The job's cost: the arena's peak bytes by category and ``total`` (the
@@ -54,7 +57,7 @@ class ModeSummary:
     min: float
     max: float
     n_users: int
-    mean_int8: float | None = None
+    mean_deployed: float | None = None
     improved: float | None = None
     harmed: list[str] | None = None
     guard_rejected: list[str] | None = None
@@ -76,10 +79,10 @@ def summarize(records: list[ClientRecord]) -> dict[Mode, ModeSummary]:
         values = [r.modes[mode].f1 for r in records if mode in r.modes]
         mean = sum(values) / len(values)
         std = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
-        int8 = [
-            r.modes[mode].f1_int8
+        deployed = [
+            r.modes[mode].f1_deployed
             for r in records
-            if mode in r.modes and r.modes[mode].f1_int8 is not None
+            if mode in r.modes and r.modes[mode].f1_deployed is not None
         ]
         pairs = [
             (r.modes[mode].f1, r.modes[Mode.NONE].f1)
@@ -99,7 +102,7 @@ def summarize(records: list[ClientRecord]) -> dict[Mode, ModeSummary]:
             min(values),
             max(values),
             len(values),
-            mean_int8=sum(int8) / len(int8) if int8 else None,
+            mean_deployed=sum(deployed) / len(deployed) if deployed else None,
             improved=(sum(a > b for a, b in pairs) / len(pairs) if pairs and mode.trains else None),
             harmed=(
                 [r.user for r in compared if r.modes[mode].f1 < r.modes[Mode.NONE].f1 - TIE]

@@ -62,8 +62,8 @@ def _cost_parts(summary: Mapping[str, Any], sram: int | None) -> list[str]:
         total = (s.get("memory_bytes") or {}).get("total")
         share = None if total is None or not sram else f"{100.0 * total / sram:.1f} %"
         rows.append(
-            [_label(m), s["mean"], s["std"], s.get("mean_int8"), s.get("improved"), s["n_users"],
-             total, share, _sci(s.get("mean_cycles")), s.get("mean_seconds"),
+            [_label(m), s["mean"], s["std"], s.get("mean_deployed"), s.get("improved"),
+             s["n_users"], total, share, _sci(s.get("mean_cycles")), s.get("mean_seconds"),
              s.get("mean_energy_j")]
         )  # fmt: skip
     parts = [
@@ -72,7 +72,7 @@ def _cost_parts(summary: Mapping[str, Any], sram: int | None) -> list[str]:
                 "mode",
                 "mean F1",
                 "std",
-                "mean F1 int8",
+                "mean F1 deployed",
                 "users improved",
                 "users",
                 "peak RAM (B)",
@@ -168,7 +168,7 @@ def _per_user_parts(clients: Sequence[ClientRecord], modes: Sequence[str]) -> li
     scores = [
         [c.user, c.status.value, c.modes_round,
          *(c.modes[Mode(m)].f1 if Mode(m) in c.modes else None for m in modes),
-         *(c.modes[Mode(m)].f1_int8 if Mode(m) in c.modes else None for m in modes)]
+         *(c.modes[Mode(m)].f1_deployed if Mode(m) in c.modes else None for m in modes)]
         for c in clients
     ]  # fmt: skip
     costs = []
@@ -181,7 +181,7 @@ def _per_user_parts(clients: Sequence[ClientRecord], modes: Sequence[str]) -> li
     parts = [
         paragraph(
             "Scores: macro-F1 on TS_i, from the round named (a skipped user keeps its last ok "
-            "round's); int8: the model re-quantized to int8."
+            "round's); deployed: the model re-quantized to the payload's format."
         ),
         table(
             [
@@ -189,7 +189,7 @@ def _per_user_parts(clients: Sequence[ClientRecord], modes: Sequence[str]) -> li
                 "status",
                 "figures of round",
                 *(f"F1 {_label(m)}" for m in modes),
-                *(f"int8 {_label(m)}" for m in modes),
+                *(f"deployed {_label(m)}" for m in modes),
             ],
             scores,
             left=2,

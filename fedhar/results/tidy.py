@@ -1,11 +1,11 @@
 """``report.csv``: the run's results as one tidy table, one row per user × mode × round.
 
-Round 0 is the general float32 model scored on the host before the federation (mode
-``none``); rounds 1.. are what each device reported (its ``none`` row scores the int8 model it
-received). A round without figures (a skipped, declined or failed client) has one row whose
-``mode`` is empty. ``last`` is 1 on the rows of each user's highest round. Every row carries
-the scenario's name and seed, so tables of several runs can be stacked; battery columns are
-the device's round (filled on every mode row of that round), empty without a battery.
+Round 0 is the general float32 model scored on the host before the federation (mode ``none``);
+rounds 1.. are what each device reported (its ``none`` row scores the model it received, as
+deployed). A round without figures (a skipped, declined or failed client) has one row whose ``mode``
+is empty. ``last`` is 1 on the rows of each user's highest round. Every row carries the scenario's
+name and seed, so tables of several runs can be stacked; battery columns are the device's round
+(filled on every mode row of that round), empty without a battery.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from fedhar.enums import Mode
 from fedhar.results.record import ClientRecord, ModeRecord
 from fedhar.results.rounds import last_round_of, ordered_rounds
 
-SCORES = ("f1", "accuracy", "balanced_accuracy", "f1_int8")
+SCORES = ("f1", "accuracy", "balanced_accuracy", "f1_deployed")
 COSTS = ("cycles", "seconds", "energy_j")
 COLUMNS: tuple[str, ...] = (
     "scenario",
@@ -56,7 +56,7 @@ def _number(value: float | int | None, digits: int) -> Any:
 
 def general_round(record: ClientRecord) -> ClientRecord:
     """A user's round 0: the general float32 model's scores on TS_i, as the report's ``none``
-    holds them, without the device's int8 score or costs."""
+    holds them, without the device's deployed score or costs."""
     modes = {}
     none = record.modes.get(Mode.NONE)
     if none is not None:

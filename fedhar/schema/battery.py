@@ -161,10 +161,16 @@ class BatterySection(Strict):
     )
     batches_per_epoch: int = Field(7, ge=1, description="Batches of one personalization epoch.")
     epochs: int = Field(5, ge=1, description="Epochs of one personalization job.")
-    payload_bytes: int = Field(0, ge=0, description="Bytes of the model downloaded each round.")
+    payload_bytes: int = Field(
+        0,
+        ge=0,
+        description="Bytes of the model downloaded each round (a federation run's devices "
+        "receive the bytes their payload puts on the wire instead).",
+    )
     update_bytes: dict[Literal["full", "tl"], int] = Field(
         default_factory=lambda: {"full": 0, "tl": 0},
-        description="Bytes uploaded after a job, by mode.",
+        description="Bytes uploaded after a job, by mode (a federation run's devices send the "
+        "bytes of the update they reply with instead, 0 without one).",
     )
     window_s: float = Field(10.0, gt=0, description="Time between classified windows, in s.")
     control_s: float = Field(600.0, gt=0, description="Policy and load update step, in s.")

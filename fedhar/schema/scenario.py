@@ -9,13 +9,21 @@ file, the key path, what was expected and what was found, e.g.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic import AliasChoices, Field, PrivateAttr, field_validator, model_validator
 
 from fedhar.enums import Mode
-from fedhar.schema.base import KeyProblem, Strict, load_yaml_model
+from fedhar.schema.base import (
+    KeyProblem,
+    SchemaError,
+    Strict,
+    found,
+    load_yaml_model,
+    validate_model,
+)
 from fedhar.schema.battery import BatterySection
 from fedhar.schema.mcu import ProfileName
 from fedhar.schema.policies import (
@@ -24,6 +32,14 @@ from fedhar.schema.policies import (
     ThresholdSection,
     policy,
 )
+
+PayloadFormat = Literal["float32", "int8", "full_int8", "w4a4", "w2a2", "w1a1", "mixed"]
+"""Formats of the model a federation sends (:mod:`fedhar.wire.payload`)."""
+BitWidth = Literal[1, 2, 4, 8]
+"""Bits of a layer's weights or activations."""
+BITS_FILE = "bits.json"
+"""The file of a compress output folder that holds its bits per layer
+(``{"layer": [w_bits, a_bits], ...}``)."""
 
 
 class DataConfig(Strict):
@@ -205,12 +221,74 @@ class FederationConfig(Strict):
         description="Aggregation of personalized updates between rounds: none, FedAvg of all "
         "layers, or FedAvg of the shared feature layers only.",
     )
-    payload: Literal["int8", "float32"] = Field(
-        "int8", description="Encoding of the model sent to the clients."
+    payload: PayloadFormat = Field(
+        "int8",
+        description="Format of the model sent to the clients, and deployed on them: `float32`; "
+        "`int8` (8-bit weights, float activations); `full_int8` (8-bit weights and "
+        "activations, integer inference); `w4a4`, `w2a2`, `w1a1` (every conv and dense layer "
+        "at 4, 2 or 1 bit); `mixed` (bits per layer from `bits` or `bits_from`). The "
+        "integer formats carry the packed network of the BatchNorm-folded model; clients "
+        "train its dequantized weights and re-quantize them with the received activation "
+        "scales.",
+    )
+    bits: dict[str, tuple[BitWidth, BitWidth]] | None = Field(
+        None,
+        description="Payload `mixed`: layer name → `[w_bits, a_bits]` for every conv and dense "
+        "layer of the model (the last layer's `a_bits` is unused: logits are float).",
+    )
+    bits_from: str | None = Field(
+        None,
+        description="Payload `mixed`: a compress output folder, relative to the scenario file, "
+        f'whose `{BITS_FILE}` holds the `bits` mapping as JSON (`{{"conv1": [8, 8], ...}}`); '
+        "read when the scenario is loaded.",
+    )
+    compression: Literal["ptq"] = Field(
+        "ptq",
+        description="How the server makes an integer payload from the pretrained model: "
+        "`ptq`, post-training quantization (BatchNorm folded into the convs, activation "
+        "scales calibrated on the fold's pretraining windows).",
+    )
+    calibration_percentile: float = Field(
+        99.99,
+        gt=50,
+        le=100,
+        description="PTQ: each activation's clip is this percentile of its ReLU outputs over "
+        "the calibration windows (100: the maximum); the input's of its absolute values.",
+    )
+    calibration_windows: int = Field(
+        2048,
+        ge=1,
+        description="PTQ: pretraining windows (evenly spaced over the fold's) that calibrate "
+        "the activation scales.",
     )
     users: list[str] | None = Field(
         None, description="Only these user ids take part. Unset: every user."
     )
+    _bits_source: str | None = PrivateAttr(None)
+
+    @property
+    def bits_source(self) -> str:
+        """Where ``bits`` came from, for messages: the ``bits.json`` that ``bits_from`` named,
+        or ``""`` (the scenario's own ``federation.bits``)."""
+        return self._bits_source or ""
+
+    @model_validator(mode="after")
+    def _bits_for_mixed(self) -> FederationConfig:
+        given = [k for k in ("bits", "bits_from") if getattr(self, k) is not None]
+        if len(given) == 2:
+            raise KeyProblem("bits_from", "expected bits or bits_from, got both")
+        if self.payload == "mixed" and not given:
+            raise KeyProblem(
+                "bits",
+                "expected [w_bits, a_bits] per conv and dense layer (or bits_from) for payload "
+                "mixed, got neither",
+            )
+        if self.payload != "mixed" and given:
+            raise KeyProblem(
+                given[0], f"expected no per-layer bits with payload {self.payload}, got some "
+                "(only payload mixed takes them)",
+            )  # fmt: skip
+        return self
 
 
 class McuConfig(Strict):
@@ -323,11 +401,57 @@ class Scenario(Strict):
         return self
 
 
+class _BitsFile(Strict):
+    """The content of a ``bits.json``, validated as the ``bits`` mapping it stands for."""
+
+    bits: dict[str, tuple[BitWidth, BitWidth]]
+
+
+def read_bits(path: Path) -> dict[str, tuple[int, int]]:
+    """The bits per layer in the JSON file ``path`` (:data:`BITS_FILE`):
+    ``{"layer": [w_bits, a_bits], ...}``, each bit-width 1, 2, 4 or 8.
+
+    Raises:
+        fedhar.schema.base.SchemaError: one line per problem, naming the file (and the layer).
+    """
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SchemaError([f"{path}: file not found"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SchemaError([f"{path}: cannot read: {exc}"]) from None
+    except json.JSONDecodeError as exc:
+        where = f"line {exc.lineno}, column {exc.colno}"
+        raise SchemaError([f"{path}: {where}: invalid JSON: {exc.msg}"]) from None
+    if not isinstance(raw, dict) or not raw:
+        raise SchemaError(
+            [f"{path}: expected a mapping of layer names to [w_bits, a_bits], got {found(raw)}"]
+        )
+    try:
+        return dict(validate_model({"bits": raw}, _BitsFile, str(path)).bits)
+    except SchemaError as exc:
+        lines = [line.replace(f"{path}: bits.", f"{path}: ", 1) for line in exc.lines]
+        raise SchemaError(lines) from None
+
+
 def load_scenario(path: str | Path) -> Scenario:
-    """Reads and validates a scenario YAML file.
+    """Reads and validates a scenario YAML file. A ``federation.bits_from`` folder's
+    :data:`BITS_FILE` is read now: the scenario returned holds its content as
+    ``federation.bits`` (and no ``bits_from``), so a copy of it needs no other file.
 
     Raises:
         fedhar.schema.base.SchemaError: every problem of the file, one line each naming the
-            file, the key path, what was expected and what was found.
+            file, the key path, what was expected and what was found; or the problem of the
+            ``bits.json``, naming that file.
     """
-    return load_yaml_model(path, Scenario)
+    scenario = load_yaml_model(path, Scenario)
+    federation = scenario.federation
+    if federation.bits_from is None:
+        return scenario
+    source = Path(path).parent / federation.bits_from / BITS_FILE
+    if not source.is_file():
+        what = f"expected a folder holding {BITS_FILE}, found no {source}"
+        raise SchemaError([f"{path}: federation.bits_from: {what}"])
+    resolved = federation.model_copy(update={"bits": read_bits(source), "bits_from": None})
+    resolved._bits_source = str(source)
+    return scenario.model_copy(update={"federation": resolved})

@@ -16,7 +16,7 @@ and for a NUCLEO-L496ZG board (``make nucleo``, results in RAM for a debugger):
 
 The unpacking in ``main.c`` computes exactly what :func:`fedhar.wire.codec.decode_model`
 computes (float32 ``q · s`` for weights, ``(float)((double) q · s)`` for biases), so the board
-runs the model the report scored as ``f1_int8``.
+runs the model the report scored as ``f1_deployed``.
 """
 
 from __future__ import annotations

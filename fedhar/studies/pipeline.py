@@ -39,6 +39,7 @@ from fedhar.models.spec import ModelSpec, build_spec, model_options
 from fedhar.results.record import ClientRecord, ModeRecord
 from fedhar.schema.scenario import Scenario, load_scenario
 from fedhar.studies.pretrain import PretrainOptions, PretrainResult, cached, predict, pretrain
+from fedhar.wire.payload import layer_bits, payload_spec
 from fedhar.workers import spawning
 
 
@@ -111,7 +112,8 @@ def prepare(scenario: Scenario, data_dir: str | Path | None = None) -> Prepared:
         fedhar.data.paths.DatasetMissingError: the dataset's files are not found.
         fedhar.data.reading.DataFileError: a dataset file cannot be read or decoded.
         fedhar.errors.ScenarioValueError: the scenario asks for options, classes, windows,
-            users, folds or pooling the data cannot give; it names the scenario key.
+            users, folds or pooling the data cannot give, or per-layer bits of layers the
+            model lacks; it names the scenario key (or the ``bits.json`` file).
     """
     cfg = scenario.data
     _known_options("data.options", cfg.options, dataset_options(cfg.dataset))
@@ -159,6 +161,7 @@ def prepare(scenario: Scenario, data_dir: str | Path | None = None) -> Prepared:
             len(dataset.classes),
             **scenario.model.options,
         )
+    _check_bits(scenario, spec)
     return Prepared(
         dataset, windows, users, folds, spec, loaded - started, time.perf_counter() - loaded
     )
@@ -191,6 +194,20 @@ def _folds(users: list[str], scenario: Scenario) -> list[Fold]:
             kfold_users(users, scenario.split.k, scenario.seed), start=1
         )
     ]
+
+
+def _check_bits(scenario: Scenario, spec: ModelSpec) -> None:
+    """Checks that a ``mixed`` payload's bits name exactly the model's conv and dense layers;
+    the problem names ``federation.bits``, or the ``bits.json`` that ``bits_from`` read."""
+    fed = scenario.federation
+    if fed.payload != "mixed":
+        return
+    try:
+        layer_bits(fed.payload, payload_spec(fed.payload, spec), fed.bits)
+    except ValueError as exc:
+        if fed.bits_source:
+            raise InputError(f"{fed.bits_source}: {exc}") from None
+        raise ScenarioValueError("federation.bits", str(exc)) from None
 
 
 def _known_options(key: str, given: dict[str, object], allowed: list[str]) -> None:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fedhar.errors import InputError
+from fedhar.models.spec import ModelSpec
 from fedhar.progress import progress
 from fedhar.results.federation import merge_federation, write_pages
 from fedhar.results.journal import CLIENTS_FILE, journal_identity, scenario_identity
@@ -26,6 +27,7 @@ from fedhar.results.record import ClientRecord
 from fedhar.results.report import ReportWriter
 from fedhar.schema.scenario import Scenario
 from fedhar.studies.pipeline import Prepared, evaluate_client, pretrain_folds
+from fedhar.wire.payload import is_network_format, layer_bits, payload_spec
 
 
 @dataclass
@@ -64,10 +66,21 @@ def report_header(scenario: Scenario, prepared: Prepared) -> dict[str, object]:
         "window": [prepared.spec.input_channels, prepared.spec.input_length],
         "modes": list(scenario.personalization.modes),
         "payload": scenario.federation.payload,
+        **payload_header(scenario, prepared.spec),
         "rounds": scenario.federation.rounds,
         "aggregation": scenario.federation.aggregation,
         "mcu": scenario.mcu.profile,
     }
+
+
+def payload_header(scenario: Scenario, spec: ModelSpec) -> dict[str, object]:
+    """The header's figures of an integer network payload: its ``compression`` and
+    ``payload_bits`` (layer → ``[w_bits, a_bits]``); none for a float payload."""
+    fed = scenario.federation
+    if not is_network_format(fed.payload):
+        return {}
+    bits = layer_bits(fed.payload, payload_spec(fed.payload, spec), fed.bits)
+    return {"compression": fed.compression, "payload_bits": {k: list(v) for k, v in bits.items()}}
 
 
 def refuse_foreign_results(scenario: Scenario, snapshot: Scenario, out: Path) -> None:

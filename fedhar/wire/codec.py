@@ -110,6 +110,12 @@ def _unpack(name: str, array: Array) -> np.ndarray:
     return np.frombuffer(array.data, dtype=_DTYPES[name])
 
 
+def record_kind(record: ArrayRecord) -> str:
+    """The kind of an :func:`encode_model` record: ``int8`` when it holds ``q8``, else
+    ``float32``."""
+    return "int8" if "q8" in record else "float32"
+
+
 def decode_model(
     record: ArrayRecord, shapes: Mapping[str, tuple[int, ...]]
 ) -> dict[str, np.ndarray]:
@@ -124,7 +130,7 @@ def decode_model(
     if unknown:
         raise PayloadError(f"payload holds unknown arrays {sorted(unknown)}")
     arrays = {name: _unpack(name, record[name]) for name in record}
-    kind = "int8" if "q8" in arrays else "float32"
+    kind = record_kind(record)
     roles = {key: _role(key, tuple(shape), kind) for key, shape in shapes.items()}
     n_channel_scales = sum(int(shapes[k][0]) for k, r in roles.items() if r == "q8")
     n_bias = sum(1 for r in roles.values() if r == "q32")

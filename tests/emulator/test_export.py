@@ -70,13 +70,13 @@ def test_exported_firmware_runs_the_reports_model(runs, tmp_path, run, user, mod
     report = json.loads((runs[run] / "report.json").read_text())
     row = next(c for c in report["clients"] if c["user"] == user)
     spec, state, scenario, data = personalized_model(runs[run], user, mode, row, None)
-    # The exported state is the model the report scored as f1_int8.
+    # The exported state is the model the report scored as f1_deployed.
     host = Trainer(spec, mode="tl", tl_layers=scenario.personalization.tl_layers,
                    lr=scenario.personalization.lr)  # fmt: skip
     host.load_state_dict(state)
     pred = np.argmax(host.logits(data.x_test), axis=1)
     f1 = score(data.y_test, pred, spec.n_classes).macro_f1
-    assert round(f1, 6) == row["modes"][mode]["f1_int8"]
+    assert round(f1, 6) == row["modes"][mode]["f1_deployed"]
 
     got = _firmware_results(out, spec.n_classes)
     assert got["exit"] == 0 and got["status"] == 0 and got["matches_host"] == 1

@@ -25,7 +25,7 @@ personalization:
   modes: {modes}
   epochs: {epochs}
   lr: {lr}
-federation: {{rounds: {rounds}, aggregation: {aggregation}}}
+federation: {{rounds: {rounds}, aggregation: {aggregation}, payload: {payload}{bits}}}
 """
 
 
@@ -38,13 +38,16 @@ def write_scenario(
     lr: float = 0.01,
     rounds: int = 1,
     aggregation: str = "none",
+    payload: str = "int8",
+    bits: str = "",
 ) -> Path:
-    """A synthetic scenario small enough for a test (seconds per run)."""
+    """A synthetic scenario small enough for a test (seconds per run); ``bits`` is the flow
+    mapping of a ``mixed`` payload's ``federation.bits``."""
     path = directory / "tiny.yaml"
     path.write_text(
         TINY.format(
             n_users=n_users, modes=modes, epochs=epochs, lr=lr, rounds=rounds,
-            aggregation=aggregation,
+            aggregation=aggregation, payload=payload, bits=f", bits: {bits}" if bits else "",
         )
     )  # fmt: skip
     return path

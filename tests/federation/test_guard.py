@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from clients.deploy import Deployment
 from clients.personalize import NormalizedData, run_mode
 from fedhar.enums import Mode
 from fedhar.mcu import load_profile
@@ -41,14 +42,14 @@ def setup():
     y = rng.integers(0, 4, 120)
     x = (rng.standard_normal((120, 3, 40)) + y[:, None, None]).astype(np.float32)
     data = NormalizedData(x[:80], y[:80], x[80:], y[80:], 4)
-    return spec, received, data, load_profile("stm32l496zg")
+    return Deployment(spec, received, "int8"), received, data, load_profile("stm32l496zg")
 
 
 @pytest.mark.parametrize("lr", [1e-9, 0.01])
 def test_the_guard_deploys_only_a_better_model(setup, lr: float) -> None:
-    spec, received, data, profile = setup
-    none, _ = run_mode(spec, received, Mode.NONE, data, _config(lr, 4), profile)
-    full, state = run_mode(spec, received, Mode.FULL, data, _config(lr, 4), profile)
+    deployment, received, data, profile = setup
+    none, _ = run_mode(deployment, Mode.NONE, data, _config(lr, 4), profile)
+    full, state = run_mode(deployment, Mode.FULL, data, _config(lr, 4), profile)
     g = full.guard
     assert g["n_holdout"] == 20  # every 4th of 80
     assert bool(g["deployed"]) == (g["candidate_f1"] > g["received_f1"])
@@ -62,6 +63,6 @@ def test_the_guard_deploys_only_a_better_model(setup, lr: float) -> None:
 
 
 def test_without_the_guard_every_window_trains(setup) -> None:
-    spec, received, data, profile = setup
-    full, _ = run_mode(spec, received, Mode.FULL, data, _config(0.01, 0), profile)
+    deployment, received, data, profile = setup
+    full, _ = run_mode(deployment, Mode.FULL, data, _config(0.01, 0), profile)
     assert full.guard == {}

@@ -31,7 +31,7 @@ def test_run_reports_every_mode_and_is_byte_identical(tmp_path: Path, capsys) ->
     for c in map(ClientRecord.from_dict, report["clients"]):
         assert c.status == Status.OK
         assert list(c.modes) == list(Mode)
-        assert all(r.f1_int8 is not None for r in c.modes.values())
+        assert all(r.f1_deployed is not None for r in c.modes.values())
         assert c.modes[Mode.NONE].memory_bytes == {} and c.modes[Mode.NONE].ops == {}
         full, tl = c.modes[Mode.FULL], c.modes[Mode.TL]
         assert full.memory_bytes["total"] > tl.memory_bytes["total"] > 0
@@ -41,7 +41,7 @@ def test_run_reports_every_mode_and_is_byte_identical(tmp_path: Path, capsys) ->
         assert c.payload_bytes_down > 0
     for mode in ("tl", "full", "no_pretrain"):
         assert 0.0 <= report["summary"][mode]["improved"] <= 1.0
-        assert report["summary"][mode]["mean_int8"] is not None
+        assert report["summary"][mode]["mean_deployed"] is not None
     for name in ("report.html", "report.csv", "f1_by_user.png", "gain_vs_energy.png", "run.json"):
         assert (a / name).stat().st_size > 0, name
     assert "wall_seconds" in json.loads((a / "run.json").read_text())

@@ -13,7 +13,7 @@ from server.strategy import RoundUpdates, not_ok
 
 
 def _outcome(user: str, n: int, received: float, update: float, status: Status = Status.OK):
-    none = ModeRecord(0.5, 0.5, 0.5, [[1, 0], [1, 0]], f1_int8=0.5)
+    none = ModeRecord(0.5, 0.5, 0.5, [[1, 0], [1, 0]], f1_deployed=0.5)
     record = ClientRecord(
         user, "loso-" + user, n, 2, status=status, round=1, modes={Mode.NONE: none}
     )

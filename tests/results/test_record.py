@@ -20,13 +20,13 @@ from fedhar.results.record import (
 
 
 def _record() -> ClientRecord:
-    none = ModeRecord(0.5, 0.6, 0.55, [[3, 1, 0], [0, 2, 2], [1, 0, 3]], f1_int8=0.48)
+    none = ModeRecord(0.5, 0.6, 0.55, [[3, 1, 0], [0, 2, 2], [1, 0, 3]], f1_deployed=0.48)
     full = ModeRecord(
         0.9,
         0.91,
         0.92,
         [[4, 0, 0], [0, 4, 0], [1, 0, 3]],
-        f1_int8=0.89,
+        f1_deployed=0.89,
         memory_bytes={"parameters": 4000, "stored_samples": 1200, "total": 9100},
         ops={"macs": 123456789012, "adds": 5, "bytes_moved": 7},
         cycles=1.5e9,
@@ -90,3 +90,12 @@ def test_non_finite_names_every_bad_key() -> None:
     values["modes.none.confusion"] = [1.0, math.inf]
     assert non_finite(MetricRecord(values)) == ["modes.full.f1", "modes.none.confusion"]
     assert non_finite(metrics) == []
+
+
+def test_records_of_earlier_formats_read_f1_int8_as_f1_deployed() -> None:
+    data = _record().to_dict()
+    for mode in data["modes"].values():
+        mode["f1_int8"] = mode.pop("f1_deployed")
+    back = ClientRecord.from_dict(data)
+    assert back.modes[Mode.NONE].f1_deployed == 0.48
+    assert back.modes[Mode.FULL].f1_deployed == 0.89

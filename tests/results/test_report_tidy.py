@@ -19,9 +19,10 @@ CONFUSION = [[3, 1], [0, 4]]
 
 def _mode(f1: float, trained: bool) -> ModeRecord:
     if not trained:
-        return ModeRecord(f1, f1, f1, CONFUSION, f1_int8=f1 - 0.01)
+        return ModeRecord(f1, f1, f1, CONFUSION, f1_deployed=f1 - 0.01)
     return ModeRecord(
-        f1, f1, f1, CONFUSION, f1_int8=f1 - 0.01, memory_bytes={"parameters": 100, "total": 300},
+        f1, f1, f1, CONFUSION, f1_deployed=f1 - 0.01,
+        memory_bytes={"parameters": 100, "total": 300},
         ops={"macs": 10}, cycles=2e9, seconds=10.0, energy_j=0.5,
         curve={"loss": [0.9, 0.5], "f1": [0.6, 0.8]}, curve_on="train",
     )  # fmt: skip
@@ -83,7 +84,7 @@ def test_csv_is_one_row_per_user_mode_and_round(report: Path) -> None:
 
 def test_json_keeps_every_round_and_the_energy_totals(report: Path) -> None:
     data = json.loads((report / "report.json").read_text())
-    assert data["format"] == 3
+    assert data["format"] == 4
     rounds = [(r["user"], r["round"], r["last"]) for r in data["rounds"]]
     assert rounds == [("2", 1, False), ("2", 2, True), ("10", 1, False), ("10", 2, True)]
     energy = data["battery"]["energy_j_by_load"]
