@@ -518,7 +518,8 @@ def reference_logits(net: QNet, x_q: np.ndarray) -> np.ndarray:
             acc = h.reshape(h.shape[0], -1) @ layer.levels().T + layer.bias.astype(np.int64)
             mshape = (1, -1)
         if layer.last:
-            return acc.reshape(acc.shape[0], -1) * layer.logit_scale.astype(np.float64)
+            scale = layer.logit_scale.astype(np.float64).reshape(mshape)
+            return (acc * scale).reshape(acc.shape[0], -1)
         h = _requant(
             acc,
             layer.mult.reshape(mshape),
