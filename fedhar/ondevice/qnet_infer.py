@@ -21,7 +21,7 @@ from fedhar.ondevice import clib
 from fedhar.ondevice.cint import c_int, c_ints
 from fedhar.ondevice.estimator import OpCounts
 
-__all__ = ["MEMORY_PARTS", "DynamicNetC", "QNetC"]
+__all__ = ["MEMORY_PARTS", "DynamicNetC", "QNetC", "layer_dims"]
 
 _P = ctypes.POINTER
 _KINDS = {"conv1d": 0, "dense": 1, "max": 2, "avg": 3, "gap": 4}
@@ -93,8 +93,8 @@ def _lib() -> ctypes.CDLL:
     return clib.bind(signatures)
 
 
-def _dims(layer: QLinear | DynamicLinear | QPool) -> _Dims:
-    """The C sizes of a layer (names in errors: ``<layer> <field>``)."""
+def layer_dims(layer: QLinear | DynamicLinear | QPool) -> ctypes.Structure:
+    """The ``fh_qnet_dims`` of a layer (a ``ValueError`` names ``<layer> <field>``)."""
     if isinstance(layer, QPool):
         kind, c_in, c_out, k, stride, pad = (layer.kind, layer.c, layer.c, layer.size,
                                              layer.stride, "valid")  # fmt: skip
@@ -194,7 +194,7 @@ class QNetC(_NetC):
         layers = (_QLayer * len(qnet.layers))()
         for i, layer in enumerate(qnet.layers):
             s = layers[i]
-            s.dims = _dims(layer)
+            s.dims = layer_dims(layer)
             if isinstance(layer, QPool):
                 s.in_bits = s.out_bits = c_int(f"layer {layer.name} bits", layer.bits)
                 continue
@@ -229,7 +229,7 @@ class DynamicNetC(_NetC):
         layers = (_DLayer * len(dnet.layers))()
         for i, layer in enumerate(dnet.layers):
             s = layers[i]
-            s.dims = _dims(layer)
+            s.dims = layer_dims(layer)
             if isinstance(layer, QPool):
                 continue
             s.relu = int(layer.relu)

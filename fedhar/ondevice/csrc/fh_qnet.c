@@ -458,25 +458,30 @@ static ft_status fh_qnet_check_call(const void *x, int32_t n, const float *logit
 /* ---------------------------------------------------------------------------------------- */
 /* Bits and bytes                                                                            */
 
-/* Unpacks n unsigned b-bit values (b < 8) from bit 0 of src into bytes. */
-static void fh_qnet_unpack_a(const uint8_t *src, int64_t n, int32_t bits, uint8_t *dst)
+/* Unpacks n unsigned b-bit values (b < 8) from bit 0 of src into bytes. Bit positions fit 32
+ * bits: an activation holds at most 2^24 values. */
+static void fh_qnet_unpack_a(const uint8_t *src, int32_t n, int32_t bits, uint8_t *dst)
 {
     const uint32_t mask = (1u << bits) - 1u;
-    int64_t i, p = 0;
-    for (i = 0; i < n; ++i, p += bits) {
-        dst[i] = (uint8_t)(((uint32_t)src[p >> 3] >> (p & 7)) & mask);
+    uint32_t p = 0;
+    int32_t i;
+    for (i = 0; i < n; ++i, p += (uint32_t)bits) {
+        dst[i] = (uint8_t)(((uint32_t)src[p >> 3] >> (p & 7u)) & mask);
     }
 }
 
-/* Unpacks n signed b-bit weight levels (b < 8) starting at value `first` of src. */
-static void fh_qnet_unpack_w(const uint8_t *src, int64_t first, int64_t n, int32_t bits,
+/* Unpacks n signed b-bit weight levels (b < 8) starting at value `first` of src. The bits of
+ * one row fit 32 bits: n b < 2^31 by the accumulator bound of fh_qnet_check_layer. */
+static void fh_qnet_unpack_w(const uint8_t *src, int64_t first, int32_t n, int32_t bits,
                              int8_t *dst)
 {
     const uint32_t mask = (1u << bits) - 1u;
     const int32_t half = bits == 1 ? 0 : 1 << (bits - 1);
-    int64_t i, p = first * bits;
-    for (i = 0; i < n; ++i, p += bits) {
-        const uint32_t u = ((uint32_t)src[p >> 3] >> (p & 7)) & mask;
+    const uint8_t *row = src + ((first * bits) >> 3);
+    uint32_t p = (uint32_t)((first * bits) & 7);
+    int32_t i;
+    for (i = 0; i < n; ++i, p += (uint32_t)bits) {
+        const uint32_t u = ((uint32_t)row[p >> 3] >> (p & 7u)) & mask;
         dst[i] = (int8_t)(bits == 1 ? (int32_t)(u << 1) - 1
                                     : (int32_t)(u ^ (uint32_t)half) - half);
     }
@@ -533,12 +538,11 @@ static void fh_qnet_put_at(uint8_t *buf, int64_t idx, int32_t bits, uint32_t v)
     }
 }
 
-/* Bits p .. p + m - 1 (1 <= m <= 32) of src, LSB-first, in a word whose bits above m are
- * unspecified; reads only the ceil(((p mod 8) + m) / 8) bytes that hold them. */
-static uint32_t fh_qnet_gather(const uint8_t *src, int64_t p, int32_t m)
+/* Bits sh .. sh + m - 1 (0 <= sh < 8, 1 <= m <= 32) of b, LSB-first, in a word whose bits
+ * above m are unspecified; reads only the ceil((sh + m) / 8) bytes that hold them. */
+static uint32_t fh_qnet_gather(const uint8_t *b, int32_t sh, int32_t m)
 {
-    const uint8_t *b = src + (p >> 3);
-    const int32_t sh = (int32_t)(p & 7), nb = (sh + m + 7) >> 3;
+    const int32_t nb = (sh + m + 7) >> 3;
     uint32_t v = (uint32_t)b[0] >> sh;
     int32_t i;
     for (i = 1; i < nb; ++i) {
@@ -583,7 +587,7 @@ FH_QNET_KERNEL void fh_qnet_linear(const fh_qnet_layer *l, const fh_qnet_geom *g
     float *logits = y;
     int32_t f, o, c, j;
     if (l->in_bits < 8) {
-        fh_qnet_unpack_a(x, n_in, l->in_bits, ua);
+        fh_qnet_unpack_a(x, (int32_t)n_in, l->in_bits, ua);
         xa = ua;
         ops->bitops += 2 * n_in;
         ops->bytes_moved += 2 * n_in;
@@ -591,22 +595,24 @@ FH_QNET_KERNEL void fh_qnet_linear(const fh_qnet_layer *l, const fh_qnet_geom *g
     for (f = 0; f < g->c_out; ++f) {
         const int8_t *w = (const int8_t *)l->weight + (int64_t)f * g->row;
         if (l->w_bits < 8) {
-            fh_qnet_unpack_w(l->weight, (int64_t)f * g->row, g->row, l->w_bits, uw);
+            fh_qnet_unpack_w(l->weight, (int64_t)f * g->row, (int32_t)g->row, l->w_bits, uw);
             w = uw;
         }
         for (o = 0; o < g->t_out; ++o) {
             const fh_qnet_window win = fh_qnet_window_at(g, o);
             int32_t acc = l->bias[f];
             for (c = 0; c < g->c_in; ++c) {
-                const int8_t *wc = w + (int64_t)c * g->k + win.lo;
-                const int64_t at = (int64_t)c * g->t_in + win.x0;
+                const int8_t *wc = w + c * g->k + win.lo;
+                const int32_t at = c * g->t_in + win.x0;
                 if (signed_in) {
+                    const int8_t *xc = xs + at;
                     for (j = 0; j < win.n; ++j) {
-                        acc += (int32_t)wc[j] * (int32_t)xs[at + j];
+                        acc += (int32_t)wc[j] * (int32_t)xc[j];
                     }
                 } else {
+                    const uint8_t *xc = xa + at;
                     for (j = 0; j < win.n; ++j) {
-                        acc += (int32_t)wc[j] * (int32_t)xa[at + j];
+                        acc += (int32_t)wc[j] * (int32_t)xc[j];
                     }
                 }
             }
@@ -654,11 +660,11 @@ FH_QNET_KERNEL void fh_qnet_binary(const fh_qnet_layer *l, const fh_qnet_geom *g
             col[i] = 0u;
         }
         for (c = 0; c < g->c_in; ++c) {
+            const uint32_t p0 = (uint32_t)(c * g->t_in + win.x0), q0 = (uint32_t)(c * g->k + win.lo);
             for (j = 0; j < win.n; ++j) {
-                const int64_t p = (int64_t)c * g->t_in + win.x0 + j;
-                const int64_t q = (int64_t)c * g->k + win.lo + j;
-                const uint32_t bit = ((uint32_t)x[p >> 3] >> (p & 7)) & 1u;
-                col[q >> 5] |= bit << (q & 31);
+                const uint32_t p = p0 + (uint32_t)j, q = q0 + (uint32_t)j;
+                const uint32_t bit = ((uint32_t)x[p >> 3] >> (p & 7u)) & 1u;
+                col[q >> 5] |= bit << (q & 31u);
             }
         }
         for (i = 0; i < nw; ++i) {
@@ -666,12 +672,13 @@ FH_QNET_KERNEL void fh_qnet_binary(const fh_qnet_layer *l, const fh_qnet_geom *g
         }
         for (f = 0; f < g->c_out; ++f) {
             const int64_t base = (int64_t)f * g->row;
+            const uint8_t *wf = l->weight + (base >> 3);
+            const int32_t sh = (int32_t)(base & 7);
             int32_t s = 0, acc;
-            for (i = 0; i < nw; ++i) {
-                const uint32_t w = fh_qnet_gather(l->weight, base + 32 * (int64_t)i,
-                                                  i == nw - 1 ? tail : 32);
-                s += (int32_t)fh_qnet_popc(w & col[i]);
+            for (i = 0; i < nw - 1; ++i) {
+                s += (int32_t)fh_qnet_popc(fh_qnet_gather(wf + 4 * i, sh, 32) & col[i]);
             }
+            s += (int32_t)fh_qnet_popc(fh_qnet_gather(wf + 4 * (nw - 1), sh, tail) & col[nw - 1]);
             acc = l->bias[f] + 2 * s - pa;
             if (last) {
                 logits[(int64_t)f * g->t_out + o] = (float)acc * l->logit_scale[f];
@@ -721,7 +728,7 @@ FH_QNET_KERNEL void fh_qnet_pool(const fh_qnet_layer *l, const uint8_t *x, int32
     fh_qnet_packer pk = fh_qnet_packer_at(y, bits);
     int32_t ch, o, j;
     if (bits < 8) {
-        fh_qnet_unpack_a(x, n_in, bits, ua);
+        fh_qnet_unpack_a(x, (int32_t)n_in, bits, ua);
         xa = ua;
         ops->bitops += 2 * n_in;
         ops->bytes_moved += 2 * n_in;
