@@ -45,6 +45,7 @@ COUNT_FIELDS: dict[str, str] = {
     "exp": "exps",
     "cmp": "cmps",
     "byte_moved": "bytes_moved",
+    "bitop": "bitops",
 }
 """Operation class → attribute of an ``OpCounts`` record that holds its count."""
 
@@ -66,6 +67,8 @@ class OpCountsLike(Protocol):
     def cmps(self) -> int: ...
     @property
     def bytes_moved(self) -> int: ...
+    @property
+    def bitops(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -74,7 +77,9 @@ class CycleCosts:
 
     The arithmetic classes price the instruction alone (``mac``: one multiply-accumulate;
     the others: one scalar operation); ``byte_moved`` prices every byte the loop nest loads or
-    stores, operands of MACs included, as the library's ``bytes_moved`` counter counts them.
+    stores, operands of MACs included, as the library's ``bytes_moved`` counter counts them;
+    ``bitop`` prices one integer shift, mask, logic or popcount step (sub-byte unpacking and
+    packing, binary dot products).
     """
 
     mac: float
@@ -84,6 +89,7 @@ class CycleCosts:
     exp: float
     cmp: float
     byte_moved: float
+    bitop: float
 
     def cycles(self, ops: OpCountsLike) -> float:
         """Cycles to execute ``ops``: Σ cycles_per_op · count."""

@@ -518,7 +518,8 @@ def reference_logits(net: QNet, x_q: np.ndarray) -> np.ndarray:
             acc = h.reshape(h.shape[0], -1) @ layer.levels().T + layer.bias.astype(np.int64)
             mshape = (1, -1)
         if layer.last:
-            return acc.reshape(acc.shape[0], -1) * layer.logit_scale.astype(np.float64)
+            scale = layer.logit_scale.astype(np.float64).reshape(mshape)
+            return (acc * scale).reshape(acc.shape[0], -1)
         h = _requant(
             acc,
             layer.mult.reshape(mshape),
@@ -526,3 +527,200 @@ def reference_logits(net: QNet, x_q: np.ndarray) -> np.ndarray:
             act_levels(layer.out_bits),
         )
     raise ValueError("the network has no last layer")
+
+
+# ---------------------------------------------------------------------------------------------
+# Dynamic-range quantization (contoli2023): int8 weights, float activations
+
+FLOAT_BITS = 32
+"""The ``bits`` of a :class:`QPool` inside a :class:`DynamicNet`: float32 activations."""
+DYNAMIC_FLOOR = 1e-30
+"""A tensor whose largest magnitude is at most this quantizes to zeros (no scale is taken)."""
+
+
+@dataclass(frozen=True)
+class DynamicLinear:
+    """A conv1d or dense layer of a :class:`DynamicNet`.
+
+    At run time the layer's float input tensor (one sample, all of ``[C, T]`` or ``[F]``) gets
+    the scale ``s = max|x| / 127`` and is quantized to int8 (:func:`dynamic_input`); then
+    ``y[c] = float32(acc) · (s · w_scale[c]) + bias[c]`` with the int32 ``acc = Σ q_w · x_q``
+    ('same' padding skips the taps outside the input), and ReLU when ``relu``.
+
+    Attributes:
+        kind, name, c_in, c_out, kernel, stride, padding, t_in, t_out: as in :class:`QLinear`.
+        relu: whether a ReLU follows (every layer but the last).
+        weight: ``[c_out · c_in · kernel]`` int8 levels in ``[-127, 127]``, C order of
+            ``[c_out, c_in, kernel]`` (conv) or ``[c_out, c_in]`` (dense).
+        w_scale: ``[c_out]`` float32 per-channel weight scales (``max|w_c| / 127``).
+        bias: ``[c_out]`` float32 folded biases.
+    """
+
+    kind: str
+    name: str
+    c_in: int
+    c_out: int
+    kernel: int
+    stride: int
+    padding: str
+    t_in: int
+    t_out: int
+    relu: bool
+    weight: np.ndarray
+    w_scale: np.ndarray
+    bias: np.ndarray
+
+    @property
+    def n_weights(self) -> int:
+        """Number of weight values."""
+        return self.c_out * self.c_in * self.kernel
+
+    def model_bytes(self) -> int:
+        """Deployed bytes: int8 weights, float32 weight scale and float32 bias per channel."""
+        return self.n_weights + 8 * self.c_out
+
+
+@dataclass(frozen=True)
+class DynamicNet:
+    """A dynamic-range network: float32 input ``[C, T]`` → float32 logits ``[n_classes]``.
+
+    ``layers`` are in execution order; pools are :class:`QPool` with ``bits`` =
+    :data:`FLOAT_BITS` (max, average and global average pooling on floats).
+    """
+
+    spec_name: str
+    in_channels: int
+    in_length: int
+    n_classes: int
+    layers: tuple[DynamicLinear | QPool, ...]
+
+    def linears(self) -> list[DynamicLinear]:
+        """The conv and dense layers."""
+        return [layer for layer in self.layers if isinstance(layer, DynamicLinear)]
+
+    def model_bytes(self) -> int:
+        """Deployed model bytes: every :meth:`DynamicLinear.model_bytes`."""
+        return sum(d.model_bytes() for d in self.linears())
+
+
+def quantize_dynamic(spec: ModelSpec, state: Mapping[str, np.ndarray]) -> DynamicNet:
+    """The :class:`DynamicNet` of a folded model (:func:`fold_spec`, :func:`fold_state`):
+    per-channel symmetric int8 weights (:func:`quantize_weights` at 8 bits), float32 biases.
+
+    Raises:
+        ValueError: a BatchNorm left in ``spec``, a hidden layer without ReLU, no conv/dense.
+    """
+    lin = _linear_layers(spec)
+    if not lin:
+        raise ValueError(f"model {spec.name!r} has no conv or dense layer")
+    out: list[DynamicLinear | QPool] = []
+    for i, layer in enumerate(spec.layers):
+        nxt = spec.layers[i + 1] if i + 1 < len(spec.layers) else None
+        if layer.kind == "batchnorm1d":
+            raise ValueError(f"fold the BatchNorm {layer.name!r} first (fold_spec, fold_state)")
+        if layer.kind in ("conv1d", "dense"):
+            last = layer is lin[-1]
+            if not last and (nxt is None or nxt.kind != "relu"):
+                raise ValueError(f"hidden layer {layer.name!r} must be followed by a ReLU")
+            q, s_w = quantize_weights(np.asarray(state[f"{layer.name}.weight"]), 8)
+            conv = layer.kind == "conv1d"
+            out.append(
+                DynamicLinear(
+                    layer.kind,
+                    layer.name,
+                    layer.in_shape[0],
+                    layer.out_channels,
+                    layer.kernel if conv else 1,
+                    layer.stride if conv else 1,
+                    layer.padding if conv else "valid",
+                    layer.in_shape[1] if conv else 1,
+                    layer.out_shape[1] if conv else 1,
+                    not last,
+                    q.reshape(-1).astype(np.int8),
+                    s_w,
+                    np.asarray(state[f"{layer.name}.bias"], np.float32).copy(),
+                )
+            )
+        elif layer.kind in ("maxpool1d", "avgpool1d", "gap1d"):
+            c, t = layer.in_shape
+            gap = layer.kind == "gap1d"
+            out.append(
+                QPool(
+                    "gap" if gap else layer.kind[:3],
+                    layer.name,
+                    c,
+                    t,
+                    1 if gap else layer.out_shape[1],
+                    t if gap else layer.kernel,
+                    t if gap else layer.stride,
+                    FLOAT_BITS,
+                )
+            )
+    return DynamicNet(spec.name, spec.input_channels, spec.input_length, spec.n_classes, tuple(out))
+
+
+def dynamic_input(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Run-time int8 quantization of float32 tensors ``x [N, ...]``, one scale per sample, in
+    the float32 steps of the C kernel: ``m = max|x|``; ``inv = 127 / m`` and ``s = m / 127``
+    (both 0 when ``m`` ≤ :data:`DYNAMIC_FLOOR`); ``v = x · inv``;
+    ``q = clip(trunc(v ± 0.5), -127, 127)`` (round half away from zero).
+
+    Returns:
+        ``(q int64 with x's shape, s float32 [N])``.
+    """
+    f32 = np.float32
+    flat = np.asarray(x, f32).reshape(len(x), -1)
+    m = np.abs(flat).max(axis=1) if flat.shape[1] else np.zeros(len(x), f32)
+    live = m > f32(DYNAMIC_FLOOR)
+    safe = np.where(live, m, f32(1))
+    inv = np.where(live, f32(127) / safe, f32(0)).astype(f32)
+    s = np.where(live, m / f32(127), f32(0)).astype(f32)
+    v = flat * inv[:, None]
+    r = v + np.where(v < 0, f32(-0.5), f32(0.5))
+    q = np.clip(np.trunc(r), -127, 127).astype(np.int64)
+    return q.reshape(np.shape(x)), s
+
+
+def _dynamic_sum(d: DynamicLinear, q: np.ndarray) -> np.ndarray:
+    """Int64 sums ``Σ q_w · x_q``: ``[N, F, To]`` (conv, ``q [N, C, T]``) or ``[N, F]``."""
+    w = d.weight.astype(np.int64)
+    if d.kind == "dense":
+        return q.reshape(len(q), -1) @ w.reshape(d.c_out, d.c_in).T
+    k = d.kernel
+    pad = (k - 1) // 2 if d.padding == "same" else 0
+    xp = np.zeros((len(q), d.c_in, d.t_in + 2 * pad + k), np.int64)
+    xp[:, :, pad : pad + d.t_in] = q
+    taps = (np.arange(d.t_out) * d.stride)[:, None] + np.arange(k)[None, :]
+    return np.einsum("nctk,fck->nft", xp[:, :, taps], w.reshape(d.c_out, d.c_in, k))
+
+
+def _float_pool(p: QPool, h: np.ndarray) -> np.ndarray:
+    """Float32 max/average/global average pool of ``h [N, C, T]``, summing left to right."""
+    win = h[:, :, (np.arange(p.t_out) * p.stride)[:, None] + np.arange(p.size)[None, :]]
+    if p.kind == "max":
+        out = win.max(axis=3)
+    else:
+        acc = win[..., 0]
+        for j in range(1, p.size):
+            acc = acc + win[..., j]
+        out = acc / np.float32(p.size)
+    return out[:, :, 0] if p.kind == "gap" else out
+
+
+def reference_dynamic_logits(net: DynamicNet, x: np.ndarray) -> np.ndarray:
+    """Float32 logits ``[N, n_classes]`` of float32 windows ``x [N, C, T]``, in the float32
+    arithmetic of the C kernel (``fh_dnet_forward``): bit-exact on a build without fused
+    multiply-add contraction."""
+    h = np.asarray(x, np.float32)
+    for layer in net.layers:
+        if isinstance(layer, QPool):
+            h = _float_pool(layer, h if h.ndim == 3 else h[:, :, None])
+            continue
+        q, s = dynamic_input(h)
+        acc = _dynamic_sum(layer, q).astype(np.float32)
+        step = (s[:, None] * layer.w_scale.astype(np.float32)[None, :]).astype(np.float32)
+        if acc.ndim == 3:
+            step = step[:, :, None]
+        y = acc * step + layer.bias.astype(np.float32).reshape((1, -1) + (1,) * (acc.ndim - 2))
+        h = np.where(y > 0, y, np.float32(0)) if layer.relu else y
+    return h.reshape(len(h), -1).astype(np.float32)

@@ -9,6 +9,8 @@ and the harness's results and the plugin's executed-instruction counts are read 
 * :func:`run_training`: ``steps`` calls of ``ft_train_batch`` on one batch, then optionally
   ``ft_logits``; losses, logits, parameters, the library's operation counters and memory.
 * :func:`run_slim`: ``fh_slim_forward_f32``/``_s8`` on a batch and the score-margin policy.
+* :func:`run_qnet`: ``fh_qnet_forward`` (a packed integer ``QNet``) or ``fh_dnet_forward`` (a
+  dynamic-range ``DynamicNet``) on a batch: logits, counters and memory, one region per layer.
 
 Executed instructions come per *region*: :data:`REGION_HARNESS` (the harness itself),
 :data:`REGION_GLUE` (library code between kernel calls: validation, sample loading, the layer
@@ -39,17 +41,20 @@ from typing import Any
 import numpy as np
 
 from fedhar.data.paths import user_cache_dir
+from fedhar.models.quantized import DynamicLinear, DynamicNet, QNet, QPool
 from fedhar.models.spec import ModelSpec
 from fedhar.ondevice import ctrain
 from fedhar.ondevice.clib import COpCounts
 from fedhar.ondevice.estimator import CATEGORIES, LOSS, PHASES, SHARED, OpCounts
-from fedhar.ondevice.isa import CLASSES, access_bytes, classify
+from fedhar.ondevice.isa import CLASSES, access_bytes, classify, cycles
+from fedhar.ondevice.qnet_infer import MEMORY_PARTS, layer_dims
 from fedhar.ondevice.slim_format import SlimF32, SlimS8
 
 __all__ = [
     "Build",
     "EmulatorError",
     "Execution",
+    "QNetRun",
     "REGION_GLUE",
     "REGION_HARNESS",
     "SlimRun",
@@ -57,6 +62,7 @@ __all__ = [
     "build",
     "missing_tools",
     "random_inputs",
+    "run_qnet",
     "run_slim",
     "run_training",
 ]
@@ -180,6 +186,15 @@ class Execution:
     def targets(self, regions: Sequence[int]) -> dict[str, int]:
         """:meth:`classes` of ``regions`` plus their ``taken`` branches."""
         return {**self.classes(regions), "taken": sum(self.taken[r] for r in regions)}
+
+    def cycles(self, timings: Mapping[str, float], regions: Sequence[int] | None = None) -> float:
+        """Cycles of ``regions`` (default: all but the harness) by the instruction timings of a
+        profile (``McuProfile.instruction_timings``), taken-branch refills included."""
+        chosen = regions if regions is not None else [r for r in self.keys if r != REGION_HARNESS]
+        keys: Counter[str] = Counter()
+        for r in chosen:
+            keys.update(self.keys.get(r, Counter()))
+        return cycles(keys, sum(self.taken[r] for r in chosen), timings)
 
     def data_bytes(self, regions: Sequence[int]) -> tuple[int, int]:
         """(bytes loaded, bytes stored) by the instructions of ``regions``, stack included."""
@@ -469,3 +484,59 @@ def run_slim(
     n = x.shape[0]
     return SlimRun(status, logits.reshape(n, -1) if n else logits, margin, argmax, easy, ops,
                    ops_policy, r.i32(), execution)  # fmt: skip
+
+
+@dataclass
+class QNetRun:
+    """Results of a compressed-inference job: status, logits ``[N, K]``, the counters, the
+    memory by part (``fh_qnet_memory``, :data:`fedhar.ondevice.qnet_infer.MEMORY_PARTS`) and
+    the execution (layer ``i`` is region ``2 + 4 i``)."""
+
+    status: int
+    logits: np.ndarray
+    ops: OpCounts
+    memory: dict[str, int]
+    execution: Execution
+
+
+def qnet_job(net: QNet | DynamicNet, x: np.ndarray) -> bytes:
+    """The job file of :func:`run_qnet`."""
+    dyn = isinstance(net, DynamicNet)
+    parts = [_header(5 if dyn else 4)]
+    parts.append(struct.pack("<4i", net.in_channels, net.in_length, net.n_classes,
+                             len(net.layers)))  # fmt: skip
+    for layer in net.layers:
+        parts.append(bytes(layer_dims(layer)))
+        if isinstance(layer, QPool):
+            head = struct.pack("<i", 0) if dyn else struct.pack("<3i", 0, layer.bits, layer.bits)
+            parts += [head] + [_tensor(None)] * (3 if dyn else 5)
+        elif isinstance(layer, DynamicLinear):
+            parts.append(struct.pack("<i", int(layer.relu)))
+            parts.append(_tensor(np.asarray(layer.weight, np.int8)))
+            parts += [_tensor(np.asarray(t, np.float32)) for t in (layer.w_scale, layer.bias)]
+        else:
+            parts.append(struct.pack("<3i", layer.w_bits, layer.in_bits, layer.out_bits))
+            parts.append(_tensor(np.asarray(layer.weight, np.uint8)))
+            parts += [_tensor(np.asarray(t, np.int32)) for t in (layer.bias, layer.mult)]
+            parts.append(_tensor(np.asarray(layer.rshift, np.int8)))
+            parts.append(_tensor(np.asarray(layer.logit_scale, np.float32)))
+    xin = np.ascontiguousarray(x, np.float32 if dyn else np.int8)
+    parts += [struct.pack("<i", xin.shape[0]), _tensor(xin)]
+    return b"".join(parts)
+
+
+def run_qnet(net: QNet | DynamicNet, x: np.ndarray, b: Build | None = None) -> QNetRun:
+    """A batch ``x [N, C, T]`` (int8 for a ``QNet``, float for a ``DynamicNet``) through the
+    compressed-inference kernels on the emulated Cortex-M4F."""
+    b = b if b is not None else build()
+    out, execution = execute(b, qnet_job(net, x))
+    r = _Reader(out)
+    if r.i32() != _MAGIC_OUT:
+        raise EmulatorError("the harness's output has no header")
+    status = r.i32()
+    logits = r.floats()
+    ops = COpCounts.from_buffer_copy(r.take(ctypes.sizeof(COpCounts))).to_op_counts()
+    memory = dict(zip(MEMORY_PARTS, (int(v) for v in r.array(np.int64, len(MEMORY_PARTS))),
+                      strict=True))  # fmt: skip
+    n = x.shape[0]
+    return QNetRun(status, logits.reshape(n, -1) if n else logits, ops, memory, execution)

@@ -129,6 +129,7 @@ def _ops_dict(ops: OpCounts) -> dict[str, int]:
         "exps": ops.exps,
         "cmps": ops.cmps,
         "bytes_moved": ops.bytes_moved,
+        "bitops": ops.bitops,
     }
 
 
@@ -236,7 +237,7 @@ def format_rows(rows: list[EstimateRow], profile: McuProfile) -> str:
         )
     lines += _grid(table)
     lines += ["", "Operations per batch (all phases)"]
-    fields = ["macs", "adds", "muls", "divs", "exps", "cmps", "bytes_moved"]
+    fields = ["macs", "adds", "muls", "divs", "exps", "cmps", "bytes_moved", "bitops"]
     table = [["input", "mode", *fields]]
     for r in rows:
         ops = _ops_dict(r.ops_per_batch)

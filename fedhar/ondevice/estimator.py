@@ -87,6 +87,8 @@ class OpCounts:
         cmps: comparisons (max, ReLU, argmax).
         bytes_moved: bytes of array-element loads and stores of the reference loop nest
             (4 bytes per float32/int32 element; scalars held in registers are not counted).
+        bitops: integer shift, mask, logic and popcount steps (unpacking and packing sub-byte
+            data, binary dot products; 0 for every float32 kernel).
     """
 
     macs: int = 0
@@ -96,6 +98,7 @@ class OpCounts:
     exps: int = 0
     cmps: int = 0
     bytes_moved: int = 0
+    bitops: int = 0
 
     def __add__(self, other: OpCounts) -> OpCounts:
         return OpCounts(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))

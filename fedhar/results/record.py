@@ -41,8 +41,8 @@ class ModeRecord:
         memory_bytes: the C library's arena peak bytes by category, and ``total``; empty for
             ``none``, which does not train.
         ops: operations the C library counted over the whole job, by class (``macs``,
-            ``adds``, ``muls``, ``divs``, ``exps``, ``cmps``, ``bytes_moved``); empty for
-            ``none``.
+            ``adds``, ``muls``, ``divs``, ``exps``, ``cmps``, ``bytes_moved``, ``bitops``);
+            empty for ``none``.
         cycles: MCU cycles of the job on the client's profile.
         seconds: MCU seconds of the job.
         energy_j: MCU energy of the job, in J.

@@ -77,6 +77,7 @@ OPERATIONS: dict[str, str] = {
     "exp": "exponential or logarithm",
     "cmp": "comparison (max, ReLU, argmax)",
     "byte_moved": "byte loaded or stored",
+    "bitop": "integer shift, mask, logic or popcount step",
 }
 """The operation classes a profile prices, with what one of each is."""
 

@@ -2,9 +2,10 @@
 and argument-range tests against that build through the real bindings (FEDHAR_CTRAIN_LIB), in a
 subprocess.
 
-Two builds: the default one (vector tiles, avx2 clone) runs the gradient, invalid-input and
-width-sliced inference tests; the plain C99 one (FT_PLAIN_C, the code a Cortex-M build compiles)
-runs the gradient and invalid-input tests again, since its training kernels differ.
+Two builds: the default one (vector tiles, avx2 clone) runs the gradient, invalid-input,
+width-sliced inference and compressed-inference (fh_qnet: fuzz, models, errors) tests; the
+plain C99 one (FT_PLAIN_C, the code a Cortex-M build compiles) runs the gradient and
+invalid-input tests again, since its training kernels differ.
 """
 
 from __future__ import annotations
@@ -33,6 +34,15 @@ FLAGS = [
     "-fPIC",
     "-shared",
 ]
+
+
+VECTOR_ONLY = (
+    "adaptive/test_c_slim.py",
+    "ondevice_q/test_qnet_fuzz.py",
+    "ondevice_q/test_qnet_models.py",
+    "ondevice_q/test_qnet_errors.py",
+)
+"""Tests of inference kernels, whose code is the same in both builds: run once."""
 
 
 def _gcc_file(name: str) -> str:
@@ -64,6 +74,7 @@ def test_gradient_and_error_tests_clean_under_sanitizers(variant: str, tmp_path:
         "ASAN_OPTIONS": "detect_leaks=0:abort_on_error=1",
         "UBSAN_OPTIONS": "halt_on_error=1:print_stacktrace=1",
         "FEDHAR_CTRAIN_MAX_EXAMPLES": "3",
+        "FEDHAR_QNET_FUZZ_CASES": "60",
     }
     run = subprocess.run(
         [
@@ -79,7 +90,7 @@ def test_gradient_and_error_tests_clean_under_sanitizers(variant: str, tmp_path:
             str(HERE / "test_layers.py"),
             str(HERE / "test_errors.py"),
             str(HERE / "test_binding_ranges.py"),
-            *([str(REPO / "tests" / "adaptive" / "test_c_slim.py")] if variant == "vector" else []),
+            *([str(REPO / "tests" / t) for t in VECTOR_ONLY] if variant == "vector" else []),
         ],
         cwd=REPO,
         env=env,

@@ -24,7 +24,7 @@ CATEGORIES = {
     "parameters", "gradients", "optimizer", "activations", "deltas", "input",
     "stored_samples", "scratch", "total",
 }  # fmt: skip
-FIELDS = ("macs", "adds", "muls", "divs", "exps", "cmps", "bytes_moved")
+FIELDS = ("macs", "adds", "muls", "divs", "exps", "cmps", "bytes_moved", "bitops")
 
 
 def main(argv: list[str]) -> int:

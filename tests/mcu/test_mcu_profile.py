@@ -74,7 +74,9 @@ def test_power_from_current_per_mhz() -> None:
 def test_cost_arithmetic_by_hand() -> None:
     p = load_profile("stm32l552")
     c = p.costs
-    ops = OpCounts(macs=1000, adds=100, muls=10, divs=2, exps=3, cmps=50, bytes_moved=400)
+    ops = OpCounts(
+        macs=1000, adds=100, muls=10, divs=2, exps=3, cmps=50, bytes_moved=400, bitops=70
+    )
     cycles = (
         1000 * c.mac
         + 100 * c.add
@@ -83,6 +85,7 @@ def test_cost_arithmetic_by_hand() -> None:
         + 3 * c.exp
         + 50 * c.cmp
         + 400 * c.byte_moved
+        + 70 * c.bitop
     )
     assert p.cycles(ops) == pytest.approx(cycles)
     assert p.seconds(ops) == pytest.approx(cycles / 110e6)
@@ -104,18 +107,18 @@ def test_cost_arithmetic_by_hand() -> None:
 def test_cost_with_exact_numbers(tmp_path: Path) -> None:
     data = yaml.safe_load((PROFILE_DIR / "stm32l496zg.yaml").read_text())
     data["name"] = "board"
-    for k, v in zip(OP_CLASSES, (2, 1, 1, 14, 100, 1, 0.25), strict=True):
+    for k, v in zip(OP_CLASSES, (2, 1, 1, 14, 100, 1, 0.25, 1), strict=True):
         data["cycles_float32"][k]["value"] = v
     data["clock_hz"]["value"] = 1_000_000
     data["active_power_w"]["value"] = 0.5
     path = tmp_path / "board.yaml"
     path.write_text(yaml.safe_dump(data))
     p = load_profile(path)
-    ops = OpCounts(macs=100_000, adds=10, muls=10, divs=1, exps=1, cmps=6, bytes_moved=4)
-    # 200000 + 10 + 10 + 14 + 100 + 6 + 1 = 200141 cycles -> 0.200141 s -> 0.1000705 J
-    assert p.cycles(ops) == 200_141
-    assert p.seconds(ops) == pytest.approx(0.200141)
-    assert p.joules(ops) == pytest.approx(0.1000705)
+    ops = OpCounts(macs=100_000, adds=10, muls=10, divs=1, exps=1, cmps=6, bytes_moved=4, bitops=9)
+    # 200000 + 10 + 10 + 14 + 100 + 6 + 1 + 9 = 200150 cycles -> 0.20015 s -> 0.100075 J
+    assert p.cycles(ops) == 200_150
+    assert p.seconds(ops) == pytest.approx(0.20015)
+    assert p.joules(ops) == pytest.approx(0.100075)
     assert p.fits(320 * 1024) and not p.fits(320 * 1024 + 1)
 
 

@@ -30,7 +30,8 @@ typedef enum {
 } ft_status;
 
 /** Operation counters of one kernel call or one layer and phase (README.md, "Operation
- *  counting", gives the exact rules of every kernel). */
+ *  counting", gives the exact rules of every kernel). The layout is part of the ABI: a new
+ *  counter is appended at the end, never inserted. */
 typedef struct {
     int64_t macs;        /**< multiply-accumulates a += b * c */
     int64_t adds;        /**< additions and subtractions outside MACs */
@@ -39,6 +40,8 @@ typedef struct {
     int64_t exps;        /**< transcendental calls: expf, logf, sqrtf */
     int64_t cmps;        /**< comparisons (max, ReLU, argmax, clamps) */
     int64_t bytes_moved; /**< bytes of array loads + stores in the reference loop nest */
+    int64_t bitops;      /**< integer shift, mask, logic and popcount steps (unpacking and
+                              packing sub-byte data, binary dot products); appended last */
 } ft_op_counts;
 
 /**

@@ -16,6 +16,11 @@
  *     and tensors (f32: weight, bias; s8: weight, bias, mult, rshift, logit_scale), n, tensor x,
  *     the margin threshold. Out: status, logits, margins, argmax, easy flags, the net's and the
  *     policy's ft_op_counts, the scratch bytes.
+ *   4 integer / 5 dynamic-range compressed inference (fh_qnet.h): in_channels, in_length,
+ *     n_classes, n_layers, per layer fh_qnet_dims and (4) w_bits, in_bits, out_bits and the
+ *     tensors weight (u8), bias, mult, rshift (i8), logit_scale, or (5) relu and the tensors
+ *     weight (i8), w_scale, bias; then n, tensor x (int8 or float32). Out: status, logits,
+ *     the ft_op_counts, the fh_qnet_memory.
  *
  * ft_emu_mark() writes one word of fh_emu_marks[]; the QEMU plugin watches those stores and
  * attributes executed instructions to region 2 + 4 * row + phase (1: glue code inside the
@@ -25,6 +30,7 @@
 #include <string.h>
 
 #include "fedhar_train.h"
+#include "fh_qnet.h"
 #include "fh_slim.h"
 #include "semihost.h"
 
@@ -336,6 +342,76 @@ static int32_t run_slim(int s8)
     return 0;
 }
 
+static int32_t run_qnet(int dyn)
+{
+    fh_qnet net;
+    fh_dnet dnet;
+    fh_qnet_layer *ql = NULL;
+    fh_dnet_layer *dl = NULL;
+    fh_qnet_memory mem;
+    ft_op_counts ops;
+    const void *x;
+    float *logits;
+    int32_t header[4], n, i;
+    void *buffer;
+    ft_status st;
+
+    get(header, sizeof header);
+    if (header[3] < 1 || header[3] > 64 || header[2] < 1) {
+        fail("qnet layer or class count", 4);
+    }
+    if (dyn) {
+        dl = take((uint32_t)header[3] * sizeof *dl);
+    } else {
+        ql = take((uint32_t)header[3] * sizeof *ql);
+    }
+    for (i = 0; i < header[3]; ++i) {
+        fh_qnet_dims d;
+        get(&d, sizeof d);
+        if (dyn) {
+            dl[i].dims = d;
+            dl[i].relu = get_i32();
+            dl[i].weight = get_tensor(1, NULL);
+            dl[i].w_scale = get_tensor(4, NULL);
+            dl[i].bias = get_tensor(4, NULL);
+        } else {
+            ql[i].dims = d;
+            ql[i].w_bits = get_i32();
+            ql[i].in_bits = get_i32();
+            ql[i].out_bits = get_i32();
+            ql[i].weight = get_tensor(1, NULL);
+            ql[i].bias = get_tensor(4, NULL);
+            ql[i].mult = get_tensor(4, NULL);
+            ql[i].rshift = get_tensor(1, NULL);
+            ql[i].logit_scale = get_tensor(4, NULL);
+        }
+    }
+    n = get_i32();
+    x = get_tensor(dyn ? 4u : 1u, NULL);
+    logits = take(4u * (uint32_t)(n * header[2] + 1));
+    memset(&ops, 0, sizeof ops);
+    memset(&mem, 0, sizeof mem);
+    net.in_channels = dnet.in_channels = header[0];
+    net.in_length = dnet.in_length = header[1];
+    net.n_classes = dnet.n_classes = header[2];
+    net.n_layers = dnet.n_layers = header[3];
+    net.layers = ql;
+    dnet.layers = dl;
+    st = dyn ? fh_dnet_get_memory(&dnet, &mem, NULL) : fh_qnet_get_memory(&net, &mem, NULL);
+    if (st == FT_OK) {
+        buffer = take((uint32_t)mem.buffer + 4u);
+        ft_emu_mark(-1, 0);
+        st = dyn ? fh_dnet_forward(&dnet, x, n, logits, buffer, (int32_t)mem.buffer, &ops, NULL)
+                 : fh_qnet_forward(&net, x, n, logits, buffer, (int32_t)mem.buffer, &ops, NULL);
+        ft_emu_mark(-2, 0);
+    }
+    put_i32((int32_t)st);
+    put_f32s(logits, st == FT_OK ? n * header[2] : 0);
+    put(&ops, sizeof ops);
+    put(&mem, sizeof mem);
+    return 0;
+}
+
 int main(void)
 {
     const int32_t fd = sh_open("fh_job.bin", 0);
@@ -371,6 +447,8 @@ int main(void)
         rc = run_train();
     } else if (job == 2 || job == 3) {
         rc = run_slim(job == 3);
+    } else if (job == 4 || job == 5) {
+        rc = run_qnet(job == 5);
     } else {
         fail("unknown job", 4);
     }
