@@ -30,8 +30,9 @@ BIAS_LIMIT = 2**30
 
 
 def ste(x: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
-    """``value`` in the forward pass, the gradient of ``x`` in the backward pass."""
-    return x + (value - x).detach()
+    """``value`` in the forward pass (exactly: ``x - x`` adds 0), the gradient of ``x`` in the
+    backward pass."""
+    return value.detach() + (x - x.detach())
 
 
 def fake_weight(w: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch.Tensor]:
