@@ -8,8 +8,10 @@
   steps calibrated on a calibration set (:func:`ptq_full_int8`).
 
 Full-integer calibration rule: on WISDM 2019 (phone, classes A–E, 20 Hz, windows of 60,
-chronological split), ``max``, the 99.99th percentile and ``mse`` were compared on the
-validation windows; :data:`FULL_INT8_CLIP` is the one kept (see its note).
+users split as ``wisdm2019_adaptive``; daghero C16-32-32 K7), ``max`` and ``mse`` both scored a
+validation macro-F1 of 0.9905 and the 99.9th/99.99th percentiles 0.9901 (float: 0.9901): at 8
+bits clipping buys nothing, so :data:`FULL_INT8_CLIP` is ``max``, which clips no calibration
+value (TFLite's rule).
 """
 
 from __future__ import annotations
