@@ -19,19 +19,21 @@ from flwr.app import ArrayRecord
 
 from fedhar.metrics import score
 from fedhar.models.ptq import requantize
-from fedhar.models.quantized import QNet, dequantize, fold_spec, reference_logits
+from fedhar.models.quantized import QNet, dequantize, fold_spec
 from fedhar.models.spec import ModelSpec
 from fedhar.ondevice.ctrain import Trainer
+from fedhar.ondevice.qnet_infer import QNetC
 from fedhar.wire.codec import decode_model, encode_model, record_kind, roundtrip
 from fedhar.wire.payload import decode_network
 from fedhar.wire.qcodec import encode_qnet
 
 
 def qnet_logits(net: QNet, x: np.ndarray) -> np.ndarray:
-    """``[N, n_classes]`` logits of the deployed ``net`` on float windows ``x [N, C, T]``
-    (normalized), in the integer arithmetic of the device's kernels (the bit-exact numpy
-    reference of :mod:`fedhar.models.quantized`)."""
-    return reference_logits(net, net.quantize_input(x))
+    """``[N, n_classes]`` float32 logits of the deployed ``net`` on float windows
+    ``x [N, C, T]`` (normalized), run by the device's C integer kernels
+    (:class:`fedhar.ondevice.qnet_infer.QNetC`)."""
+    logits, _ = QNetC(net).logits(net.quantize_input(x))
+    return logits
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,8 @@ import io
 import json
 import math
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol
@@ -37,6 +37,7 @@ from fedhar.files import write_atomic
 from fedhar.metrics import score
 from fedhar.models.spec import ModelSpec
 from fedhar.models.torch_model import SpecNet, build_torch
+from fedhar.models.training import class_weights, deterministic_torch
 from fedhar.ondevice import clib
 from fedhar.ondevice.ctrain import Trainer
 
@@ -165,19 +166,6 @@ class PretrainResult:
         return net.eval()
 
 
-def class_weights(y: np.ndarray, n_classes: int) -> torch.Tensor:
-    """Inverse-frequency weights ``[n_classes]``: ``N / (n_present * count_c)``, 0 if absent.
-
-    With every class present the weights average 1 over the windows, so the loss keeps the
-    scale of plain cross-entropy.
-    """
-    counts = np.bincount(np.asarray(y, dtype=np.int64), minlength=n_classes).astype(np.float64)
-    present = counts > 0
-    weights = np.zeros(n_classes, dtype=np.float64)
-    weights[present] = counts.sum() / (present.sum() * counts[present])
-    return torch.tensor(weights, dtype=torch.float32)
-
-
 def predict(net: nn.Module, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
     """Class predictions ``[N]`` int64 of ``net`` (put in eval mode) for windows ``[N, C, T]``."""
     net.eval()
@@ -246,17 +234,6 @@ def _rotations(draws: list[_Draw]) -> torch.Tensor:
         choice = torch.cat([d[3] for d in draws if d[3] is not None])
         rot = _HALF_TURNS[choice][:, :, None] * rot
     return rot
-
-
-@contextmanager
-def deterministic_torch() -> Iterator[None]:
-    """Makes torch use deterministic kernels inside the block, restoring the setting after."""
-    before = torch.are_deterministic_algorithms_enabled()
-    torch.use_deterministic_algorithms(True)
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(before)
 
 
 def resolved_engine(spec: ModelSpec, options: PretrainOptions) -> str:

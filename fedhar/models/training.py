@@ -1,0 +1,33 @@
+"""Training helpers shared by every PyTorch trainer of fedhar: loss weights and determinism."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+
+
+def class_weights(y: np.ndarray, n_classes: int) -> torch.Tensor:
+    """Inverse-frequency weights ``[n_classes]``: ``N / (n_present * count_c)``, 0 if absent.
+
+    With every class present the weights average 1 over the windows, so the loss keeps the
+    scale of plain cross-entropy.
+    """
+    counts = np.bincount(np.asarray(y, dtype=np.int64), minlength=n_classes).astype(np.float64)
+    present = counts > 0
+    weights = np.zeros(n_classes, dtype=np.float64)
+    weights[present] = counts.sum() / (present.sum() * counts[present])
+    return torch.tensor(weights, dtype=torch.float32)
+
+
+@contextmanager
+def deterministic_torch() -> Iterator[None]:
+    """Makes torch use deterministic kernels inside the block, restoring the setting after."""
+    before = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before)
