@@ -41,7 +41,7 @@ from fedhar.metrics import score
 from fedhar.models.quantized import QNet, fold_spec, fold_state
 from fedhar.models.spec import ModelSpec, build_spec
 from fedhar.ondevice import qnet_infer
-from fedhar.ondevice.ctrain import CTrainer
+from fedhar.ondevice.ctrain import Trainer
 from fedhar.ondevice.estimator import OpCounts, estimate_inference
 from fedhar.results.journal import Journal, identity_sha256, scenario_identity
 from fedhar.schema.compress import CompressConfig
@@ -282,7 +282,7 @@ class Scorer:
 
     def float32(self, arch: str, spec: ModelSpec, state: Mapping[str, np.ndarray]) -> ModelRow:
         """The folded float model through the C training library's forward pass."""
-        trainer = CTrainer(spec)
+        trainer = Trainer(spec)
         trainer.load_state_dict(dict(state))
         f1 = {}
         for part in ("val", "test"):
