@@ -6,9 +6,12 @@ pass simulates every bit-width at once (eq. 1):
 
 * weights ``Ŵ = Σ_b α_b · W_b``, ``W_b`` the per-channel fake quantization at b bits
   (:func:`~fedhar.compress.fakequant.fake_weight`);
-* activations ``y = Σ_a β_a · PACT_a(z)``, with one PACT clip per bit-width (each calibrated for
-  its own bits by the ``mse`` rule, since the best clip depends on the bits, and each trained
-  by PACT's gradient);
+* activations ``y = Σ_a β_a · PACT_a(z; α)``, every bit-width quantizing the same clipped range
+  ``[0, α]`` with one PACT clip per layer (calibrated by the ``mse`` rule at 8 bits, trained by
+  PACT's gradient). With a clip per bit-width the mixture could lower the cross-entropy by
+  scaling its output through a large-clip low-bit path rather than by being exact, and the
+  search then chose 1-bit activations even at λ = 0; a shared range leaves only precision to
+  choose;
 * the 8-bit input as deployed; biases and average pools in float (a mixture of activations has
   no single step to round to). Fine-tuning restores both.
 
@@ -82,7 +85,7 @@ class SearchNet(FoldedWalk):
         in_scale: one step of the 8-bit input.
         alpha: layer name → weight-bit logits ``[4]`` (over :data:`BITS`).
         beta: hidden layer name → activation-bit logits ``[4]``.
-        clips: hidden layer name → PACT clips ``[4]``, one per activation bit-width.
+        clips: hidden layer name → its PACT clip ``[1]``, shared by every activation bit-width.
     """
 
     def __init__(
@@ -90,7 +93,7 @@ class SearchNet(FoldedWalk):
         spec: ModelSpec,
         state: Mapping[str, np.ndarray],
         in_scale: float,
-        clips: Mapping[str, Sequence[float]],
+        clips: Mapping[str, float],
     ) -> None:
         super().__init__(spec, state)
         self.in_scale = float(in_scale)
@@ -100,7 +103,7 @@ class SearchNet(FoldedWalk):
         self.beta = nn.ParameterDict({n: nn.Parameter(torch.zeros(zeros)) for n in names[:-1]})
         self.clips = nn.ParameterDict(
             {
-                n: nn.Parameter(torch.tensor([float(c) for c in clips[n]], dtype=torch.float32))
+                n: nn.Parameter(torch.tensor([float(clips[n])], dtype=torch.float32))
                 for n in names[:-1]
             }
         )
@@ -158,7 +161,7 @@ class SearchNet(FoldedWalk):
     def activation(self, name: str, z: torch.Tensor) -> tuple[torch.Tensor, None]:
         p = torch.softmax(self.beta[name], dim=0)
         clips = torch.clamp(self.clips[name], min=MIN_CLIP)
-        y = sum(p[i] * pact(z, clips[i : i + 1], a) for i, a in enumerate(BITS))
+        y = sum(p[i] * pact(z, clips, a) for i, a in enumerate(BITS))
         return y, None
 
 
@@ -166,9 +169,10 @@ def build_search(
     spec: ModelSpec, state: Mapping[str, np.ndarray], calib_x: np.ndarray
 ) -> SearchNet:
     """A :class:`SearchNet` of a folded model, uniform coefficients, calibrated on
-    ``calib_x`` (input scale from the largest input; each clip by the ``mse`` rule at its bits)."""
+    ``calib_x`` (input scale from the largest input; each layer's clip by the ``mse`` rule at
+    8 bits)."""
     pre = preactivations(spec, state, calib_x)
-    clips = {n: [clip_value(z, a, "mse") for a in BITS] for n, z in pre.items()}
+    clips = {n: clip_value(z, 8, "mse") for n, z in pre.items()}
     return SearchNet(spec, state, input_scale(calib_x), clips)
 
 

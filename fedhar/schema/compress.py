@@ -116,6 +116,13 @@ class CompressConfig(Strict):
         description="MCU profiles that price every model's counted inference operations; the "
         "first one prices the cycles figure.",
     )
+    emulate: bool = Field(
+        True,
+        description="Also run one window of every integer and dynamic-range model on the "
+        "emulated Cortex-M4F (QEMU mps2-an386, needs qemu-system-arm and arm-none-eabi-gcc) and "
+        "price its executed instructions with stm32l496zg_fedhar's timings: the cycles figure "
+        "then shows executed cycles.",
+    )
     memory_budget_bytes: int = Field(
         6370,
         ge=1,

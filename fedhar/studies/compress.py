@@ -38,17 +38,29 @@ from fedhar.data.splits import split_chronological
 from fedhar.data.types import WindowSet
 from fedhar.mcu import McuProfile, load_profile
 from fedhar.metrics import score
-from fedhar.models.quantized import QNet, fold_spec, fold_state
+from fedhar.models.quantized import (
+    BITS,
+    DynamicNet,
+    QLinear,
+    QNet,
+    fold_spec,
+    fold_state,
+    quantize,
+    quantize_dynamic,
+)
 from fedhar.models.spec import ModelSpec, build_spec
 from fedhar.ondevice import qnet_infer
 from fedhar.ondevice.ctrain import Trainer
 from fedhar.ondevice.estimator import OpCounts, estimate_inference
+from fedhar.ondevice.qnet_estimate import layer_ops
 from fedhar.results.journal import Journal, identity_sha256, scenario_identity
 from fedhar.schema.compress import CompressConfig
 from fedhar.schema.scenario import Scenario
 from fedhar.studies.adaptive import load_windows
 from fedhar.studies.pretrain import PretrainOptions, fit
 
+EXECUTED_PROFILE = "stm32l496zg_fedhar"
+"""The profile whose instruction timings price the emulated executions."""
 MODELS_FILE = "models.jsonl"
 """The journal of scored models (one :meth:`ModelRow.to_row` per line)."""
 STATES_DIR = "states"
@@ -167,8 +179,12 @@ class ModelRow:
         scratch_bytes: working memory of one inference: the C kernels' scratch buffer
             (exact); float32: the largest input + output pair of a layer, 4 bytes each.
         ops: counted operations of one inference (class → count).
-        cycles: profile → cycles of one inference.
-        energy_uj: profile → energy of one inference, µJ.
+        cycles: profile → cycles of one inference, from the counted operations.
+        energy_uj: profile → energy of one inference, µJ, from the counted operations.
+        executed_cycles: cycles of one inference executed on the emulated Cortex-M4F
+            (:data:`EXECUTED_PROFILE`'s instruction timings); None for float32 or without
+            ``compress.emulate``.
+        executed_energy_uj: the same at that profile's clock and active power, µJ.
     """
 
     arch: str
@@ -182,6 +198,8 @@ class ModelRow:
     ops: dict[str, int]
     cycles: dict[str, float]
     energy_uj: dict[str, float]
+    executed_cycles: float | None = None
+    executed_energy_uj: float | None = None
 
     @property
     def key(self) -> str:
@@ -223,6 +241,25 @@ class Scorer:
 
     data: Data
     profiles: list[McuProfile]
+    emulate: bool = False
+
+    def _executed(self, net: QNet | DynamicNet, x: np.ndarray, host: np.ndarray) -> dict[str, Any]:
+        """Cycles and energy of one window executed on the emulated Cortex-M4F, whose logits must
+        equal the host's (the same C source, cross-compiled)."""
+        if not self.emulate:
+            return {}
+        from fedhar.ondevice import emulator
+
+        run = emulator.run_qnet(net, x[:1])
+        if run.status != 0 or not np.allclose(run.logits, host[:1], rtol=1e-5, atol=1e-6):
+            raise RuntimeError(
+                f"{net.spec_name}: the emulated Cortex-M4F gave status {run.status} and logits "
+                f"{run.logits[0].tolist()}, the host {host[0].tolist()}"
+            )
+        profile = load_profile(EXECUTED_PROFILE)
+        cycles = run.execution.cycles(profile.instruction_timings)
+        joules = cycles / profile.clock_hz * profile.active_watts
+        return {"executed_cycles": float(cycles), "executed_energy_uj": float(joules * 1e6)}
 
     def qnet(self, arch: str, fmt: str, net: QNet, lam: float | None = None) -> ModelRow:
         """A :class:`~fedhar.models.quantized.QNet` through the C integer kernels."""
@@ -236,6 +273,7 @@ class Scorer:
             ops = _per_sample(counted, len(x))
         assert ops is not None
         cycles, energy = _priced(ops, self.profiles)
+        executed = self._executed(net, net.quantize_input(x), logits)
         return ModelRow(
             arch,
             fmt,
@@ -248,12 +286,11 @@ class Scorer:
             _ops_dict(ops),
             cycles,
             energy,
+            **executed,
         )
 
     def dynamic(self, arch: str, spec: ModelSpec, state: Mapping[str, np.ndarray]) -> ModelRow:
         """The dynamic-range format through the C kernels."""
-        from fedhar.models.quantized import quantize_dynamic
-
         net = quantize_dynamic(spec, state)
         runner = qnet_infer.DynamicNetC(net)
         f1 = {}
@@ -265,6 +302,7 @@ class Scorer:
             ops = _per_sample(counted, len(x))
         assert ops is not None
         cycles, energy = _priced(ops, self.profiles)
+        executed = self._executed(net, x, logits)
         bits = {layer.name: [8, 32] for layer in spec.layers if layer.kind in ("conv1d", "dense")}
         return ModelRow(
             arch,
@@ -278,6 +316,7 @@ class Scorer:
             _ops_dict(ops),
             cycles,
             energy,
+            **executed,
         )
 
     def float32(self, arch: str, spec: ModelSpec, state: Mapping[str, np.ndarray]) -> ModelRow:
@@ -400,7 +439,7 @@ def run_study(
     c, t = ws.x.shape[1], ws.x.shape[2]
     archs = architectures(scenario, cfg, c, t, data.n_classes)
     profiles = [load_profile(p) for p in cfg.profiles]
-    scorer = Scorer(data, profiles)
+    scorer = Scorer(data, profiles, cfg.emulate)
     done = {row["key"]: ModelRow.from_row(row) for row in journal.rows}
     rows: list[ModelRow] = list(done.values())
     log(
@@ -541,15 +580,20 @@ def _mixed(
             keep(scorer.qnet(arch.label, "mixed", net, lam))
 
 
-def _cycle_cost(spec: ModelSpec, profile: McuProfile) -> Callable[[str, int, int], float]:
+def _cycle_cost(
+    spec: ModelSpec, state: Mapping[str, np.ndarray], profile: McuProfile
+) -> Callable[[str, int, int], float]:
     """Expected-cycles cost of a layer at ``(w_bits, a_bits)`` on ``profile``: the cycles the C
-    kernels count for that layer alone, with 8-bit input activations."""
+    kernels count for that layer (and the pools after it) in the network quantized uniformly at
+    ``(w_bits, a_bits)``, so that its input comes at ``a_bits`` too (the first layer's at 8)."""
+    names = [layer.name for layer in spec.layers if layer.kind in ("conv1d", "dense")]
     table: dict[tuple[str, int, int], float] = {}
-
-    def cost(name: str, w_bits: int, a_bits: int) -> float:
-        key = (name, w_bits, a_bits)
-        if key not in table:
-            table[key] = float(profile.cycles(qnet_infer.layer_ops(spec, name, w_bits, a_bits)))
-        return table[key]
-
-    return cost
+    for w in BITS:
+        for a in BITS:
+            uniform = dict.fromkeys(names, (w, a))
+            net = quantize(spec, state, uniform, dict.fromkeys(names, 1.0), 1.0)
+            owner = ""
+            for layer, ops in zip(net.layers, layer_ops(net), strict=True):
+                owner = layer.name if isinstance(layer, QLinear) else owner
+                table[(owner, w, a)] = table.get((owner, w, a), 0.0) + float(profile.cycles(ops))
+    return lambda name, w_bits, a_bits: table[(name, w_bits, a_bits)]

@@ -18,7 +18,7 @@ from fedhar.files import atomic_open, write_atomic
 from fedhar.results import html
 from fedhar.results.figures import legend_outside, plt, save_figure
 from fedhar.schema.compress import CompressConfig
-from fedhar.studies.compress import ModelRow, StudyResult
+from fedhar.studies.compress import EXECUTED_PROFILE, ModelRow, StudyResult
 
 FORMAT_ORDER = ("float32", "dynamic", "full_int8", "pact8", "pact4", "pact2", "pact1", "mixed")
 _COLORS = {
@@ -31,6 +31,8 @@ _COLORS = {
     "pact1": "#d62728",
     "mixed": "#9467bd",
 }
+EXECUTED = "executed"
+"""Cycles axis of emulated executions (see :func:`cycles_axis`)."""
 INTEGER_FORMATS = ("full_int8", "pact8", "pact4", "pact2", "pact1", "mixed")
 """Formats that run entirely in integers on the device (the fronts of Figs. 8 and 10)."""
 
@@ -42,6 +44,7 @@ def _formats(rows: Sequence[ModelRow]) -> list[str]:
 
 def _front(rows: Sequence[ModelRow], cost: str, profile: str) -> list[ModelRow]:
     """Test-F1 Pareto front of ``rows`` against ``cost`` (``memory`` or ``cycles``), by cost."""
+    rows = [r for r in rows if np.isfinite(_cost(r, cost, profile))]
     if not rows:
         return []
     values = np.array([_cost(r, cost, profile) for r in rows])
@@ -52,7 +55,23 @@ def _front(rows: Sequence[ModelRow], cost: str, profile: str) -> list[ModelRow]:
 
 
 def _cost(r: ModelRow, cost: str, profile: str) -> float:
-    return float(r.memory_bytes) if cost == "memory" else float(r.cycles[profile])
+    """Memory bytes, or cycles: executed on the emulated M4 where the study ran it
+    (``profile`` is then :data:`EXECUTED`), else counted and priced on ``profile``."""
+    if cost == "memory":
+        return float(r.memory_bytes)
+    if profile == EXECUTED:
+        if r.executed_cycles is not None:
+            return float(r.executed_cycles)
+        return float(r.cycles.get(EXECUTED_PROFILE, float("nan")))
+    return float(r.cycles[profile])
+
+
+def cycles_axis(result: StudyResult) -> str:
+    """What the cycles figure and fronts use: :data:`EXECUTED` when the study emulated its
+    models, else the first profile's name."""
+    if any(r.executed_cycles is not None for r in result.rows):
+        return EXECUTED
+    return result.profiles[0]
 
 
 def _brief(r: ModelRow, profile: str) -> dict[str, Any]:
@@ -64,9 +83,15 @@ def _brief(r: ModelRow, profile: str) -> dict[str, Any]:
         "f1": round(r.f1_test, 4),
         "f1_val": round(r.f1_val, 4),
         "memory_bytes": r.memory_bytes,
-        "cycles": round(r.cycles[profile]),
+        "cycles": _rounded(_cost(r, "cycles", profile)),
         "energy_uj": {k: round(v, 4) for k, v in r.energy_uj.items()},
+        "executed_cycles": r.executed_cycles,
+        "executed_energy_uj": r.executed_energy_uj,
     }
+
+
+def _rounded(v: float) -> int | None:
+    return None if v != v else round(v)
 
 
 def mixed_ratio(rows: Sequence[ModelRow]) -> dict[str, Any]:
@@ -102,7 +127,7 @@ def summary(result: StudyResult, cfg: CompressConfig, name: str) -> dict[str, An
     """The acceptance numbers: best F1 per format, the best F1 within the memory budget, the
     mixed-precision memory ratio, the post-training formats, and the two global fronts."""
     rows = result.rows
-    profile = result.profiles[0]
+    profile = cycles_axis(result)
     best = {
         f: _brief(max((r for r in rows if r.format == f), key=lambda r: r.f1_test), profile)
         for f in _formats(rows)
@@ -122,7 +147,12 @@ def summary(result: StudyResult, cfg: CompressConfig, name: str) -> dict[str, An
     return {
         "scenario": name,
         "profiles": result.profiles,
-        "cycles_profile": profile,
+        "cycles_source": (
+            f"executed on the emulated Cortex-M4F, priced with {EXECUTED_PROFILE}'s instruction "
+            "timings (float32: its counted operations priced on that profile)"
+            if profile == EXECUTED
+            else f"counted operations priced on {profile}"
+        ),
         "windows": {
             "train": len(result.data.train[0]),
             "val": len(result.data.val[0]),
@@ -153,7 +183,7 @@ def _ranges(rows: Sequence[ModelRow], profile: str) -> dict[str, Any]:
         return {}
     f1 = [r.f1_test for r in on.values()]
     mem = [r.memory_bytes for r in on.values()]
-    cyc = [r.cycles[profile] for r in on.values()]
+    cyc = [_cost(r, "cycles", profile) for r in on.values()]
     return {
         "f1": [round(min(f1), 4), round(max(f1), 4)],
         "memory_kb": [round(min(mem) / 1024, 3), round(max(mem) / 1024, 3)],
@@ -179,6 +209,7 @@ def write_models_csv(result: StudyResult, path: Path) -> None:
     header = [*COLUMNS]
     for p in result.profiles:
         header += [f"cycles_{p}", f"energy_uj_{p}"]
+    header += ["executed_cycles_m4", "executed_energy_uj_m4"]
     with atomic_open(path, "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(header)
@@ -190,17 +221,23 @@ def write_models_csv(result: StudyResult, path: Path) -> None:
             line += [f"{r.f1_test:.4f}", f"{r.f1_val:.4f}", r.memory_bytes, r.scratch_bytes]
             for p in result.profiles:
                 line += [f"{r.cycles[p]:.0f}", f"{r.energy_uj[p]:.4f}"]
+            line += [
+                "" if r.executed_cycles is None else f"{r.executed_cycles:.0f}",
+                "" if r.executed_energy_uj is None else f"{r.executed_energy_uj:.4f}",
+            ]
             w.writerow(line)
 
 
 def plot_front(result: StudyResult, cost: str, path: Path, title: str) -> Path:
     """F1 against memory (``cost="memory"``, Fig. 8) or cycles (Fig. 10): every model a point,
     one colour per format, each format's own front a line, the global front dashed black."""
-    profile = result.profiles[0]
+    profile = cycles_axis(result)
     fig, ax = plt.subplots(figsize=(8, 4.8))
     integer = [r for r in result.rows if r.format in INTEGER_FORMATS]
     for f in _formats(result.rows):
-        mine = [r for r in result.rows if r.format == f]
+        mine = [r for r in result.rows if r.format == f and np.isfinite(_cost(r, cost, profile))]
+        if not mine:
+            continue
         xs = [_cost(r, cost, profile) for r in mine]
         ax.scatter(xs, [r.f1_test for r in mine], s=14, color=_COLORS[f], alpha=0.45)
         front = _front(mine, cost, profile)
@@ -251,13 +288,13 @@ def write_page(
 ) -> Path:
     """``report.html``: the figures, the best model of each format, the post-training formats
     and the mixed assignments."""
-    profile = result.profiles[0]
+    profile = cycles_axis(result)
     best = summ["best_f1_by_format"]
     parts = [
         html.paragraph(
             f"{summ['models']} models over {len(result.archs)} architectures; F1 is the macro-F1 "
             f"of the deployed model run by fedhar's C kernels on {summ['windows']['test']} test "
-            f"windows; cycles are counted operations priced on {profile}."
+            f"windows; cycles: {summ['cycles_source']}."
         ),
         *(html.image(p, p.stem) for p in figures),
         html.heading("Best model of each format"),
