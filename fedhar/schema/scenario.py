@@ -242,12 +242,16 @@ class FederationConfig(Strict):
         f'whose `{BITS_FILE}` holds the `bits` mapping as JSON (`{{"conv1": [8, 8], ...}}`); '
         "read when the scenario is loaded.",
     )
-    compression: Literal["ptq"] = Field(
+    compression: Literal["ptq", "qat"] = Field(
         "ptq",
         description="How the server makes an integer payload from the pretrained model: "
         "`ptq`, post-training quantization (BatchNorm folded into the convs, activation "
-        "scales calibrated on the fold's pretraining windows).",
+        "scales calibrated on the fold's pretraining windows); `qat`, the same start, then "
+        "PACT quantization-aware training on the fold's pretraining windows "
+        "(`qat_epochs`, `qat_lr`).",
     )
+    qat_epochs: int = Field(3, ge=1, description="QAT: epochs over the fold's pretraining windows.")
+    qat_lr: float = Field(0.001, gt=0, description="QAT: Adam learning rate.")
     calibration_percentile: float = Field(
         99.99,
         gt=50,

@@ -6,7 +6,10 @@ int8 weights on the way). An integer network format (``full_int8``, ``w4a4``, ``
 ``federation.compression``; ``ptq`` folds every BatchNorm into its conv and calibrates the
 activation scales on the fold's pretraining windows (``federation.calibration_windows`` of them,
 evenly spaced, normalized with the fold's normalizer), clipping at
-``federation.calibration_percentile``.
+``federation.calibration_percentile``. ``qat`` calibrates on the same windows (each PACT clip
+by the ``mse`` rule of :mod:`fedhar.compress.calibration`) and trains the folded network with
+PACT quantization-aware training (:func:`fedhar.compress.qat.qat_finetune`) on the fold's
+pretraining windows, so the held-out user never contributes to its own model.
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fedhar.compress.qat import qat_finetune, to_qnet
 from fedhar.models.ptq import calibrate_scales
-from fedhar.models.quantized import QNet, fold_state, quantize
+from fedhar.models.quantized import QNet, dequantize, fold_state, quantize
 from fedhar.models.spec import ModelSpec
 from fedhar.schema.scenario import Scenario
 from fedhar.studies.pipeline import Fold, Prepared, fold_windows
@@ -64,6 +68,27 @@ def compress_fold(
     folded_state = fold_state(spec, state)
     bits = layer_bits(fed.payload, folded, fed.bits)
     x = calibration_windows(prepared, fold, general, fed.calibration_windows)
+    if fed.compression == "qat":
+        ws = fold_windows(prepared, fold)
+        trained = qat_finetune(
+            folded,
+            folded_state,
+            bits,
+            general.normalizer.transform(ws.x),
+            np.asarray(ws.y, dtype=np.int64),
+            epochs=fed.qat_epochs,
+            lr=fed.qat_lr,
+            batch_size=scenario.pretrain.batch_size,
+            seed=scenario.seed,
+            calib_x=x,
+        )
+        # Scales travel as float32: re-quantize the trained levels at float32-rounded scales
+        # (the levels come back unchanged; multipliers move by float32 rounding only).
+        trained_net = to_qnet(trained)
+        state = dequantize(trained_net)
+        act = {q.name: float(np.float32(q.out_scale)) for q in trained_net.linears() if not q.last}
+        net = quantize(folded, state, bits, act, float(np.float32(trained_net.in_scale)))
+        return Compressed(folded, state, net)
     scales = calibrate_scales(folded, folded_state, x, bits, percentile=fed.calibration_percentile)
     net = quantize(folded, folded_state, bits, scales.act, scales.input)
     return Compressed(folded, folded_state, net)

@@ -25,7 +25,7 @@ personalization:
   modes: {modes}
   epochs: {epochs}
   lr: {lr}
-federation: {{rounds: {rounds}, aggregation: {aggregation}, payload: {payload}{bits}}}
+federation: {{rounds: {rounds}, aggregation: {aggregation}, payload: {payload}{bits}{federation}}}
 """
 
 
@@ -40,14 +40,17 @@ def write_scenario(
     aggregation: str = "none",
     payload: str = "int8",
     bits: str = "",
+    federation: str = "",
 ) -> Path:
     """A synthetic scenario small enough for a test (seconds per run); ``bits`` is the flow
-    mapping of a ``mixed`` payload's ``federation.bits``."""
+    mapping of a ``mixed`` payload's ``federation.bits``; ``federation`` more keys of that
+    section, as flow-mapping text (``, compression: qat``)."""
     path = directory / "tiny.yaml"
     path.write_text(
         TINY.format(
             n_users=n_users, modes=modes, epochs=epochs, lr=lr, rounds=rounds,
             aggregation=aggregation, payload=payload, bits=f", bits: {bits}" if bits else "",
+            federation=federation,
         )
     )  # fmt: skip
     return path
