@@ -73,6 +73,17 @@ def scenario(over: dict, *flags: str) -> Callable[[Path], list[str]]:
     return setup
 
 
+def compress_scenario(over: dict) -> Callable[[Path], list[str]]:
+    """``fedhar compress`` of BASE with a ``compress`` section ``over``."""
+
+    def setup(root: Path) -> list[str]:
+        path = root / "s.yaml"
+        path.write_text(yaml.safe_dump({**BASE, "compress": over}))
+        return ["compress", str(path), "--out", str(root / "out")]
+
+    return setup
+
+
 def raw_scenario(text: bytes | None) -> Callable[[Path], list[str]]:
     """``fedhar run`` of a scenario file holding ``text`` (None: a directory there)."""
 
@@ -237,6 +248,10 @@ CASES = [
     Case("estimate: bad argument", lambda r: ["estimate", "--batch", "many"], "--batch"),
     Case("study: file missing", lambda r: ["study", str(r / "none.yaml"), "--out", str(r / "out")], "none.yaml"),
     Case("adaptive: file missing", lambda r: ["adaptive", str(r / "none.yaml"), "--out", str(r / "out")], "none.yaml"),
+    Case("compress: a bit-width of 3", compress_scenario({"bits": [8, 3]}), "s.yaml: compress.bits"),
+    Case("compress: a grid channel count not a power of two", compress_scenario({"grid": {"channels": [[4, 6, 8]]}}), "compress.grid.channels.0"),
+    Case("compress: unknown post-training format", compress_scenario({"ptq": ["int4"]}), "compress.ptq"),
+    Case("compress: file missing", lambda r: ["compress", str(r / "none.yaml"), "--out", str(r / "out")], "none.yaml"),
     Case("export: run folder missing", lambda r: ["export", str(r / "none"), "--user", "1", "--out", str(r / "out")], "none"),
 ]  # fmt: skip
 
