@@ -25,6 +25,24 @@ def add_data_dir(parser: argparse.ArgumentParser, default: str = DATA_DIR_DEFAUL
     )
 
 
+def add_study_arguments(parser: argparse.ArgumentParser, section: str, journal: str) -> None:
+    """The arguments of a study command that reads a scenario with a ``section`` and keeps a
+    journal file ``journal`` in its output directory: ``SCENARIO``, ``--out DIR``,
+    ``--data-dir`` and ``--resume``."""
+    parser.add_argument(
+        "scenario", metavar="SCENARIO", help=f"scenario YAML with a `{section}:` section"
+    )
+    parser.add_argument(
+        "--out", required=True, metavar="DIR", help="output directory (created if missing)"
+    )
+    add_data_dir(parser)
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help=f"continue an interrupted study in DIR: what DIR/{journal} holds is kept",
+    )
+
+
 def usage(parser: argparse.ArgumentParser) -> int:
     """Prints ``parser``'s help to stderr and returns exit code 2: a command group (``fedhar
     data``, ``fedhar scenario``) given no action."""

@@ -19,7 +19,7 @@ import json
 import time
 from pathlib import Path
 
-from fedhar.commands import add_data_dir
+from fedhar.commands import add_study_arguments
 
 
 def run(args: argparse.Namespace) -> int:
@@ -79,16 +79,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "scenario", metavar="SCENARIO", help="scenario YAML with a `compress:` section"
-    )
-    parser.add_argument(
-        "--out", required=True, metavar="DIR", help="output directory (created if missing)"
-    )
-    add_data_dir(parser)
-    parser.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue an interrupted study in DIR: models in DIR/models.jsonl are kept",
-    )
+    add_study_arguments(parser, "compress", "models.jsonl")
     parser.set_defaults(func=run)

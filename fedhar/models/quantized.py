@@ -343,6 +343,20 @@ def quantize_weights(w: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
     return _weight_levels_of(w, bits)
 
 
+POOL_KINDS = ("maxpool1d", "avgpool1d", "gap1d")
+"""Spec layer kinds that become a :class:`QPool`."""
+
+
+def pool_of(layer: LayerSpec, bits: int) -> QPool:
+    """The :class:`QPool` of a pooling spec layer, on activations of ``bits`` bits."""
+    c, t = layer.in_shape
+    if layer.kind == "gap1d":
+        return QPool("gap", layer.name, c, t, 1, t, t, bits)
+    return QPool(
+        layer.kind[:3], layer.name, c, t, layer.out_shape[1], layer.kernel, layer.stride, bits
+    )
+
+
 def _linear_layers(spec: ModelSpec) -> list[LayerSpec]:
     return [layer for layer in spec.layers if layer.kind in ("conv1d", "dense")]
 
@@ -434,21 +448,8 @@ def quantize(
                 )
             )
             s_in, b_in = s_out, out_bits
-        elif layer.kind in ("maxpool1d", "avgpool1d", "gap1d"):
-            c, t = layer.in_shape
-            gap = layer.kind == "gap1d"
-            out.append(
-                QPool(
-                    "gap" if gap else layer.kind[:3],
-                    layer.name,
-                    c,
-                    t,
-                    1 if gap else layer.out_shape[1],
-                    t if gap else layer.kernel,
-                    t if gap else layer.stride,
-                    b_in,
-                )
-            )
+        elif layer.kind in POOL_KINDS:
+            out.append(pool_of(layer, b_in))
     return QNet(
         spec.name, spec.input_channels, spec.input_length, spec.n_classes, in_scale, tuple(out)
     )
@@ -641,21 +642,8 @@ def quantize_dynamic(spec: ModelSpec, state: Mapping[str, np.ndarray]) -> Dynami
                     np.asarray(state[f"{layer.name}.bias"], np.float32).copy(),
                 )
             )
-        elif layer.kind in ("maxpool1d", "avgpool1d", "gap1d"):
-            c, t = layer.in_shape
-            gap = layer.kind == "gap1d"
-            out.append(
-                QPool(
-                    "gap" if gap else layer.kind[:3],
-                    layer.name,
-                    c,
-                    t,
-                    1 if gap else layer.out_shape[1],
-                    t if gap else layer.kernel,
-                    t if gap else layer.stride,
-                    FLOAT_BITS,
-                )
-            )
+        elif layer.kind in POOL_KINDS:
+            out.append(pool_of(layer, FLOAT_BITS))
     return DynamicNet(spec.name, spec.input_channels, spec.input_length, spec.n_classes, tuple(out))
 
 

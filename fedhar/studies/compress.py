@@ -261,23 +261,34 @@ class Scorer:
         joules = cycles / profile.clock_hz * profile.active_watts
         return {"executed_cycles": float(cycles), "executed_energy_uj": float(joules * 1e6)}
 
-    def qnet(self, arch: str, fmt: str, net: QNet, lam: float | None = None) -> ModelRow:
-        """A :class:`~fedhar.models.quantized.QNet` through the C integer kernels."""
-        runner = qnet_infer.QNetC(net)
+    def _run(
+        self,
+        arch: str,
+        fmt: str,
+        net: QNet | DynamicNet,
+        bits: dict[str, list[int]],
+        lam: float | None,
+    ) -> ModelRow:
+        """Scores ``net`` on validation and test through its C kernels, prices the counted
+        operations of one inference on every profile and, with :attr:`emulate`, executes one
+        window on the emulated Cortex-M4F."""
+        runner: qnet_infer.QNetC | qnet_infer.DynamicNetC
+        if isinstance(net, QNet):
+            runner, prepare = qnet_infer.QNetC(net), net.quantize_input
+        else:
+            runner, prepare = qnet_infer.DynamicNetC(net), np.asarray
         f1 = {}
-        ops = None
         for part in ("val", "test"):
             x, y = getattr(self.data, part)
-            logits, counted = runner.logits(net.quantize_input(x))
+            x_in = prepare(x)
+            logits, counted = runner.logits(x_in)
             f1[part] = _macro_f1(logits.argmax(axis=1), y, self.data.n_classes)
-            ops = _per_sample(counted, len(x))
-        assert ops is not None
+        ops = _per_sample(counted, len(x))
         cycles, energy = _priced(ops, self.profiles)
-        executed = self._executed(net, net.quantize_input(x), logits)
         return ModelRow(
             arch,
             fmt,
-            {k: list(v) for k, v in net.bits().items()},
+            bits,
             lam,
             f1["val"],
             f1["test"],
@@ -286,38 +297,18 @@ class Scorer:
             _ops_dict(ops),
             cycles,
             energy,
-            **executed,
+            **self._executed(net, x_in, logits),
         )
 
+    def qnet(self, arch: str, fmt: str, net: QNet, lam: float | None = None) -> ModelRow:
+        """A :class:`~fedhar.models.quantized.QNet` through the C integer kernels."""
+        return self._run(arch, fmt, net, {k: list(v) for k, v in net.bits().items()}, lam)
+
     def dynamic(self, arch: str, spec: ModelSpec, state: Mapping[str, np.ndarray]) -> ModelRow:
-        """The dynamic-range format through the C kernels."""
-        net = quantize_dynamic(spec, state)
-        runner = qnet_infer.DynamicNetC(net)
-        f1 = {}
-        ops = None
-        for part in ("val", "test"):
-            x, y = getattr(self.data, part)
-            logits, counted = runner.logits(x)
-            f1[part] = _macro_f1(logits.argmax(axis=1), y, self.data.n_classes)
-            ops = _per_sample(counted, len(x))
-        assert ops is not None
-        cycles, energy = _priced(ops, self.profiles)
-        executed = self._executed(net, x, logits)
+        """The dynamic-range format through the C kernels (bits: 8-bit weights, 32-bit float
+        activations)."""
         bits = {layer.name: [8, 32] for layer in spec.layers if layer.kind in ("conv1d", "dense")}
-        return ModelRow(
-            arch,
-            "dynamic",
-            bits,
-            None,
-            f1["val"],
-            f1["test"],
-            runner.model_bytes,
-            runner.buffer_bytes,
-            _ops_dict(ops),
-            cycles,
-            energy,
-            **executed,
-        )
+        return self._run(arch, "dynamic", quantize_dynamic(spec, state), bits, None)
 
     def float32(self, arch: str, spec: ModelSpec, state: Mapping[str, np.ndarray]) -> ModelRow:
         """The folded float model through the C training library's forward pass."""
