@@ -185,6 +185,7 @@ class ModelRow:
             (:data:`EXECUTED_PROFILE`'s instruction timings); None for float32 or without
             ``compress.emulate``.
         executed_energy_uj: the same at that profile's clock and active power, µJ.
+        accuracy_test: accuracy on test (Contoli et al. 2023 report accuracy).
     """
 
     arch: str
@@ -200,6 +201,7 @@ class ModelRow:
     energy_uj: dict[str, float]
     executed_cycles: float | None = None
     executed_energy_uj: float | None = None
+    accuracy_test: float | None = None
 
     @property
     def key(self) -> str:
@@ -221,8 +223,10 @@ def row_key(arch: str, fmt: str, lam: float | None = None) -> str:
     return f"{arch}|{fmt}" + ("" if lam is None else f"|{lam:g}")
 
 
-def _macro_f1(pred: np.ndarray, y: np.ndarray, n_classes: int) -> float:
-    return float(score(y, pred, n_classes).macro_f1)
+def _scores(pred: np.ndarray, y: np.ndarray, n_classes: int) -> tuple[float, float]:
+    """Macro-F1 and accuracy of predictions ``pred [N]`` against labels ``y [N]``."""
+    s = score(y, pred, n_classes)
+    return float(s.macro_f1), float(s.accuracy)
 
 
 def _ops_dict(ops: OpCounts) -> dict[str, int]:
@@ -282,7 +286,7 @@ class Scorer:
             x, y = getattr(self.data, part)
             x_in = prepare(x)
             logits, counted = runner.logits(x_in)
-            f1[part] = _macro_f1(logits.argmax(axis=1), y, self.data.n_classes)
+            f1[part], acc = _scores(logits.argmax(axis=1), y, self.data.n_classes)
         ops = _per_sample(counted, len(x))
         cycles, energy = _priced(ops, self.profiles)
         return ModelRow(
@@ -298,6 +302,7 @@ class Scorer:
             cycles,
             energy,
             **self._executed(net, x_in, logits),
+            accuracy_test=acc,
         )
 
     def qnet(self, arch: str, fmt: str, net: QNet, lam: float | None = None) -> ModelRow:
@@ -320,7 +325,7 @@ class Scorer:
             pred = np.concatenate(
                 [trainer.logits(x[i : i + 4096]).argmax(axis=1) for i in range(0, len(x), 4096)]
             )
-            f1[part] = _macro_f1(pred, y, self.data.n_classes)
+            f1[part], acc = _scores(pred, y, self.data.n_classes)
         ops = estimate_inference(spec, 1)
         cycles, energy = _priced(ops, self.profiles)
         params = sum(int(np.prod(s)) for s in spec.param_shapes().values())
@@ -339,6 +344,7 @@ class Scorer:
             _ops_dict(ops),
             cycles,
             energy,
+            accuracy_test=acc,
         )
 
 

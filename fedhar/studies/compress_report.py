@@ -81,6 +81,7 @@ def _brief(r: ModelRow, profile: str) -> dict[str, Any]:
         "lambda": r.lam,
         "bits": r.bits,
         "f1": round(r.f1_test, 4),
+        "accuracy": None if r.accuracy_test is None else round(r.accuracy_test, 4),
         "f1_val": round(r.f1_val, 4),
         "memory_bytes": r.memory_bytes,
         "cycles": _rounded(_cost(r, "cycles", profile)),
@@ -141,6 +142,12 @@ def summary(result: StudyResult, cfg: CompressConfig, name: str) -> dict[str, An
             match = [r for r in rows if r.arch == arch.label and r.format == f]
             if match:
                 entry[f] = _brief(match[0], profile)
+        base = entry.get("float32")
+        for f, b in entry.items():
+            if base is not None and f != "float32":
+                b["f1_minus_float32"] = round(b["f1"] - base["f1"], 4)
+                if b["accuracy"] is not None and base["accuracy"] is not None:
+                    b["accuracy_minus_float32"] = round(b["accuracy"] - base["accuracy"], 4)
         if entry:
             ptq_rows[arch.label] = entry
     mixed = [r for r in rows if r.format == "mixed"]
@@ -198,6 +205,7 @@ COLUMNS = (
     "bits",
     "f1_test",
     "f1_val",
+    "accuracy_test",
     "memory_bytes",
     "scratch_bytes",
 )
@@ -218,7 +226,8 @@ def write_models_csv(result: StudyResult, path: Path) -> None:
         ):
             bits = ";".join(f"{k}={v[0]}/{v[1]}" for k, v in r.bits.items())
             line: list[Any] = [r.arch, r.format, "" if r.lam is None else r.lam, bits]
-            line += [f"{r.f1_test:.4f}", f"{r.f1_val:.4f}", r.memory_bytes, r.scratch_bytes]
+            acc = "" if r.accuracy_test is None else f"{r.accuracy_test:.4f}"
+            line += [f"{r.f1_test:.4f}", f"{r.f1_val:.4f}", acc, r.memory_bytes, r.scratch_bytes]
             for p in result.profiles:
                 line += [f"{r.cycles[p]:.0f}", f"{r.energy_uj[p]:.4f}"]
             line += [
