@@ -5,7 +5,10 @@ exit 130 (:func:`fedhar.cli.main`) and stops its workers; a worker that also rai
 ``KeyboardInterrupt`` (even while still importing) would print its traceback over that line.
 Workers are started inside :func:`spawning`: a process started while SIGINT is ignored
 inherits that across ``exec``, and Python then installs no SIGINT handler of its own, so the
-worker ignores Ctrl-C from its first instruction.
+worker ignores Ctrl-C from its first instruction. The price: a Ctrl-C that arrives while the
+parent is inside :func:`spawning` (the few milliseconds it takes to start a worker) is ignored
+by the parent too, and a second one is needed; callers keep the block to the calls that really
+start a process.
 """
 
 from __future__ import annotations

@@ -25,13 +25,17 @@ def test_ctrl_c_exits_130_with_one_line(tmp_path: Path) -> None:
         str(REPO / "scenarios" / "quickstart.yaml"),
         "--out",
         str(tmp_path / "o"),
+        "--jobs",
+        "2",
     ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
     assert proc.stdout is not None
     first = proc.stdout.readline()  # the run has loaded its data and is pretraining
     assert first.startswith("quickstart:"), first
+    # Once its pretraining workers run: a Ctrl-C while one starts is ignored (fedhar.workers).
+    _wait_for_workers(proc, 2)
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
+    _, err = proc.communicate(timeout=300 if os.environ.get("CI") else 120)
     lines = [line for line in err.splitlines() if line.strip()]
     assert proc.returncode == 130, err
     assert "Traceback" not in err
@@ -54,6 +58,16 @@ def _workers_ignoring_sigint(pid: int) -> tuple[int, int]:
     return len(children), ignoring
 
 
+def _wait_for_workers(proc: subprocess.Popen, n: int) -> None:
+    """Waits (bounded) until ``n`` worker processes of ``proc`` run and ignore SIGINT."""
+    for _ in range(600):
+        children, ignoring = _workers_ignoring_sigint(proc.pid)
+        if ignoring >= n or proc.poll() is not None:
+            break
+        time.sleep(0.1)
+    assert ignoring >= n, f"{children} workers, {ignoring} ignoring SIGINT"
+
+
 def test_ctrl_c_at_a_terminal_reaches_the_workers_and_still_gives_one_line(
     tmp_path: Path,
 ) -> None:
@@ -74,13 +88,7 @@ def test_ctrl_c_at_a_terminal_reaches_the_workers_and_still_gives_one_line(
     try:
         assert proc.stdout is not None
         assert proc.stdout.readline().startswith("quickstart")
-        # Wait (bounded) until both pretraining workers run and have set up their handlers.
-        for _ in range(600):
-            children, ignoring = _workers_ignoring_sigint(proc.pid)
-            if ignoring >= 2 or proc.poll() is not None:
-                break
-            time.sleep(0.1)
-        assert ignoring >= 2, f"{children} workers, {ignoring} ignoring SIGINT"
+        _wait_for_workers(proc, 2)
         os.killpg(proc.pid, signal.SIGINT)
         _, err = proc.communicate(timeout=300 if os.environ.get("CI") else 120)
     finally:

@@ -177,11 +177,28 @@ class Cluster:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-        for pid in _children_by_parent_flag(pids):
+        helpers = _children_by_parent_flag(pids)
+        for pid in helpers:
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+        # SIGKILL is asynchronous: wait (bounded) until the helpers are gone, so that a caller
+        # who looks right after stop() finds none (on a loaded machine this takes a moment).
+        deadline = time.monotonic() + timeout_s
+        while helpers and time.monotonic() < deadline:
+            helpers = [pid for pid in helpers if _alive(pid)]
+            if helpers:
+                time.sleep(0.05)
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` is a process that has not exited (a zombie counts as exited)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return False
+    return fields[0] != "Z"
 
 
 def _children_by_parent_flag(parent_pids: list[int]) -> list[int]:

@@ -18,7 +18,7 @@ import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
@@ -299,14 +299,18 @@ def pretrain_folds(
     # At most two folds per worker are queued, so at most that many copies of the windows wait.
     queued: deque[Future[_Trained]] = deque()
     todo = iter(misses)
+    submitted = 0
     try:
         for fold in folds:
             while len(queued) < 2 * workers and (job := next(todo, None)) is not None:
                 windows = fold_windows(prepared, job)
-                with spawning():  # a submit may start a worker
+                # Only the first `workers` submits can start a worker (the pool starts one per
+                # submit until it has them all): only they ignore Ctrl-C while they run.
+                with spawning() if submitted < workers else nullcontext():
                     queued.append(
                         pool.submit(_pretrain_job, prepared.spec, windows, options, use_cache)
                     )
+                submitted += 1
             hit = hits[fold.name]
             if hit is not None:
                 yield fold, hit
