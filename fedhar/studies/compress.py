@@ -557,7 +557,7 @@ def _mixed(
         spec, state = folded_of(arch)
         cost = None
         if mixed.cost == "cycles":
-            cost = _cycle_cost(spec, state, scorer.profiles[0])
+            cost = cycle_cost(spec, state, scorer.profiles[0])
         for lam in todo:
             bits = edmips.search(
                 spec,
@@ -577,7 +577,7 @@ def _mixed(
             keep(scorer.qnet(arch.label, "mixed", net, lam))
 
 
-def _cycle_cost(
+def cycle_cost(
     spec: ModelSpec, state: Mapping[str, np.ndarray], profile: McuProfile
 ) -> Callable[[str, int, int], float]:
     """Expected-cycles cost of a layer at ``(w_bits, a_bits)`` on ``profile``: the cycles the C

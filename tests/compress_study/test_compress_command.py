@@ -100,3 +100,34 @@ def test_bad_compress_section_exits_2(tmp_path: Path, capsys: pytest.CaptureFixt
     assert main(["compress", str(scenario), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert "compress.bits" in err and "3" in err and "Traceback" not in err
+
+
+def test_the_cycles_cost_of_the_search_is_what_the_kernels_count() -> None:
+    """EdMIPS's cycles term: at a uniform assignment its layer costs sum to the cycles the C
+    kernels count for the whole network (pools included), priced on the profile."""
+    import numpy as np
+
+    from fedhar.mcu import load_profile
+    from fedhar.models.quantized import fold_spec, fold_state, quantize
+    from fedhar.models.spec import daghero_cnn
+    from fedhar.models.torch_model import build_torch
+    from fedhar.ondevice.qnet_estimate import estimate_qnet
+    from fedhar.ondevice.qnet_infer import QNetC
+    from fedhar.studies.compress import cycle_cost
+
+    spec = daghero_cnn(3, 40, 4, channels=(4, 8, 8), kernels=(7, 7, 7))
+    state = {k: v.detach().numpy() for k, v in build_torch(spec, seed=0).spec_state_dict().items()}
+    folded, folded_state = fold_spec(spec), fold_state(spec, state)
+    profile = load_profile("stm32l496zg_fedhar")
+    cost = cycle_cost(folded, folded_state, profile)
+    names = ["conv1", "conv2", "conv3", "fc"]
+    for w, a in ((8, 8), (4, 2), (1, 1)):
+        net = quantize(
+            folded, folded_state, dict.fromkeys(names, (w, a)), dict.fromkeys(names, 0.1), 0.05
+        )
+        x = np.zeros((3, 3, 40), np.int8)
+        _, counted = QNetC(net).logits(x)
+        total = sum(cost(n, w, a) for n in names)
+        assert total == pytest.approx(profile.cycles(estimate_qnet(net)[0]), rel=1e-12)
+        assert total * 3 == pytest.approx(profile.cycles(counted), rel=1e-12)
+    assert cost("conv2", 1, 1) < cost("conv2", 8, 8)  # binary layers count fewer cycles
