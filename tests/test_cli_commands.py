@@ -72,7 +72,8 @@ def test_shared_options_have_one_metavar() -> None:
             assert action.metavar == "N", key
     readers = {k.rsplit(" ", 1)[0] for k in options if k.endswith(" --data-dir")}
     assert readers == {
-        "fedhar run", "fedhar adaptive", "fedhar compress", "fedhar study", "fedhar export", "fedhar data info"
+        "fedhar run", "fedhar adaptive", "fedhar compress", "fedhar study", "fedhar export",
+        "fedhar data info",
     }  # fmt: skip
 
 
