@@ -32,7 +32,7 @@ def test_ctrl_c_exits_130_with_one_line(tmp_path: Path) -> None:
     assert proc.stdout is not None
     first = proc.stdout.readline()  # the run has loaded its data and is pretraining
     assert first.startswith("quickstart:"), first
-    # Once its pretraining workers run: a Ctrl-C while one starts is ignored (fedhar.workers).
+    # While its pretraining workers run (they ignore SIGINT from their start, fedhar.workers).
     _wait_for_workers(proc, 2)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=300 if os.environ.get("CI") else 120)

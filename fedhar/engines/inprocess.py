@@ -16,7 +16,6 @@ the same ids, whatever the number of workers.
 
 from __future__ import annotations
 
-import multiprocessing
 import queue
 import threading
 from collections import deque
@@ -40,7 +39,7 @@ from fedhar.wire.flower_compat import (
     set_message_id,
     set_task_identity,
 )
-from fedhar.workers import spawning
+from fedhar.workers import spawn_context
 
 
 def _reduce_memoryview(view: memoryview) -> tuple[type[bytes], tuple[bytes]]:
@@ -106,14 +105,13 @@ class _Worker:
     """
 
     def __init__(self, app: ClientAppRef, contexts: list[Context]) -> None:
-        spawn = multiprocessing.get_context("spawn")
+        spawn = spawn_context()
         requests_in, self._requests = spawn.Pipe(duplex=False)
         self._replies_in, replies_out = spawn.Pipe(duplex=False)
         self._process = spawn.Process(
             target=_serve, args=(requests_in, replies_out, app, contexts), daemon=True
         )
-        with spawning():
-            self._process.start()
+        self._process.start()
         requests_in.close()
         replies_out.close()
         self._outbox: queue.SimpleQueue[Message | None] = queue.SimpleQueue()

@@ -82,7 +82,7 @@ from fedhar.wearable.policies import make_personalization_policy, make_threshold
 from fedhar.wearable.replay import Replay
 from fedhar.wearable.schedule import DailySchedule
 from fedhar.wearable.simulation import Spend, Wearable, WearableConfig
-from fedhar.workers import spawning
+from fedhar.workers import ignore_sigint
 
 ROWS_FILE = "rows.jsonl"
 THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(21))
@@ -544,9 +544,9 @@ def run_fleet(
             )
     stats = {"jobs_trained": 0, "jobs_shared": 0}
     workers = max(1, min(jobs or os.cpu_count() or 1, len(tasks) or 1))
-    with ProcessPoolExecutor(workers) if workers > 1 else nullcontext() as pool:
-        with spawning():  # map submits every task, starting the workers
-            results = pool.map(run_user, tasks) if pool is not None else map(run_user, tasks)
+    pool_of = ProcessPoolExecutor(workers, initializer=ignore_sigint) if workers > 1 else None
+    with pool_of if pool_of is not None else nullcontext() as pool:
+        results = pool.map(run_user, tasks) if pool is not None else map(run_user, tasks)
         for task, result in zip(tasks, results, strict=True):
             _keep(task, result, out, journal, done, stats, log)
     rows = [FleetRow(**done[p.key]) for p in points]

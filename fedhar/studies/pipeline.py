@@ -13,12 +13,11 @@ The data path, one function per step:
 
 from __future__ import annotations
 
-import multiprocessing
 import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
@@ -40,7 +39,7 @@ from fedhar.results.record import ClientRecord, ModeRecord
 from fedhar.schema.scenario import Scenario, load_scenario
 from fedhar.studies.pretrain import PretrainOptions, PretrainResult, cached, predict, pretrain
 from fedhar.wire.payload import layer_bits, payload_spec
-from fedhar.workers import spawning
+from fedhar.workers import spawn_context
 
 
 @dataclass
@@ -292,25 +291,20 @@ def pretrain_folds(
     workers = min(jobs, len(misses))
     pool = ProcessPoolExecutor(
         workers,
-        mp_context=multiprocessing.get_context("spawn"),
+        mp_context=spawn_context(),
         initializer=torch.set_num_threads,
         initargs=(threads,),
     )
     # At most two folds per worker are queued, so at most that many copies of the windows wait.
     queued: deque[Future[_Trained]] = deque()
     todo = iter(misses)
-    submitted = 0
     try:
         for fold in folds:
             while len(queued) < 2 * workers and (job := next(todo, None)) is not None:
                 windows = fold_windows(prepared, job)
-                # Only the first `workers` submits can start a worker (the pool starts one per
-                # submit until it has them all): only they ignore Ctrl-C while they run.
-                with spawning() if submitted < workers else nullcontext():
-                    queued.append(
-                        pool.submit(_pretrain_job, prepared.spec, windows, options, use_cache)
-                    )
-                submitted += 1
+                queued.append(
+                    pool.submit(_pretrain_job, prepared.spec, windows, options, use_cache)
+                )
             hit = hits[fold.name]
             if hit is not None:
                 yield fold, hit
