@@ -28,7 +28,14 @@ def test_ctrl_c_exits_130_with_one_line(tmp_path: Path) -> None:
         "--jobs",
         "2",
     ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        text=True,
+        preexec_fn=_as_from_a_shell,
+    )
     assert proc.stdout is not None
     first = proc.stdout.readline()  # the run has loaded its data and is pretraining
     assert first.startswith("quickstart:"), first
@@ -40,6 +47,13 @@ def test_ctrl_c_exits_130_with_one_line(tmp_path: Path) -> None:
     assert proc.returncode == 130, err
     assert "Traceback" not in err
     assert lines == ["fedhar: interrupted; results written so far are kept"], err
+
+
+def _as_from_a_shell() -> None:
+    """Child set-up: SIGINT at its default, as an interactive shell starts a command (a shell
+    without job control starts background jobs with SIGINT ignored, and so would this test
+    suite's children be when the suite runs in one)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _workers_ignoring_sigint(pid: int) -> tuple[int, int]:
@@ -84,6 +98,7 @@ def test_ctrl_c_at_a_terminal_reaches_the_workers_and_still_gives_one_line(
         env=env,
         text=True,
         start_new_session=True,
+        preexec_fn=_as_from_a_shell,
     )
     try:
         assert proc.stdout is not None
