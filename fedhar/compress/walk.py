@@ -10,6 +10,7 @@ before it is ReLU and clip in one, as the deployed requantization is.
 from __future__ import annotations
 
 import copy
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 
 import numpy as np
@@ -43,8 +44,13 @@ def _tensor(value: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.array(value, dtype=np.float32))
 
 
-class FoldedWalk(nn.Module):
+class FoldedWalk(nn.Module, ABC):
     """A network over a folded spec: input ``[N, C, T]`` normalized windows → logits ``[N, K]``.
+
+    Abstract: QAT (:class:`~fedhar.compress.qat.QATNet`), the search
+    (:class:`~fedhar.compress.edmips.SearchNet`) and the dynamic-range reference
+    (:class:`~fedhar.compress.ptq.DynamicRef`) share this walk and define how the input, each
+    conv/dense layer and each activation are quantized.
 
     Attributes:
         spec: the folded spec (no BatchNorm layers).
@@ -94,18 +100,18 @@ class FoldedWalk(nn.Module):
                 h = h.flatten(1)
         raise ValueError(f"model {self.spec.name!r} ends before its last layer")
 
+    @abstractmethod
     def quant_input(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The input as the first layer sees it, and the real value of one of its steps
         (None when the values are not on a grid)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def linear(self, layer: Linear, h: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
         """Output (pre-activation) of a conv/dense ``layer`` on ``h`` whose step is ``scale``."""
-        raise NotImplementedError
 
+    @abstractmethod
     def activation(self, name: str, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """ReLU and the quantization of hidden layer ``name``'s output ``z``, and its step."""
-        raise NotImplementedError
 
     def avg_pool(
         self, h: torch.Tensor, scale: torch.Tensor | None, size: int, stride: int
