@@ -28,7 +28,7 @@ import os
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -397,7 +397,16 @@ def run_user(task: UserTask) -> list[tuple[int, dict[str, object], list[list[flo
     replay = replay_of(memo)
     out = []
     general = dict(memo.models)
+    # a policy that never personalizes runs no job, so its guard twins are one simulation
+    twins: dict[FleetPoint, tuple[dict[str, object], list[list[float]]]] = {}
     for index, point in zip(task.indices, task.points, strict=True):
+        never = study.personalization[point.personalization].name == "never"
+        twin = replace(point, guard=False) if task.share and never else None
+        if twin in twins:
+            row_data, trace = twins[twin]
+            row_data = {**row_data, "key": point.key, "policy": point.policy, "guard": point.guard}
+            out.append((index, row_data, trace, {"trained": memo.trained, "shared": memo.shared}))
+            continue
         if not task.share:  # each configuration trains its own jobs (the benchmark's baseline)
             memo = JobMemo(net, memo.small_width, models=dict(general), trained=memo.trained)
             replay = replay_of(memo)
@@ -417,7 +426,7 @@ def run_user(task: UserTask) -> list[tuple[int, dict[str, object], list[list[flo
             control_s=dev.control_s,
             charge_step_s=dev.charge_step_s,
             trace_s=dev.trace_s,
-            seed=study.seed,
+            seed=charging_seed(study.seed, task.user),
         )
         runner = FleetJobs(data, memo, settings, profile, inference, point.guard)
         device = Wearable(config, replay=replay, jobs=runner)
@@ -435,7 +444,15 @@ def run_user(task: UserTask) -> list[tuple[int, dict[str, object], list[list[flo
         row.harmed = row.f1_final < row.f1_general
         stats = {"trained": memo.trained, "shared": memo.shared if task.share else 0}
         out.append((index, asdict(row), device.state.trace, stats))
+        if twin is not None:
+            twins[twin] = (asdict(row), device.state.trace)
     return out
+
+
+def charging_seed(seed: int, user: str) -> int:
+    """The seed of ``user``'s charging draws from the study's ``seed``: every user plugs its
+    wearable in at its own times (the same for all of that user's configurations)."""
+    return int(hashlib.sha256(f"{seed}|{user}".encode()).hexdigest()[:8], 16)
 
 
 def _row(

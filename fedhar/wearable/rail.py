@@ -60,6 +60,7 @@ class PowerRail:
         self._tol_c = 1e-9 * spec.capacity_c
         self._last_t = env.now
         self._token = 0
+        self._due = math.inf  # when the pending timer fires (s), math.inf when none is
         self._rearm()
 
     @property
@@ -97,8 +98,8 @@ class PowerRail:
         self._rearm()
 
     def _rearm(self) -> None:
-        self._token += 1
-        token = self._token
+        """Makes sure a timer fires no later than the next crossing. A pending timer that
+        fires earlier is kept: it checks, and re-arms, when it fires."""
         level = self._cutoff_c if self.alive else self._restart_c
         if self._reached():
             delay = 0.0
@@ -106,6 +107,12 @@ class PowerRail:
             delay = self._kibam_delay(level)
         else:
             delay = self.battery.time_to_available(level, self.current_a)
+        due = self.env.now + delay
+        if self._due <= due:
+            return
+        self._token += 1
+        token = self._token
+        self._due = due
         if math.isinf(delay):
             return
         self.env.timeout(delay).callbacks.append(lambda _event: self._check(token))
@@ -120,6 +127,7 @@ class PowerRail:
     def _check(self, token: int) -> None:
         if token != self._token:
             return
+        self._due = math.inf
         self.settle()
         if self._reached():
             self.alive = not self.alive

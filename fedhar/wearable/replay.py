@@ -23,21 +23,6 @@ Classify = Callable[[np.ndarray, float], tuple[np.ndarray, np.ndarray]]
 
 
 @dataclass
-class WindowBatch:
-    """The decisions on a run of consecutive windows.
-
-    Attributes:
-        y: ``[N]`` true classes.
-        pred: ``[N]`` predicted classes.
-        easy: ``[N]`` whether the small model decided the window.
-    """
-
-    y: np.ndarray
-    pred: np.ndarray
-    easy: np.ndarray
-
-
-@dataclass
 class Replay:
     """One user's windows, their schedule and the models that classify them.
 
@@ -81,7 +66,8 @@ class Replay:
         self._starts_s = np.array([h * 3600.0 for h, _ in self.schedule.blocks])
         self._labels = np.array([lookup[a] for _, a in self.schedule.blocks], dtype=np.int64)
         self._y = np.asarray(self.windows.y)
-        self._picks: dict[tuple[int, int, float], tuple[np.ndarray, np.ndarray]] = {}
+        self._picks: dict[tuple[int, int, float], np.ndarray] = {}
+        self._easy: dict[tuple[int, int, float, str, float], int] = {}
 
     def _decide_all(self, model: str, th: float) -> tuple[np.ndarray, np.ndarray]:
         key = (model, th)
@@ -98,15 +84,37 @@ class Replay:
             self._decisions[key] = (np.concatenate(preds), np.concatenate(easies))
         return self._decisions[key]
 
-    def windows_at(self, k0: int, k1: int, window_s: float, model: str, th: float) -> WindowBatch:
-        """Decisions on windows ``k0 .. k1 - 1`` by ``model`` at threshold ``th``."""
+    def picks(self, k0: int, k1: int, window_s: float) -> np.ndarray:
+        """``[k1 - k0]`` indices into :attr:`windows` of the windows sensed as ``k0 .. k1 - 1``."""
         key = (k0, k1, window_s)
         if key not in self._picks:  # the same ticks recur in every configuration of a user
             k = np.arange(k0, k1, dtype=np.int64)
             block = np.searchsorted(self._starts_s, np.mod(k * window_s, DAY_S), "right") - 1
             cls = self._labels[block]  # as DailySchedule.class_at, with the lookup built once
-            index = self._pool_flat[self._pool_start[cls] + k % self._pool_len[cls]]
-            self._picks[key] = (index, self._y[index])
-        index, y = self._picks[key]
-        pred, easy = self._decide_all(model, th)
-        return WindowBatch(y=y, pred=pred[index], easy=easy[index])
+            self._picks[key] = self._pool_flat[self._pool_start[cls] + k % self._pool_len[cls]]
+        return self._picks[key]
+
+    def easy_in(self, index: np.ndarray, model: str, th: float) -> int:
+        """How many of the windows ``index`` (into :attr:`windows`) ``model`` decides with its
+        small width at threshold ``th``."""
+        return int(np.count_nonzero(self._decide_all(model, th)[1][index]))
+
+    def easy_at(self, k0: int, k1: int, window_s: float, model: str, th: float) -> int:
+        """:meth:`easy_in` of windows ``k0 .. k1 - 1``, kept for the next configuration."""
+        key = (k0, k1, window_s, model, th)
+        if key not in self._easy:
+            self._easy[key] = self.easy_in(self.picks(k0, k1, window_s), model, th)
+        return self._easy[key]
+
+    def confusion(self, runs: Mapping[tuple[str, float], Sequence[np.ndarray]]) -> np.ndarray:
+        """``[K, K]`` int64 counts (true class, predicted class) of the windows ``runs`` lists
+        (arrays of indices into :attr:`windows`) by the ``(model, threshold)`` that decided
+        them."""
+        k = len(self.classes)
+        counts = np.zeros(k * k, dtype=np.int64)
+        for (model, th), parts in runs.items():
+            index = np.concatenate(parts)
+            counts += np.bincount(
+                self._y[index] * k + self._decide_all(model, th)[0][index], minlength=k * k
+            )
+        return counts.reshape(k, k)

@@ -34,7 +34,7 @@ from fedhar.wearable.loads import LOADS, WearableCosts
 from fedhar.wearable.modes import Mode, ModesTable
 from fedhar.wearable.policies import JobView, PersonalizationPolicy, ThresholdPolicy
 from fedhar.wearable.rail import PowerRail
-from fedhar.wearable.replay import Replay, WindowBatch
+from fedhar.wearable.replay import Replay
 
 
 @dataclass(frozen=True)
@@ -397,7 +397,8 @@ class _Tick:
     p_easy: float
     joules: float
     busy_s: float
-    batch: WindowBatch | None
+    n_easy: int
+    index: np.ndarray | None  # the replayed windows' indices into the replay's windows
 
 
 class _Run:
@@ -430,7 +431,8 @@ class _Run:
         self.confusion = np.array(self.state.totals.confusion, dtype=np.int64)
         self.th = 1.0  # the threshold in use; set by every control tick
         self.nearest: dict[tuple[str, float], Mode] = {}
-        self.codes: list[np.ndarray] = []  # y * K + pred of the replayed windows, unbooked
+        # the replayed windows classified, unbooked: index arrays by (model, threshold)
+        self.booked: dict[tuple[str, float], list[np.ndarray]] = {}
 
     def run(self) -> None:
         env = self.env
@@ -644,16 +646,17 @@ class _Run:
         self.th = mode.th
         k0, k1 = self.first_window(t0), self.first_window(t1)
         inf = cfg.costs.inference
-        batch = None
-        if self.device.replay is None:
+        index = None
+        replay = self.device.replay
+        if replay is None:
             n_easy = self.easy_count(k0, k1, mode.p_easy)
         else:
-            batch = self.device.replay.windows_at(k0, k1, cfg.window_s, st.model, mode.th)
-            n_easy = int(batch.easy.sum())
+            index = replay.picks(k0, k1, cfg.window_s)
+            n_easy = replay.easy_at(k0, k1, cfg.window_s, st.model, mode.th)
         n_hard = (k1 - k0) - n_easy
         joules = n_easy * inf.easy.joules_per_inference + n_hard * inf.hard.joules_per_inference
         busy = n_easy * inf.easy.seconds_per_inference + n_hard * inf.hard.seconds_per_inference
-        return _Tick(k0, k1, st.model, mode.th, mode.f1, mode.p_easy, joules, busy, batch)
+        return _Tick(k0, k1, st.model, mode.th, mode.f1, mode.p_easy, joules, busy, n_easy, index)
 
     def first_window(self, t: float) -> int:
         """Index of the first window sensed at or after ``t`` s."""
@@ -672,12 +675,16 @@ class _Run:
             return
         totals.inferences += n
         totals.f1_sum += n * tick.f1
-        if tick.batch is None:
+        if tick.index is None:
             totals.easy += self.easy_count(tick.k0, tick.k0 + n, tick.p_easy)
             return
-        y, pred = tick.batch.y[:n], tick.batch.pred[:n]
-        totals.easy += int(tick.batch.easy[:n].sum())
-        self.codes.append(y * self.confusion.shape[0] + pred)
+        index = tick.index
+        if n == tick.k1 - tick.k0:
+            totals.easy += tick.n_easy
+        else:  # a cut-off stopped the tick
+            index = index[:n]
+            totals.easy += self.device.replay.easy_in(index, tick.model, tick.th)
+        self.booked.setdefault((tick.model, tick.th), []).append(index)
 
     def sleep_w(self) -> float:
         return 0.0 if self.training or not self.rail.alive else self.tick_sleep_w
@@ -734,8 +741,6 @@ class _Run:
             totals.energy_j[name] += rail.energy_j[name]
         totals.charged_j += rail.charged_j
         totals.dead_s += rail.dead_s
-        if self.codes:
-            k = self.confusion.shape[0]
-            codes = np.concatenate(self.codes)
-            self.confusion += np.bincount(codes, minlength=k * k).reshape(k, k)
+        if self.booked:
+            self.confusion += self.device.replay.confusion(self.booked)
         totals.confusion = self.confusion.tolist()

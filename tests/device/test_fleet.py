@@ -14,6 +14,7 @@ from fedhar.cli import main
 from fedhar.schema.base import SchemaError
 from fedhar.studies import fleet
 from fedhar.studies.fleet import run_fleet
+from fedhar.wearable.charging import RandomCharging
 
 SCENARIO = """
 name: fleet_syn
@@ -172,3 +173,42 @@ def test_cli_writes_the_report(scenario: Path, tmp_path: Path) -> None:
     html = (out / "report.html").read_text()
     assert "measured" in html and "guard" in html
     assert json.loads((out / "study.json").read_text())["users"] == ["1", "2"]
+
+
+def test_shared_and_unshared_memos_give_the_same_bytes(
+    scenario: Path, study: tuple[Path, dict], tmp_path: Path
+) -> None:
+    # the shared memo and the never-personalizing guard twins simulated once change no byte
+    out, result = study
+    alone = run_fleet(scenario, tmp_path / "alone", log=lambda _: None, jobs=1, share=False)
+    assert (tmp_path / "alone" / "study.json").read_bytes() == (out / "study.json").read_bytes()
+    twins = [r for r in alone["rows"] if r["personalization"] == "never"]
+    assert {r["guard"] for r in twins} == {False, True}
+
+
+def test_each_user_charges_at_its_own_times() -> None:
+    habit = RandomCharging(probability=0.5, min_hours=0.5, max_hours=2.0)
+    seeds = [fleet.charging_seed(7, u) for u in ("1", "2", "3")]
+    assert len(set(seeds)) == 3 and seeds[0] == fleet.charging_seed(7, "1")
+    days = range(30)
+    plans = [[habit.sessions(d, s) for d in days] for s in seeds]
+    assert plans[0] != plans[1] and plans[1] != plans[2]
+
+
+def test_a_job_stopped_by_a_cut_off_finishes_after_charging(tmp_path: Path) -> None:
+    path = tmp_path / "revive.yaml"
+    path.write_text(
+        SCENARIO.replace('users: ["1", "2"]', 'users: ["1"]')
+        .replace("capacity_mah: [0.5, 5]", "capacity_mah: [0.1]")
+        .replace(
+            "never: {name: never}\n  personalization:",
+            "brief: {name: random, params: {probability: 1.0, min_hours: 0.05, max_hours: 0.1}}"
+            "\n  personalization:",
+        )
+        .replace("  guard: [false, true]", "  guard: [false]")
+    )
+    rows = run_fleet(path, tmp_path / "out", log=lambda _: None, jobs=1)["rows"]
+    full = [r for r in rows if r["personalization"] == "always_full"]
+    assert any(r["depletions"] > 0 for r in full)
+    # a job a cut-off stopped resumed from its last completed epoch once charged, and finished
+    assert any(r["interrupted_jobs"] > 0 and r["epochs_lost"] > 0 for r in full)
