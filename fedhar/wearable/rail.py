@@ -19,6 +19,11 @@ from fedhar.wearable.battery import Battery
 from fedhar.wearable.loads import LOADS
 
 
+RAIL_HORIZON_S = 6 * 3600.0
+"""The default KiBaM look-ahead of :class:`PowerRail` (s): a control tick re-arms the timer
+every few minutes, so a pending timer that fires early is kept and checks rarely."""
+
+
 class PowerRail:
     """Loads and charger on one battery.
 
@@ -28,8 +33,9 @@ class PowerRail:
         alive: whether the device is on at ``env.now``.
         on_cutoff: called when the available charge reaches the cut-off.
         on_revive: called when a cut-off device's available charge reaches the restart level.
-        horizon_s: for KiBaM, look this far ahead for a crossing before searching for it
-            exactly; loads change more often than this, so most searches are skipped.
+        horizon_s: for KiBaM, look this far ahead (s) for a crossing before searching for it
+            exactly; without one in sight, the timer only checks again at the horizon. A
+            longer horizon fires fewer timers and searches more often near a crossing.
     """
 
     def __init__(
@@ -39,7 +45,7 @@ class PowerRail:
         alive: bool,
         on_cutoff: Callable[[], None],
         on_revive: Callable[[], None],
-        horizon_s: float = 3600.0,
+        horizon_s: float = RAIL_HORIZON_S,
     ) -> None:
         self.env = env
         self.battery = battery

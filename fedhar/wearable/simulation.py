@@ -418,7 +418,6 @@ class _Run:
             self.state.alive,
             on_cutoff=self._cut_off,
             on_revive=self._revive,
-            horizon_s=self.cfg.control_s,
         )
         self.revived = self.env.event()
         self.job_go = self.env.event()
