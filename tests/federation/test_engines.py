@@ -12,14 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from fedhar.engines.runner import (
-    Cluster,
-    _children_by_parent_flag,
-    local_cluster,
-    run_config,
-    run_deployment,
-    run_federation,
-)
+from fedhar.engines.cluster import Cluster, local_cluster
+from fedhar.engines.runner import run_config, run_deployment, run_federation
 from fedhar.results.journal import read_rows
 
 from .conftest import write_scenario
@@ -73,4 +67,4 @@ def test_local_cluster_stops_every_process_on_failure(tmp_path: Path) -> None:
     (cluster,) = started
     assert len(cluster.processes) == 3
     assert all(p.poll() is not None for p in cluster.processes)
-    assert _children_by_parent_flag([p.pid for p in cluster.processes]) == []
+    assert cluster.run.members() == []
