@@ -104,3 +104,46 @@ def test_model_too_big_for_the_device_is_declined_with_bytes(
     needed = int(reason.split(" needs ")[1].split(" bytes")[0])
     assert needed > 49152
     assert rows["2"]["status"] == rows["3"]["status"] == "ok"
+
+
+def _faulty(fail_partition: int) -> ClientApp:
+    """The real ClientApp, except that the node of ``fail_partition`` raises in ``train``."""
+    faulty = ClientApp()
+
+    @faulty.query()
+    def _query(msg: Message, context: Context) -> Message:
+        return real_client_app(msg, context)
+
+    @faulty.train()
+    def _train(msg: Message, context: Context) -> Message:
+        if int(context.node_config["partition-id"]) == fail_partition:
+            raise RuntimeError("radio link lost")
+        return real_client_app(msg, context)
+
+    return faulty
+
+
+def test_resume_retries_a_failed_user_and_keeps_the_others(tmp_path: Path) -> None:
+    scenario = write_scenario(tmp_path)
+    out = tmp_path / "out"
+    run_inprocess(server_app, _faulty(1), node_configs(3), run_config(scenario, out, None, False))
+    first = read_rows(out / "clients.jsonl")
+    assert [r["status"] for r in first] == ["ok", "failed", "ok"]
+    run_inprocess(
+        server_app, real_client_app, node_configs(3), run_config(scenario, out, None, True)
+    )
+    rows = read_rows(out / "clients.jsonl")
+    assert rows[:3] == first  # the others were not run again
+    assert [(r["round"], r["user"], r["status"]) for r in rows[3:]] == [(1, "2", "ok")]
+    assert _rows(out)["2"]["modes"].keys() == {"none", "tl", "full"}
+
+
+def test_resume_keeps_a_declined_user(tmp_path: Path, small_sram_profile: Path) -> None:
+    scenario = write_scenario(tmp_path)
+    out = tmp_path / "out"
+    nodes = node_configs(3)
+    nodes[0] = {**nodes[0], "mcu-profile": str(small_sram_profile)}
+    for resume in (False, True):
+        run_inprocess(server_app, real_client_app, nodes, run_config(scenario, out, None, resume))
+    rows = read_rows(out / "clients.jsonl")
+    assert [(r["user"], r["status"]) for r in rows] == [("1", "declined"), ("2", "ok"), ("3", "ok")]
