@@ -24,8 +24,9 @@ def _rows(out: Path) -> dict[str, dict]:
     return {r["user"]: r for r in read_rows(out / "clients.jsonl")}
 
 
-def test_raising_client_is_reported_and_the_run_completes(tmp_path: Path) -> None:
-    scenario = write_scenario(tmp_path)
+def _faulty(fail_partition: int, message: str) -> ClientApp:
+    """The real ClientApp, except that the node of ``fail_partition`` raises ``message`` in
+    ``train``."""
     faulty = ClientApp()
 
     @faulty.query()
@@ -34,10 +35,16 @@ def test_raising_client_is_reported_and_the_run_completes(tmp_path: Path) -> Non
 
     @faulty.train()
     def _train(msg: Message, context: Context) -> Message:
-        if int(context.node_config["partition-id"]) == 1:
-            raise RuntimeError("sensor bus fault on the device")
+        if int(context.node_config["partition-id"]) == fail_partition:
+            raise RuntimeError(message)
         return real_client_app(msg, context)
 
+    return faulty
+
+
+def test_raising_client_is_reported_and_the_run_completes(tmp_path: Path) -> None:
+    scenario = write_scenario(tmp_path)
+    faulty = _faulty(1, "sensor bus fault on the device")
     out = tmp_path / "out"
     run_inprocess(server_app, faulty, node_configs(3), run_config(scenario, out, None, False))
     rows = _rows(out)
@@ -106,27 +113,15 @@ def test_model_too_big_for_the_device_is_declined_with_bytes(
     assert rows["2"]["status"] == rows["3"]["status"] == "ok"
 
 
-def _faulty(fail_partition: int) -> ClientApp:
-    """The real ClientApp, except that the node of ``fail_partition`` raises in ``train``."""
-    faulty = ClientApp()
-
-    @faulty.query()
-    def _query(msg: Message, context: Context) -> Message:
-        return real_client_app(msg, context)
-
-    @faulty.train()
-    def _train(msg: Message, context: Context) -> Message:
-        if int(context.node_config["partition-id"]) == fail_partition:
-            raise RuntimeError("radio link lost")
-        return real_client_app(msg, context)
-
-    return faulty
-
-
 def test_resume_retries_a_failed_user_and_keeps_the_others(tmp_path: Path) -> None:
     scenario = write_scenario(tmp_path)
     out = tmp_path / "out"
-    run_inprocess(server_app, _faulty(1), node_configs(3), run_config(scenario, out, None, False))
+    run_inprocess(
+        server_app,
+        _faulty(1, "radio link lost"),
+        node_configs(3),
+        run_config(scenario, out, None, False),
+    )
     first = read_rows(out / "clients.jsonl")
     assert [r["status"] for r in first] == ["ok", "failed", "ok"]
     run_inprocess(
