@@ -206,7 +206,7 @@ def run_one(args: argparse.Namespace, scenario: Scenario, out: Path, started: fl
     from fedhar.results.federation import FederationFailure
     from fedhar.results.journal import CLIENTS_FILE
     from fedhar.results.record import ClientRecord
-    from fedhar.results.report import SUMMARIZED, summarize
+    from fedhar.results.report import left_out, summarize
     from fedhar.studies.pipeline import prepare
     from fedhar.studies.run_report import finish_report, general_report, refuse_foreign_results
 
@@ -286,9 +286,9 @@ def run_one(args: argparse.Namespace, scenario: Scenario, out: Path, started: fl
     for record in records:
         if record.status != Status.OK:
             print(f"user {record.user:>6}  {record.status}: {record.reason}")
-    left_out = [r.user for r in records if r.status not in SUMMARIZED]
-    if left_out:
-        print(f"the summary leaves out the users {', '.join(left_out)} (not ok nor skipped)")
+    left = left_out(records)
+    if left:
+        print(f"the summary leaves out the users {', '.join(left)} (not ok nor skipped)")
     for mode, s in summarize(records).items():
         extra = "" if s.mean_deployed is None else f", deployed {s.mean_deployed:.3f}"
         if s.improved is not None:

@@ -82,17 +82,25 @@ SUMMARIZED: tuple[Status, ...] = (Status.OK, Status.SKIPPED)
 skipped user keeps those of its last ``ok`` round)."""
 
 
+def covered(records: list[ClientRecord]) -> list[ClientRecord]:
+    """The records the summary covers: those whose status is in :data:`SUMMARIZED`; when there
+    is none (no device reported figures), every record, whose scores are then all the general
+    model's, without device figures: one set either way."""
+    return [r for r in records if r.status in SUMMARIZED] or list(records)
+
+
 def left_out(records: list[ClientRecord]) -> dict[str, str]:
     """user → status of the users the summary leaves out (declined, failed, rejected)."""
-    return {r.user: r.status.value for r in records if r.status not in SUMMARIZED}
+    kept = {r.user for r in covered(records)}
+    return {r.user: r.status.value for r in records if r.user not in kept}
 
 
 def summarize(records: list[ClientRecord]) -> dict[Mode, ModeSummary]:
-    """Per mode, the spread of the users' macro-F1, over the users whose status is in
-    :data:`SUMMARIZED`: every mean of every mode covers that same set (a failed user's
-    general-model score would otherwise count in ``none``'s mean but not in its deployed
-    mean, nor in the trained modes')."""
-    records = [r for r in records if r.status in SUMMARIZED]
+    """Per mode, the spread of the users' macro-F1, over the users :func:`covered` keeps:
+    every mean of every mode covers that same set (a failed user's general-model score would
+    otherwise count in ``none``'s mean but not in its deployed mean, nor in the trained
+    modes')."""
+    records = covered(records)
     out: dict[Mode, ModeSummary] = {}
     for mode in present_modes(records):
         values = [r.modes[mode].f1 for r in records if mode in r.modes]
