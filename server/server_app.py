@@ -8,16 +8,18 @@ pages at the end, as ``flwr run .`` does; ``fedhar run`` writes them itself) and
 processes that pretrain the folds not yet cached; default: every core. Under ``fedhar run`` the
 folds are cached before the server starts, so this matters for ``flwr run .``).
 
-Flow: a ``query`` round maps Flower's node ids to users; then, for each of the scenario's
+Flow: a ``query`` round maps Flower's node ids to users (and before each later round, the nodes
+that joined since are asked too, so a SuperNode restarted under a new node id gets its users
+back: :meth:`server.strategy.PersonalizationStrategy.rejoin`); then, for each of the scenario's
 ``federation.rounds``, every user's node receives its own compressed model (its fold's general
 model, or after aggregation the improved one) and config; each reply is logged as it arrives
 (:class:`fedhar.results.journal.ResultLog`). The report is built from that log
-(:mod:`fedhar.studies.run_report`). With a battery-powered device and ``battery.skip_below_soc``, a
-client whose battery reported a low state of charge in the previous round is not sent the
-round; it is logged as ``skipped`` with the reason (:func:`server.strategy.low_battery`). With
-an integer network payload the server holds each user's folded float model: aggregation moves
-it by the dequantized updates, and each round sends it re-quantized at the fold network's bits
-and activation scales (PTQ with the same scales).
+(:mod:`fedhar.studies.run_report`). With a battery-powered device and
+``battery.skip_below_soc``, a client whose battery reported a low state of charge in the
+previous round is not sent the round; it is logged as ``skipped`` with the reason
+(:func:`server.strategy.low_battery`). With an integer network payload the server holds each
+user's folded float model: aggregation moves it by the dequantized updates, and each round sends
+it re-quantized at the fold network's bits and activation scales (PTQ with the same scales).
 """
 
 from __future__ import annotations
@@ -127,13 +129,15 @@ def run(grid: Grid, rc: UserConfig) -> None:
     previous: dict[str, ClientRecord] = {}
     with tqdm(total=total, desc="clients", disable=not progress_enabled(), leave=False) as bar:
         for round_number in range(1, fed.rounds + 1):
+            if round_number > 1:
+                node_of = strategy.rejoin(grid, node_of)
             plans = []
             logged: list[ClientRecord] = []
             # Aggregation keeps each accepted update's delta as the update is logged; the
             # received and personalized weights are not held for the whole round.
             updates = RoundUpdates(keys if round_number < fed.rounds else [])
             for user in users:
-                if user in missing:
+                if user not in node_of:
                     continue
                 row = log.resumed(round_number, user)
                 if row is not None:

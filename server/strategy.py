@@ -96,8 +96,10 @@ class PersonalizationStrategy:
         self.round_timeout_s = round_timeout_s
         self.poll_interval_s = poll_interval_s
 
-    def query(self, grid: Grid) -> tuple[dict[int, NodeInfo], dict[int, str]]:
-        """Asks every node who it is.
+    def query(
+        self, grid: Grid, node_ids: Sequence[int] | None = None
+    ) -> tuple[dict[int, NodeInfo], dict[int, str]]:
+        """Asks every node (or those of ``node_ids``) who it is.
 
         Returns:
             node id → :class:`NodeInfo` of the nodes that answered, and node id → reason of
@@ -106,7 +108,7 @@ class PersonalizationStrategy:
         Raises:
             RuntimeError: when two nodes claim the same user.
         """
-        node_ids = sorted(grid.get_node_ids())
+        node_ids = sorted(grid.get_node_ids() if node_ids is None else node_ids)
         messages = [
             Message(RecordDict({CONFIG: ConfigRecord({})}), node_id, QUERY, group_id="query")
             for node_id in node_ids
@@ -134,6 +136,22 @@ class PersonalizationStrategy:
                     )
                 owners[user] = node_id
         return infos, failures
+
+    def rejoin(self, grid: Grid, node_of: Mapping[str, int]) -> dict[str, int]:
+        """``node_of`` (user → node id) with the users of the nodes that joined since: each
+        node the grid lists and ``node_of`` does not is asked who it is, and its users are
+        mapped to it. A SuperNode restarted after a crash comes back under a new node id, and
+        so gets its users back; its old id is no longer used.
+
+        Raises:
+            RuntimeError: when two of the new nodes claim the same user.
+        """
+        known = set(node_of.values())
+        new = [n for n in grid.get_node_ids() if n not in known]
+        if not new:
+            return dict(node_of)
+        infos, _ = self.query(grid, new)
+        return {**node_of, **{u: node_id for node_id, info in infos.items() for u in info.users}}
 
     def train_round(
         self,

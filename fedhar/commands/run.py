@@ -203,9 +203,10 @@ def run_one(args: argparse.Namespace, scenario: Scenario, out: Path, started: fl
     from fedhar.errors import InputError, ScenarioValueError
     from fedhar.files import write_atomic
     from fedhar.progress import say
+    from fedhar.results.federation import FederationFailure
     from fedhar.results.journal import CLIENTS_FILE
     from fedhar.results.record import ClientRecord
-    from fedhar.results.report import summarize
+    from fedhar.results.report import left_out, summarize
     from fedhar.studies.pipeline import prepare
     from fedhar.studies.run_report import finish_report, general_report, refuse_foreign_results
 
@@ -272,7 +273,12 @@ def run_one(args: argparse.Namespace, scenario: Scenario, out: Path, started: fl
             engine, config, n_nodes=len(prepared.users), seed=scenario.seed, jobs=args.jobs
         )
     except EngineError as exc:
-        print(f"error: engine {engine}: {exc}", file=sys.stderr)
+        # The report says what the federation did before it failed, and that it failed.
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        fed = scenario.federation
+        users = [r.user for r in writer.ordered() if fed.users is None or r.user in fed.users]
+        finish_report(writer, out, FederationFailure(reason, users, fed.rounds))
+        print(f"error: engine {engine}: {reason}", file=sys.stderr)
         return 1
     timing["federation_s"] = time.perf_counter() - t0
     finish_report(writer, out)
@@ -280,6 +286,9 @@ def run_one(args: argparse.Namespace, scenario: Scenario, out: Path, started: fl
     for record in records:
         if record.status != Status.OK:
             print(f"user {record.user:>6}  {record.status}: {record.reason}")
+    left = left_out(records)
+    if left:
+        print(f"the summary leaves out the users {', '.join(left)} (not ok nor skipped)")
     for mode, s in summarize(records).items():
         extra = "" if s.mean_deployed is None else f", deployed {s.mean_deployed:.3f}"
         if s.improved is not None:

@@ -4,9 +4,12 @@
   deterministic.
 * ``ray``: Flower's simulation runtime (``flwr.simulation.run_simulation``), Ray actors.
 * ``deployment``: a ``flower-superlink`` and one ``flower-supernode`` per user, started on
-  loopback, and ``flwr run`` of the app project (:mod:`fedhar.engines.app`: the repository)
-  with this run's config. Runtime dependency installation is disabled and ``FLWR_HOME`` is
-  private to the run. Every process started here is stopped at the end, also on failure.
+  loopback (:mod:`fedhar.engines.cluster`: insecure or over TLS), and ``flwr run`` of the app
+  project (:mod:`fedhar.engines.app`: the repository) with this run's config. Runtime
+  dependency installation is disabled, telemetry is off and ``FLWR_HOME`` is private to the
+  run. The engine watches the SuperLink: when it dies the run fails
+  (:class:`FederationFailed`) at once. Every process of the run is stopped at the end, also on
+  failure and whichever process died first.
 
 The in-process and Ray engines import the components named in the app project's
 ``[tool.flwr.app.components]``.
@@ -17,20 +20,15 @@ Every engine gets the same run config (:func:`run_config`); results land in ``OU
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
-import sys
+import shutil
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from flwr.app import UserConfig
 
 from fedhar.engines.app import EngineError, load_component, load_project
+from fedhar.engines.cluster import Cluster, Transport, local_cluster
 
 ENGINES: tuple[str, ...] = ("inprocess", "ray", "deployment")
 
@@ -101,216 +99,69 @@ def run_ray(config: UserConfig, n_nodes: int, num_cpus: int | None = None) -> No
         raise EngineError(f"the Ray simulation ended without writing {summary}")
 
 
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+class FederationFailed(EngineError):
+    """The federation stopped before its end: its SuperLink died during the run."""
 
 
-def write_flower_config(flwr_home: Path, name: str, address: str) -> Path:
-    """Writes ``FLWR_HOME/config.toml`` naming one insecure SuperLink connection."""
-    flwr_home.mkdir(parents=True, exist_ok=True)
-    path = flwr_home / "config.toml"
-    path.write_text(
-        f'[superlink]\ndefault = "{name}"\n\n[superlink.{name}]\n'
-        f'address = "{address}"\ninsecure = true\n'
-    )
-    return path
-
-
-@dataclass
-class Cluster:
-    """Processes of a local deployment, and where their logs go.
-
-    Attributes:
-        home: private ``FLWR_HOME``.
-        superlink_port: port of the SuperLink's HTTP APIs (Fleet, Control, Runtime).
-        processes: every process started, SuperLink first.
-        logs: log file of each process.
-    """
-
-    home: Path
-    superlink_port: int
-    processes: list[subprocess.Popen] = field(default_factory=list)
-    logs: list[Path] = field(default_factory=list)
-
-    def env(self) -> dict[str, str]:
-        """Environment for Flower processes: private home, no dependency installation,
-        this interpreter's ``bin`` first on ``PATH`` (Flower starts ``flower-superexec``)."""
-        env = dict(os.environ)
-        env["FLWR_HOME"] = str(self.home)
-        env["FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION"] = "1"
-        env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-        return env
-
-    def start(self, name: str, args: list[str]) -> subprocess.Popen:
-        """Starts one Flower executable (from this interpreter's ``bin``), logging to a file."""
-        log = self.home / f"{name}.log"
-        exe = str(Path(sys.executable).parent / args[0])
-        with log.open("w") as fh:
-            proc = subprocess.Popen(
-                [exe, *args[1:]], stdout=fh, stderr=subprocess.STDOUT, env=self.env()
-            )
-        self.processes.append(proc)
-        self.logs.append(log)
-        return proc
-
-    def tail(self, lines: int = 15) -> str:
-        """The last lines of every log, for error messages."""
-        parts = []
-        for log in self.logs:
-            text = log.read_text(errors="replace").splitlines()[-lines:] if log.exists() else []
-            parts.append(f"--- {log.name}\n" + "\n".join(text))
-        return "\n".join(parts)
-
-    def stop(self, timeout_s: float = 10.0) -> None:
-        """Stops every process started (SuperNodes first), then the helpers they spawned."""
-        pids = [p.pid for p in self.processes]
-        for proc in reversed(self.processes):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
-        deadline = time.monotonic() + timeout_s
-        for proc in reversed(self.processes):
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        helpers = _children_by_parent_flag(pids)
-        for pid in helpers:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        # SIGKILL is asynchronous: wait (bounded) until the helpers are gone, so that a caller
-        # who looks right after stop() finds none (on a loaded machine this takes a moment).
-        deadline = time.monotonic() + timeout_s
-        while helpers and time.monotonic() < deadline:
-            helpers = [pid for pid in helpers if _alive(pid)]
-            if helpers:
-                time.sleep(0.05)
-
-
-def _alive(pid: int) -> bool:
-    """Whether ``pid`` is a process that has not exited (a zombie counts as exited)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return False
-    return fields[0] != "Z"
-
-
-def _children_by_parent_flag(parent_pids: list[int]) -> list[int]:
-    """Flower helpers (``flower-superexec``) started detached with ``--parent-pid P``."""
-    found = []
-    wanted = {str(p) for p in parent_pids}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        args = [a.decode(errors="replace") for a in argv]
-        for i, arg in enumerate(args[:-1]):
-            if arg == "--parent-pid" and args[i + 1] in wanted:
-                found.append(int(entry.name))
-    return found
-
-
-def wait_for_port(port: int, proc: subprocess.Popen, timeout_s: float) -> None:
-    """Waits until ``127.0.0.1:port`` accepts connections.
+def submit(cluster: Cluster, config: UserConfig, timeout_s: float) -> None:
+    """Runs the app on ``cluster`` with ``flwr run`` and waits until it ends, watching the
+    SuperLink (the SuperNodes may come and go: the ServerApp records their users).
 
     Raises:
-        EngineError: the process exited or the port stayed closed for ``timeout_s``.
+        FederationFailed: the SuperLink exited during the run.
+        EngineError: ``flwr run`` failed, or did not end within ``timeout_s``.
     """
+    cluster.write_config("fedhar")
+    app = load_project().directory
+    overrides = " ".join(f"{key}={_toml_string(value)}" for key, value in config.items())
+    run = cluster.start(
+        "flwr-run",
+        ["flwr", "run", str(app), "fedhar", "--stream", "--run-config", overrides],
+    )
+    link = cluster.named["superlink"]
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise EngineError(f"process exited with code {proc.returncode} before listening")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise EngineError(f"nothing listens on 127.0.0.1:{port} after {timeout_s:g} s")
-
-
-@contextmanager
-def local_cluster(n_nodes: int, home: Path, startup_timeout_s: float = 60.0) -> Iterator[Cluster]:
-    """A SuperLink and ``n_nodes`` SuperNodes on loopback, stopped on exit (also on error)."""
-    cluster = Cluster(home=home, superlink_port=free_port())
-    home.mkdir(parents=True, exist_ok=True)
-    try:
-        link = cluster.start(
-            "superlink",
-            [
-                "flower-superlink",
-                "--insecure",
-                "--disable-runtime-dependency-installation",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(cluster.superlink_port),
-            ],
-        )
-        try:
-            wait_for_port(cluster.superlink_port, link, startup_timeout_s)
-        except EngineError as exc:
-            raise EngineError(f"SuperLink did not start: {exc}\n{cluster.tail()}") from None
-        for config in node_configs(n_nodes):
-            pid = config["partition-id"]
-            cluster.start(
-                f"supernode-{pid}",
-                [
-                    "flower-supernode",
-                    "--insecure",
-                    "--superlink",
-                    f"127.0.0.1:{cluster.superlink_port}",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(free_port()),
-                    "--node-config",
-                    f"partition-id={pid} num-partitions={n_nodes}",
-                ],
-            )
-        yield cluster
-    finally:
-        cluster.stop()
+    while run.poll() is None and link.poll() is None:
+        if time.monotonic() > deadline:
+            raise EngineError(f"flwr run did not finish within {timeout_s:g} s")
+        time.sleep(0.5)
+    if link.poll() is None and run.returncode != 0:
+        link_gone = time.monotonic() + 5.0  # flwr run may see a dying SuperLink first
+        while link.poll() is None and time.monotonic() < link_gone:
+            time.sleep(0.1)
+    if link.poll() is not None:
+        raise FederationFailed(f"the SuperLink exited with code {link.returncode} during the run")
+    text = cluster.log("flwr-run").read_text(errors="replace")
+    if run.returncode != 0 or "Exit Code" in text and "ERROR" in text:
+        raise EngineError(f"flwr run failed (exit {run.returncode}): {cluster.reason('flwr-run')}")
 
 
 def run_deployment(
-    config: UserConfig, n_nodes: int, timeout_s: float = 3600.0, workdir: Path | None = None
+    config: UserConfig,
+    n_nodes: int,
+    timeout_s: float = 3600.0,
+    workdir: Path | None = None,
+    transport: Transport | None = None,
 ) -> None:
-    """Starts a local SuperLink and ``n_nodes`` SuperNodes, runs ``flwr run``, stops them.
+    """Starts a local SuperLink and ``n_nodes`` SuperNodes (over ``transport``; default
+    insecure), runs ``flwr run``, stops every process of the run. When it fails, the Flower
+    logs are kept in ``OUT/deployment-logs/`` and the error names them.
 
     Raises:
+        FederationFailed: the SuperLink exited during the run.
         EngineError: a process failed to start, or ``flwr run`` failed or timed out.
     """
     with tempfile.TemporaryDirectory(prefix="fedhar-deploy-", dir=workdir) as tmp:
-        root = Path(tmp)
-        with local_cluster(n_nodes, root / "flwr-home") as cluster:
-            write_flower_config(cluster.home, "fedhar", f"127.0.0.1:{cluster.superlink_port}")
-            app = load_project().directory
-            overrides = " ".join(f"{key}={_toml_string(value)}" for key, value in config.items())
-            log = cluster.home / "flwr-run.log"
-            with log.open("w") as fh:
-                try:
-                    done = subprocess.run(
-                        [str(Path(sys.executable).parent / "flwr"), "run", str(app), "fedhar",
-                         "--stream", "--run-config", overrides],
-                        stdout=fh, stderr=subprocess.STDOUT, env=cluster.env(),
-                        timeout=timeout_s, check=False,
-                    )  # fmt: skip
-                except subprocess.TimeoutExpired:
-                    raise EngineError(
-                        f"flwr run did not finish within {timeout_s:g} s\n{cluster.tail()}"
-                    ) from None
-            text = log.read_text(errors="replace")
-            if done.returncode != 0 or "Exit Code" in text and "ERROR" in text:
-                raise EngineError(f"flwr run failed (exit {done.returncode}):\n{text[-3000:]}")
+        home = Path(tmp) / "flwr-home"
+        try:
+            with local_cluster(n_nodes, home, transport=transport) as cluster:
+                submit(cluster, config, timeout_s)
+        except EngineError as exc:
+            kept = Path(str(config["out"])) / "deployment-logs"
+            kept.mkdir(parents=True, exist_ok=True)
+            for log in home.glob("*.log"):
+                shutil.copyfile(log, kept / log.name)
+            exc.args = (f"{exc.args[0]} (Flower logs: {kept})",)
+            raise
 
 
 def _toml_string(value: object) -> str:

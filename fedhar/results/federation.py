@@ -3,14 +3,15 @@
 The ServerApp logs each client's record to ``OUT/clients.jsonl`` as it arrives (on every
 engine). :func:`merge_federation` puts each user's last-round
 :class:`~fedhar.results.record.ClientRecord` in the report, and every logged round in its
-``rounds``. :func:`write_pages` draws the figures (PNG and SVG) and ``report.html``.
+``rounds``, with the federation's status (completed, or failed: :class:`FederationFailure`).
+:func:`write_pages` draws the figures (PNG and SVG) and ``report.html``.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +37,44 @@ def last_round(out_dir: Path, status: str | None = None) -> dict[str, dict[str, 
     return rows
 
 
-def merge_federation(writer: ReportWriter, out_dir: Path) -> int:
+@dataclass(frozen=True)
+class FederationFailure:
+    """Why a federation stopped before its end, and whom it was to reach.
+
+    Attributes:
+        reason: one line (e.g. the SuperLink exited during the run).
+        users: the users the federation serves, in report order.
+        rounds: the scenario's ``federation.rounds``.
+    """
+
+    reason: str
+    users: Sequence[str]
+    rounds: int
+
+
+def federation_status(
+    logged: Iterable[tuple[str, int]], failure: FederationFailure | None
+) -> dict[str, Any]:
+    """The report's ``federation`` entry: ``{"status": "completed"}``, or ``failed`` with the
+    ``reason`` and ``users_not_reached``: the users with no outcome logged (``logged``: its
+    (user, round) pairs) in the last round."""
+    if failure is None:
+        return {"status": "completed"}
+    reached = {user for user, round_number in logged if round_number == failure.rounds}
+    return {
+        "status": "failed",
+        "reason": failure.reason,
+        "users_not_reached": [u for u in failure.users if u not in reached],
+    }
+
+
+def merge_federation(
+    writer: ReportWriter, out_dir: Path, failure: FederationFailure | None = None
+) -> int:
     """Puts the last-round record of every logged user in the report, and every logged round
-    in its ``rounds``; rewrites the report.
+    in its ``rounds``, and the federation's status (``failure``: it failed); rewrites the
+    report. After a failure, a user with no outcome logged at all is marked ``failed``, with
+    the federation's reason, so the report never shows it as ``ok``.
 
     ``none``'s scores stay the general model's float32 scores (the device's ``f1_deployed`` of the
     model it received, as deployed, is kept). A user skipped for low battery keeps the figures of
@@ -48,6 +84,7 @@ def merge_federation(writer: ReportWriter, out_dir: Path) -> int:
     path = Path(out_dir) / CLIENTS_FILE
     logged = {(r["user"], r["round"]): r for r in (read_rows(path) if path.exists() else [])}
     writer.rounds = [ClientRecord.from_dict(r) for r in logged.values()]
+    writer.federation = federation_status(logged, failure)
     rows = last_round(out_dir)
     last_ok = last_round(out_dir, status=Status.OK)
     for user, row in rows.items():
@@ -79,6 +116,14 @@ def merge_federation(writer: ReportWriter, out_dir: Path) -> int:
             reason=logged.reason,
             round=logged.round,
         )
+    if failure is not None:
+        for user in writer.federation["users_not_reached"]:
+            if user in writer.records and user not in rows:
+                writer.records[user] = replace(
+                    writer.records[user],
+                    status=Status.FAILED,
+                    reason=f"the federation failed before reaching this user: {failure.reason}",
+                )
     writer.write()
     return len(rows)
 

@@ -11,11 +11,12 @@ replaced only where the caller says so. Every command that resumes keeps one: ``
 ``fedhar adaptive`` (``OUT/grid.jsonl``).
 
 ``OUT/clients.jsonl`` holds one client record (:meth:`ClientRecord.to_dict
-<fedhar.results.record.ClientRecord.to_dict>`) per (round, user) outcome, appended and flushed as
-soon as the reply is in, so an interrupted run loses nothing; :meth:`ResultLog.done` tells a
-resumed run which (round, user) pairs it can skip. With aggregation, the accepted updates of a
-round are kept beside it (``OUT/updates/round-<r>/<user>.npz``, the received and the
-personalized weights) so that a resumed run aggregates exactly what the first run would have.
+<fedhar.results.record.ClientRecord.to_dict>`) per (round, user) outcome, appended and flushed
+as soon as the reply is in, so an interrupted run loses nothing; :meth:`ResultLog.resumed` tells
+a resumed run which (round, user) pairs it can skip (every logged one but the failed ones). With
+aggregation, the accepted updates of a round are kept beside it
+(``OUT/updates/round-<r>/<user>.npz``, the received and the personalized weights) so that a
+resumed run aggregates exactly what the first run would have.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from fedhar.enums import Status
 from fedhar.errors import InputError
 from fedhar.files import atomic_open
 from fedhar.results.record import ClientOutcome
@@ -270,9 +272,12 @@ class ResultLog:
         }
 
     def resumed(self, round_number: int, user: str) -> dict[str, Any] | None:
-        """The outcome of ``user`` in ``round_number`` that the run this one resumes logged,
-        if any (the latest one)."""
-        return self._resumed.get((round_number, user))
+        """The outcome of ``user`` in ``round_number`` that the run this one resumes logged
+        (the latest one), if any and if it did not fail: a ``failed`` outcome (the client
+        raised, its node died or never answered) is tried again, while ``declined``,
+        ``rejected`` and ``skipped`` are decisions, kept."""
+        row = self._resumed.get((round_number, user))
+        return None if row is None or row["status"] == Status.FAILED else row
 
     def append(self, outcome: ClientOutcome) -> dict[str, Any]:
         """Logs ``outcome`` (flushed and synced to disk); keeps its update when it has one."""

@@ -1,12 +1,14 @@
 """The run report (``report.json`` and ``report.csv``) of the per-client records.
 
 Each user has one :class:`~fedhar.results.record.ClientRecord` (``clients``: its last round's
-figures, the summary's source) and, once the federation ran, one per logged round
-(``rounds``, the last of each user marked); a battery run adds the battery's figures over the
-rounds (:func:`~fedhar.results.rounds.battery_section`). :class:`ReportWriter` rewrites the
-whole report atomically each time a client finishes, so an interrupted run keeps every finished
-client and ``--resume`` can skip them. ``report.csv`` is the tidy table of
-:mod:`fedhar.results.tidy`. ``report.json`` has sorted keys, floats rounded to
+figures, the summary's source; the summary covers the ``ok`` and ``skipped`` users, and
+``summary_left_out`` names the others with their status) and, once the federation ran, one per
+logged round (``rounds``, the last of each user marked), and ``federation`` its status
+(``completed``, or ``failed`` with the reason and the users it never reached); a battery run
+adds the battery's figures over the rounds (:func:`~fedhar.results.rounds.battery_section`).
+:class:`ReportWriter` rewrites the whole report atomically each time a client finishes, so an
+interrupted run keeps every finished client and ``--resume`` can skip them. ``report.csv`` is
+the tidy table of :mod:`fedhar.results.tidy`. ``report.json`` has sorted keys, floats rounded to
 :data:`FLOAT_DIGITS` digits and no wall-clock fields, so the same scenario and seed give
 byte-identical files.
 """
@@ -19,7 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from fedhar.enums import MODES, Mode
+from fedhar.enums import MODES, Mode, Status
 from fedhar.errors import InputError
 from fedhar.files import write_atomic
 from fedhar.results.record import ClientRecord
@@ -30,11 +32,14 @@ FLOAT_DIGITS = 6
 TIE = 10.0**-FLOAT_DIGITS
 """Scores closer than this are equal: a resumed run reads its logged clients at
 ``FLOAT_DIGITS`` digits."""
-REPORT_FORMAT = 4
-"""4: each mode's ``f1_deployed`` (and the summary's ``mean_deployed``) scores the model as
-deployed in the run's payload format, once ``f1_int8``/``mean_int8``; 3: ``rounds`` holds every
-logged round, ``battery`` the battery's figures over them, and each mode's summary its cost
-(2: the last round only; 1: parallel dicts per figure)."""
+REPORT_FORMAT = 5
+"""5: the summary covers one set of users, the same for every mode and figure (those whose record
+is ``ok`` or ``skipped``; ``summary_left_out`` names the others), and ``federation`` says
+whether the federation completed; 4: each mode's ``f1_deployed`` (and the summary's
+``mean_deployed``) scores the model as deployed in the run's payload format, once
+``f1_int8``/``mean_int8``; 3: ``rounds`` holds every logged round, ``battery`` the battery's
+figures over them, and each mode's summary its cost (2: the last round only; 1: parallel dicts
+per figure)."""
 
 
 class ReportError(InputError):
@@ -72,8 +77,30 @@ def present_modes(records: list[ClientRecord]) -> list[Mode]:
     return [m for m in MODES if any(m in r.modes for r in records)]
 
 
+SUMMARIZED: tuple[Status, ...] = (Status.OK, Status.SKIPPED)
+"""The statuses whose records the summary covers: the users with the device's figures (a
+skipped user keeps those of its last ``ok`` round)."""
+
+
+def covered(records: list[ClientRecord]) -> list[ClientRecord]:
+    """The records the summary covers: those whose status is in :data:`SUMMARIZED`; when there
+    is none (no device reported figures), every record, whose scores are then all the general
+    model's, without device figures: one set either way."""
+    return [r for r in records if r.status in SUMMARIZED] or list(records)
+
+
+def left_out(records: list[ClientRecord]) -> dict[str, str]:
+    """user → status of the users the summary leaves out (declined, failed, rejected)."""
+    kept = {r.user for r in covered(records)}
+    return {r.user: r.status.value for r in records if r.user not in kept}
+
+
 def summarize(records: list[ClientRecord]) -> dict[Mode, ModeSummary]:
-    """Per mode, the spread of the users' macro-F1."""
+    """Per mode, the spread of the users' macro-F1, over the users :func:`covered` keeps:
+    every mean of every mode covers that same set (a failed user's general-model score would
+    otherwise count in ``none``'s mean but not in its deployed mean, nor in the trained
+    modes')."""
+    records = covered(records)
     out: dict[Mode, ModeSummary] = {}
     for mode in present_modes(records):
         values = [r.modes[mode].f1 for r in records if mode in r.modes]
@@ -152,6 +179,7 @@ class ReportWriter:
         self.header = _rounded(header)
         self.records: dict[str, ClientRecord] = {}
         self.rounds: list[ClientRecord] = []
+        self.federation: dict[str, Any] | None = None
         self.json_path = self.out_dir / "report.json"
         self.csv_path = self.out_dir / "report.csv"
         if resume and self.json_path.is_file():
@@ -205,7 +233,10 @@ class ReportWriter:
             "clients": [_rounded(r.to_dict()) for r in records],
             "rounds": [{**_rounded(r.to_dict()), "last": r.round == last[r.user]} for r in rounds],
             "summary": {m.value: _rounded(asdict(s)) for m, s in summarize(records).items()},
+            "summary_left_out": left_out(records),
         }
+        if self.federation is not None:
+            payload["federation"] = self.federation
         battery = battery_section(rounds)
         if battery is not None:
             payload["battery"] = _rounded(battery)

@@ -1,6 +1,7 @@
 """The run's ``report.html``, from a ``report.json`` payload and its drawn figures.
 
-Its sections, each under an anchor: ``identity`` (the header), ``cost`` (per mode, the macro-F1
+Its sections, each under an anchor: ``identity`` (the header), ``federation`` (only when the
+federation failed: its reason and the users it did not reach), ``cost`` (per mode, the macro-F1
 over users beside the job's cost: the arena's peak bytes by category against the MCU's SRAM,
 cycles, seconds and joules; the paper's Table III view), ``table2`` (a sweep's mean F1 over
 input sizes), ``f1`` (figures of F1 per user and gain against energy), ``battery`` (a battery
@@ -214,6 +215,30 @@ def _per_user_parts(clients: Sequence[ClientRecord], modes: Sequence[str]) -> li
     return parts
 
 
+def _federation_parts(report: Mapping[str, Any]) -> list[str]:
+    """A ``federation`` section when the federation failed: why, and whom it never reached."""
+    federation = report.get("federation") or {}
+    if federation.get("status") != "failed":
+        return []
+    missed = federation.get("users_not_reached") or []
+    texts = [
+        f"The federation failed: {federation.get('reason', '')}",
+        "Users it did not reach in the last round: "
+        + (", ".join(map(str, missed)) if missed else "none")
+        + ". Their records are those logged before the failure (failed when none was).",
+    ]
+    return [section("federation", "Federation failed", [paragraph(t) for t in texts])]
+
+
+def _covered_parts(report: Mapping[str, Any]) -> list[str]:
+    """Which users the summary covers: the ``ok`` and ``skipped`` ones, the others named."""
+    out = report.get("summary_left_out") or {}
+    if not out:
+        return []
+    names = ", ".join(f"{u} ({status})" for u, status in sorted(out.items()))
+    return [paragraph(f"Every mean covers the same users, those ok or skipped; left out: {names}.")]
+
+
 def render(
     report: Mapping[str, Any],
     figures: Mapping[str, Path],
@@ -236,8 +261,9 @@ def render(
     ]
     parts = [
         section("identity", "Run", [table(["field", "value"], identity)]),
-        section("cost", "Summary: F1 and cost per mode", _cost_parts(summary, sram_bytes(
-            header.get("mcu", "")))),
+        *_federation_parts(report),
+        section("cost", "Summary: F1 and cost per mode", [
+            *_covered_parts(report), *_cost_parts(summary, sram_bytes(header.get("mcu", "")))]),
     ]  # fmt: skip
     if sweep:
         rows = []

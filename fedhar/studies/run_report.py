@@ -21,7 +21,7 @@ from pathlib import Path
 from fedhar.errors import InputError
 from fedhar.models.spec import ModelSpec
 from fedhar.progress import progress
-from fedhar.results.federation import merge_federation, write_pages
+from fedhar.results.federation import FederationFailure, merge_federation, write_pages
 from fedhar.results.journal import CLIENTS_FILE, journal_identity, scenario_identity
 from fedhar.results.record import ClientRecord
 from fedhar.results.report import ReportWriter
@@ -189,8 +189,10 @@ def general_report(
     return report
 
 
-def finish_report(writer: ReportWriter, out: Path) -> list[Path]:
-    """Folds the federation's records into the report and draws its pages; returns the
-    pages and figures written."""
-    merge_federation(writer, out)
+def finish_report(
+    writer: ReportWriter, out: Path, failure: FederationFailure | None = None
+) -> list[Path]:
+    """Folds the federation's records and status (``failure``: it stopped before its end)
+    into the report and draws its pages; returns the pages and figures written."""
+    merge_federation(writer, out, failure)
     return write_pages(out)

@@ -1,6 +1,8 @@
 """The same ServerApp and ClientApp on the three engines.
 
-* contract: ``inprocess`` and ``ray`` give identical per-client results;
+* contract: ``inprocess`` and ``ray`` give identical per-client results, and a two-round
+  battery run gives the same per-client results (state of charge and energy included) on
+  ``inprocess``, ``ray`` and ``deployment``;
 * integration: a SuperLink and 3 SuperNodes on loopback run one round through ``flwr run``,
   and every process the test started is stopped, also on failure.
 """
@@ -12,14 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from fedhar.engines.runner import (
-    Cluster,
-    _children_by_parent_flag,
-    local_cluster,
-    run_config,
-    run_deployment,
-    run_federation,
-)
+from fedhar.engines.cluster import Cluster, local_cluster
+from fedhar.engines.runner import run_config, run_deployment, run_federation
 from fedhar.results.journal import read_rows
 
 from .conftest import write_scenario
@@ -73,4 +69,47 @@ def test_local_cluster_stops_every_process_on_failure(tmp_path: Path) -> None:
     (cluster,) = started
     assert len(cluster.processes) == 3
     assert all(p.poll() is not None for p in cluster.processes)
-    assert _children_by_parent_flag([p.pid for p in cluster.processes]) == []
+    assert cluster.run.members() == []
+
+
+BATTERY = """\
+battery:
+  capacity_mah: 0.5
+  round_s: 86400
+  skip_below_soc: 0.5
+  charging: {name: random, params: {probability: 0.5, min_hours: 0.5, max_hours: 2}}
+  personalization: {name: always_full}
+  threshold: {name: static, params: {th: 1.0}}
+  cell: {model: coulomb, restart_soc: 0.05}
+  payload_bytes: 30000
+  update_bytes: {full: 30000, tl: 4000}
+  window_s: 10
+  modes:
+    clock_hz: 205.1e6
+    rows:
+      - {th: 0.00, f1: 0.7788, p_easy: 1.00, cycles_avg: 219457, energy_uj_avg: 4.090}
+      - {th: 1.00, f1: 0.8130, p_easy: 0.00, cycles_avg: 1078826, energy_uj_avg: 20.030}
+    f1_reference: {none: 0.813, tl: 0.955, full: 0.969}
+"""
+
+
+@pytest.mark.slow
+def test_battery_runs_give_the_same_client_results_on_every_engine(tmp_path: Path) -> None:
+    scenario = write_scenario(tmp_path, n_users=2, rounds=2)
+    scenario.write_text(scenario.read_text() + BATTERY)
+    outs = {engine: tmp_path / engine for engine in ("inprocess", "ray")}
+    for engine, out in outs.items():
+        run_federation(engine, run_config(scenario, out, None, False), n_nodes=2)
+    outs["deployment"] = tmp_path / "deployment"
+    run_deployment(
+        run_config(scenario, outs["deployment"], None, False),
+        n_nodes=2,
+        timeout_s=240 * SLOW_FACTOR,
+        workdir=tmp_path,
+    )
+    rows = {engine: _rows(out) for engine, out in outs.items()}
+    assert [r["round"] for r in rows["inprocess"]] == [1, 1, 2, 2]
+    assert [r["status"] for r in rows["inprocess"][:2]] == ["ok", "ok"]
+    assert all(r["battery"]["soc_end"] < 1.0 for r in rows["inprocess"][:2])
+    assert rows["ray"] == rows["inprocess"]
+    assert rows["deployment"] == rows["inprocess"]

@@ -24,8 +24,9 @@ def _rows(out: Path) -> dict[str, dict]:
     return {r["user"]: r for r in read_rows(out / "clients.jsonl")}
 
 
-def test_raising_client_is_reported_and_the_run_completes(tmp_path: Path) -> None:
-    scenario = write_scenario(tmp_path)
+def _faulty(fail_partition: int, message: str) -> ClientApp:
+    """The real ClientApp, except that the node of ``fail_partition`` raises ``message`` in
+    ``train``."""
     faulty = ClientApp()
 
     @faulty.query()
@@ -34,10 +35,16 @@ def test_raising_client_is_reported_and_the_run_completes(tmp_path: Path) -> Non
 
     @faulty.train()
     def _train(msg: Message, context: Context) -> Message:
-        if int(context.node_config["partition-id"]) == 1:
-            raise RuntimeError("sensor bus fault on the device")
+        if int(context.node_config["partition-id"]) == fail_partition:
+            raise RuntimeError(message)
         return real_client_app(msg, context)
 
+    return faulty
+
+
+def test_raising_client_is_reported_and_the_run_completes(tmp_path: Path) -> None:
+    scenario = write_scenario(tmp_path)
+    faulty = _faulty(1, "sensor bus fault on the device")
     out = tmp_path / "out"
     run_inprocess(server_app, faulty, node_configs(3), run_config(scenario, out, None, False))
     rows = _rows(out)
@@ -104,3 +111,34 @@ def test_model_too_big_for_the_device_is_declined_with_bytes(
     needed = int(reason.split(" needs ")[1].split(" bytes")[0])
     assert needed > 49152
     assert rows["2"]["status"] == rows["3"]["status"] == "ok"
+
+
+def test_resume_retries_a_failed_user_and_keeps_the_others(tmp_path: Path) -> None:
+    scenario = write_scenario(tmp_path)
+    out = tmp_path / "out"
+    run_inprocess(
+        server_app,
+        _faulty(1, "radio link lost"),
+        node_configs(3),
+        run_config(scenario, out, None, False),
+    )
+    first = read_rows(out / "clients.jsonl")
+    assert [r["status"] for r in first] == ["ok", "failed", "ok"]
+    run_inprocess(
+        server_app, real_client_app, node_configs(3), run_config(scenario, out, None, True)
+    )
+    rows = read_rows(out / "clients.jsonl")
+    assert rows[:3] == first  # the others were not run again
+    assert [(r["round"], r["user"], r["status"]) for r in rows[3:]] == [(1, "2", "ok")]
+    assert _rows(out)["2"]["modes"].keys() == {"none", "tl", "full"}
+
+
+def test_resume_keeps_a_declined_user(tmp_path: Path, small_sram_profile: Path) -> None:
+    scenario = write_scenario(tmp_path)
+    out = tmp_path / "out"
+    nodes = node_configs(3)
+    nodes[0] = {**nodes[0], "mcu-profile": str(small_sram_profile)}
+    for resume in (False, True):
+        run_inprocess(server_app, real_client_app, nodes, run_config(scenario, out, None, resume))
+    rows = read_rows(out / "clients.jsonl")
+    assert [(r["user"], r["status"]) for r in rows] == [("1", "declined"), ("2", "ok"), ("3", "ok")]

@@ -193,7 +193,7 @@ def test_network_runs_report_deployed_f1_and_packed_bytes(runs: dict[str, Path])
     int8 = {c["user"]: c for c in _report(runs["int8"])["clients"]}
     for name in ("w4a4", "mixed"):
         report = _report(runs[name])
-        assert report["format"] == 4
+        assert report["format"] == 5
         assert report["header"]["payload"] == name
         assert report["header"]["compression"] == "ptq"
         expected_bits = MIXED if name == "mixed" else dict.fromkeys(MIXED, (4, 4))

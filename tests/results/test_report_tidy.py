@@ -84,7 +84,7 @@ def test_csv_is_one_row_per_user_mode_and_round(report: Path) -> None:
 
 def test_json_keeps_every_round_and_the_energy_totals(report: Path) -> None:
     data = json.loads((report / "report.json").read_text())
-    assert data["format"] == 4
+    assert data["format"] == 5
     rounds = [(r["user"], r["round"], r["last"]) for r in data["rounds"]]
     assert rounds == [("2", 1, False), ("2", 2, True), ("10", 1, False), ("10", 2, True)]
     energy = data["battery"]["energy_j_by_load"]
