@@ -61,6 +61,8 @@ class Fleet:
         self._last: dict[str, ClientRecord] = {}
         self._trained: dict[str, ClientRecord] = {}
         self._carry: list[ClientOutcome] = []
+        self.joined: set[str] = set()
+        """Users the server has sent a model to (any outcome but ``skipped``) so far."""
 
     def start_round(self, updates: RoundUpdates) -> None:
         """A round starts: the last round's records become :attr:`previous`, and the late
@@ -108,6 +110,8 @@ class Fleet:
         round's aggregation, the next one's for a late straggler, or none)."""
         r = outcome.record
         self.current[r.user] = r
+        if r.status != Status.SKIPPED:
+            self.joined.add(r.user)
         if outcome.device is not None:
             self.device[r.user] = outcome.device
         if r.battery is not None:

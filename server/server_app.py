@@ -17,7 +17,10 @@ client whose battery reported a low state of charge in the previous round is not
 round; it is logged as ``skipped`` with the reason (:func:`server.strategy.low_battery`). With
 an integer network payload the server holds each user's folded float model: aggregation moves
 it by the dequantized updates, and each round sends it re-quantized at the fold network's bits
-and activation scales (PTQ with the same scales).
+and activation scales (PTQ with the same scales). In a battery run with aggregation, after each
+round the server scores the model it holds for every user on that user's TS_i
+(:func:`server.task.global_f1`) and keeps the scores, and which users have not yet joined
+(never sent a model so far), in the journal (``OUT/global/round-<r>.json``).
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ from server.strategy import (
     low_battery,
     not_ok,
 )
-from server.task import GeneralModel, aggregated_keys, general_models
+from server.task import GeneralModel, aggregated_keys, general_models, global_f1
 
 APP_DIR = Path(__file__).resolve().parents[1]
 """The Flower app's directory (the repository, or where Flower unpacked the app)."""
@@ -185,6 +188,11 @@ def run(grid: Grid, rc: UserConfig) -> None:
             kill_point(f"round-{round_number}-aggregation")
             if updates.keys:
                 state = updates.apply(state)
+            if scenario.battery is not None and keys:
+                data = prepared(paths.scenario, paths.data_dir)
+                scores = {u: global_f1(data, models[u], state[u]) for u in present}
+                unjoined = [u for u in present if u not in fleet.joined]
+                log.save_global(round_number, scores, unjoined)
             kill_point(f"round-{round_number}-end")
     if _flag(rc.get("report", "false")):
         out = Path(paths.out)

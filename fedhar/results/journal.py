@@ -18,7 +18,9 @@ round are kept beside it (``OUT/updates/round-<r>/<user>.npz``, the received and
 personalized weights) so that a resumed run aggregates exactly what the first run would have.
 With a battery, each outcome's device state is kept the same way
 (``OUT/devices/round-<r>/<user>.json``, written before its row), so a resumed run hands every
-device the state it replied with, on any engine (:mod:`fedhar.wearable.federation`).
+device the state it replied with, on any engine (:mod:`fedhar.wearable.federation`). A battery
+run with aggregation also keeps, per round, the F1 of the model the server holds for each user
+and which users have not yet joined (``OUT/global/round-<r>.json``).
 """
 
 from __future__ import annotations
@@ -306,8 +308,33 @@ class ResultLog:
         path = device_path(self.out_dir, round_number, user)
         return path.read_text(encoding="utf-8") if path.exists() else None
 
+    def save_global(
+        self, round_number: int, f1_by_user: Mapping[str, float], unjoined: list[str]
+    ) -> None:
+        """Keeps, after ``round_number``, the macro-F1 of the model the server holds for each
+        user (user → F1) and the users not yet joined (rewritten whole; a resumed run writes
+        the same)."""
+        path = global_path(self.out_dir, round_number)
+        data = {"f1": dict(f1_by_user), "unjoined": list(unjoined)}
+        with atomic_open(path) as fh:
+            fh.write(json.dumps(data, sort_keys=True).encode("utf-8"))
+
     def _update_path(self, round_number: int, user: str) -> Path:
         return update_path(self.out_dir, round_number, user)
+
+
+def global_path(out_dir: Path, round_number: int) -> Path:
+    """Where a run keeps, after ``round_number``, the F1 of the model held for each user."""
+    return Path(out_dir) / "global" / f"round-{round_number}.json"
+
+
+def load_globals(out_dir: Path) -> dict[int, dict[str, Any]]:
+    """round → ``{"f1": {user: F1}, "unjoined": [user, ...]}`` of every
+    ``OUT/global/round-<r>.json`` of a run."""
+    out: dict[int, dict[str, Any]] = {}
+    for path in (Path(out_dir) / "global").glob("round-*.json"):
+        out[int(path.stem.split("-")[1])] = json.loads(path.read_text(encoding="utf-8"))
+    return dict(sorted(out.items()))
 
 
 def update_path(out_dir: Path, round_number: int, user: str) -> Path:
