@@ -227,6 +227,9 @@ CASES = [
     Case("unknown link", scenario({"federation": {"link": "wifi"}}), "federation.link: expected one of 'ble_1m'"),
     Case("battery capacity list with 0", scenario({"battery": {"capacity_mah": 100, "modes": MODES, "capacities_mah": [100, 0]}}), "battery.capacities_mah: expected capacities > 0 mAh, got 0"),
     Case("unknown device profile", scenario({"battery": {"capacity_mah": 100, "modes": MODES, "profiles": ["stm32l496zg", "nope"]}}), "battery.profiles.1: unknown MCU profile 'nope'"),
+    Case("sweep of windows and strategies both", scenario({"sweep": {"window": [50], "selection": [{"strategy": "all"}]}}), "sweep.window: expected either window (window lengths) or selection (strategies), got both"),
+    Case("sweep deadline without strategies", scenario({"sweep": {"window": [50], "deadline_s": [10]}}), "sweep.deadline_s: expected it with selection, got it without"),
+    Case("sweep deadline not positive", scenario({"sweep": {"selection": [{"strategy": "all"}], "deadline_s": [None, -5]}}), "sweep.deadline_s: expected deadlines > 0 s or null, got -5"),
     # arguments and the output folder
     Case("--threads 0", scenario({}, "--threads", "0"), "--threads"),
     Case("--out is a regular file", out_is_file, "--out: expected a directory, found a file"),

@@ -449,13 +449,44 @@ class BatteryConfig(BatterySection):
 
 
 class SweepConfig(Strict):
-    """A sweep: the scenario runs once per value, and the runs are compared (Table II)."""
+    """A sweep: the scenario runs once per value, and the runs are compared. Either window
+    lengths (Table II), or selection strategies crossed with round deadlines (a battery-aware
+    federation study)."""
 
-    window: list[int] = Field(
+    window: list[int] | None = Field(
+        None,
         min_length=1,
         description="Window lengths T to run, in samples (each 20-200); the stride scales with "
         "T so the overlap of `data` is kept. Each run goes to `OUT/T<length>/`.",
     )
+    selection: list[SelectionConfig] | None = Field(
+        None,
+        min_length=1,
+        description="Selection strategies to run (each a `federation.selection` mapping), each "
+        "with every `deadline_s`. Each run goes to `OUT/<strategy>-<deadline>/` (`-none` "
+        "without a deadline), and `OUT/strategies.md` compares them.",
+    )
+    deadline_s: list[float | None] | None = Field(
+        None,
+        min_length=1,
+        description="Round deadlines to cross with `selection`, simulated s (`null`: no "
+        "deadline). Unset: the scenario's `federation.deadline_s` only.",
+    )
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> SweepConfig:
+        if (self.window is None) == (self.selection is None):
+            raise KeyProblem(
+                "window",
+                "expected either window (window lengths) or selection (strategies), got "
+                + ("both" if self.window else "neither"),
+            )
+        if self.deadline_s is not None and self.selection is None:
+            raise KeyProblem("deadline_s", "expected it with selection, got it without")
+        bad = [d for d in self.deadline_s or [] if d is not None and d <= 0]
+        if bad:
+            raise KeyProblem("deadline_s", f"expected deadlines > 0 s or null, got {bad[0]}")
+        return self
 
 
 class Scenario(Strict):
