@@ -22,6 +22,7 @@ from fedhar.mcu import McuProfile, load_profile
 from fedhar.models.spec import ModelSpec
 from fedhar.schema.scenario import BatteryConfig, Scenario, load_scenario
 from fedhar.studies.pipeline import prepared
+from fedhar.wearable.devices import assign_devices
 from fedhar.wire.protocol import run_paths
 
 APP_DIR = Path(__file__).resolve().parents[1]
@@ -43,6 +44,7 @@ class LocalUser:
         battery: the scenario's ``battery:`` section (None: no battery).
         scenario_dir: directory of the scenario file (relative paths of ``battery``).
         seed: the scenario's seed.
+        capacity_mah: the user's battery capacity, mAh (0 without a battery).
     """
 
     user: str
@@ -55,6 +57,7 @@ class LocalUser:
     battery: BatteryConfig | None = None
     scenario_dir: Path = Path(".")
     seed: int = 0
+    capacity_mah: float = 0.0
 
     def normalized(self, mean: list[float], std: list[float]) -> NormalizedData:
         """The windows standardized per channel with the fold's normalizer (mean, std ``[C]``)."""
@@ -106,10 +109,11 @@ def load_user(run_config: UserConfig, node_config: UserConfig, user: str) -> Loc
     data = prepared(paths.scenario, paths.data_dir)
     scenario = _scenario(paths.scenario)
     local = data.users[user]
+    device = assign_devices(scenario, list(data.users))[user]
     return LocalUser(
         user=local.user,
         spec=data.spec,
-        profile=node_profile(run_config, node_config),
+        profile=node_profile(run_config, node_config, device.profile),
         x_train=local.train.x,
         y_train=local.train.y,
         x_test=local.test.x,
@@ -117,13 +121,15 @@ def load_user(run_config: UserConfig, node_config: UserConfig, user: str) -> Loc
         battery=scenario.battery,
         scenario_dir=Path(paths.scenario).parent,
         seed=scenario.seed,
+        capacity_mah=device.capacity_mah,
     )
 
 
-def node_profile(run_config: UserConfig, node_config: UserConfig) -> McuProfile:
+def node_profile(run_config: UserConfig, node_config: UserConfig, assigned: str = "") -> McuProfile:
     """The MCU of this node's clients: node config ``mcu-profile`` (a profile name or YAML
-    path), else the scenario's ``mcu.profile``."""
-    name = str(node_config.get("mcu-profile", ""))
+    path), else the user's ``assigned`` profile (:func:`fedhar.wearable.devices.assign_devices`),
+    else the scenario's ``mcu.profile``."""
+    name = str(node_config.get("mcu-profile", "")) or assigned
     return _profile(name or _scenario(run_paths(run_config, APP_DIR).scenario).mcu.profile)
 
 

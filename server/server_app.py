@@ -14,17 +14,22 @@ back: :meth:`server.strategy.PersonalizationStrategy.rejoin`); then, for each of
 ``federation.rounds``, every user's node receives its own compressed model (its fold's general
 model, or after aggregation the improved one) and config; each reply is logged as it arrives
 (:class:`fedhar.results.journal.ResultLog`). The report is built from that log
-(:mod:`fedhar.studies.run_report`). With a battery-powered device and
-``battery.skip_below_soc``, a client whose battery reported a low state of charge in the
-previous round is not sent the round; it is logged as ``skipped`` with the reason
-(:func:`server.strategy.low_battery`). With an integer network payload the server holds each
-user's folded float model: aggregation moves it by the dequantized updates, and each round sends
-it re-quantized at the fold network's bits and activation scales (PTQ with the same scales).
+(:mod:`fedhar.studies.run_report`). With a battery-powered device and ``battery.skip_below_soc``, a
+client whose battery reported a low state of charge in the previous round is not sent the
+round; it is logged as ``skipped`` with the reason (:func:`server.strategy.low_battery`). With
+an integer network payload the server holds each user's folded float model: aggregation moves
+it by the dequantized updates, and each round sends it re-quantized at the fold network's bits
+and activation scales (PTQ with the same scales). In a battery run with aggregation, after each
+round the server scores the model it holds for every user on that user's TS_i
+(:func:`server.task.global_f1`) and keeps the scores, and which users have not yet joined
+(never sent a model so far), in the journal (``OUT/global/round-<r>.json``).
 """
 
 from __future__ import annotations
 
 import os
+import signal
+from dataclasses import replace
 from pathlib import Path
 
 from flwr.app import Context, UserConfig
@@ -39,6 +44,8 @@ from fedhar.schema.scenario import Scenario, load_scenario
 from fedhar.studies.pipeline import prepared
 from fedhar.studies.run_report import finish_report, general_report
 from fedhar.wire.protocol import TrainConfig, run_paths
+from server.fleet import Fleet
+from server.selection import not_selected_reason, select
 from server.strategy import (
     ClientPlan,
     PersonalizationStrategy,
@@ -46,10 +53,12 @@ from server.strategy import (
     low_battery,
     not_ok,
 )
-from server.task import GeneralModel, aggregated_keys, general_models
+from server.task import GeneralModel, aggregated_keys, general_models, global_f1
 
 APP_DIR = Path(__file__).resolve().parents[1]
 """The Flower app's directory (the repository, or where Flower unpacked the app)."""
+KILL_AT_ENV = "FEDHAR_KILL_AT"
+"""Test only: the point where the server kills itself (:func:`kill_point`)."""
 
 
 def _flag(value: object) -> bool:
@@ -122,64 +131,98 @@ def run(grid: Grid, rc: UserConfig) -> None:
         if log.resumed(0, user) is None:
             reason = f"no node answered for it ({reasons})"
             log.append(ClientOutcome(not_ok(user, models[user].fold, 0, Status.FAILED, reason)))
+    present = [u for u in users if u not in missing]
     state = {u: models[u].state for u in users}
     keys = aggregated_keys(spec, fed.aggregation)
-    total = fed.rounds * (len(users) - len(missing))
-    skip_below = scenario.battery.skip_below_soc if scenario.battery is not None else None
-    previous: dict[str, ClientRecord] = {}
-    with tqdm(total=total, desc="clients", disable=not progress_enabled(), leave=False) as bar:
+    fleet = Fleet(scenario, list(models), present)
+    with tqdm(
+        total=fed.rounds * len(present), desc="clients", disable=not progress_enabled(), leave=False
+    ) as bar:
         for round_number in range(1, fed.rounds + 1):
             if round_number > 1:
                 node_of = strategy.rejoin(grid, node_of)
-            plans = []
-            logged: list[ClientRecord] = []
             # Aggregation keeps each accepted update's delta as the update is logged; the
             # received and personalized weights are not held for the whole round.
             updates = RoundUpdates(keys if round_number < fed.rounds else [])
-            for user in users:
-                if user not in node_of:
-                    continue
+            fleet.start_round(updates)
+            chosen = set(select(fed.selection, round_number, scenario.seed, fleet.reports()))
+            plans = []
+            for user in present:
                 row = log.resumed(round_number, user)
                 if row is not None:
-                    outcome = _from_log(log, row)
-                    updates.add(outcome)
-                    logged.append(outcome.record)
+                    fleet.keep(_from_log(log, row), updates)
                     bar.update()
                     continue
-                reason = low_battery(round_number, previous.get(user), skip_below)
-                if reason:
+                reason = low_battery(
+                    round_number, fleet.previous.get(user), fleet.skip_below_soc
+                ) or ("" if user in chosen else not_selected_reason(fed.selection))
+                config = train_config(scenario, round_number, models[user])
+                if reason and scenario.battery is None:
                     record = not_ok(user, models[user].fold, round_number, Status.SKIPPED, reason)
                     log.append(ClientOutcome(record))
-                    logged.append(record)
+                    fleet.keep(ClientOutcome(record), updates)
                     bar.update()
                     continue
-                config = train_config(scenario, round_number, models[user])
-                plans.append(ClientPlan(node_of[user], state[user], config, models[user].net))
+                plans.append(
+                    ClientPlan(
+                        node_of[user],
+                        state[user],
+                        replace(config, participate=not reason),
+                        models[user].net,
+                        fleet.device.get(user),
+                        reason,
+                    )
+                )
 
-            def take(outcome: ClientOutcome, updates: RoundUpdates = updates) -> None:
+            def take(
+                outcome: ClientOutcome,
+                updates: RoundUpdates = updates,
+                taken: list[int] = [0],  # noqa: B006 - one list per round, bound here
+                at: str = f"round-{round_number}-row-",
+            ) -> None:
+                outcome = fleet.judge(outcome, update_mode(scenario))
                 log.append(outcome)
-                updates.add(outcome)
+                fleet.keep(outcome, updates)
                 bar.update()
+                taken[0] += 1
+                kill_point(f"{at}{taken[0]}")
 
-            records = strategy.train_round(grid, round_number, plans, take)
-            previous = {r.user: r for r in logged + records}
+            strategy.train_round(grid, round_number, plans, take)
             del plans
+            kill_point(f"round-{round_number}-aggregation")
             if updates.keys:
                 state = updates.apply(state)
+            if scenario.battery is not None and keys:
+                data = prepared(paths.scenario, paths.data_dir)
+                scores = {u: global_f1(data, models[u], state[u]) for u in present}
+                unjoined = [u for u in present if u not in fleet.joined]
+                log.save_global(round_number, scores, unjoined)
+            kill_point(f"round-{round_number}-end")
     if _flag(rc.get("report", "false")):
         out = Path(paths.out)
         data = prepared(paths.scenario, paths.data_dir)
         finish_report(general_report(scenario, data, out, resume=True).writer, out)
 
 
+def kill_point(name: str) -> None:
+    """Test only: the process kills itself (SIGKILL, as a crash) when ``$FEDHAR_KILL_AT`` is
+    ``name``: ``round-<r>-row-<i>`` (after the i-th reply of round r is logged),
+    ``round-<r>-aggregation`` (every reply of round r logged, before its aggregation) or
+    ``round-<r>-end`` (after it). The resume tests use it to crash a run at a known point."""
+    if os.environ.get(KILL_AT_ENV) == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 app = build_app()
 
 
 def _from_log(log: ResultLog, row: dict) -> ClientOutcome:
-    """A logged outcome with its kept update (for aggregation), after a resume."""
+    """A logged outcome with its kept update (for aggregation) and its device's state, after
+    a resume."""
     record = ClientRecord.from_dict(row)
+    device = log.load_device(record.round, record.user)
     kept = log.load_update(record.round, record.user)
     if record.status != Status.OK or kept is None:
-        return ClientOutcome(record)
+        return ClientOutcome(record, device=device)
     received, update = kept
-    return ClientOutcome(record, received=received, update=update)
+    return ClientOutcome(record, received=received, update=update, device=device)

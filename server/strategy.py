@@ -11,7 +11,9 @@ collects the replies as they arrive. A reply becomes a
 * ``rejected``: the reply holds NaN or Inf (in its metrics or its update); the server keeps
   the reason and drops the numbers;
 * ``skipped``: the server did not send the client the round, because the battery's state of
-  charge it reported at the end of the previous round was low (:func:`low_battery`).
+  charge it reported at the end of the previous round was low (:func:`low_battery`), or its
+  selection strategy did not choose it (:mod:`server.selection`). A battery-powered client
+  skipped still gets a message without a model: its device lives the round and reports.
 
 Optionally, :class:`RoundUpdates` then runs FedAvg over the personalized updates (all layers, or
 the shared feature layers only) to give every user a better starting model for the next
@@ -39,6 +41,7 @@ from fedhar.wire.payload import decode_payload, encode_payload
 from fedhar.wire.protocol import (
     CONFIG,
     DECLINED,
+    DEVICE,
     INFO,
     METRICS,
     MODEL,
@@ -64,12 +67,18 @@ class ClientPlan:
         config: the client's instructions.
         net: for an integer network payload, the network whose bits and activation scales
             the sent model keeps (None for a float payload).
+        device: the state of the client's wearable the server kept from its last reply
+            (JSON text, ``""``: fresh); None without a battery.
+        skip_reason: for a client that does not take part (``config.participate`` false),
+            the reason its record gets (status ``skipped``).
     """
 
     node_id: int
     model: Mapping[str, np.ndarray]
     config: TrainConfig
     net: QNet | None = None
+    device: str | None = None
+    skip_reason: str = ""
 
 
 class PersonalizationStrategy:
@@ -165,9 +174,15 @@ class PersonalizationStrategy:
         outcome's weights live as long as ``on_outcome`` keeps them."""
         messages, sent = [], []
         for plan in plans:
-            record = encode_payload(plan.model, self.spec, self.payload, plan.net)
+            content = RecordDict()
+            record = ArrayRecord()
+            if plan.config.participate:
+                record = encode_payload(plan.model, self.spec, self.payload, plan.net)
+                content[MODEL] = record
             config = replace(plan.config, payload_bytes=payload_bytes(record))
-            content = RecordDict({MODEL: record, CONFIG: config.to_record()})
+            content[CONFIG] = config.to_record()
+            if plan.device is not None:
+                content[DEVICE] = ConfigRecord({"state": plan.device})
             messages.append(Message(content, plan.node_id, TRAIN, group_id=str(round_number)))
             sent.append(record)
         ids = self._push(grid, messages)
@@ -211,8 +226,13 @@ class PersonalizationStrategy:
                 f"{config.user!r} round {round_number}"
             )
             return failed(Status.REJECTED, reason)
+        device = content.config_records.get(DEVICE)
+        state = None if device is None else str(device["state"])
+        if not config.participate:
+            record = replace(record, status=Status.SKIPPED, reason=plan.skip_reason)
+            return ClientOutcome(record, device=state)
         if UPDATE not in content.array_records:
-            return ClientOutcome(record)
+            return ClientOutcome(record, device=state)
         try:
             update = decode_payload(content.array_records[UPDATE], self.spec)
         except PayloadError as exc:
@@ -223,7 +243,7 @@ class PersonalizationStrategy:
             reason = f"non-finite update: {count} NaN/Inf values in {', '.join(bad)}"
             return failed(Status.REJECTED, reason)
         received = decode_payload(sent, self.spec)
-        return ClientOutcome(record, received=received, update=update)
+        return ClientOutcome(record, received=received, update=update, device=state)
 
     def _push(self, grid: Grid, messages: list[Message]) -> list[str]:
         ids = list(grid.push_messages(messages))
@@ -292,16 +312,17 @@ class RoundUpdates:
 
     def __init__(self, keys: Sequence[str]) -> None:
         self.keys = list(keys)
-        self._taken: dict[str, tuple[float, dict[str, np.ndarray]]] = {}
+        self._taken: dict[str, list[tuple[float, dict[str, np.ndarray]]]] = {}
 
     def add(self, outcome: ClientOutcome) -> None:
         """Keeps ``Δ = update − received`` (float32) of an ``ok`` outcome with an update, with
-        its weight ``n`` (the client's TR size); other outcomes take no part."""
+        its weight ``n`` (the client's TR size); other outcomes take no part. A user may give
+        two (its own late one of the round before, and this round's): both count."""
         o = outcome
         if o.record.status != Status.OK or o.update is None or o.received is None:
             return
         delta = {k: o.update[k] - o.received[k] for k in self.keys}
-        self._taken[o.record.user] = (float(o.record.n_train), delta)
+        self._taken.setdefault(o.record.user, []).append((float(o.record.n_train), delta))
 
     def apply(
         self, models: Mapping[str, Mapping[str, np.ndarray]]
@@ -318,7 +339,7 @@ class RoundUpdates:
         Args:
             models: user → float32 ``state_dict`` the server holds for that user.
         """
-        taken = [(u, self._taken[u]) for u in models if u in self._taken]
+        taken = [(u, t) for u in models for t in self._taken.get(u, [])]
         total_n = sum(n for _, (n, _) in taken)
         total: dict[str, np.ndarray] = {}
         for _, (n, delta) in taken:
@@ -327,12 +348,13 @@ class RoundUpdates:
         out: dict[str, dict[str, np.ndarray]] = {}
         del taken
         for user, model in models.items():
-            n_i, own = self._taken.pop(user, (0.0, None))
+            own = self._taken.pop(user, [])
+            n_i = sum(n for n, _ in own)
             others = total_n - n_i
             new = dict(model)
             if others > 0:
                 for k in self.keys:
-                    summed = total[k] - (n_i * own[k] if own is not None else 0.0)
+                    summed = total[k] - sum((n * d[k] for n, d in own), 0.0)
                     new[k] = (np.asarray(model[k], dtype=np.float32) + summed / others).astype(
                         np.float32
                     )

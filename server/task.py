@@ -10,13 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
+from fedhar.data.preprocess import Normalizer
 from fedhar.models.quantized import QNet
 from fedhar.models.spec import ModelSpec
+from fedhar.models.torch_model import build_torch
 from fedhar.progress import progress
 from fedhar.schema.scenario import Scenario
 from fedhar.studies.compression import compress_fold
-from fedhar.studies.pipeline import prepared, pretrain_folds
+from fedhar.studies.pipeline import Prepared, evaluate, prepared, pretrain_folds
 
 
 @dataclass(frozen=True)
@@ -80,3 +83,15 @@ def aggregated_keys(spec: ModelSpec, aggregation: str) -> list[str]:
             break
         keys += list(layer.param_shapes())
     return keys
+
+
+def global_f1(data: Prepared, model: GeneralModel, state: dict[str, np.ndarray]) -> float:
+    """Macro-F1 on ``model.user``'s TS_i of the float model ``state`` the server holds for
+    that user (``model.spec`` keys and shapes), standardized with the fold's normalizer: the
+    model the server would send the user next, scored without a round trip."""
+    net = build_torch(model.spec, seed=0)
+    weights = {k: torch.from_numpy(np.asarray(v)) for k, v in state.items()}
+    net.load_state_dict(weights, strict=False)
+    normalizer = Normalizer(np.asarray(model.norm_mean), np.asarray(model.norm_std))
+    test = data.users[model.user].test
+    return float(evaluate(net.eval(), normalizer, test, data.n_classes).macro_f1)

@@ -153,33 +153,23 @@ def main(args: argparse.Namespace) -> int:
 def run_sweep(args: argparse.Namespace, scenario: Scenario, out: Path, started: float) -> int:
     """Runs the scenario once per ``sweep.window`` into ``out/T<window>/``, then writes the
     Table II-style comparison (``out/report.json``, ``out/table2.png``, ``out/report.html``)."""
-    import yaml
-
-    from fedhar.commands import print_error
     from fedhar.enums import PAPER_MODES
     from fedhar.files import write_atomic
     from fedhar.results.federation import sweep_row, write_pages
-    from fedhar.schema.base import SchemaError
-    from fedhar.schema.scenario import load_scenario
 
+    if scenario.sweep is not None and scenario.sweep.selection is not None:
+        return run_strategies(args, scenario, out, started)
     rows = []
     for window in scenario.sweep.window if scenario.sweep else []:
         stride = max(1, round(window * scenario.data.stride / scenario.data.window))
         raw = scenario.model_dump(mode="json")
         raw["data"].update(window=window, stride=stride)
         raw.update(name=f"{scenario.name}-T{window}", sweep=None)
-        target = out / f"T{window}" / "scenario.yaml"
-        write_atomic(target, yaml.safe_dump(raw, sort_keys=True))
-        try:
-            variant = load_scenario(target)
-        except SchemaError as exc:
-            print_error(exc, f"error: sweep.window {window}: ")
-            return 2
         print(f"--- sweep: window {window}, stride {stride}", flush=True)
-        code = run_one(args, variant, target.parent, time.perf_counter())
+        code = _run_variant(args, raw, out / f"T{window}", f"sweep.window {window}")
         if code:
             return code
-        rows.append(sweep_row(window, json.loads((target.parent / "report.json").read_text())))
+        rows.append(sweep_row(window, json.loads((out / f"T{window}" / "report.json").read_text())))
     payload = {"format": 1, "header": {"scenario": scenario.name, "sweep": "window"},
                "sweep": rows, "clients": [], "summary": {}}  # fmt: skip
     write_atomic(out / "report.json", json.dumps(payload, sort_keys=True, indent=1) + "\n")
@@ -191,6 +181,59 @@ def run_sweep(args: argparse.Namespace, scenario: Scenario, out: Path, started: 
             f"{c:>12.3f}" if c is not None else f"{'-':>12}" for c in cells
         ))  # fmt: skip
     print(f"sweep wall time {time.perf_counter() - started:.1f} s; page: {out / 'report.html'}")
+    return 0
+
+
+def _run_variant(args: argparse.Namespace, raw: dict, out: Path, label: str) -> int:
+    """Writes the sweep's variant ``raw`` (scenario data) to ``out/scenario.yaml`` and runs it
+    into ``out``; returns the exit code (2, with one line naming ``label``, when it is
+    invalid)."""
+    import yaml
+
+    from fedhar.commands import print_error
+    from fedhar.files import write_atomic
+    from fedhar.schema.base import SchemaError
+    from fedhar.schema.scenario import load_scenario
+
+    target = out / "scenario.yaml"
+    write_atomic(target, yaml.safe_dump(raw, sort_keys=True))
+    try:
+        variant = load_scenario(target)
+    except SchemaError as exc:
+        print_error(exc, f"error: {label}: ")
+        return 2
+    return run_one(args, variant, out, time.perf_counter())
+
+
+def run_strategies(args: argparse.Namespace, scenario: Scenario, out: Path, started: float) -> int:
+    """Runs the scenario once per ``sweep.selection`` strategy and ``sweep.deadline_s`` into
+    ``out/<strategy>-<deadline>/`` (:func:`fedhar.results.strategies.cell_name`), then writes
+    their comparison (``out/strategies.json``, ``out/strategies.md``) and prints it."""
+    from fedhar.files import write_atomic
+    from fedhar.results.strategies import cell_name, strategies_markdown, strategy_row
+
+    sweep = scenario.sweep
+    assert sweep is not None and sweep.selection is not None
+    deadlines = sweep.deadline_s or [scenario.federation.deadline_s]
+    rows = []
+    for selection in sweep.selection:
+        for deadline in deadlines:
+            cell = cell_name(selection.strategy, selection.k, deadline)
+            raw = scenario.model_dump(mode="json")
+            raw["federation"].update(selection=selection.model_dump(mode="json"))
+            raw["federation"].update(deadline_s=deadline)
+            raw.update(name=f"{scenario.name}-{cell}", sweep=None)
+            print(f"--- sweep: {cell}", flush=True)
+            code = _run_variant(args, raw, out / cell, f"sweep {cell}")
+            if code:
+                return code
+            rows.append(strategy_row(cell, json.loads((out / cell / "report.json").read_text())))
+    payload = {"format": 1, "scenario": scenario.name, "rows": rows}
+    write_atomic(out / "strategies.json", json.dumps(payload, sort_keys=True, indent=1) + "\n")
+    table = strategies_markdown(rows)
+    write_atomic(out / "strategies.md", table)
+    print(table, end="")
+    print(f"sweep wall time {time.perf_counter() - started:.1f} s; table: {out / 'strategies.md'}")
     return 0
 
 

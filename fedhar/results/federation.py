@@ -17,7 +17,7 @@ from typing import Any
 
 from fedhar.enums import MODES, Mode, Status
 from fedhar.results import figures, run_page
-from fedhar.results.journal import CLIENTS_FILE, read_rows
+from fedhar.results.journal import CLIENTS_FILE, load_globals, read_rows
 from fedhar.results.record import ClientRecord
 from fedhar.results.report import ReportWriter
 
@@ -85,6 +85,7 @@ def merge_federation(
     logged = {(r["user"], r["round"]): r for r in (read_rows(path) if path.exists() else [])}
     writer.rounds = [ClientRecord.from_dict(r) for r in logged.values()]
     writer.federation = federation_status(logged, failure)
+    writer.global_f1 = load_globals(out_dir)
     rows = last_round(out_dir)
     last_ok = last_round(out_dir, status=Status.OK)
     for user, row in rows.items():

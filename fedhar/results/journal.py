@@ -17,6 +17,11 @@ a resumed run which (round, user) pairs it can skip (every logged one but the fa
 aggregation, the accepted updates of a round are kept beside it
 (``OUT/updates/round-<r>/<user>.npz``, the received and the personalized weights) so that a
 resumed run aggregates exactly what the first run would have.
+With a battery, each outcome's device state is kept the same way
+(``OUT/devices/round-<r>/<user>.json``, written before its row), so a resumed run hands every
+device the state it replied with, on any engine (:mod:`fedhar.wearable.federation`). A battery
+run with aggregation also keeps, per round, the F1 of the model the server holds for each user
+and which users have not yet joined (``OUT/global/round-<r>.json``).
 """
 
 from __future__ import annotations
@@ -133,7 +138,7 @@ def scenario_identity(scenario: Scenario) -> dict[str, Any]:
     and its seed."""
     return {
         "scenario": scenario.name,
-        "scenario_sha256": identity_sha256(scenario.model_dump(mode="json")),
+        "scenario_sha256": identity_sha256(scenario.identity_dump()),
         "seed": scenario.seed,
     }
 
@@ -280,8 +285,14 @@ class ResultLog:
         return None if row is None or row["status"] == Status.FAILED else row
 
     def append(self, outcome: ClientOutcome) -> dict[str, Any]:
-        """Logs ``outcome`` (flushed and synced to disk); keeps its update when it has one."""
+        """Logs ``outcome`` (flushed and synced to disk); keeps its update and its device's
+        state when it has them (before the row, so that a logged row's files exist)."""
         row = outcome.record.to_dict()
+        if outcome.device is not None:
+            path = device_path(self.out_dir, outcome.record.round, outcome.record.user)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_open(path) as fh:
+                fh.write(outcome.device.encode("utf-8"))
         if outcome.update is not None and outcome.received is not None:
             path = self._update_path(outcome.record.round, outcome.record.user)
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -297,13 +308,48 @@ class ResultLog:
         """The (received, update) weights kept for ``user`` in ``round_number``, if any."""
         return load_kept_update(self.out_dir, round_number, user)
 
+    def load_device(self, round_number: int, user: str) -> str | None:
+        """The device state (JSON text) kept for ``user`` in ``round_number``, if any."""
+        path = device_path(self.out_dir, round_number, user)
+        return path.read_text(encoding="utf-8") if path.exists() else None
+
+    def save_global(
+        self, round_number: int, f1_by_user: Mapping[str, float], unjoined: list[str]
+    ) -> None:
+        """Keeps, after ``round_number``, the macro-F1 of the model the server holds for each
+        user (user → F1) and the users not yet joined (rewritten whole; a resumed run writes
+        the same)."""
+        path = global_path(self.out_dir, round_number)
+        data = {"f1": dict(f1_by_user), "unjoined": list(unjoined)}
+        with atomic_open(path) as fh:
+            fh.write(json.dumps(data, sort_keys=True).encode("utf-8"))
+
     def _update_path(self, round_number: int, user: str) -> Path:
         return update_path(self.out_dir, round_number, user)
+
+
+def global_path(out_dir: Path, round_number: int) -> Path:
+    """Where a run keeps, after ``round_number``, the F1 of the model held for each user."""
+    return Path(out_dir) / "global" / f"round-{round_number}.json"
+
+
+def load_globals(out_dir: Path) -> dict[int, dict[str, Any]]:
+    """round → ``{"f1": {user: F1}, "unjoined": [user, ...]}`` of every
+    ``OUT/global/round-<r>.json`` of a run."""
+    out: dict[int, dict[str, Any]] = {}
+    for path in (Path(out_dir) / "global").glob("round-*.json"):
+        out[int(path.stem.split("-")[1])] = json.loads(path.read_text(encoding="utf-8"))
+    return dict(sorted(out.items()))
 
 
 def update_path(out_dir: Path, round_number: int, user: str) -> Path:
     """Where a run keeps ``user``'s accepted update of ``round_number``."""
     return Path(out_dir) / "updates" / f"round-{round_number}" / f"{user}.npz"
+
+
+def device_path(out_dir: Path, round_number: int, user: str) -> Path:
+    """Where a run keeps the state of ``user``'s device at the end of ``round_number``."""
+    return Path(out_dir) / "devices" / f"round-{round_number}" / f"{user}.json"
 
 
 def load_kept_update(

@@ -102,11 +102,20 @@ class BatteryRecord:
         energy_j_by_load: the round's energy by load (``sensor``, ``inference``,
             ``training``, ``radio``, ``sleep``), in J.
         jobs: personalization jobs completed in the round, by mode (``full``, ``tl``).
+        dead_s: seconds the device was cut off (battery depleted) in the round.
+        alive: whether the device was on at the end of the round.
+        capacity_mah: the device's battery capacity, mAh.
+        first_depletion_s: simulated time of the device's first cut-off since the run
+            started, s (None: never).
     """
 
     soc_end: float
     energy_j_by_load: dict[str, float]
     jobs: dict[str, int]
+    dead_s: float = 0.0
+    alive: bool = True
+    capacity_mah: float = 0.0
+    first_depletion_s: float | None = None
 
 
 @dataclass
@@ -131,6 +140,12 @@ class ClientRecord:
         payload_bytes_up: bytes on the wire of the update it sent back (0 without one).
         battery: the wearable's round ``modes_round`` (None without a battery section; then
             left out of the JSON form).
+        profile: the MCU profile the client ran on (``""``: not recorded; left out then).
+        round_s: the client's round time in simulated s, job plus radio
+            (:func:`fedhar.wearable.devices.round_seconds`); None without a deadline (left out).
+        missed: why the client's update did not reach the round's aggregation on time:
+            ``deadline`` (a straggler: past ``federation.deadline_s``), ``battery`` (a drop-out:
+            its device was cut off and finished no job); ``""`` (left out): it did not miss.
     """
 
     user: str
@@ -145,14 +160,19 @@ class ClientRecord:
     payload_bytes_down: int = 0
     payload_bytes_up: int = 0
     battery: BatteryRecord | None = None
+    profile: str = ""
+    round_s: float | None = None
+    missed: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON data; ``battery`` is left out when None."""
+        """Plain JSON data; ``battery``, ``profile``, ``round_s`` and ``missed`` are left out
+        when unset."""
         data = asdict(self)
         data["status"] = self.status.value
         data["modes"] = {m.value: asdict(r) for m, r in self.modes.items()}
-        if self.battery is None:
-            del data["battery"]
+        for key, unset in (("battery", None), ("profile", ""), ("round_s", None), ("missed", "")):
+            if data[key] == unset:
+                del data[key]
         return data
 
     @staticmethod
@@ -187,21 +207,26 @@ class ClientOutcome:
         record: the client's record (its ``round`` is the outcome's round).
         received: float32 model the client received (decoded payload), when it sent an update.
         update: float32 personalized model it sent back (``ok`` with an update only).
+        device: the state of the client's simulated wearable at the end of the round, as the
+            JSON text of :meth:`fedhar.wearable.simulation.Wearable.state_dict` (None: no
+            battery). The run's journal keeps it, so a resumed run hands every device the
+            state it had, on any engine.
     """
 
     record: ClientRecord
     received: dict[str, np.ndarray] | None = None
     update: dict[str, np.ndarray] | None = None
+    device: str | None = None
 
 
 def to_flower(record: ClientRecord) -> tuple[MetricRecord, ConfigRecord]:
     """The record as Flower records: every number of :meth:`ClientRecord.to_dict` in a
     ``MetricRecord`` under its dotted key path (a confusion matrix row-major, as a list), and
-    every string in a ``ConfigRecord``."""
+    every string and flag in a ``ConfigRecord``."""
     numbers: dict[str, Any] = {}
     strings: dict[str, str] = {}
     for key, value in _flatten(record.to_dict()):
-        if isinstance(value, str):
+        if isinstance(value, (str, bool)):
             strings[key] = value
         else:
             numbers[key] = value

@@ -180,6 +180,9 @@ class ReportWriter:
         self.records: dict[str, ClientRecord] = {}
         self.rounds: list[ClientRecord] = []
         self.federation: dict[str, Any] | None = None
+        self.global_f1: dict[int, dict[str, Any]] = {}
+        """round → F1 of the model held for each user, and the users not yet joined
+        (:func:`~fedhar.results.journal.load_globals`)."""
         self.json_path = self.out_dir / "report.json"
         self.csv_path = self.out_dir / "report.csv"
         if resume and self.json_path.is_file():
@@ -237,7 +240,7 @@ class ReportWriter:
         }
         if self.federation is not None:
             payload["federation"] = self.federation
-        battery = battery_section(rounds)
+        battery = battery_section(rounds, self.global_f1)
         if battery is not None:
             payload["battery"] = _rounded(battery)
         write_atomic(self.json_path, json.dumps(payload, sort_keys=True, indent=1) + "\n")

@@ -150,6 +150,7 @@ def _battery_parts(
             left=2,
             marked=marked,
         ),  # fmt: skip
+        *_round_parts(battery.get("by_round", {}), battery.get("first_depletion_s")),
         paragraph("Energy by load per round, all users (J):"),
         table(
             ["round", *loads, "total"],
@@ -161,6 +162,49 @@ def _battery_parts(
         ),
     ]
     return parts
+
+
+def _round_parts(by_round: Mapping[str, Any], first_depletion_s: float | None) -> list[str]:
+    """The table of each round's participants, stragglers, drop-outs, state of charge and
+    F1 of the model held for the users not yet joined."""
+    if not by_round:
+        return []
+    rows = []
+    for r, line in sorted(by_round.items(), key=lambda kv: int(kv[0])):
+        glob, unjoined = line.get("global_f1") or {}, line.get("unjoined_f1") or {}
+        rows.append(
+            [r, len(line["participants"]), len(line["updates"]), len(line["stragglers"]),
+             len(line["dropouts"]), len(line["not_chosen"]), len(line["devices_off"]),
+             line["mean_soc"], sum(line["energy_j_by_load"].values()),
+             glob.get("mean"), unjoined.get("mean"), unjoined.get("n_users")]
+        )  # fmt: skip
+    first = "never" if first_depletion_s is None else f"{first_depletion_s / 86400:.2f} days"
+    return [
+        paragraph(
+            "Per round: clients sent the model, updates aggregated on time, stragglers (past "
+            "the deadline), drop-outs (cut off by the battery before finishing a job), clients "
+            "not chosen, devices off at the round's end, mean state of charge, energy of all "
+            "devices (J), and the mean macro-F1 on TS_i of the model the server held for each "
+            "user after the round, over every user and over the users not yet joined (never "
+            "sent a model). First depletion in the fleet: " + first + "."
+        ),
+        table(
+            [
+                "round",
+                "participants",
+                "updates",
+                "stragglers",
+                "drop-outs",
+                "not chosen",
+                "off",
+                "mean SoC",
+                "energy (J)",
+                "F1 not yet joined",
+                "users not yet joined",
+            ],
+            rows,
+        ),  # fmt: skip
+    ]
 
 
 def _per_user_parts(clients: Sequence[ClientRecord], modes: Sequence[str]) -> list[str]:

@@ -37,6 +37,12 @@ PayloadFormat = Literal["float32", "int8", "full_int8", "w4a4", "w2a2", "w1a1", 
 """Formats of the model a federation sends (:mod:`fedhar.wire.payload`)."""
 BitWidth = Literal[1, 2, 4, 8]
 """Bits of a layer's weights or activations."""
+SelectionStrategy = Literal["all", "random", "battery_threshold", "soc_weighted", "utility"]
+"""How the server picks each round's participants (:mod:`server.selection`)."""
+LinkName = Literal["ble_1m", "ble_1m_dle", "ble_2m_dle"]
+"""Radio links of ``fedhar/wearable/data/links.yaml`` (effective throughput, sources inside)."""
+BATTERY_STRATEGIES: tuple[str, ...] = ("battery_threshold", "soc_weighted", "utility")
+"""Strategies that read the state of charge the clients report (they need a battery)."""
 BITS_FILE = "bits.json"
 """The file of a compress output folder that holds its bits per layer
 (``{"layer": [w_bits, a_bits], ...}``)."""
@@ -207,6 +213,46 @@ class PersonalizationConfig(Strict):
         return v
 
 
+class SelectionConfig(Strict):
+    """How the server chooses each round's participants. It reads only what the clients
+    reported at the end of the previous round: their state of charge and whether they were on
+    (round 1: every device reports a full battery, on, with no loss or energy figure yet). A
+    battery-powered client that is not chosen still lives the round and reports (status
+    `skipped`, reason `not selected`)."""
+
+    strategy: SelectionStrategy = Field(
+        "all",
+        description="`all`: every client. `random`: `k` clients drawn uniformly (seeded per "
+        "round). `battery_threshold`: every client that is on with a state of charge >= "
+        "`soc_min`. `soc_weighted`: `k` clients that are on, drawn without replacement with "
+        "probability proportional to their state of charge. `utility` (in the spirit of EAFL, "
+        "Arouj & Abdelmoniem 2022): the `k` clients of highest `L_i sqrt(n_i) / max_j(L_j "
+        "sqrt(n_j)) - energy_weight E_i / E_left_i`, where `L_i` is the client's last "
+        "reported training loss, `n_i` its TR_i windows, `E_i` the training and radio energy "
+        "of its last round in the federation (J) and `E_left_i` its state of charge times its "
+        "battery's energy (J); clients that are off or whose `E_i >= E_left_i` are left out, "
+        "and a client not yet heard from scores 1 (loss) and 0 (energy).",
+    )
+    k: int | None = Field(
+        None, ge=1, description="Participants per round (`random`, `soc_weighted`, `utility`)."
+    )
+    soc_min: float = Field(
+        0.5, ge=0, le=1, description="`battery_threshold`: lowest reported state of charge."
+    )
+    energy_weight: float = Field(
+        1.0, ge=0, description="`utility`: weight of the energy share against the loss term."
+    )
+
+    @model_validator(mode="after")
+    def _k_given(self) -> SelectionConfig:
+        if self.strategy in ("random", "soc_weighted", "utility") and self.k is None:
+            raise KeyProblem(
+                "k", f"expected a number of clients per round for strategy {self.strategy}, "
+                "got none",
+            )  # fmt: skip
+        return self
+
+
 class FederationConfig(Strict):
     """How the Flower server and the simulated MCU clients run."""
 
@@ -267,6 +313,26 @@ class FederationConfig(Strict):
     )
     users: list[str] | None = Field(
         None, description="Only these user ids take part. Unset: every user."
+    )
+    selection: SelectionConfig = Field(
+        default_factory=SelectionConfig, description="Choice of each round's participants."
+    )
+    deadline_s: float | None = Field(
+        None,
+        gt=0,
+        description="Round deadline, in simulated s. A client's round time is its job's "
+        "counted cycles over its MCU's clock (the update mode's job) plus the bytes it "
+        "received and sent over `link`'s throughput; a client past the deadline is a "
+        "straggler (it still spent the energy). Unset: no deadline.",
+    )
+    stragglers: Literal["drop", "late"] = Field(
+        "drop",
+        description="A straggler's update: `drop`ped, or aggregated one round `late`.",
+    )
+    link: LinkName = Field(
+        "ble_1m",
+        description="Radio link of the round time (`fedhar/wearable/data/links.yaml`): "
+        "`ble_1m` (no data length extension), `ble_1m_dle`, `ble_2m_dle`.",
     )
     _bits_source: str | None = PrivateAttr(None)
 
@@ -336,6 +402,32 @@ class BatteryConfig(BatterySection):
         "of charge it reported at the end of the previous round is below this fraction. "
         "Unset: no client is skipped.",
     )
+    capacities_mah: list[float] | None = Field(
+        None,
+        min_length=1,
+        description="Heterogeneous batteries: capacities in mAh (each > 0), given to the users "
+        "by `assign`. Unset: every device has `capacity_mah`.",
+    )
+    profiles: list[ProfileName] | None = Field(
+        None,
+        min_length=1,
+        description="Heterogeneous devices: MCU profile names, given to the users by `assign` "
+        "(a node's `mcu-profile` still wins). Unset: every device has `mcu.profile`.",
+    )
+    assign: Literal["list", "draw"] = Field(
+        "list",
+        description="How users get `capacities_mah` and `profiles`: `list`, the i-th user in "
+        "dataset order takes item i (the list repeats); `draw`, each user draws one item "
+        "uniformly, seeded by the scenario's seed and the user id.",
+    )
+
+    @field_validator("capacities_mah")
+    @classmethod
+    def _positive(cls, v: list[float] | None) -> list[float] | None:
+        bad = [c for c in v or [] if c <= 0]
+        if bad:
+            raise ValueError(f"expected capacities > 0 mAh, got {bad[0]}")
+        return v
 
     @model_validator(mode="after")
     def _modes_given(self) -> BatteryConfig:
@@ -357,13 +449,44 @@ class BatteryConfig(BatterySection):
 
 
 class SweepConfig(Strict):
-    """A sweep: the scenario runs once per value, and the runs are compared (Table II)."""
+    """A sweep: the scenario runs once per value, and the runs are compared. Either window
+    lengths (Table II), or selection strategies crossed with round deadlines (a battery-aware
+    federation study)."""
 
-    window: list[int] = Field(
+    window: list[int] | None = Field(
+        None,
         min_length=1,
         description="Window lengths T to run, in samples (each 20-200); the stride scales with "
         "T so the overlap of `data` is kept. Each run goes to `OUT/T<length>/`.",
     )
+    selection: list[SelectionConfig] | None = Field(
+        None,
+        min_length=1,
+        description="Selection strategies to run (each a `federation.selection` mapping), each "
+        "with every `deadline_s`. Each run goes to `OUT/<strategy>-<deadline>/` (`-none` "
+        "without a deadline), and `OUT/strategies.md` compares them.",
+    )
+    deadline_s: list[float | None] | None = Field(
+        None,
+        min_length=1,
+        description="Round deadlines to cross with `selection`, simulated s (`null`: no "
+        "deadline). Unset: the scenario's `federation.deadline_s` only.",
+    )
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> SweepConfig:
+        if (self.window is None) == (self.selection is None):
+            raise KeyProblem(
+                "window",
+                "expected either window (window lengths) or selection (strategies), got "
+                + ("both" if self.window else "neither"),
+            )
+        if self.deadline_s is not None and self.selection is None:
+            raise KeyProblem("deadline_s", "expected it with selection, got it without")
+        bad = [d for d in self.deadline_s or [] if d is not None and d <= 0]
+        if bad:
+            raise KeyProblem("deadline_s", f"expected deadlines > 0 s or null, got {bad[0]}")
+        return self
 
 
 class Scenario(Strict):
@@ -394,6 +517,35 @@ class Scenario(Strict):
         None, description="Run the scenario once per value and compare (unset: one run)."
     )
 
+    def identity_dump(self) -> dict[str, Any]:
+        """The scenario as JSON data for its identity hashes (journal, report header): the
+        selection, deadline and heterogeneous-device keys are left out while they hold their
+        defaults, so a scenario written before they existed keeps its hash."""
+        dumped = self.model_dump(mode="json")
+        for section, keys in _LATER_KEYS.items():
+            values = dumped.get(section)
+            if values is None:
+                continue
+            model = type(getattr(self, section))
+            for key in keys:
+                default = model.model_fields[key].get_default(call_default_factory=True)
+                if isinstance(default, Strict):
+                    default = default.model_dump(mode="json")
+                if values[key] == default:
+                    del values[key]
+        return dumped
+
+    @model_validator(mode="after")
+    def _battery_for_battery_selection(self) -> Scenario:
+        strategy = self.federation.selection.strategy
+        if strategy in BATTERY_STRATEGIES and self.battery is None:
+            raise KeyProblem(
+                "federation.selection.strategy",
+                f"expected a battery: section for strategy {strategy} (it reads the state of "
+                "charge the devices report), got none; use all or random",
+            )
+        return self
+
     @model_validator(mode="after")
     def _engine_trains_model(self) -> Scenario:
         if self.pretrain.engine == "c" and self.model.name == "daghero":
@@ -403,6 +555,13 @@ class Scenario(Strict):
                 "trains BatchNorm with frozen statistics), got c with model daghero",
             )
         return self
+
+
+_LATER_KEYS = {
+    "federation": ("selection", "deadline_s", "stragglers", "link"),
+    "battery": ("capacities_mah", "profiles", "assign"),
+}
+"""Keys that :meth:`Scenario.identity_dump` leaves out at their defaults."""
 
 
 class _BitsFile(Strict):

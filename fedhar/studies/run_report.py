@@ -133,7 +133,7 @@ def report_scenario_sha256(scenario: Scenario) -> str:
     with (``data.device``, ``device``, and ``battery`` inside it, since renamed
     ``data.recording_device``, ``battery`` and ``battery.cell``), and leaves an unset battery
     section out, so runs without a battery keep the hash they had before the section existed."""
-    dumped = scenario.model_dump(mode="json")
+    dumped = scenario.identity_dump()
     dumped["data"]["device"] = dumped["data"].pop("recording_device")
     battery = dumped.pop("battery")
     if battery is not None:

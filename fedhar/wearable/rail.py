@@ -18,7 +18,6 @@ import simpy
 from fedhar.wearable.battery import Battery
 from fedhar.wearable.loads import LOADS
 
-
 RAIL_HORIZON_S = 6 * 3600.0
 """The default KiBaM look-ahead of :class:`PowerRail` (s): a control tick re-arms the timer
 every few minutes, so a pending timer that fires early is kept and checks rarely."""

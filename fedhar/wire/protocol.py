@@ -13,7 +13,12 @@ A round has two kinds of messages:
   :func:`fedhar.results.record.to_flower` over MetricRecord ``metrics`` and ConfigRecord
   ``info``) and, when a training mode ran, ArrayRecord ``update`` (the personalized model of
   :attr:`TrainConfig.update_mode`, compressed as it came). A battery-powered wearable's round
-  (state of charge, energy by load, jobs) is part of that record.
+  (state of charge, energy by load, jobs) is part of that record. With a battery, ConfigRecord
+  ``device`` (key ``state``) carries the device's state both ways: the server sends the state
+  the client replied with last round (``""`` for a fresh device), the client replies with its
+  state at the end of this round. A client the server did not choose for the round gets a
+  ``train`` message with :attr:`TrainConfig.participate` false and no ``model``: its device
+  lives the round and reports, and it trains nothing.
 
 A client that declines (the model does not fit its SRAM, or its policy skips the round)
 replies with a Flower ``Error`` of code :data:`DECLINED` and a reason.
@@ -38,6 +43,7 @@ CONFIG = "config"
 INFO = "info"
 METRICS = "metrics"
 UPDATE = "update"
+DEVICE = "device"
 
 DECLINED = 1001
 """Error code of a reply by which a client declines a round (its reason says why)."""
@@ -127,6 +133,8 @@ class TrainConfig:
         payload_bytes: bytes on the wire of this message's ``model`` record.
         guard_holdout_every: the guard's held-out share of TR_i, one window in this many
             (0: no guard).
+        participate: whether the client takes part in the round (False: a battery-powered
+            client not chosen; its device only lives the round and reports).
     """
 
     round: int
@@ -145,6 +153,7 @@ class TrainConfig:
     update_mode: str = ""
     payload_bytes: int = 0
     guard_holdout_every: int = 0
+    participate: bool = True
 
     def to_record(self) -> ConfigRecord:
         return ConfigRecord({**asdict(self), "modes": [m.value for m in self.modes]})
@@ -168,4 +177,5 @@ class TrainConfig:
             update_mode=str(record["update_mode"]),
             payload_bytes=int(record["payload_bytes"]),
             guard_holdout_every=int(record.get("guard_holdout_every", 0)),
+            participate=bool(record.get("participate", True)),
         )

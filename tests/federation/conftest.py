@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from fedhar.mcu.profile import resolve_profile_name
 
@@ -79,4 +80,24 @@ def small_sram_profile(tmp_path: Path) -> Path:
     text = re.sub(r"(sram_bytes:\n  value: )\d+", r"\g<1>49152", text)
     path = tmp_path / "small_sram.yaml"
     path.write_text(text)
+    return path
+
+
+def battery_scenario(
+    directory: Path, name: str, n_users: int, federation: dict, battery: dict
+) -> Path:
+    """``scenarios/quickstart_battery.yaml`` cut to test size: ``n_users`` synthetic users
+    with short recordings, one epoch of Full (no warm-up), never charged, no low-battery skip;
+    ``federation`` replaces its section and ``battery`` updates its section."""
+    raw = yaml.safe_load((REPO / "scenarios" / "quickstart_battery.yaml").read_text())
+    raw["name"] = name
+    raw["data"].update(window=40, stride=20)
+    raw["data"]["options"] = {"n_users": n_users, "seconds_per_activity": 24}
+    raw["pretrain"].update(epochs=2, patience=1, val_fraction=0.0)
+    raw["personalization"] = {"modes": ["none", "full"], "epochs": 1, "warmup_epochs": 0}
+    raw["federation"] = federation
+    raw["battery"].pop("skip_below_soc")
+    raw["battery"].update(charging={"name": "never"}, **battery)
+    path = directory / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
     return path
