@@ -58,10 +58,20 @@ def run(args: argparse.Namespace) -> int:
         say(f"[{time.monotonic() - start:6.1f} s] {line}")
 
     try:
-        journal = Journal(out / GRID_FILE, grid_identity(scenario, cfg), resume=args.resume)
-        result = run_study(scenario, cfg, args.data_dir, log, journal)
+        identity = grid_identity(scenario, cfg)
+        result = run_study(
+            scenario,
+            cfg,
+            args.data_dir,
+            log,
+            lambda: Journal(out / GRID_FILE, identity, resume=args.resume),
+        )
     except (DatasetMissingError, JournalError, ValueError) as exc:
-        print_error(exc, "fedhar adaptive: error: ")
+        # A key of the scenario that only the data can check names the file, as schema errors do.
+        named = str(exc).startswith("adaptive.")
+        print_error(
+            ValueError(f"{args.scenario}: {exc}") if named else exc, "fedhar adaptive: error: "
+        )
         return 2
     meta = {
         "scenario": scenario.name,

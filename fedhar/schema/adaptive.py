@@ -17,8 +17,7 @@ from fedhar.schema.scenario import Scenario
 class Replicate(Strict):
     """Fig. 12 of Daghero et al. 2022: the test windows of one class replicated."""
 
-    class_: str = Field(
-        alias="class",
+    activity: str = Field(
         description="Class whose test windows are replicated (a name of data.classes or of the "
         "dataset's default classes, e.g. laying on UCI HAPT).",
     )

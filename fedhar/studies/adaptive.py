@@ -475,7 +475,7 @@ def class_index(ds: HarDataset, name: str) -> int:
     """
     if name not in ds.classes:
         raise ValueError(
-            f"adaptive.replicate.class: expected one of the classes {ds.classes}, got {name!r}"
+            f"adaptive.replicate.activity: expected one of the classes {ds.classes}, got {name!r}"
         )
     return ds.classes.index(name)
 
@@ -485,10 +485,11 @@ def run_study(
     cfg: AdaptiveConfig,
     data_dir: str | None,
     log: Log,
-    journal: Journal | None = None,
+    open_journal: Callable[[], Journal] | None = None,
 ) -> StudyResult:
     """Runs the whole study; ``log`` receives one line per step. Each scored grid model is
-    appended to ``journal`` (opened on ``grid.jsonl`` with :func:`grid_identity`); trained
+    appended to the journal that ``open_journal`` opens (on ``grid.jsonl`` with
+    :func:`grid_identity`) once the scenario's data-dependent keys are checked; trained
     networks are cached by content (:mod:`fedhar.studies.adaptive_cache`), so a re-run trains
     nothing it trained before. PyTorch runs on one thread, which keeps results reproducible
     and is faster on a shared CPU."""
@@ -502,7 +503,7 @@ def run_study(
     ds, ws = load_windows(scenario, data_dir)
     replicated_class = None
     if cfg.replicate is not None:
-        replicated_class = class_index(ds, cfg.replicate.class_)
+        replicated_class = class_index(ds, cfg.replicate.activity)
     split = split_users(ds, ws, scenario, cfg)
     log(
         f"windows: train {len(split.train[1])}, val {len(split.val[1])}, test {len(split.test[1])}"
@@ -519,6 +520,7 @@ def run_study(
     specs = grid_specs(c, t, n_classes, grid_channels(cfg), cfg.grid_kernels, pools)
     log(f"grid: {len(specs)} models, at most {cfg.search_epochs} epochs each ({cfg.schedule})")
     cands, nets, keys, static_preds = [], [], [], []
+    journal = open_journal() if open_journal is not None else None
     journaled = {Candidate.from_row(row).label for row in (journal.rows if journal else [])}
     for spec in specs:
         net, key, hit = trained_net(spec, (1.0,), split.train, epochs=cfg.search_epochs, **budget)
@@ -581,7 +583,7 @@ def run_study(
         static_set_bytes=sum(cands[i].bytes for i in static_set),
         normalizer=split.normalizer,
         pricings=pricings,
-        replicated_class=None if cfg.replicate is None else cfg.replicate.class_,
+        replicated_class=None if cfg.replicate is None else cfg.replicate.activity,
     )
     for part in ("val", "test"):
         x, y = data[part]

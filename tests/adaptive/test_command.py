@@ -23,14 +23,12 @@ adaptive:
   personalize_users: 1
   personalize_epochs: 1
   thresholds: 10
-  replicate: {class: sitting, factors: [1, 3]}
+  replicate: {activity: sitting, factors: [1, 3]}
 """
 
 
 @pytest.mark.slow
-def test_adaptive_command_writes_its_files(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_adaptive_command_writes_its_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FEDHAR_CACHE_DIR", str(tmp_path / "cache"))
     scenario = tmp_path / "s.yaml"
     scenario.write_text(SCENARIO)
