@@ -84,6 +84,17 @@ def compress_scenario(over: dict) -> Callable[[Path], list[str]]:
     return setup
 
 
+def adaptive_scenario(over: dict) -> Callable[[Path], list[str]]:
+    """``fedhar adaptive`` of BASE with an ``adaptive`` section ``over``."""
+
+    def setup(root: Path) -> list[str]:
+        path = root / "s.yaml"
+        path.write_text(yaml.safe_dump({**BASE, "adaptive": over}))
+        return ["adaptive", str(path), "--out", str(root / "out")]
+
+    return setup
+
+
 def raw_scenario(text: bytes | None) -> Callable[[Path], list[str]]:
     """``fedhar run`` of a scenario file holding ``text`` (None: a directory there)."""
 
@@ -259,6 +270,10 @@ CASES = [
     Case("estimate: bad argument", lambda r: ["estimate", "--batch", "many"], "--batch"),
     Case("study: file missing", lambda r: ["study", str(r / "none.yaml"), "--out", str(r / "out")], "none.yaml"),
     Case("adaptive: file missing", lambda r: ["adaptive", str(r / "none.yaml"), "--out", str(r / "out")], "none.yaml"),
+    Case("adaptive: unknown learning-rate schedule", adaptive_scenario({"schedule": "step"}), "s.yaml: adaptive.schedule"),
+    Case("adaptive: grid channel value not a power of two", adaptive_scenario({"grid_channel_values": [4, 6]}), "s.yaml: adaptive.grid_channel_values"),
+    Case("adaptive: replication factor 0", adaptive_scenario({"replicate": {"activity": "sitting", "factors": [1, 0]}}), "s.yaml: adaptive.replicate.factors"),
+    Case("adaptive: replicated class not in the data", adaptive_scenario({"replicate": {"activity": "laying"}}), "s.yaml: adaptive.replicate.activity: expected one of the classes"),
     Case("compress: a bit-width of 3", compress_scenario({"bits": [8, 3]}), "s.yaml: compress.bits"),
     Case("compress: a grid channel count not a power of two", compress_scenario({"grid": {"channels": [[4, 6, 8]]}}), "compress.grid.channels.0"),
     Case("compress: unknown post-training format", compress_scenario({"ptq": ["int4"]}), "compress.ptq"),

@@ -184,3 +184,14 @@ def sweep(
         Mode(th, f1, acc, pe, cost.cycles, cost.seconds, cost.joules * 1e6, f1_q, pe_q, bool(m))
         for (th, f1, acc, pe, cost, f1_q, pe_q), m in zip(rows, mask, strict=True)
     ]
+
+
+def replicate_indices(y: np.ndarray, cls: int, factor: int) -> np.ndarray:
+    """Indices ``[N + (factor - 1) · n_cls]`` into windows with labels ``y [N]`` that list every
+    window once and every window of class ``cls`` ``factor - 1`` more times (Fig. 12's test
+    set with that class replicated ``factor``×)."""
+    if factor < 1:
+        raise ValueError(f"factor must be >= 1, got {factor}")
+    y = np.asarray(y)
+    extra = np.tile(np.flatnonzero(y == cls), factor - 1)
+    return np.concatenate([np.arange(len(y)), extra])

@@ -8,13 +8,18 @@ running statistics): switchable BN, §4.3 of the paper after Yu et al. [53]. The
 channels of the first conv and the classes of the last dense are never sliced.
 
 Training is joint (:func:`joint_step`): every batch runs forward and backward at every
-supported width, the gradients accumulate, then a single optimizer step follows.
+supported width (or, with the sandwich rule, at the widest, the narrowest and a few sampled
+others), the gradients accumulate, then a single optimizer step follows. With in-place
+distillation (Yu & Huang, slimmable networks) the reduced widths learn the full width's
+softmax of the same batch (detached) instead of the labels. :class:`TrainOptions` holds these
+choices and the learning-rate schedule; its defaults are the plain joint training.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
@@ -218,19 +223,73 @@ def class_weights(y: np.ndarray, n_classes: int) -> torch.Tensor:
     return torch.tensor(w, dtype=torch.float32)
 
 
+@dataclass(frozen=True)
+class TrainOptions:
+    """How :func:`train` trains the widths of a :class:`SlimNet`.
+
+    Attributes:
+        distill: in-place distillation: every width below 1.0 minimizes the cross-entropy
+            between the full width's softmax on the same batch (detached, computed first) and
+            its own, instead of the labels' weighted cross-entropy.
+        sandwich: None trains every width on every batch; ``n`` trains the widest, the
+            narrowest and ``n`` others drawn at random (without replacement) from the rest.
+        schedule: ``constant`` learning rate; ``cosine`` anneals it to 0 over the epochs;
+            ``plateau`` is Daghero et al. §5.1: ×0.1 when the epoch's full-width training loss
+            has not decreased for 3 epochs, and stop after ``patience`` stale epochs.
+        patience: stale epochs before ``plateau`` stops (the paper: 5).
+    """
+
+    distill: bool = False
+    sandwich: int | None = None
+    schedule: Literal["constant", "cosine", "plateau"] = "constant"
+    patience: int = 5
+
+
+def step_widths(widths: Sequence[float], sandwich: int | None, gen: torch.Generator) -> list[float]:
+    """The widths one batch trains, widest first: all of ``widths`` (ascending), or by the
+    sandwich rule the widest, the narrowest and ``sandwich`` others drawn with ``gen``."""
+    ws = sorted(widths, reverse=True)
+    if sandwich is None or len(ws) <= 2 + sandwich:
+        return ws
+    middle = ws[1:-1]
+    picks = torch.randperm(len(middle), generator=gen)[:sandwich].tolist()
+    return [ws[0], *sorted((middle[i] for i in picks), reverse=True), ws[-1]]
+
+
+def soft_cross_entropy(logits: torch.Tensor, target_probs: torch.Tensor) -> torch.Tensor:
+    """Mean over the batch of ``-Σ_k p_k · log softmax(logits)_k``; ``logits`` and
+    ``target_probs`` are ``[N, K]``."""
+    return -(target_probs * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
+
+
 def joint_step(
     net: SlimNet,
     optimizer: torch.optim.Optimizer,
     x: torch.Tensor,
     y: torch.Tensor,
     loss_fn: nn.Module,
+    widths: Sequence[float] | None = None,
+    distill: bool = False,
 ) -> dict[float, float]:
-    """One joint training step: forward and backward at every width (gradients accumulate
-    into the shared parameters), then one ``optimizer.step()``. Returns width → loss."""
+    """One joint training step: forward and backward at every width of ``widths`` (default:
+    all of the net's; gradients accumulate into the shared parameters), then one
+    ``optimizer.step()``. Widths run narrowest first; with ``distill``, widest first: the full
+    width (which must be among ``widths``) learns the labels and every other width learns its
+    detached softmax. Returns width → loss."""
+    chosen = sorted(net.widths if widths is None else widths, reverse=distill)
+    if distill and chosen and chosen[0] != 1.0:
+        raise ValueError("in-place distillation needs the full width 1.0 in every step")
     optimizer.zero_grad(set_to_none=True)
     losses = {}
-    for w in net.widths:
-        loss = loss_fn(net(x, w), y)
+    teacher = None
+    for w in chosen:
+        logits = net(x, w)
+        if distill and teacher is not None:
+            loss = soft_cross_entropy(logits, teacher)
+        else:
+            loss = loss_fn(logits, y)
+        if distill and w == 1.0:
+            teacher = F.softmax(logits.detach(), dim=1)
         loss.backward()
         losses[w] = float(loss.detach())
     optimizer.step()
@@ -246,20 +305,30 @@ def train(
     batch_size: int,
     lr: float,
     seed: int,
+    options: TrainOptions | None = None,
 ) -> list[float]:
-    """Jointly trains all widths of ``net`` on windows ``x [N, C, T]`` (float32), labels
-    ``y [N]``, with Adam and class-weighted cross-entropy (the paper's §5.1 loss).
+    """Jointly trains the widths of ``net`` on windows ``x [N, C, T]`` (float32), labels
+    ``y [N]``, with Adam and class-weighted cross-entropy (the paper's §5.1 loss), for at
+    most ``epochs`` epochs, as ``options`` says (default: every width on every batch, constant
+    learning rate).
 
-    Returns the mean full-width training loss of every epoch.
+    Returns the mean full-width training loss of every epoch run.
     """
     if len(x) == 0:
         raise ValueError("cannot train on an empty set of windows")
+    opts = options if options is not None else TrainOptions()
     gen = torch.Generator().manual_seed(seed)
     xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
     yt = torch.from_numpy(np.asarray(y, dtype=np.int64))
     loss_fn = nn.CrossEntropyLoss(weight=class_weights(np.asarray(y), net.spec.n_classes))
     opt = torch.optim.Adam(net.parameters(), lr=lr)
-    history = []
+    sched: torch.optim.lr_scheduler.LRScheduler | torch.optim.lr_scheduler.ReduceLROnPlateau
+    if opts.schedule == "cosine":
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
+    elif opts.schedule == "plateau":
+        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.1, patience=3)
+    history: list[float] = []
+    best, stale = float("inf"), 0
     net.train()
     for _ in range(epochs):
         perm = torch.randperm(len(xt), generator=gen)
@@ -268,9 +337,17 @@ def train(
             idx = perm[start : start + batch_size]
             if len(idx) < 2:
                 continue
-            total += joint_step(net, opt, xt[idx], yt[idx], loss_fn)[1.0]
+            widths = step_widths(net.widths, opts.sandwich, gen)
+            total += joint_step(net, opt, xt[idx], yt[idx], loss_fn, widths, opts.distill)[1.0]
             batches += 1
         history.append(total / max(batches, 1))
+        if opts.schedule == "cosine":
+            sched.step()
+        elif opts.schedule == "plateau":
+            sched.step(history[-1])
+            best, stale = (history[-1], 0) if history[-1] < best else (best, stale + 1)
+            if stale >= opts.patience:
+                break
     net.eval()
     return history
 

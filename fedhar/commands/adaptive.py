@@ -3,9 +3,13 @@ al. 2022).
 
 Searches a static grid over the Fig. 4a template, turns the largest-gain model into a
 variable-width network with switchable BatchNorm, sweeps the score-margin threshold and writes:
-``grid.jsonl`` (each grid model as it is trained; with ``--resume`` those are not trained
-again, and a DIR of another scenario is refused), ``modes.json``/``modes.csv`` (one row per
-Th), ``summary.json``, ``static_grid.csv``, ``fig11.png``, ``model.pt`` (for
+``grid.jsonl`` (each grid model as it is scored; ``--resume`` continues a run of the same
+scenario in DIR, a DIR of another scenario is refused; trained networks are cached by content
+in the user cache, so no run trains a network twice), ``modes.json``/``modes.csv`` (one row
+per Th),
+``summary.json`` (with the fronts compared per pricing), ``static_grid.csv``, ``fig11.png``
+(static, cascade and variable-width fronts), ``fig12.png`` (with ``adaptive.replicate``),
+``model.pt`` (for
 ``fedhar.adaptive.artifact.load_classifier``) and, per personalized held-out user,
 ``users/<id>/modes_before.*``, ``modes_after.*`` and its personalized ``model.pt``, with
 ``personalized.png``.
@@ -35,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from fedhar.studies.adaptive import GRID_FILE, grid_identity, run_study
     from fedhar.studies.adaptive_report import (
         plot_fig11,
+        plot_fig12,
         plot_personalized,
         summary,
         write_grid,
@@ -53,10 +58,20 @@ def run(args: argparse.Namespace) -> int:
         say(f"[{time.monotonic() - start:6.1f} s] {line}")
 
     try:
-        journal = Journal(out / GRID_FILE, grid_identity(scenario, cfg), resume=args.resume)
-        result = run_study(scenario, cfg, args.data_dir, log, journal)
+        identity = grid_identity(scenario, cfg)
+        result = run_study(
+            scenario,
+            cfg,
+            args.data_dir,
+            log,
+            lambda: Journal(out / GRID_FILE, identity, resume=args.resume),
+        )
     except (DatasetMissingError, JournalError, ValueError) as exc:
-        print_error(exc, "fedhar adaptive: error: ")
+        # A key of the scenario that only the data can check names the file, as schema errors do.
+        named = str(exc).startswith("adaptive.")
+        print_error(
+            ValueError(f"{args.scenario}: {exc}") if named else exc, "fedhar adaptive: error: "
+        )
         return 2
     meta = {
         "scenario": scenario.name,
@@ -68,6 +83,8 @@ def run(args: argparse.Namespace) -> int:
     write_atomic(out / "summary.json", json.dumps(summary(result, cfg.profile), indent=1))
     write_grid(result, out / "static_grid.csv")
     plot_fig11(result, out / "fig11.png")
+    if result.replicated:
+        plot_fig12(result, out / "fig12.png")
     save_model(result.net, result.small_width, result.normalizer, out / "model.pt")
     for u in result.personalized:
         user_dir = out / "users" / u.user

@@ -5,12 +5,35 @@ personalized."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 
 from fedhar.schema.base import KeyProblem, Strict, load_yaml_model
 from fedhar.schema.mcu import ProfileName
 from fedhar.schema.scenario import Scenario
+
+
+class Replicate(Strict):
+    """Fig. 12 of Daghero et al. 2022: the test windows of one class replicated."""
+
+    activity: str = Field(
+        description="Class whose test windows are replicated (a name of data.classes or of the "
+        "dataset's default classes, e.g. laying on UCI HAPT).",
+    )
+    factors: list[int] = Field(
+        default_factory=lambda: [1, 10, 20],
+        min_length=1,
+        description="How many times each window of the class appears (1: the test set as it "
+        "is); the modes and fronts are recomputed for every factor.",
+    )
+
+    @field_validator("factors")
+    @classmethod
+    def _positive(cls, value: list[int]) -> list[int]:
+        if any(f < 1 for f in value) or len(set(value)) != len(value):
+            raise ValueError(f"expected distinct integers >= 1, got {value}")
+        return value
 
 
 class AdaptiveConfig(Strict):
@@ -28,6 +51,17 @@ class AdaptiveConfig(Strict):
         min_length=1,
         description="Architecture grid over the Fig. 4a template: output channels of the three "
         "Conv1D layers, each a power of two in 2..128.",
+    )
+    grid_channel_values: list[int] | None = Field(
+        None,
+        description="When set, the grid's channels are every non-decreasing triple c1 <= c2 <= "
+        "c3 of these powers of two (2..128), replacing grid_channels: the template space of "
+        "§4.1 restricted to channels that do not shrink with depth.",
+    )
+    grid_pools: list[int] | None = Field(
+        None,
+        description="MaxPool sizes (= strides) of the grid, the same after every conv; default "
+        "[pool]. The paper fixes 2 on WISDM and UCI HAPT and also tries 4 on WALK.",
     )
     grid_kernels: list[int] = Field(
         default_factory=lambda: [7, 15],
@@ -53,6 +87,35 @@ class AdaptiveConfig(Strict):
         8, ge=1, description="Training epochs of every grid model (keep equal to `epochs`)."
     )
     epochs: int = Field(8, ge=1, description="Joint training epochs of each two-width network.")
+    schedule: Literal["constant", "cosine", "plateau"] = Field(
+        "plateau",
+        description="Learning-rate schedule of every grid model and variable-width network: "
+        "constant (before issue 16), cosine (annealed to 0 over the epochs) or plateau (§5.1 "
+        "of the paper: x0.1 after 3 epochs without a lower training loss, stop after "
+        "`patience` such epochs).",
+    )
+    patience: int = Field(5, ge=1, description="Stale epochs before the plateau schedule stops.")
+    distill: bool = Field(
+        False,
+        description="In-place distillation: the reduced widths learn the full width's softmax "
+        "of the same batch instead of the labels (measured on WISDM 2019: no better; README).",
+    )
+    extra_widths: list[float] = Field(
+        default_factory=list,
+        description="Widths trained jointly besides M_s's and the full one, each with its own "
+        "BatchNorm, never deployed (slimmable networks' many-width training).",
+    )
+    sandwich: int | None = Field(
+        None,
+        ge=0,
+        description="Sandwich rule: each batch trains the widest, the narrowest and this many "
+        "of the other trained widths, drawn at random; null trains every width every batch.",
+    )
+    init: Literal["scratch", "large"] = Field(
+        "scratch",
+        description="Initial weights of the variable-width network: scratch (seeded) or the "
+        "trained static M_l of the grid (the paper's order: search, then convert M_l).",
+    )
     batch_size: int = Field(
         128,
         ge=2,
@@ -76,6 +139,20 @@ class AdaptiveConfig(Strict):
     profile: ProfileName = Field(
         "pulpissimo_quentin",
         description="MCU profile that prices the counted operations (fedhar/mcu/profiles).",
+    )
+    executed_profile: ProfileName | None = Field(
+        "stm32l496zg_fedhar",
+        description="Profile of our own C library that prices one window of every static model, "
+        "M_s, M_l and the policy, in float32 and int8, executed on the emulated Cortex-M4F "
+        "(QEMU mps2-an386); null, or no emulator installed, prices on `profile` only.",
+    )
+    cascade: bool = Field(
+        True,
+        description="Also sweep the score-margin policy over two separate static models (the "
+        "cheaper static Pareto model with the best validation trade-off, then M_l).",
+    )
+    replicate: Replicate | None = Field(
+        None, description="Fig. 12: recompute the fronts with one class's test windows replicated."
     )
     holdout_users_fraction: float = Field(
         0.25,
@@ -103,6 +180,27 @@ class AdaptiveConfig(Strict):
         for i, row in enumerate(value):
             if len(row) != 3 or any(c < 2 or c > 128 or c & (c - 1) for c in row):
                 raise KeyProblem(str(i), f"expected 3 powers of two in 2..128, got {row}")
+        return value
+
+    @field_validator("grid_channel_values")
+    @classmethod
+    def _value_powers(cls, value: list[int] | None) -> list[int] | None:
+        if value is not None and (not value or any(c < 2 or c > 128 or c & (c - 1) for c in value)):
+            raise ValueError(f"expected powers of two in 2..128, got {value}")
+        return value
+
+    @field_validator("grid_pools")
+    @classmethod
+    def _pools(cls, value: list[int] | None) -> list[int] | None:
+        if value is not None and (not value or any(p < 1 for p in value)):
+            raise ValueError(f"expected pool sizes >= 1, got {value}")
+        return value
+
+    @field_validator("extra_widths")
+    @classmethod
+    def _extra(cls, value: list[float]) -> list[float]:
+        if any(not 0 < w < 1 for w in value) or len(set(value)) != len(value):
+            raise ValueError(f"expected distinct fractions in (0, 1), got {value}")
         return value
 
     @field_validator("grid_kernels")

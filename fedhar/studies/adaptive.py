@@ -2,9 +2,15 @@
 
 scenario → windows → split (held-out users for personalization, each split in time into TR_i
 and TS_i; the other users' windows split in time into train / validation / test) → static
-grid (Fig. 4a) → M_l by eq. (5) → one jointly trained two-width network per candidate width
-of M_s → the width with the better eq. (3) trade-off on validation → modes table on the test
-windows → memory (Table 3) → per-user personalization and recomputed modes.
+grid (Fig. 4a; every model trained with the same budget and cached by content) → M_l by
+eq. (5) → one jointly trained two-width network per candidate width of M_s → the width with
+the better eq. (3) trade-off on validation → modes table on the test windows → the cascade
+baseline (the same policy over two separate static models) → memory (Table 3) → the test set
+with one class replicated (Fig. 12) → per-user personalization and recomputed modes.
+
+Every front is priced on the scenario's profile from counted float32 operations and, with the
+emulator installed, on ``executed_profile`` from executed float32 and int8 windows
+(:class:`Pricing`).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fedhar.adaptive.executed import Executed, available, execute_window
 from fedhar.adaptive.export import export_f32
 from fedhar.adaptive.memory import adaptive_bytes, bn_overhead_fraction, static_bytes
 from fedhar.adaptive.modes import (
@@ -26,25 +33,29 @@ from fedhar.adaptive.modes import (
     collect_outputs,
     expected_cost,
     hypervolume,
+    replicate_indices,
     sweep,
     thresholds,
 )
 from fedhar.adaptive.policy import AdaptiveClassifier
 from fedhar.adaptive.quant import quantize, quantize_weights
-from fedhar.adaptive.slim import SlimNet, build_slim, train
+from fedhar.adaptive.slim import SlimNet, TrainOptions, train
 from fedhar.data.preprocess import Normalizer, make_windows
 from fedhar.data.registry import load_dataset
 from fedhar.data.splits import split_chronological, validation_users
 from fedhar.data.types import HarDataset, WindowSet
 from fedhar.mcu import McuProfile, load_profile
+from fedhar.metrics import score
+from fedhar.ondevice.slim_format import SlimF32, SlimS8
 from fedhar.ondevice.slim_infer import SlimNetC
 from fedhar.results.journal import Journal, identity_sha256, scenario_identity
 from fedhar.schema.adaptive import AdaptiveConfig
 from fedhar.schema.scenario import DataConfig, Scenario
+from fedhar.studies.adaptive_cache import trained_net
 from fedhar.studies.adaptive_search import (
     Candidate,
+    channel_triples,
     choose_large,
-    conv_shape,
     evaluate_static,
     front,
     grid_specs,
@@ -86,6 +97,57 @@ class UserModes:
     after: list[Mode]
 
 
+@dataclass(frozen=True)
+class Pricing:
+    """One way the fronts are priced: ``profile``, ``precision`` (float32 or int8) and
+    ``source`` (``counted``: the C library's counted operations priced by the profile's
+    costs; ``executed``: one window executed on the emulated Cortex-M4F)."""
+
+    profile: str
+    precision: str
+    source: str
+
+    @property
+    def name(self) -> str:
+        """E.g. ``stm32l496zg_fedhar/int8/executed``."""
+        return f"{self.profile}/{self.precision}/{self.source}"
+
+
+@dataclass
+class Cascade:
+    """The baseline: the score-margin policy over two separate static models.
+
+    Attributes:
+        small_index: the grid model that runs first; M_l (``StudyResult.large_index``) second.
+        hypervolume: validation hypervolume of each static model tried first (index → value).
+        modes, costs: the test modes table and eq. (3) costs on the study's profile.
+        bytes: deployed int8 bytes of both models.
+        outputs, outputs_int8: what both models say on the test windows.
+        executed: eq. (3) costs executed on the emulator, by precision (empty without it).
+    """
+
+    small_index: int
+    hypervolume: dict[int, float]
+    modes: list[Mode]
+    costs: ExpectedCost
+    bytes: int
+    outputs: Outputs
+    outputs_int8: Outputs
+    executed: dict[str, ExpectedCost] = field(default_factory=dict)
+
+
+@dataclass
+class Replicated:
+    """The test set with ``factor`` copies of every window of the replicated class: its share
+    of windows, the adaptive and cascade modes, and every grid model's test F1 (float32, int8)."""
+
+    factor: int
+    share: float
+    modes: list[Mode]
+    cascade_modes: list[Mode] | None
+    static_f1: list[tuple[float, float]]
+
+
 @dataclass
 class StudyResult:
     """Everything ``fedhar adaptive`` reports."""
@@ -106,6 +168,13 @@ class StudyResult:
     static_set: list[int]
     static_set_bytes: int
     normalizer: Normalizer
+    pricings: list[Pricing] = field(default_factory=list)
+    executed: dict[str, ExpectedCost] = field(default_factory=dict)
+    cascade: Cascade | None = None
+    replicated: list[Replicated] = field(default_factory=list)
+    replicated_class: str | None = None
+    small_val_f1: float = float("nan")
+    small_test_f1: float = float("nan")
     personalized: list[UserModes] = field(default_factory=list)
 
 
@@ -189,6 +258,28 @@ def modes_of(
     return sweep(y, out, costs, ths, n_classes, out_q), costs, clf
 
 
+def train_options(cfg: AdaptiveConfig) -> TrainOptions:
+    """The training options of the scenario's ``adaptive:`` section."""
+    return TrainOptions(cfg.distill, cfg.sandwich, cfg.schedule, cfg.patience)
+
+
+def hypervolumes(tables: dict[object, list[Mode]]) -> dict[object, float]:
+    """Hypervolume in F1 × cycles of every modes table, with one reference point for all."""
+    ref_score = min(m.f1 for t in tables.values() for m in t)
+    ref_cost = max(m.cycles_avg for t in tables.values() for m in t)
+    return {
+        k: float(
+            hypervolume(
+                np.array([m.f1 for m in t]),
+                np.array([m.cycles_avg for m in t]),
+                ref_score,
+                ref_cost,
+            )
+        )
+        for k, t in tables.items()
+    }
+
+
 def choose_small_width(
     nets: dict[float, SlimNet],
     val: tuple[np.ndarray, np.ndarray],
@@ -200,26 +291,124 @@ def choose_small_width(
     1.0), the width whose validation modes have the largest hypervolume in F1 × cycles (eq. (3)
     costs), with a reference point shared by all candidates. Also returns the hypervolumes."""
     ths = thresholds(cfg.thresholds, cfg.th_min)
-    tables = {}
+    tables: dict[object, list[Mode]] = {}
     for w, net in nets.items():
         clf = build_classifier(net, w)
         costs = expected_cost(clf.small, clf.large, profile)
         out = collect_outputs(clf.small, clf.large, val[0])
         tables[w] = sweep(val[1], out, costs, ths, n_classes)
-    ref_score = min(m.f1 for t in tables.values() for m in t)
-    ref_cost = max(m.cycles_avg for t in tables.values() for m in t)
-    volumes = {
-        w: float(
-            hypervolume(
-                np.array([m.f1 for m in t]),
-                np.array([m.cycles_avg for m in t]),
-                ref_score,
-                ref_cost,
-            )
-        )
-        for w, t in tables.items()
-    }
+    volumes = {float(w): v for w, v in hypervolumes(tables).items()}  # type: ignore[arg-type]
     return max(volumes, key=lambda w: volumes[w]), volumes
+
+
+def executed_costs(
+    small: tuple[SlimF32, SlimS8], large: tuple[SlimF32, SlimS8], profile: McuProfile
+) -> dict[str, ExpectedCost]:
+    """Eq. (3) costs of a pair of models executed on the emulator, by precision."""
+    out = {}
+    for k, precision in enumerate(("float32", "int8")):
+        s: Executed = execute_window(small[k], profile)
+        lg: Executed = execute_window(large[k], profile)
+        out[precision] = ExpectedCost(s.net, s.policy, lg.net)
+    return out
+
+
+def deployed(net: SlimNet, width: float, calib_x: np.ndarray) -> tuple[SlimF32, SlimS8]:
+    """The float32 and int8 deployable views of ``net`` at ``width``."""
+    return export_f32(net, width), quantize(net, width, calib_x, quantize_weights(net))
+
+
+def cascade_of(
+    small: SlimNet,
+    large: SlimNet,
+    xy: tuple[np.ndarray, np.ndarray],
+    profile: McuProfile,
+    cfg: AdaptiveConfig,
+    n_classes: int,
+    calib_x: np.ndarray,
+) -> tuple[list[Mode], ExpectedCost, Outputs, Outputs]:
+    """Modes of the score-margin policy over two separate static models on windows ``xy``."""
+    f32 = SlimNetC(export_f32(small, 1.0)), SlimNetC(export_f32(large, 1.0))
+    s8 = [SlimNetC(quantize(n, 1.0, calib_x, quantize_weights(n))) for n in (small, large)]
+    costs = expected_cost(*f32, profile)
+    out = collect_outputs(*f32, xy[0])
+    out_q = collect_outputs(*s8, xy[0])
+    ths = thresholds(cfg.thresholds, cfg.th_min)
+    return sweep(xy[1], out, costs, ths, n_classes, out_q), costs, out, out_q
+
+
+def choose_cascade(
+    cands: list[Candidate],
+    nets: list[SlimNet],
+    large: int,
+    split: Split,
+    profile: McuProfile,
+    cfg: AdaptiveConfig,
+    calib_x: np.ndarray,
+    executed_profile: McuProfile | None,
+) -> Cascade:
+    """The cascade baseline: of the validation-front models cheaper than M_l, the one whose
+    cascade with M_l has the largest validation hypervolume runs first."""
+    on_front = front(cands, "val")
+    firsts = [
+        int(i)
+        for i in np.flatnonzero(on_front)
+        if i != large and cands[i].cycles < cands[large].cycles
+    ]
+    if not firsts:
+        firsts = [min((i for i in range(len(cands)) if i != large), key=lambda i: cands[i].cycles)]
+    n_classes = split.n_classes
+    tables: dict[object, list[Mode]] = {
+        i: cascade_of(nets[i], nets[large], split.val, profile, cfg, n_classes, calib_x)[0]
+        for i in firsts
+    }
+    volumes = {int(i): v for i, v in hypervolumes(tables).items()}  # type: ignore[call-overload]
+    first = max(volumes, key=lambda i: volumes[i])
+    modes, costs, out, out_q = cascade_of(
+        nets[first], nets[large], split.test, profile, cfg, n_classes, calib_x
+    )
+    executed = {}
+    if executed_profile is not None:
+        executed = executed_costs(
+            deployed(nets[first], 1.0, calib_x),
+            deployed(nets[large], 1.0, calib_x),
+            executed_profile,
+        )
+    return Cascade(
+        first, volumes, modes, costs, cands[first].bytes + cands[large].bytes, out, out_q, executed
+    )
+
+
+def replicate_test(
+    factor: int,
+    cls: int,
+    y: np.ndarray,
+    outputs: tuple[Outputs, Outputs],
+    costs: ExpectedCost,
+    cascade: Cascade | None,
+    static_preds: list[tuple[np.ndarray, np.ndarray]],
+    cfg: AdaptiveConfig,
+    n_classes: int,
+) -> Replicated:
+    """Modes and static scores on the test windows with class ``cls`` replicated ``factor``×."""
+    idx = replicate_indices(y, cls, factor)
+    yr = y[idx]
+    ths = thresholds(cfg.thresholds, cfg.th_min)
+
+    def pick(o: Outputs) -> Outputs:
+        return Outputs(o.pred_small[idx], o.pred_large[idx], o.margin[idx])
+
+    modes = sweep(yr, pick(outputs[0]), costs, ths, n_classes, pick(outputs[1]))
+    cascade_modes = None
+    if cascade is not None:
+        cascade_modes = sweep(
+            yr, pick(cascade.outputs), cascade.costs, ths, n_classes, pick(cascade.outputs_int8)
+        )
+    static = [
+        (score(yr, p[idx], n_classes).macro_f1, score(yr, q[idx], n_classes).macro_f1)
+        for p, q in static_preds
+    ]
+    return Replicated(factor, float((yr == cls).mean()), modes, cascade_modes, static)
 
 
 def static_in_range(cands: list[Candidate], modes: list[Mode]) -> list[int]:
@@ -270,20 +459,51 @@ def grid_identity(scenario: Scenario, cfg: AdaptiveConfig) -> dict[str, object]:
     }
 
 
+def grid_channels(cfg: AdaptiveConfig) -> list[list[int]]:
+    """The grid's channel triples: from ``grid_channel_values`` when set, else
+    ``grid_channels``."""
+    if cfg.grid_channel_values is not None:
+        return channel_triples(cfg.grid_channel_values)
+    return cfg.grid_channels
+
+
+def class_index(ds: HarDataset, name: str) -> int:
+    """Index of class ``name`` among the dataset's classes.
+
+    Raises:
+        ValueError: naming the key, the class and the classes on offer.
+    """
+    if name not in ds.classes:
+        raise ValueError(
+            f"adaptive.replicate.activity: expected one of the classes {ds.classes}, got {name!r}"
+        )
+    return ds.classes.index(name)
+
+
 def run_study(
     scenario: Scenario,
     cfg: AdaptiveConfig,
     data_dir: str | None,
     log: Log,
-    journal: Journal | None = None,
+    open_journal: Callable[[], Journal] | None = None,
 ) -> StudyResult:
-    """Runs the whole study; ``log`` receives one line per step. Each trained grid model is
-    appended to ``journal`` (opened on ``grid.jsonl`` with :func:`grid_identity`), and the
-    models it already holds are not trained again. PyTorch runs on one thread, which keeps
-    results reproducible and is faster on a shared CPU."""
+    """Runs the whole study; ``log`` receives one line per step. Each scored grid model is
+    appended to the journal that ``open_journal`` opens (on ``grid.jsonl`` with
+    :func:`grid_identity`) once the scenario's data-dependent keys are checked; trained
+    networks are cached by content (:mod:`fedhar.studies.adaptive_cache`), so a re-run trains
+    nothing it trained before. PyTorch runs on one thread, which keeps results reproducible
+    and is faster on a shared CPU."""
     torch.set_num_threads(1)
     profile = load_profile(cfg.profile)
+    executed_profile = None
+    if cfg.executed_profile is not None and available():
+        executed_profile = load_profile(cfg.executed_profile)
+    elif cfg.executed_profile is not None:
+        log("emulator not installed: executed pricing skipped")
     ds, ws = load_windows(scenario, data_dir)
+    replicated_class = None
+    if cfg.replicate is not None:
+        replicated_class = class_index(ds, cfg.replicate.activity)
     split = split_users(ds, ws, scenario, cfg)
     log(
         f"windows: train {len(split.train[1])}, val {len(split.val[1])}, test {len(split.test[1])}"
@@ -292,59 +512,59 @@ def run_study(
     n_classes = split.n_classes
     _, c, t = ws.x.shape
     data = {"train": split.train, "val": split.val, "test": split.test}
-    cands = []
-    rows = journal.rows if journal is not None else []
-    kept = {(k.channels, k.kernel): k for k in map(Candidate.from_row, rows)}
-    for spec in grid_specs(c, t, n_classes, cfg.grid_channels, cfg.grid_kernels, cfg.pool):
-        if conv_shape(spec) in kept:
-            cands.append(kept[conv_shape(spec)])
-            log(f"grid {cands[-1].label}: kept in {GRID_FILE}, not trained again")
-            continue
-        cand, _ = evaluate_static(
-            spec,
-            data,
-            profile,
-            epochs=cfg.search_epochs,
-            batch_size=cfg.batch_size,
-            lr=cfg.lr,
-            seed=scenario.seed,
-        )
-        if journal is not None:
+    rng = np.random.default_rng(scenario.seed)
+    calib = split.train[0][rng.permutation(len(split.train[0]))[: cfg.calib_windows]]
+    options = train_options(cfg)
+    budget = {"batch_size": cfg.batch_size, "lr": cfg.lr, "seed": scenario.seed, "options": options}
+    pools = cfg.grid_pools if cfg.grid_pools is not None else [cfg.pool]
+    specs = grid_specs(c, t, n_classes, grid_channels(cfg), cfg.grid_kernels, pools)
+    log(f"grid: {len(specs)} models, at most {cfg.search_epochs} epochs each ({cfg.schedule})")
+    cands, nets, keys, static_preds = [], [], [], []
+    journal = open_journal() if open_journal is not None else None
+    journaled = {Candidate.from_row(row).label for row in (journal.rows if journal else [])}
+    for spec in specs:
+        net, key, hit = trained_net(spec, (1.0,), split.train, epochs=cfg.search_epochs, **budget)
+        cand = evaluate_static(net, data, profile, calib, executed_profile)
+        if journal is not None and cand.label not in journaled:
             cand = Candidate.from_row(journal.append(cand.to_row()))
         cands.append(cand)
+        nets.append(net)
+        keys.append(key)
+        x_test = split.test[0]
+        static_preds.append(
+            (
+                SlimNetC(export_f32(net, 1.0)).forward(x_test)[0].argmax(axis=1),
+                SlimNetC(deployed(net, 1.0, calib)[1]).forward(x_test)[0].argmax(axis=1),
+            )
+        )
         log(
-            f"grid {cand.label}: val F1 {cand.f1_val:.3f}, test F1 {cand.f1_test:.3f}, "
-            f"{cand.cycles:.3g} cycles, {cand.bytes} B"
+            f"grid {cand.label}{' (cached)' if hit else ''}: val F1 {cand.f1_val:.3f}, test F1 "
+            f"{cand.f1_test:.3f} (int8 {cand.f1_test_int8:.3f}), {cand.cycles:.3g} cycles, "
+            f"{cand.bytes} B"
         )
     eligible = [
-        any(small_fits(c.channels, w, cfg.min_small_channels) for w in cfg.small_widths)
-        for c in cands
+        any(small_fits(k.channels, w, cfg.min_small_channels) for w in cfg.small_widths)
+        for k in cands
     ]
     large, gains = choose_large(cands, cfg.score_drop, eligible)
     log(f"M_l = {cands[large].label} (gain {gains.get(large, float('nan')):.3g} F1/cycle)")
-    chosen = cands[large]
-    spec = grid_specs(c, t, n_classes, [list(chosen.channels)], [chosen.kernel], cfg.pool)[0]
-    nets = {}
+    init = (keys[large], nets[large]) if cfg.init == "large" else None
+    var_nets = {}
     for w in cfg.small_widths:
-        if not small_fits(chosen.channels, w, cfg.min_small_channels):
+        if not small_fits(cands[large].channels, w, cfg.min_small_channels):
             continue
-        nets[w] = build_slim(spec, (w, 1.0), scenario.seed)
-        train(
-            nets[w],
-            *split.train,
-            epochs=cfg.epochs,
-            batch_size=cfg.batch_size,
-            lr=cfg.lr,
-            seed=scenario.seed,
+        widths = sorted({w, 1.0, *cfg.extra_widths})
+        var_nets[w], _, hit = trained_net(
+            specs[large], widths, split.train, epochs=cfg.epochs, init=init, **budget
         )
-    small_width, volumes = choose_small_width(nets, split.val, profile, cfg, n_classes)
-    net = nets[small_width]
+        log(f"variable-width net at {widths}{' (cached)' if hit else ''}")
+    small_width, volumes = choose_small_width(var_nets, split.val, profile, cfg, n_classes)
+    net = var_nets[small_width]
     log(f"M_s width {small_width} (hypervolumes {volumes})")
-    rng = np.random.default_rng(scenario.seed)
-    calib = split.train[0][rng.permutation(len(split.train[0]))[: cfg.calib_windows]]
     modes, costs, clf = modes_of(net, small_width, split.test, profile, cfg, n_classes, calib)
     static_set = covering_static_set(cands, modes)
-    deployed = (small_width, 1.0)
+    pair = (small_width, 1.0)
+    pricings = [Pricing(profile.name, "float32", "counted")]
     result = StudyResult(
         candidates=cands,
         large_index=large,
@@ -355,15 +575,57 @@ def run_study(
         modes=modes,
         net=net,
         classifier=clf,
-        adaptive_bytes=adaptive_bytes(net, deployed),
+        adaptive_bytes=adaptive_bytes(net, pair),
         static_bytes_large=static_bytes(net),
-        bn_overhead_fraction=bn_overhead_fraction(net, deployed),
+        bn_overhead_fraction=bn_overhead_fraction(net, pair),
         static_in_range=static_in_range(cands, modes),
         static_set=static_set,
         static_set_bytes=sum(cands[i].bytes for i in static_set),
         normalizer=split.normalizer,
+        pricings=pricings,
+        replicated_class=None if cfg.replicate is None else cfg.replicate.activity,
     )
-    log(f"modes: {sum(m.pareto for m in modes)} Pareto of {len(modes)}")
+    for part in ("val", "test"):
+        x, y = data[part]
+        f1 = score(y, clf.small.forward(x)[0].argmax(axis=1), n_classes).macro_f1
+        setattr(result, f"small_{part}_f1", f1)
+    if executed_profile is not None:
+        result.executed = executed_costs(
+            deployed(net, small_width, calib), deployed(net, 1.0, calib), executed_profile
+        )
+        pricings += [Pricing(executed_profile.name, q, "executed") for q in ("float32", "int8")]
+    log(
+        f"modes: {sum(m.pareto for m in modes)} Pareto of {len(modes)}; M_s F1 val "
+        f"{result.small_val_f1:.3f}, test {result.small_test_f1:.3f}"
+    )
+    if cfg.cascade:
+        result.cascade = choose_cascade(
+            cands, nets, large, split, profile, cfg, calib, executed_profile
+        )
+        log(
+            f"cascade: {cands[result.cascade.small_index].label} then {cands[large].label}, "
+            f"{result.cascade.bytes} B"
+        )
+    if replicated_class is not None and cfg.replicate is not None:
+        x_test, y_test = split.test
+        outputs = (
+            collect_outputs(clf.small, clf.large, x_test),
+            int8_outputs(net, small_width, calib, x_test),
+        )
+        for factor in cfg.replicate.factors:
+            result.replicated.append(
+                replicate_test(
+                    factor,
+                    replicated_class,
+                    y_test,
+                    outputs,
+                    costs,
+                    result.cascade,
+                    static_preds,
+                    cfg,
+                    n_classes,
+                )
+            )
     for k, user in enumerate(sorted(split.users)[: cfg.personalize_users]):
         tr, ts = split.users[user]
         before, _, _ = modes_of(net, small_width, ts, profile, cfg, n_classes, calib)

@@ -1,5 +1,9 @@
 """Files that ``fedhar adaptive`` writes: modes tables, summary, static grid and figures (drawn
-with :mod:`fedhar.results.figures`)."""
+with :mod:`fedhar.results.figures`).
+
+Every front comparison is made per :class:`~fedhar.studies.adaptive.Pricing`: the static grid,
+the adaptive modes and the cascade's, each as (score, cycles) points priced the same way.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +12,18 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from matplotlib.ticker import NullFormatter
 
-from fedhar.adaptive.modes import MODE_COLUMNS, Mode
+from fedhar.adaptive.fronts import cycles_saving_at_equal_f1, front_line, max_gap_to_static_front
+from fedhar.adaptive.modes import MODE_COLUMNS, ExpectedCost, Mode
 from fedhar.files import atomic_open, write_atomic
 from fedhar.results.figures import plt, save_figure
-from fedhar.studies.adaptive import StudyResult
+from fedhar.studies.adaptive import Pricing, Replicated, StudyResult
 from fedhar.studies.adaptive_search import front
+
+Points = tuple[np.ndarray, np.ndarray]
+"""(score [N], cycles [N]) of a set of models or modes."""
 
 
 def _num(v: float | bool) -> float | bool | None:
@@ -32,15 +41,101 @@ def write_modes(modes: list[Mode], stem: Path, meta: dict[str, Any]) -> None:
         writer.writerows(m.row() for m in modes)
 
 
+def mode_points(modes: list[Mode], pricing: Pricing, executed: dict[str, ExpectedCost]) -> Points:
+    """Scores and average cycles of ``modes`` as ``pricing`` prices them (int8 scores and
+    easy shares for int8; ``executed`` holds the executed eq. (3) costs by precision)."""
+    if pricing.source == "counted":
+        return np.array([m.f1 for m in modes]), np.array([m.cycles_avg for m in modes])
+    cost = executed[pricing.precision]
+    if pricing.precision == "int8":
+        return (
+            np.array([m.f1_int8 for m in modes]),
+            np.array([cost.at(m.p_easy_int8).cycles for m in modes]),
+        )
+    return np.array([m.f1 for m in modes]), np.array([cost.at(m.p_easy).cycles for m in modes])
+
+
+def static_points(
+    r: StudyResult, pricing: Pricing, f1: list[tuple[float, float]] | None = None
+) -> Points:
+    """Test scores and cycles of every grid model as ``pricing`` prices them; ``f1`` replaces
+    the test scores (float32, int8) per model, e.g. on a replicated test set."""
+    k = 1 if pricing.precision == "int8" else 0
+    scores = f1 if f1 is not None else [(c.f1_test, c.f1_test_int8) for c in r.candidates]
+    if pricing.source == "counted":
+        cycles = [c.cycles for c in r.candidates]
+    else:
+        cycles = [c.executed[pricing.precision] for c in r.candidates]
+    return np.array([s[k] for s in scores]), np.array(cycles)
+
+
+def curves(r: StudyResult, pricing: Pricing, rep: Replicated | None = None) -> dict[str, Points]:
+    """The static grid, the adaptive modes and (when run) the cascade's modes, priced by
+    ``pricing``, on the test set or on its replicated version ``rep``."""
+    modes = r.modes if rep is None else rep.modes
+    out = {
+        "static": static_points(r, pricing, None if rep is None else rep.static_f1),
+        "adaptive": mode_points(modes, pricing, r.executed),
+    }
+    if r.cascade is not None:
+        cascade = r.cascade.modes if rep is None or rep.cascade_modes is None else rep.cascade_modes
+        out["cascade"] = mode_points(cascade, pricing, r.cascade.executed)
+    return out
+
+
+def _num_or_none(v: float) -> float | None:
+    return None if v != v else float(v)
+
+
+def comparison(points: dict[str, Points]) -> dict[str, dict[str, Any]]:
+    """For the adaptive and cascade modes: ``max_gap_to_static_front``,
+    ``cycles_saving_at_equal_f1`` (:mod:`fedhar.adaptive.fronts`) and the Pareto modes'
+    score and cycles ranges."""
+    s_score, s_cost = points["static"]
+    out = {}
+    for name in ("adaptive", "cascade"):
+        if name not in points:
+            continue
+        score_values, cost = points[name]
+        fc, fs = front_line(score_values, cost)
+        out[name] = {
+            "max_gap_to_static_front": _num_or_none(
+                max_gap_to_static_front(score_values, cost, s_score, s_cost)
+            ),
+            "cycles_saving_at_equal_f1": _num_or_none(
+                cycles_saving_at_equal_f1(score_values, cost, s_score, s_cost)
+            ),
+            "pareto_modes": len(fc),
+            "pareto_f1_range": [float(fs[0]), float(fs[-1])],
+            "pareto_cycles_range": [float(fc[0]), float(fc[-1])],
+        }
+    return out
+
+
 def summary(r: StudyResult, profile: str) -> dict[str, Any]:
     """The acceptance numbers and the choices that produced them."""
     pareto = [m for m in r.modes if m.pareto]
     cycles = [m.cycles_avg for m in pareto]
     f1s = [m.f1 for m in pareto]
     large = r.candidates[r.large_index]
-    return {
+    fronts = {p.name: comparison(curves(r, p)) for p in r.pricings}
+    main = r.pricings[0].name
+    out: dict[str, Any] = {
         "profile": profile,
         "precision_priced": "float32",
+        "priced_by": main,
+        "pricings": [p.name for p in r.pricings],
+        "figures": {
+            "fig11.png": [p.name for p in r.pricings],
+            "fig12.png": [p.name for p in r.pricings] if r.replicated else [],
+            "modes.csv": f"{main} (cycles_avg, energy_uj_avg; f1_int8 scores only)",
+        },
+        "max_gap_to_static_front": fronts[main]["adaptive"]["max_gap_to_static_front"],
+        "cycles_saving_at_equal_f1": fronts[main]["adaptive"]["cycles_saving_at_equal_f1"],
+        "fronts": fronts,
+        "grid_size": len(r.candidates),
+        "small_f1_val": r.small_val_f1,
+        "small_f1_test": r.small_test_f1,
         "large_model": large.label,
         "large_gain_f1_per_cycle": r.gains.get(r.large_index),
         "small_width": r.small_width,
@@ -62,6 +157,10 @@ def summary(r: StudyResult, profile: str) -> dict[str, Any]:
         "static_set_f1": [r.candidates[i].f1_test for i in r.static_set],
         "static_set_bytes": r.static_set_bytes,
         "memory_ratio_static_over_adaptive": r.static_set_bytes / r.adaptive_bytes,
+        "executed_cycles": {
+            q: {"small": c.small.cycles, "policy": c.policy.cycles, "large": c.large.cycles}
+            for q, c in r.executed.items()
+        },
         "personalized_users": [
             {
                 "user": u.user,
@@ -83,58 +182,94 @@ def summary(r: StudyResult, profile: str) -> dict[str, Any]:
             for u in r.personalized
         ],
     }
+    if r.cascade is not None:
+        out["cascade"] = {
+            "models": [r.candidates[r.cascade.small_index].label, large.label],
+            "bytes": r.cascade.bytes,
+            "memory_ratio_cascade_over_adaptive": r.cascade.bytes / r.adaptive_bytes,
+            "validation_hypervolume": {
+                r.candidates[i].label: v for i, v in r.cascade.hypervolume.items()
+            },
+            "executed_cycles": {
+                q: {"small": c.small.cycles, "policy": c.policy.cycles, "large": c.large.cycles}
+                for q, c in r.cascade.executed.items()
+            },
+        }
+    if r.replicated:
+        out["replicated"] = {
+            "class": r.replicated_class,
+            "factors": {
+                str(rep.factor): {
+                    "class_share": rep.share,
+                    "fronts": {p.name: comparison(curves(r, p, rep)) for p in r.pricings},
+                }
+                for rep in r.replicated
+            },
+        }
+    return out
+
+
+def _draw_front(ax: Any, points: Points, style: dict[str, Any], label: str) -> None:
+    cost, score_values = front_line(*points)
+    ax.plot(cost, score_values, label=label, **style)
+
+
+STYLES: dict[str, dict[str, Any]] = {
+    "static": {"color": "k", "ls": "--", "marker": "o", "ms": 4},
+    "cascade": {"color": "#1f77b4", "lw": 1.2, "marker": "s", "ms": 3},
+    "adaptive": {"color": "#e6a800", "lw": 1.5, "marker": ".", "ms": 4},
+}
 
 
 def plot_fig11(r: StudyResult, path: Path) -> None:
-    """Fig. 11 style: static grid and its test Pareto front (F1 vs cycles), M_l circled, the
-    adaptive modes over it with the Pareto modes highlighted."""
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    cands = r.candidates
-    ax.scatter(
-        [c.cycles for c in cands], [c.f1_test for c in cands], s=14, c="0.6", label="static grid"
-    )
-    on = [i for i in range(len(cands)) if front(cands, "test")[i]]
-    on.sort(key=lambda i: cands[i].cycles)
-    ax.plot(
-        [cands[i].cycles for i in on],
-        [cands[i].f1_test for i in on],
-        "k--",
-        marker="o",
-        ms=4,
-        label="static Pareto front",
-    )
-    big = cands[r.large_index]
-    ax.scatter(
-        [big.cycles],
-        [big.f1_test],
-        s=160,
-        facecolors="none",
-        edgecolors="k",
-        linewidths=1.5,
-        label=f"M_l {big.label}",
-    )
-    modes = sorted(r.modes, key=lambda m: m.cycles_avg)
-    ax.plot(
-        [m.cycles_avg for m in modes],
-        [m.f1 for m in modes],
-        color="#e6a800",
-        lw=1,
-        label=f"adaptive (M_s {int(r.small_width * 100)}%), all Th",
-    )
-    par = [m for m in modes if m.pareto]
-    ax.scatter(
-        [m.cycles_avg for m in par],
-        [m.f1 for m in par],
-        s=12,
-        color="#c07000",
-        zorder=3,
-        label=f"adaptive Pareto modes ({len(par)})",
-    )
-    ax.set_xscale("log")
-    ax.set_xlabel("average cycles per inference")
-    ax.set_ylabel("macro-F1 (test)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    """Fig. 11 style, one panel per pricing: the static grid and its test Pareto front (score
+    vs cycles), M_l circled, and the Pareto fronts of the cascade and variable-width modes."""
+    n = len(r.pricings)
+    fig, axes = plt.subplots(1, n, figsize=(6 * n, 4.5), squeeze=False)
+    big = r.large_index
+    for ax, pricing in zip(axes[0], r.pricings, strict=True):
+        points = curves(r, pricing)
+        s_score, s_cost = points["static"]
+        ax.scatter(s_cost, s_score, s=12, c="0.65", label="static grid")
+        _draw_front(ax, points["static"], STYLES["static"], "static Pareto front")
+        ax.scatter([s_cost[big]], [s_score[big]], s=160, facecolors="none", edgecolors="k",
+                   linewidths=1.5, label=f"M_l {r.candidates[big].label}")  # fmt: skip
+        if "cascade" in points and r.cascade is not None:
+            first = r.candidates[r.cascade.small_index].label
+            _draw_front(ax, points["cascade"], STYLES["cascade"], f"cascade {first} → M_l")
+        width = int(r.small_width * 100)
+        _draw_front(ax, points["adaptive"], STYLES["adaptive"], f"variable width (M_s {width}%)")
+        ax.set_xscale("log")
+        ax.set_title(pricing.name, fontsize=9)
+        ax.set_xlabel("average cycles per inference")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+    axes[0][0].set_ylabel("macro-F1 (test)")
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def plot_fig12(r: StudyResult, path: Path) -> None:
+    """Fig. 12 style, one panel per pricing: the variable-width Pareto front (solid) and the
+    static front (dashed) on the test set with the replicated class at every factor."""
+    n = len(r.pricings)
+    fig, axes = plt.subplots(1, n, figsize=(6 * n, 4.5), squeeze=False)
+    colours = ["#e6a800", "#1f77b4", "#d62728", "#2ca02c", "#9467bd"]
+    for ax, pricing in zip(axes[0], r.pricings, strict=True):
+        for k, rep in enumerate(r.replicated):
+            colour = colours[k % len(colours)]
+            points = curves(r, pricing, rep)
+            name = f"{r.replicated_class} ×{rep.factor} ({rep.share:.0%})"
+            _draw_front(ax, points["adaptive"], {"color": colour, "marker": ".", "ms": 3},
+                        f"variable width, {name}")  # fmt: skip
+            _draw_front(ax, points["static"], {"color": colour, "ls": "--", "lw": 0.8},
+                        f"static front, {name}")  # fmt: skip
+        ax.set_xscale("log")
+        ax.set_title(pricing.name, fontsize=9)
+        ax.set_xlabel("average cycles per inference")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+    axes[0][0].set_ylabel("macro-F1 (test)")
     fig.tight_layout()
     save_figure(fig, path)
 
@@ -175,6 +310,10 @@ def write_grid(r: StudyResult, path: Path) -> None:
                 "energy_uj",
                 "macs",
                 "bytes",
+                "f1_val_int8",
+                "f1_test_int8",
+                "executed_cycles_float32",
+                "executed_cycles_int8",
                 "front_val",
                 "front_test",
                 "gain",
@@ -191,6 +330,10 @@ def write_grid(r: StudyResult, path: Path) -> None:
                     c.energy_uj,
                     c.macs,
                     c.bytes,
+                    c.f1_val_int8,
+                    c.f1_test_int8,
+                    c.executed.get("float32", ""),
+                    c.executed.get("int8", ""),
                     bool(val[i]),
                     bool(test[i]),
                     r.gains.get(i, ""),

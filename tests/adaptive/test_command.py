@@ -23,11 +23,13 @@ adaptive:
   personalize_users: 1
   personalize_epochs: 1
   thresholds: 10
+  replicate: {activity: sitting, factors: [1, 3]}
 """
 
 
 @pytest.mark.slow
-def test_adaptive_command_writes_its_files(tmp_path: Path) -> None:
+def test_adaptive_command_writes_its_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FEDHAR_CACHE_DIR", str(tmp_path / "cache"))
     scenario = tmp_path / "s.yaml"
     scenario.write_text(SCENARIO)
     out = tmp_path / "out"
@@ -48,10 +50,18 @@ def test_adaptive_command_writes_its_files(tmp_path: Path) -> None:
     ):
         assert key in summary
     assert summary["pareto_modes"] == sum(r["pareto"] == "True" for r in rows)
+    # Every pricing compares the variable-width and the cascade fronts with the static one.
+    assert summary["priced_by"] == summary["pricings"][0]
+    for name in summary["pricings"]:
+        for curve in ("adaptive", "cascade"):
+            assert "max_gap_to_static_front" in summary["fronts"][name][curve]
+    assert summary["cascade"]["bytes"] > summary["adaptive_bytes"]
+    factors = summary["replicated"]["factors"]
+    assert factors["3"]["class_share"] > factors["1"]["class_share"] > 0
     user = summary["personalized_users"][0]["user"]
     assert (out / "users" / user / "modes_after.csv").is_file()
     assert (out / "users" / user / "model.pt").is_file()
-    for name in ("fig11.png", "personalized.png", "static_grid.csv", "model.pt"):
+    for name in ("fig11.png", "fig12.png", "personalized.png", "static_grid.csv", "model.pt"):
         assert (out / name).is_file()
 
 
@@ -64,21 +74,28 @@ def test_bad_scenario_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 
 @pytest.mark.slow
 def test_adaptive_resume_keeps_the_trained_grid_models(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("FEDHAR_CACHE_DIR", str(tmp_path / "cache"))
     scenario = tmp_path / "s.yaml"
     scenario.write_text(SCENARIO)
     out = tmp_path / "out"
     assert main(["adaptive", str(scenario), "--out", str(out)]) == 0
+    assert "(cached)" not in capsys.readouterr().out  # an empty cache: everything trained
     modes = (out / "modes.csv").read_bytes()
     journal = out / "grid.jsonl"
     lines = journal.read_text().splitlines()
     assert len(lines) == 3  # the study's identity, then the two grid models
-    capsys.readouterr()
     assert main(["adaptive", str(scenario), "--out", str(out)]) == 2  # never replaced silently
     assert "use --resume" in capsys.readouterr().err
     journal.write_text("\n".join(lines[:2]) + "\n")  # as if killed after the first grid model
     assert main(["adaptive", str(scenario), "--out", str(out), "--resume"]) == 0
-    assert capsys.readouterr().out.count("kept in grid.jsonl, not trained again") == 1
+    # Nothing is trained again: every grid model and variable-width network comes from the cache.
+    steps = [
+        line
+        for line in capsys.readouterr().out.splitlines()
+        if "grid C" in line or "variable-width net" in line
+    ]
+    assert len(steps) >= 3 and all("(cached)" in line for line in steps)
     assert journal.read_text().splitlines() == lines
     assert (out / "modes.csv").read_bytes() == modes

@@ -38,14 +38,16 @@ def test_gain_picks_the_steepest_step_within_the_score_drop() -> None:
 
 
 def test_grid_specs_cover_channels_and_kernels() -> None:
-    specs = grid_specs(3, 60, 5, [[4, 8, 8], [8, 16, 16]], [7, 15], 2)
+    specs = grid_specs(3, 60, 5, [[4, 8, 8], [8, 16, 16]], [7, 15], [2, 4])
     convs = [[layer for layer in s.layers if layer.kind == "conv1d"] for s in specs]
+    pools = [{layer.kernel for layer in s.layers if layer.kind == "maxpool1d"} for s in specs]
     assert [(c[0].out_channels, c[2].out_channels, c[0].kernel) for c in convs] == [
         (4, 8, 7),
         (8, 16, 7),
         (4, 8, 15),
         (8, 16, 15),
-    ]
+    ] * 2
+    assert pools == [{2}] * 4 + [{4}] * 4
 
 
 def test_min_small_channels_excludes_too_thin_models() -> None:

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from fedhar.adaptive.export import export_f32
-from fedhar.adaptive.slim import SlimNet, active, build_slim, joint_step, parse_template
+from fedhar.adaptive.slim import (
+    SlimNet,
+    TrainOptions,
+    active,
+    build_slim,
+    joint_step,
+    parse_template,
+    step_widths,
+    train,
+)
 from fedhar.models.spec import cnn3, daghero_cnn
 
 
@@ -84,3 +94,51 @@ def test_seed_makes_weights_deterministic() -> None:
     a, b = small_net(), small_net()
     for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
         assert torch.equal(pa, pb)
+
+
+def test_distilled_step_matches_labels_for_full_width_and_soft_targets_below() -> None:
+    """In-place distillation by hand: the full width's cross-entropy on the labels plus, for
+    every reduced width, the cross-entropy to the full width's detached softmax."""
+    net = small_net()
+    x, y = torch.randn(6, 3, 16), torch.tensor([0, 1, 2, 0, 1, 2])
+    loss_fn = nn.CrossEntropyLoss()
+    net.zero_grad()
+    logits_full = net(x, 1.0)
+    teacher = torch.softmax(logits_full, dim=1).detach()
+    total = loss_fn(logits_full, y)
+    for w in net.widths[:-1]:
+        total = total - (teacher * torch.log_softmax(net(x, w), dim=1)).sum(dim=1).mean()
+    total.backward()
+    expected = {n: p.grad.clone() for n, p in net.named_parameters() if p.grad is not None}
+    start = {n: p.detach().clone() for n, p in net.named_parameters()}
+    losses = joint_step(net, torch.optim.SGD(net.parameters(), lr=1.0), x, y, loss_fn, distill=True)
+    assert list(losses) == sorted(net.widths, reverse=True)  # the teacher runs first
+    for n, p in net.named_parameters():
+        torch.testing.assert_close(
+            start[n] - p.detach(), expected.get(n, torch.zeros_like(p)), rtol=1e-5, atol=1e-6
+        )
+
+
+def test_sandwich_keeps_the_widest_and_narrowest() -> None:
+    gen = torch.Generator().manual_seed(0)
+    widths = (0.25, 0.5, 0.75, 1.0)
+    drawn = set()
+    for _ in range(20):
+        chosen = step_widths(widths, 1, gen)
+        assert chosen[0] == 1.0 and chosen[-1] == 0.25 and len(chosen) == 3
+        drawn.add(chosen[1])
+    assert drawn == {0.5, 0.75}  # both middle widths get their turn
+    assert step_widths(widths, None, gen) == [1.0, 0.75, 0.5, 0.25]
+
+
+def test_plateau_schedule_stops_on_stale_loss() -> None:
+    """With a zero learning rate and one window repeated (so every epoch's loss is exactly the
+    same) the loss never improves: plateau stops after ``patience`` stale epochs (the first
+    epoch sets the best loss)."""
+    net = small_net()
+    x, y = np.repeat(torch.randn(1, 3, 16).numpy(), 16, axis=0), np.zeros(16, dtype=np.int64)
+    history = train(
+        net, x, y, epochs=20, batch_size=8, lr=0.0, seed=0,
+        options=TrainOptions(schedule="plateau", patience=2),
+    )  # fmt: skip
+    assert len(history) == 3
