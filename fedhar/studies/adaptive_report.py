@@ -239,14 +239,19 @@ def plot_fig11(r: StudyResult, path: Path) -> None:
             _draw_front(ax, points["cascade"], STYLES["cascade"], f"cascade {first} → M_l")
         width = int(r.small_width * 100)
         _draw_front(ax, points["adaptive"], STYLES["adaptive"], f"variable width (M_s {width}%)")
-        ax.set_xscale("log")
-        ax.set_title(pricing.name, fontsize=9)
-        ax.set_xlabel("average cycles per inference")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="lower right")
+        _style_front_panel(ax, pricing.name)
     axes[0][0].set_ylabel("macro-F1 (test)")
     fig.tight_layout()
     save_figure(fig, path)
+
+
+def _style_front_panel(ax, title: str) -> None:
+    """Log cycles axis, title, grid and legend of one F1-against-cycles panel."""
+    ax.set_xscale("log")
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel("average cycles per inference")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
 
 
 def plot_fig12(r: StudyResult, path: Path) -> None:
@@ -264,11 +269,7 @@ def plot_fig12(r: StudyResult, path: Path) -> None:
                         f"variable width, {name}")  # fmt: skip
             _draw_front(ax, points["static"], {"color": colour, "ls": "--", "lw": 0.8},
                         f"static front, {name}")  # fmt: skip
-        ax.set_xscale("log")
-        ax.set_title(pricing.name, fontsize=9)
-        ax.set_xlabel("average cycles per inference")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="lower right")
+        _style_front_panel(ax, pricing.name)
     axes[0][0].set_ylabel("macro-F1 (test)")
     fig.tight_layout()
     save_figure(fig, path)
