@@ -591,8 +591,6 @@ def run_fleet(
     traces = [json.loads(_trace_file(out, i).read_text()) for i in range(len(points))]
     write_fleet_report(scenario, points, result, traces, winner_lines(summary), stats, out)
     log(f"epochs trained {stats['jobs_trained']}, answered from the memo {stats['jobs_shared']}")
-    for line in winner_lines(summary):
-        log(line)
     return result
 
 
