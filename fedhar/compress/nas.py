@@ -23,10 +23,10 @@ times the active input and output widths (its conv and dense rules are bilinear 
 for the drawn architecture it equals the estimator's MACs of the re-instantiated model. The
 squares are left out so that the term *is* a MAC count. :meth:`SuperNet.peak_memory` is the
 estimator's arena total for training the drawn architecture on the device (``mode`` ``full``
-or ``tl``) in place of eq. 12's inference memory, because fedhar deploys models to personalize
-them; its gradient with respect to each gate's width is the change of the estimator's total
-when that width grows by one (the estimator is not differentiable). Eq. 13's penalty is
-:func:`memory_penalty`.
+or ``tl``, plain SGD as ``fedhar estimate``'s default) in place of eq. 12's inference memory,
+because fedhar deploys models to personalize them; its gradient with respect to each gate's
+width is the change of the estimator's total when that width grows by one (the estimator is
+not differentiable). Eq. 13's penalty is :func:`memory_penalty`.
 """
 
 from __future__ import annotations
@@ -283,7 +283,7 @@ def _arena_total(net: SuperNet, mode: str, widths: list[int]) -> float:
     if net.hidden:
         b.dense("fc1", net.hidden).relu("relu_fc1")
     spec = b.dense("out", net.n_classes).build("probe")
-    return float(estimate_training(spec, mode=mode).memory_bytes["total"])
+    return float(estimate_training(spec, mode=mode, momentum=False).memory_bytes["total"])
 
 
 class _ArenaBytes(torch.autograd.Function):

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
 from fedhar.compress.gates import DCSGate, binarize, gumbel_one_hot, temperature
 from fedhar.compress.nas import IDENTITY, SuperNet, default_stride2, search_loss
 from fedhar.compress.search import SearchOptions, SearchResult, search
+from fedhar.mcu.profile import load_profile
 from fedhar.models.torch_model import build_torch
+from fedhar.ondevice.ctrain import Trainer
+from fedhar.ondevice.estimate import estimate_row
 from fedhar.ondevice.estimator import estimate_inference, estimate_training
 
 
@@ -104,7 +108,8 @@ def test_reinstantiated_model_gives_the_gated_logits_and_the_estimators_macs(
     with torch.no_grad():
         assert torch.allclose(plain(x[:, sensors]), net(x), atol=1e-6)
     assert net.expected_macs().item() == estimate_inference(spec).macs
-    assert net.peak_memory().item() == estimate_training(spec).memory_bytes["total"]
+    arena = estimate_training(spec, momentum=False).memory_bytes["total"]
+    assert net.peak_memory().item() == arena
     kept = [len(f) for f, k in zip(net.architecture().filters, kernels, strict=True) if k]
     convs = [layer for layer in spec.layers if layer.kind == "conv1d"]
     assert [layer.out_channels for layer in convs] == kept and all(0 < n <= 6 for n in kept)
@@ -159,3 +164,38 @@ def test_search_is_deterministic_and_beta1_shrinks_the_model(data) -> None:  # n
     assert [h["tau"] for h in a.history] == [temperature(e) for e in range(2)]
     small = _search(data, 1.0)
     assert small.macs < a.macs
+
+
+def test_found_model_runs_in_the_c_library_and_fedhar_estimate() -> None:
+    """The re-instantiated model is a plain spec: the C library computes the supernet's
+    logits, and ``estimate_row`` prices it on the stm32l552 profile with the arena the
+    memory term saw."""
+    net = _tiny(5)
+    _force(net, [5, IDENTITY, 3, 1])
+    spec, state, sensors = net.to_spec()
+    trainer = Trainer(spec, mode="full")
+    trainer.load_state_dict({k: v.numpy() for k, v in state.items()})
+    x = torch.randn(4, 3, 16, generator=torch.Generator().manual_seed(6))
+    with torch.no_grad():
+        expected = net(x).numpy()
+    assert np.allclose(
+        trainer.logits(np.ascontiguousarray(x[:, sensors].numpy())), expected, atol=1e-5
+    )
+    row = estimate_row(load_profile("stm32l552"), spec=spec, mode="full")
+    assert row.memory_bytes["total"] == net.peak_memory("full").item()
+    assert row.arena_bytes >= row.memory_bytes["total"]
+    assert row.input_channels == 2 and row.model == "nas"
+
+
+def test_memory_gradient_is_the_estimators_step_per_channel() -> None:
+    """d(arena)/d(sensor gate) = the arena with one more sensor channel minus the arena."""
+    net, wider = _tiny(5), _tiny(5)
+    with torch.no_grad():
+        wider.sensor_gate.v.fill_(1.0)  # keeps 3 sensor channels instead of 2
+    for n in (net, wider):
+        _force(n, [3, 3, 1, IDENTITY])
+    peak = net.peak_memory()
+    peak.backward()
+    step = wider.peak_memory().item() - peak.item()
+    assert step > 0
+    assert torch.equal(net.sensor_gate.v.grad, torch.full((3,), step))
