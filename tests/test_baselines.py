@@ -13,7 +13,9 @@ from fedhar.models.baselines import (
     build_baseline,
     count_macs,
     count_params,
+    device_trainable,
 )
+from fedhar.models.spec import LAYER_KINDS, build_spec
 
 TABLE_II = {"dcl": (424.26e3, 105.95e6), "tinyhar": (298.18e3, 36.27e6)}
 
@@ -74,3 +76,17 @@ def test_too_short_windows_are_refused() -> None:
     with pytest.raises(ValueError, match="unknown baseline"):
         build_baseline("attend", 9, 128, 6)
     assert isinstance(build_baseline("tinyhar", 9, 128, 6).interaction, nn.TransformerEncoderLayer)
+
+
+def test_which_models_train_on_the_device() -> None:
+    """The spec families are built only from the C library's layer kinds; DCL and TinyHAR
+    hold LSTM (and TinyHAR attention) layers, which have no kind there."""
+    for name in ("cnn3", "daghero", "contoli"):
+        assert device_trainable(name)
+        spec = build_spec(name, 3, 100, 6)
+        assert {layer.kind for layer in spec.layers} <= set(LAYER_KINDS)
+    for name in ("dcl", "tinyhar"):
+        assert not device_trainable(name)
+        assert any(isinstance(m, nn.LSTM) for m in build_baseline(name, 9, 128, 6).modules())
+    with pytest.raises(ValueError, match="unknown model"):
+        device_trainable("attend")

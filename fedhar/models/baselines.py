@@ -47,10 +47,26 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-ON_DEVICE_TRAINABLE: tuple[str, ...] = ("cnn3", "daghero", "contoli")
-"""Model families the C library can train (conv1d / dense / batchnorm / pooling layers)."""
+from fedhar.models.spec import MODEL_BUILDERS
+
+ON_DEVICE_TRAINABLE: tuple[str, ...] = tuple(MODEL_BUILDERS)
+"""Model families the C library can train (``cnn3``, ``daghero``, ``contoli``: conv1d, dense,
+batchnorm and pooling layers only)."""
 PYTORCH_ONLY: tuple[str, ...] = ("dcl", "tinyhar")
 """Models with layers the C library lacks (LSTM, attention): PyTorch only."""
+
+
+def device_trainable(name: str) -> bool:
+    """Whether the C library can train model ``name`` on the device: the spec families can;
+    DCL and TinyHAR cannot (LSTM, attention and 2-D convolution are not among its layer kinds,
+    :data:`~fedhar.models.spec.LAYER_KINDS`)."""
+    if name in ON_DEVICE_TRAINABLE:
+        return True
+    if name in PYTORCH_ONLY:
+        return False
+    raise ValueError(
+        f"unknown model {name!r}; expected one of {[*ON_DEVICE_TRAINABLE, *PYTORCH_ONLY]}"
+    )
 
 
 def individual_convs(
