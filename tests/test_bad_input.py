@@ -215,6 +215,7 @@ CASES = [
     Case("lr infinite", scenario({"pretrain": {"lr": float("inf")}}), "pretrain.lr: expected a finite number"),
     Case("window below range", scenario({"data": {"window": 10}}), "data.window"),
     Case("unknown dataset", scenario({"data": {"dataset": "mnist"}}), "data.dataset"),
+    Case("unknown channel set", scenario({"data": {"channels": "gyro9"}}), "data.channels: expected one of"),
     Case("unknown MCU profile", scenario({"mcu": {"profile": "nope"}}), "mcu.profile: unknown MCU profile 'nope'"),
     Case("MCU profile file missing", scenario({"mcu": {"profile": "nowhere/p.yaml"}}), "mcu.profile"),
     Case("unknown mode", scenario({"personalization": {"modes": ["fast"]}}), "personalization.modes.0"),

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from fedhar.commands import add_data_dir, usage
 from fedhar.data import DATASETS
+from fedhar.data.hapt import CHANNEL_SETS
 
 if TYPE_CHECKING:
     from fedhar.data.types import HarDataset, WindowSet
@@ -53,7 +54,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--device", default="phone", choices=("phone", "watch"), help="wisdm2019 device"
     )
     info.add_argument(
-        "--channels", default="acc", choices=("acc", "acc+gyro"), help="hapt channels"
+        "--channels", default="acc", choices=tuple(CHANNEL_SETS), help="hapt channels"
     )
     info.add_argument("--seed", type=int, default=0, help="synthetic generator seed")
     info.add_argument(

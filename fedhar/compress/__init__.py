@@ -7,6 +7,10 @@
   (Daghero et al. 2022 §4.2, eqs. (1)–(2));
 * :mod:`~fedhar.compress.ptq`: Contoli et al. 2023's post-training formats (float32, dynamic
   range, full integer).
+* :mod:`~fedhar.compress.nas`: zhou2024's hardware-aware search (DCS channel gates, per-layer
+  operator choice, MAC and memory terms from the C library's estimator) and the plain model it
+  finds (built on :mod:`~fedhar.compress.gates`); :mod:`~fedhar.compress.search` runs its
+  bi-level search.
 
 Building blocks: :mod:`~fedhar.compress.fakequant` (quantizers and their gradients),
 :mod:`~fedhar.compress.calibration` (ranges from calibration windows),

@@ -6,6 +6,12 @@ start end``, 1-based inclusive row indices). Rows outside every label segment ar
 unlabelled and excluded. Default classes are the six basic activities; the six postural
 transitions are included only on request. Acceleration stays in g unless
 ``acc_units="m/s2"`` (× 9.80665).
+
+Channel sets (:data:`CHANNEL_SETS`): the stored total acceleration ``acc``, the gyroscope
+``gyro`` and the body acceleration ``body_acc`` (total minus gravity, the 0.3 Hz zero-phase
+Butterworth low-pass of :mod:`fedhar.data.gravity`, computed on each whole experiment before it
+is cut). ``uci_har`` is the 9-channel view of UCI HAR's ``Inertial Signals`` (total_acc,
+body_acc, body_gyro), in the order total acc, body acc, gyro.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from fedhar.data.cache import Arrays, cached_arrays, report_issues
+from fedhar.data.gravity import GRAVITY_CUTOFF_HZ, GRAVITY_ORDER, split_gravity
 from fedhar.data.labels import select_classes
 from fedhar.data.paths import missing_error
 from fedhar.data.preprocess import resample
@@ -31,10 +38,21 @@ ACTIVITIES: dict[str, str] = {
     "9": "sit_to_lie", "10": "lie_to_sit", "11": "stand_to_lie", "12": "lie_to_stand",
 }  # fmt: skip
 BASIC = ["1", "2", "3", "4", "5", "6"]
-CHANNEL_SETS = {
+SENSORS: dict[str, list[str]] = {
     "acc": ["acc_x", "acc_y", "acc_z"],
-    "acc+gyro": ["acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z"],
+    "body_acc": ["body_acc_x", "body_acc_y", "body_acc_z"],
+    "gyro": ["gyro_x", "gyro_y", "gyro_z"],
 }
+"""Sensor → its three channel names (acc: total acceleration, gravity included)."""
+CHANNEL_SETS: dict[str, list[str]] = {
+    "acc": ["acc"],
+    "acc+gyro": ["acc", "gyro"],
+    "body_acc": ["body_acc"],
+    "body_acc+gyro": ["body_acc", "gyro"],
+    "acc+body_acc": ["acc", "body_acc"],
+    "uci_har": ["acc", "body_acc", "gyro"],
+}
+"""Channel set name → its sensors in column order (3, 6 or 9 channels)."""
 ACC_UNITS = ("g", "m/s2")
 _PARSER = "hapt-v1"
 _FILE_RE = re.compile(r"^(acc|gyro)_exp(\d+)_user(\d+)\.txt(\.gz)?$")
@@ -170,7 +188,9 @@ def load_hapt(
         classes: class entries (ids ``"1"``–``"12"`` or names such as ``"walking"``, or
             ``"name=4+5"`` to merge); default the six basic activities, or all twelve when
             ``include_transitions``.
-        channels: ``"acc"`` (3 channels) or ``"acc+gyro"`` (6: acc x y z, gyro x y z).
+        channels: a :data:`CHANNEL_SETS` name: ``"acc"`` or ``"body_acc"`` (3 channels),
+            ``"acc+gyro"``, ``"body_acc+gyro"`` or ``"acc+body_acc"`` (6), ``"uci_har"`` (9:
+            total acc x y z, body acc x y z, gyro x y z).
         target_fs: output rate in Hz; default 50 Hz (no resampling).
         include_transitions: default classes include the six postural transitions.
         acc_units: ``"g"`` (as stored) or ``"m/s2"``; gyro is always rad/s.
@@ -194,7 +214,8 @@ def load_hapt(
     rows = _read_labels(labels_path, report)
     files = _experiment_files(raw)
     wanted = None if users is None else {int(u) for u in users}
-    kinds = ["acc"] if channels == "acc" else ["acc", "gyro"]
+    sensors = CHANNEL_SETS[channels]
+    kinds = ["acc", "gyro"] if "gyro" in sensors else ["acc"]
     scale = STANDARD_GRAVITY if acc_units == "m/s2" else 1.0
     by_exp: dict[int, list[tuple[int, int, str, int, int, int]]] = {}
     for row in rows:
@@ -213,6 +234,7 @@ def load_hapt(
                 )
             continue
         signal[:, :3] *= scale
+        signal = _channel_view(signal, sensors)
         total_rows += signal.shape[0]
         for _, user, activity, start, end, number in by_exp[exp]:
             if end > signal.shape[0]:
@@ -246,11 +268,27 @@ def load_hapt(
         f"malformed rows excluded; {len(rows)} label rows"
     )
     report.notes.append(
-        f"channels {channels}: acc in {acc_units}"
-        + (", gyro in rad/s" if channels != "acc" else "")
+        f"channels {channels} ({'+'.join(sensors)}): acc in {acc_units}"
+        + (", gyro in rad/s" if "gyro" in sensors else "")
+        + (
+            f", body acc = total minus a zero-phase order-{GRAVITY_ORDER} Butterworth "
+            f"low-pass at {GRAVITY_CUTOFF_HZ:g} Hz"
+            if "body_acc" in sensors
+            else ""
+        )
         + f"; recorded at {FS:g} Hz, output rate {out_fs:g} Hz"
     )  # fmt: skip
-    return HarDataset("hapt", names, list(CHANNEL_SETS[channels]), out_fs, segments, report)
+    names_out = [name for sensor in sensors for name in SENSORS[sensor]]
+    return HarDataset("hapt", names, names_out, out_fs, segments, report)
+
+
+def _channel_view(signal: np.ndarray, sensors: list[str]) -> np.ndarray:
+    """The ``[T, 3 * len(sensors)]`` columns of ``sensors`` from one experiment's
+    ``[T, 3 or 6]`` (acc, then gyro) signal; body acc is split off the whole experiment."""
+    columns = {"acc": signal[:, :3], "gyro": signal[:, 3:6]}
+    if "body_acc" in sensors:
+        columns["body_acc"] = split_gravity(signal[:, :3], FS)[1]
+    return np.concatenate([columns[sensor] for sensor in sensors], axis=1)
 
 
 def _true_runs(mask: np.ndarray) -> list[tuple[int, int]]:

@@ -50,7 +50,8 @@ def load_dataset(
         classes: class subset / mapping entries (see :mod:`fedhar.data.labels`); ``None``
             for the dataset's default (wisdm2019: A walking, B jogging, C stairs, D sitting,
             E standing; hapt: the six basic activities).
-        channels: ``"acc"``; hapt also takes ``"acc+gyro"``.
+        channels: ``"acc"``; hapt also takes the other sets of
+            :data:`fedhar.data.hapt.CHANNEL_SETS` (``"uci_har"``: 9 channels).
         target_fs: output sample rate in Hz; ``None`` keeps the dataset's nominal rate (20 Hz
             for the WISDM sets and synthetic, 50 Hz for hapt).
         device: wisdm2019 only: ``"phone"`` or ``"watch"``.

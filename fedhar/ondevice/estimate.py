@@ -15,7 +15,7 @@ from typing import Any
 
 from fedhar.enums import TRAINING_JOBS
 from fedhar.mcu import Cost, McuProfile
-from fedhar.models.spec import MODEL_BUILDERS, build_spec
+from fedhar.models.spec import MODEL_BUILDERS, ModelSpec, build_spec
 from fedhar.ondevice import instructions
 from fedhar.ondevice.calibration import paper_rule_bytes_by_category
 from fedhar.ondevice.ctrain import Trainer
@@ -144,13 +144,20 @@ def estimate_row(
     tl_layers: int = 2,
     momentum: float = 0.0,
     n_stored_samples: int = 0,
+    spec: ModelSpec | None = None,
 ) -> EstimateRow:
     """Estimates one configuration: arena bytes, ops of one batch, and their cost on ``profile``.
+
+    ``spec``, when given, is the model (e.g. one found by :mod:`fedhar.compress.nas`); it
+    replaces ``model``, ``input_length``, ``input_channels`` and ``n_classes``.
 
     Raises:
         ValueError: naming the argument, for an unknown model or mode or a size out of range.
     """
-    if model not in MODEL_BUILDERS:
+    if spec is not None:
+        model, input_length, input_channels = spec.name, spec.input_length, spec.input_channels
+        n_classes = spec.n_classes
+    elif model not in MODEL_BUILDERS:
         raise ValueError(f"--model {model!r}: expected one of {', '.join(sorted(MODEL_BUILDERS))}")
     if mode not in MODES:
         raise ValueError(f"--mode {mode!r}: expected one of {', '.join(MODES)}")
@@ -164,12 +171,13 @@ def estimate_row(
             raise ValueError(f"{name} {value}: expected an integer >= {low}")
     if not 0.0 <= momentum < 1.0:
         raise ValueError(f"--momentum {momentum}: expected a value in [0, 1)")
-    try:
-        spec = build_spec(model, input_channels, input_length, n_classes)
-    except ValueError as exc:
-        raise ValueError(
-            f"--input {input_length}x{input_channels} is too short for model {model!r}: {exc}"
-        ) from exc
+    if spec is None:
+        try:
+            spec = build_spec(model, input_channels, input_length, n_classes)
+        except ValueError as exc:
+            raise ValueError(
+                f"--input {input_length}x{input_channels} is too short for model {model!r}: {exc}"
+            ) from exc
     est = estimate_training(
         spec,
         mode=mode,

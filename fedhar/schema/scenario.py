@@ -43,6 +43,9 @@ LinkName = Literal["ble_1m", "ble_1m_dle", "ble_2m_dle"]
 """Radio links of ``fedhar/wearable/data/links.yaml`` (effective throughput, sources inside)."""
 BATTERY_STRATEGIES: tuple[str, ...] = ("battery_threshold", "soc_weighted", "utility")
 """Strategies that read the state of charge the clients report (they need a battery)."""
+HaptChannels = Literal["acc", "acc+gyro", "body_acc", "body_acc+gyro", "acc+body_acc", "uci_har"]
+"""Channel sets of the hapt loader (``fedhar.data.hapt.CHANNEL_SETS``; every other dataset
+takes ``acc`` only)."""
 BITS_FILE = "bits.json"
 """The file of a compress output folder that holds its bits per layer
 (``{"layer": [w_bits, a_bits], ...}``)."""
@@ -65,8 +68,12 @@ class DataConfig(Strict):
         description="Class subset, by the loader's class names or codes (WISDM 2019: "
         "activity codes such as `A`). Unset: the loader's default subset.",
     )
-    channels: str = Field(
-        "acc", description="Sensor channels: `acc` (tri-axial accelerometer) or `acc+gyro`."
+    channels: HaptChannels = Field(
+        "acc",
+        description="Sensor channels: `acc` (tri-axial total acceleration, every dataset); "
+        "hapt also takes `body_acc` (gravity removed by a zero-phase 3rd-order Butterworth "
+        "low-pass at 0.3 Hz), the 6-channel `acc+gyro`, `body_acc+gyro` and `acc+body_acc`, "
+        "and `uci_har`, the 9-channel UCI HAR view (total acc, body acc, gyro).",
     )
     recording_device: Literal["phone", "watch"] = Field(
         "phone",
