@@ -119,8 +119,9 @@ def prepare(scenario: Scenario, data_dir: str | Path | None = None) -> Prepared:
         fedhar.data.paths.DatasetMissingError: the dataset's files are not found.
         fedhar.data.reading.DataFileError: a dataset file cannot be read or decoded.
         fedhar.errors.ScenarioValueError: the scenario asks for options, classes, windows,
-            users, folds or pooling the data cannot give, or per-layer bits of layers the
-            model lacks; it names the scenario key (or the ``bits.json`` file).
+            users, folds or pooling the data cannot give, per-layer bits of layers the model
+            lacks, or more federated pretraining clients per round than a fold's training
+            users; it names the scenario key (or the ``bits.json`` file).
     """
     cfg = scenario.data
     _known_options("data.options", cfg.options, dataset_options(cfg.dataset))
@@ -169,6 +170,7 @@ def prepare(scenario: Scenario, data_dir: str | Path | None = None) -> Prepared:
             **scenario.model.options,
         )
     _check_bits(scenario, spec)
+    _check_participants(folds, pretrain_options(scenario), federated_options(scenario))
     return Prepared(
         dataset, windows, users, folds, spec, loaded - started, time.perf_counter() - loaded
     )
@@ -279,10 +281,12 @@ def pretrain_fold(
     prepared: Prepared, fold: Fold, scenario: Scenario, *, use_cache: bool = True
 ) -> PretrainResult:
     """The general model of ``fold``: pretrained on its pretraining users, or from the cache."""
-    options, federated = pretrain_options(scenario), federated_options(scenario)
-    _check_participants([fold], options, federated)
     return train_general(
-        prepared.spec, fold_windows(prepared, fold), options, federated, use_cache=use_cache
+        prepared.spec,
+        fold_windows(prepared, fold),
+        pretrain_options(scenario),
+        federated_options(scenario),
+        use_cache=use_cache,
     )
 
 
@@ -304,8 +308,8 @@ def _check_participants(
         if k > len(users) - n_val:
             raise ScenarioValueError(
                 "pretrain.federated.clients_per_round",
-                f"expected at most the {len(users) - n_val} training users of fold "
-                f"{fold.name}, got {k}",
+                f"expected at most the number of training users of fold {fold.name} "
+                f"({len(users) - n_val}), got {k}",
             )
 
 
@@ -332,7 +336,6 @@ def pretrain_folds(
     if jobs < 1 or threads < 1:
         raise ValueError(f"jobs and threads must be >= 1, got jobs={jobs}, threads={threads}")
     options, federated = pretrain_options(scenario), federated_options(scenario)
-    _check_participants(folds, options, federated)
     hits = {
         f.name: cached(prepared.spec, fold_windows(prepared, f), options, federated=federated)
         if use_cache

@@ -27,7 +27,7 @@ from fedhar.progress import progress
 from fedhar.results.federation import FederationFailure, merge_federation, write_pages
 from fedhar.results.journal import CLIENTS_FILE, journal_identity, scenario_identity
 from fedhar.results.record import ClientRecord
-from fedhar.results.report import ReportWriter
+from fedhar.results.report import FLOAT_DIGITS, ReportWriter
 from fedhar.schema.scenario import Scenario
 from fedhar.studies.pipeline import Prepared, evaluate_client, pretrain_folds
 from fedhar.studies.pretrain import PretrainResult
@@ -220,9 +220,9 @@ def federated_figures(general: PretrainResult, profile: McuProfile) -> dict[str,
             "bytes_up": r.bytes_up,
             "windows": r.windows,
             "macs": ops.macs,
-            "cycles": cost.cycles,
-            "seconds": cost.seconds,
-            "energy_j": cost.joules,
+            "cycles": round(cost.cycles, FLOAT_DIGITS),
+            "seconds": round(cost.seconds, FLOAT_DIGITS),
+            "energy_j": round(cost.joules, FLOAT_DIGITS),
         }
         if len(r.participants) != len(general.train_users):
             entry["participants"] = list(r.participants)
@@ -243,8 +243,9 @@ def federated_figures(general: PretrainResult, profile: McuProfile) -> dict[str,
 def federated_totals(folds: dict[str, dict[str, Any]]) -> dict[str, float]:
     """Sums over the folds of :func:`federated_figures`: rounds run, bytes down and up (the
     statistics exchange's included), and the clients' cycles and energy (J); and the mean
-    per fold of the rounds and bytes."""
-    figures = list(folds.values())
+    per fold of the rounds and bytes. The folds are summed in name order, and their figures
+    are the report's rounded ones, so a resumed report, which reads them back, sums the same."""
+    figures = [folds[name] for name in sorted(folds)]
     rounds = [r for f in figures for r in f["by_round"]]
     totals: dict[str, float] = {
         "folds": len(figures),
