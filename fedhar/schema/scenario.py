@@ -129,7 +129,9 @@ class FederatedPretrainConfig(Strict):
     """Federated pretraining (`pretrain.method: federated`): FedAvg from a seeded
     initialisation over the fold's pretraining users, each client's local epochs run by the C
     training library on its own windows. The optimizer, batch size, augmentation and
-    validation users are those of `pretrain`; the local optimizer starts fresh each round."""
+    validation users are those of `pretrain`, whose `val_fraction` and `patience` choose the
+    best round and stop the rounds as they do epochs (`val_fraction: 0`: the last round is
+    kept); the local optimizer starts fresh each round."""
 
     rounds: int = Field(30, ge=1, description="FedAvg rounds.")
     local_epochs: int = Field(
