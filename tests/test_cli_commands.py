@@ -248,6 +248,35 @@ def test_compare_reads_reports_that_keep_every_round(
     assert line == "rounds,r,tl,2,0.8,0.7,2000.0,3000000.0,1.0,0.5"
 
 
+def test_compare_users_table_per_user_and_pretraining(tmp_path: Path) -> None:
+    """``compare_users``: each user's None/TL/Full F1 per run, their means, and each run's
+    pretraining (a report without a ``pretrain`` block was pretrained centrally)."""
+    central, fed = tmp_path / "central", tmp_path / "fed"
+    totals = {"rounds_run": 60, "mean_rounds_run_per_fold": 30.0, "bytes_down": 2_500_000,
+              "bytes_up": 2_000_000}  # fmt: skip
+    for run, f1s, block in (
+        (central, (0.5, 0.7), None),
+        (fed, (0.3, 0.9), {"method": "federated", "totals": totals}),
+    ):
+        run.mkdir()
+        clients = [_client(u, f1, 1e6) for u, f1 in zip(("2", "10"), f1s, strict=True)]
+        report = {"header": {"scenario": run.name}, "clients": clients}
+        if block is not None:
+            report["pretrain"] = block
+        (run / "report.json").write_text(json.dumps(report))
+    assert main(["compare", str(central), str(fed), "--out", str(tmp_path / "o")]) == 0
+    rows = (tmp_path / "o" / "compare_users.csv").read_text().splitlines()
+    assert rows == [
+        "user,central:none,central:tl,central:full,fed:none,fed:tl,fed:full",
+        "2,0.5,0.5,,0.5,0.3,",
+        "10,0.5,0.7,,0.5,0.9,",
+    ]
+    md = (tmp_path / "o" / "compare_users.md").read_text()
+    assert "| mean | 0.500 | 0.600 | - | 0.500 | 0.600 | - |" in md
+    assert "| central | centralized | - | - | - | - |" in md
+    assert "| fed | federated | 60 | 30.0 | 2.5 | 2.0 |" in md
+
+
 @pytest.mark.parametrize(
     ("content", "says"),
     [

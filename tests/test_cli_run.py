@@ -140,3 +140,32 @@ def test_run_is_byte_identical_and_resumable(
     assert main(["run", str(scenario), "--out", str(b), "--resume"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--out holds the results of another run (seed 1" in err
+
+
+def test_federated_pretraining_run_reports_its_rounds_and_bytes(tmp_path: Path) -> None:
+    """``pretrain.method: federated`` end to end: the report's ``pretrain`` block holds each
+    fold's rounds and bytes, the same with 1 or 2 jobs and after a resume."""
+    scenario = tmp_path / "fed.yaml"
+    scenario.write_text(
+        TINY.replace("val_fraction: 0.0", "val_fraction: 0.0, method: federated, "
+                     "federated: {rounds: 2, local_epochs: 1}")
+    )  # fmt: skip
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert main(["run", str(scenario), "--out", str(a), "--jobs", "1"]) == 0
+    assert main(["run", str(scenario), "--out", str(b), "--jobs", "2", "--no-cache"]) == 0
+    assert (a / "report.json").read_bytes() == (b / "report.json").read_bytes()
+    report = json.loads((a / "report.json").read_text())
+    block = report["pretrain"]
+    assert block["method"] == "federated" and set(block["folds"]) == {"loso-1", "loso-2", "loso-3"}
+    fold = block["folds"]["loso-1"]
+    assert fold["rounds_run"] == 2 and fold["train_users"] == ["2", "3"]
+    assert [r["n_participants"] for r in fold["by_round"]] == [2, 2]
+    assert fold["bytes_down"] == sum(r["bytes_down"] for r in fold["by_round"]) > 0
+    assert block["totals"]["rounds_run"] == 6
+    assert block["totals"]["bytes_up"] == sum(
+        f["bytes_up"] + f["stats_bytes_up"] for f in block["folds"].values()
+    )
+    report["clients"] = report["clients"][:2]
+    (b / "report.json").write_text(json.dumps(report))
+    assert main(["run", str(scenario), "--out", str(b), "--resume"]) == 0
+    assert (a / "report.json").read_bytes() == (b / "report.json").read_bytes()

@@ -3,7 +3,9 @@ runs.
 
 Reads each run's ``report.json`` and writes into DIR ``compare.csv`` and ``compare.md`` (one
 row per run and mode: users, mean and minimum macro-F1, and the mean peak memory, cycles,
-seconds and joules of the mode's job where the run reports them) and the figures
+seconds and joules of the mode's job where the run reports them), ``compare_users.csv`` and
+``compare_users.md`` (each user's macro-F1 for No-Pers., TL and Full in each run, their mean,
+and each run's pretraining: centralized, or federated with its rounds and bytes) and the figures
 ``compare_f1`` and ``compare_cost`` as PNG (150 dpi) and SVG. A non-empty DIR is refused
 unless ``--force``, which replaces only these files. Bad arguments exit with code 2 and one
 line on stderr.
@@ -39,7 +41,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Runs the sub-command; returns the exit code (2 on bad input)."""
-    from fedhar.studies.compare import CompareError, compare_rows, write_tables
+    from fedhar.studies.compare import (
+        CompareError,
+        compare_rows,
+        read_users,
+        run_labels,
+        write_tables,
+        write_user_tables,
+    )
 
     out = Path(args.out)
     try:
@@ -47,14 +56,18 @@ def run(args: argparse.Namespace) -> int:
             raise CompareError(f"--out {out}: a file is there, expected a directory")
         if out.is_dir() and any(out.iterdir()) and not args.force:
             raise CompareError(f"--out {out}: not empty (add --force to write into it)")
-        rows = compare_rows([Path(d) for d in args.run_dirs])
+        dirs = [Path(d) for d in args.run_dirs]
+        rows = compare_rows(dirs)
+        users = [read_users(d, label) for d, label in zip(dirs, run_labels(dirs), strict=True)]
     except CompareError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
     from fedhar.studies.compare_figures import plot_costs, plot_f1
 
     out.mkdir(parents=True, exist_ok=True)
-    written = write_tables(rows, out) + plot_f1(rows, out) + plot_costs(rows, out)
+    written = write_tables(rows, out) + write_user_tables(users, out)
+    written += plot_f1(rows, out) + plot_costs(rows, out)
     print(f"wrote {', '.join(p.name for p in written)} to {out}")
     print((out / "compare.md").read_text(encoding="utf-8"), end="")
+    print((out / "compare_users.md").read_text(encoding="utf-8"), end="")
     return 0

@@ -15,7 +15,15 @@ def class_weights(y: np.ndarray, n_classes: int) -> torch.Tensor:
     With every class present the weights average 1 over the windows, so the loss keeps the
     scale of plain cross-entropy.
     """
-    counts = np.bincount(np.asarray(y, dtype=np.int64), minlength=n_classes).astype(np.float64)
+    counts = np.bincount(np.asarray(y, dtype=np.int64), minlength=n_classes)
+    return class_weights_from_counts(counts)
+
+
+def class_weights_from_counts(counts: np.ndarray) -> torch.Tensor:
+    """:func:`class_weights` from the windows per class ``[n_classes]`` (e.g. summed over
+    clients that never share their labels)."""
+    counts = np.asarray(counts, dtype=np.float64)
+    n_classes = len(counts)
     present = counts > 0
     weights = np.zeros(n_classes, dtype=np.float64)
     weights[present] = counts.sum() / (present.sum() * counts[present])

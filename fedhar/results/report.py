@@ -5,7 +5,8 @@ figures, the summary's source; the summary covers the ``ok`` and ``skipped`` use
 ``summary_left_out`` names the others with their status) and, once the federation ran, one per
 logged round (``rounds``, the last of each user marked), and ``federation`` its status
 (``completed``, or ``failed`` with the reason and the users it never reached); a battery run
-adds the battery's figures over the rounds (:func:`~fedhar.results.rounds.battery_section`).
+adds the battery's figures over the rounds (:func:`~fedhar.results.rounds.battery_section`),
+and federated pretraining its rounds, bytes and clients' cost (``pretrain``).
 :class:`ReportWriter` rewrites the whole report atomically each time a client finishes, so an
 interrupted run keeps every finished client and ``--resume`` can skip them. ``report.csv`` is
 the tidy table of :mod:`fedhar.results.tidy`. ``report.json`` has sorted keys, floats rounded to
@@ -180,6 +181,9 @@ class ReportWriter:
         self.records: dict[str, ClientRecord] = {}
         self.rounds: list[ClientRecord] = []
         self.federation: dict[str, Any] | None = None
+        self.pretrain: dict[str, Any] | None = None
+        """Federated pretraining's figures (``report.json``'s ``pretrain`` block), or None
+        (centralized pretraining writes no block)."""
         self.global_f1: dict[int, dict[str, Any]] = {}
         """round → F1 of the model held for each user, and the users not yet joined
         (:func:`~fedhar.results.journal.load_globals`)."""
@@ -197,6 +201,7 @@ class ReportWriter:
                 ClientRecord.from_dict({k: v for k, v in r.items() if k != "last"})
                 for r in data.get("rounds", [])
             ]
+            pretrain = data.get("pretrain")
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ReportError(
                 f"{self.json_path}: cannot resume, unreadable report: {exc}"
@@ -211,6 +216,7 @@ class ReportWriter:
             )
         self.records = {c.user: c for c in clients}
         self.rounds = rounds
+        self.pretrain = pretrain if isinstance(pretrain, dict) else None
 
     def done(self, user: str) -> bool:
         """True when ``user``'s record is already in the report."""
@@ -240,6 +246,8 @@ class ReportWriter:
         }
         if self.federation is not None:
             payload["federation"] = self.federation
+        if self.pretrain is not None:
+            payload["pretrain"] = _rounded(self.pretrain)
         battery = battery_section(rounds, self.global_f1)
         if battery is not None:
             payload["battery"] = _rounded(battery)

@@ -132,6 +132,33 @@ class ModelConfig(Strict):
     )
 
 
+class FederatedPretrainConfig(Strict):
+    """Federated pretraining (`pretrain.method: federated`): FedAvg from a seeded
+    initialisation over the fold's pretraining users, each client's local epochs run by the C
+    training library on its own windows. The optimizer, batch size, augmentation and
+    validation users are those of `pretrain`, whose `val_fraction` and `patience` choose the
+    best round and stop the rounds as they do epochs (`val_fraction: 0`: the last round is
+    kept); the local optimizer starts fresh each round."""
+
+    rounds: int = Field(30, ge=1, description="FedAvg rounds.")
+    local_epochs: int = Field(
+        1, ge=1, description="Epochs each participant trains on its own windows per round."
+    )
+    clients_per_round: int | None = Field(
+        None,
+        ge=1,
+        description="Participants per round, drawn uniformly without replacement (seeded by "
+        "the seed and the round) among the training users. Unset: every training user.",
+    )
+    lr: float | None = Field(
+        None,
+        gt=0,
+        description="Local learning rate (initial, under `pretrain.schedule`, which then runs "
+        "over the rounds: a half cosine from `lr` at round 1 down to 0 after the last). "
+        "Unset: `pretrain.lr`.",
+    )
+
+
 class PretrainConfig(Strict):
     """Pretraining of the general model on a fold's pretraining users (cached)."""
 
@@ -175,6 +202,17 @@ class PretrainConfig(Strict):
         False,
         description="Also turn training windows by a random half-turn about a device axis "
         "(a phone upside down, or facing in or out, in the pocket).",
+    )
+    method: Literal["centralized", "federated"] = Field(
+        "centralized",
+        description="`centralized`: one training run over the pooled windows of the fold's "
+        "pretraining users. `federated`: FedAvg over those users (`federated`); no window "
+        "leaves its user, and the normalizer and class weights come from the users' summed "
+        "statistics (per-channel sums and sums of squares, class counts).",
+    )
+    federated: FederatedPretrainConfig = Field(
+        default_factory=FederatedPretrainConfig,
+        description="Options of `method: federated` (ignored by `centralized`).",
     )
     engine: Literal["auto", "c", "torch"] = Field(
         "auto",
@@ -554,6 +592,20 @@ class Scenario(Strict):
         return self
 
     @model_validator(mode="after")
+    def _federated_pretrain_in_c(self) -> Scenario:
+        pre = self.pretrain
+        if pre.method != "federated":
+            return self
+        if pre.engine == "torch" or self.model.name == "daghero":
+            given = f"engine {pre.engine} with model {self.model.name}"
+            raise KeyProblem(
+                "pretrain.method",
+                "expected centralized for a model or engine other than the C library's (the "
+                f"clients of federated pretraining train in C, without BatchNorm), got {given}",
+            )
+        return self
+
+    @model_validator(mode="after")
     def _engine_trains_model(self) -> Scenario:
         if self.pretrain.engine == "c" and self.model.name == "daghero":
             raise KeyProblem(
@@ -565,6 +617,7 @@ class Scenario(Strict):
 
 
 _LATER_KEYS = {
+    "pretrain": ("method", "federated"),
     "federation": ("selection", "deadline_s", "stragglers", "link"),
     "battery": ("capacities_mah", "profiles", "assign"),
 }

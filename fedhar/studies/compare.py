@@ -54,18 +54,7 @@ def read_run(run_dir: Path, label: str) -> list[ModeRow]:
             ``T<window>/`` folders) or one without any scored mode.
     """
     path = run_dir / "report.json"
-    try:
-        report = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CompareError(f"{path}: no such file, expected a fedhar run's output") from None
-    except (OSError, ValueError) as exc:
-        raise CompareError(
-            f"{path}: expected a JSON report, got an unreadable file ({exc})"
-        ) from None
-    if not isinstance(report, dict):
-        raise CompareError(f"{path}: expected a JSON object, got {type(report).__name__}")
-    if report.get("sweep") and not report.get("clients"):
-        raise CompareError(f"{path}: a sweep's report; compare its runs instead ({run_dir}/T*/)")
+    report = _report(run_dir)
     records = [_last_round(c) for c in report.get("clients") or [] if isinstance(c, dict)]
     summary = report.get("summary") if isinstance(report.get("summary"), dict) else {}
     header = report.get("header") if isinstance(report.get("header"), dict) else {}
@@ -78,6 +67,98 @@ def read_run(run_dir: Path, label: str) -> list[ModeRow]:
     if not rows:
         raise CompareError(f"{path}: expected scored modes, found none")
     return rows
+
+
+def _report(run_dir: Path) -> dict[str, Any]:
+    """The run's ``report.json`` as a JSON object.
+
+    Raises:
+        CompareError: no readable report there, or a sweep's report.
+    """
+    path = run_dir / "report.json"
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CompareError(f"{path}: no such file, expected a fedhar run's output") from None
+    except (OSError, ValueError) as exc:
+        raise CompareError(
+            f"{path}: expected a JSON report, got an unreadable file ({exc})"
+        ) from None
+    if not isinstance(report, dict):
+        raise CompareError(f"{path}: expected a JSON object, got {type(report).__name__}")
+    if report.get("sweep") and not report.get("clients"):
+        raise CompareError(f"{path}: a sweep's report; compare its runs instead ({run_dir}/T*/)")
+    return report
+
+
+@dataclass(frozen=True)
+class RunUsers:
+    """One run's per-user side: its label, how its general models were pretrained
+    (``centralized``, or ``federated`` with the report's ``pretrain`` totals: rounds run and
+    bytes down and up over every fold, statistics exchange included, and their mean per
+    fold), and each user's macro-F1 per mode (its last round's)."""
+
+    run: str
+    method: str
+    pretrain: dict[str, float]
+    f1: dict[str, dict[str, float]]
+
+
+def read_users(run_dir: Path, label: str) -> RunUsers:
+    """The per-user F1 and pretraining figures of the run in ``run_dir``.
+
+    Raises:
+        CompareError: as :func:`read_run`.
+    """
+    report = _report(run_dir)
+    f1: dict[str, dict[str, float]] = {}
+    for client in report.get("clients") or []:
+        if not isinstance(client, dict):
+            continue
+        modes = _last_round(client)
+        scores = {m: _number(v.get("f1")) for m, v in modes.items() if isinstance(v, dict)}
+        f1[str(client.get("user"))] = {m: v for m, v in scores.items() if v is not None}
+    block = report.get("pretrain") if isinstance(report.get("pretrain"), dict) else {}
+    totals = block.get("totals") if isinstance(block.get("totals"), dict) else {}
+    figures = {k: v for k, v in ((k, _number(v)) for k, v in totals.items()) if v is not None}
+    return RunUsers(label, str(block.get("method", "centralized")), figures, f1)
+
+
+USER_MODES = ("none", "tl", "full")
+"""The modes of the per-user table: No-Pers., TL and Full."""
+
+
+def write_user_tables(runs: list[RunUsers], out: Path) -> list[Path]:
+    """Writes ``out/compare_users.csv`` (user, then each run's F1 of each of
+    :data:`USER_MODES`, empty where absent) and ``out/compare_users.md`` (the same with a mean
+    row, each column's over the users it scores, and each run's pretraining: method, rounds and
+    bytes); returns both paths."""
+    columns = [f"{r.run}:{m}" for r in runs for m in USER_MODES]
+    users = sorted({u for r in runs for u in r.f1}, key=lambda u: (not u.isdigit(), len(u), u))
+    table = {u: [r.f1.get(u, {}).get(m) for r in runs for m in USER_MODES] for u in users}
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["user", *columns])
+    for user, values in table.items():
+        writer.writerow([user, *("" if v is None else v for v in values)])
+    csv_path, md_path = out / "compare_users.csv", out / "compare_users.md"
+    csv_path.write_text(buffer.getvalue(), encoding="utf-8")
+    lines = ["| user | " + " | ".join(columns) + " |", "|" + "---|" * (len(columns) + 1)]
+    for user, values in table.items():
+        lines.append(f"| {user} | " + " | ".join(_cell(v, 1.0, ".3f") for v in values) + " |")
+    means = [_mean(list(col)) for col in zip(*table.values(), strict=True)] if table else []
+    lines.append("| mean | " + " | ".join(_cell(v, 1.0, ".3f") for v in means) + " |")
+    lines += ["", "| run | pretraining | rounds (all folds) | rounds per fold | MB down | MB up |",
+              "|---|---|---|---|---|---|"]  # fmt: skip
+    for r in runs:
+        p = r.pretrain
+        lines.append(
+            f"| {r.run} | {r.method} | {_cell(p.get('rounds_run'), 1.0, '.0f')} | "
+            f"{_cell(p.get('mean_rounds_run_per_fold'), 1.0, '.1f')} | "
+            f"{_cell(p.get('bytes_down'), 1e-6, '.1f')} | {_cell(p.get('bytes_up'), 1e-6, '.1f')} |"
+        )
+    md_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return [csv_path, md_path]
 
 
 def _last_round(client: dict[str, Any]) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from torch import nn
 from fedhar.data.paths import resolve_data_dir
 from fedhar.data.preprocess import Normalizer, make_windows
 from fedhar.data.registry import dataset_options, load_dataset
-from fedhar.data.splits import kfold_users, loso_folds, split_chronological
+from fedhar.data.splits import kfold_users, loso_folds, split_chronological, validation_users
 from fedhar.data.types import HarDataset, WindowSet
 from fedhar.enums import Mode
 from fedhar.errors import InputError, ScenarioValueError
@@ -37,7 +37,15 @@ from fedhar.metrics import Scores, score
 from fedhar.models.spec import ModelSpec, build_spec, model_options
 from fedhar.results.record import ClientRecord, ModeRecord
 from fedhar.schema.scenario import Scenario, load_scenario
-from fedhar.studies.pretrain import PretrainOptions, PretrainResult, cached, predict, pretrain
+from fedhar.studies.fedpretrain import federated_pretrain
+from fedhar.studies.pretrain import (
+    FederatedOptions,
+    PretrainOptions,
+    PretrainResult,
+    cached,
+    predict,
+    pretrain,
+)
 from fedhar.wire.payload import layer_bits, payload_spec
 from fedhar.workers import spawn_context
 
@@ -111,8 +119,9 @@ def prepare(scenario: Scenario, data_dir: str | Path | None = None) -> Prepared:
         fedhar.data.paths.DatasetMissingError: the dataset's files are not found.
         fedhar.data.reading.DataFileError: a dataset file cannot be read or decoded.
         fedhar.errors.ScenarioValueError: the scenario asks for options, classes, windows,
-            users, folds or pooling the data cannot give, or per-layer bits of layers the
-            model lacks; it names the scenario key (or the ``bits.json`` file).
+            users, folds or pooling the data cannot give, per-layer bits of layers the model
+            lacks, or more federated pretraining clients per round than a fold's training
+            users; it names the scenario key (or the ``bits.json`` file).
     """
     cfg = scenario.data
     _known_options("data.options", cfg.options, dataset_options(cfg.dataset))
@@ -161,6 +170,7 @@ def prepare(scenario: Scenario, data_dir: str | Path | None = None) -> Prepared:
             **scenario.model.options,
         )
     _check_bits(scenario, spec)
+    _check_participants(folds, pretrain_options(scenario), federated_options(scenario))
     return Prepared(
         dataset, windows, users, folds, spec, loaded - started, time.perf_counter() - loaded
     )
@@ -232,8 +242,34 @@ def _blame(key: str) -> Iterator[None]:
 
 
 def pretrain_options(scenario: Scenario) -> PretrainOptions:
-    """The scenario's ``pretrain`` section and seed as :class:`PretrainOptions`."""
-    return PretrainOptions(**scenario.pretrain.model_dump(), seed=scenario.seed)
+    """The scenario's ``pretrain`` section (but its ``method`` and ``federated``) and seed as
+    :class:`PretrainOptions`."""
+    return PretrainOptions(
+        **scenario.pretrain.model_dump(exclude={"method", "federated"}), seed=scenario.seed
+    )
+
+
+def federated_options(scenario: Scenario) -> FederatedOptions | None:
+    """The scenario's ``pretrain.federated`` as :class:`FederatedOptions` under ``method:
+    federated``; None under ``centralized``."""
+    if scenario.pretrain.method != "federated":
+        return None
+    return FederatedOptions(**scenario.pretrain.federated.model_dump())
+
+
+def train_general(
+    spec: ModelSpec,
+    windows: WindowSet,
+    options: PretrainOptions,
+    federated: FederatedOptions | None,
+    *,
+    use_cache: bool = True,
+) -> PretrainResult:
+    """The general model of a fold's pretraining windows: centralized pretraining, or
+    federated with ``federated`` (:func:`~fedhar.studies.fedpretrain.federated_pretrain`)."""
+    if federated is None:
+        return pretrain(spec, windows, options, use_cache=use_cache)
+    return federated_pretrain(spec, windows, options, federated, use_cache=use_cache)
 
 
 def fold_windows(prepared: Prepared, fold: Fold) -> WindowSet:
@@ -245,12 +281,36 @@ def pretrain_fold(
     prepared: Prepared, fold: Fold, scenario: Scenario, *, use_cache: bool = True
 ) -> PretrainResult:
     """The general model of ``fold``: pretrained on its pretraining users, or from the cache."""
-    return pretrain(
+    return train_general(
         prepared.spec,
         fold_windows(prepared, fold),
         pretrain_options(scenario),
+        federated_options(scenario),
         use_cache=use_cache,
     )
+
+
+def _check_participants(
+    folds: Sequence[Fold], options: PretrainOptions, federated: FederatedOptions | None
+) -> None:
+    """Checks that every fold has at least ``clients_per_round`` training users (its
+    pretraining users but the validation ones)."""
+    k = federated.clients_per_round if federated is not None else None
+    if k is None:
+        return
+    for fold in folds:
+        users = list(fold.pretrain_users)
+        n_val = (
+            len(validation_users(users, options.val_fraction, options.seed))
+            if options.val_fraction > 0 and len(users) > 1
+            else 0
+        )
+        if k > len(users) - n_val:
+            raise ScenarioValueError(
+                "pretrain.federated.clients_per_round",
+                f"expected at most the number of training users of fold {fold.name} "
+                f"({len(users) - n_val}), got {k}",
+            )
 
 
 def pretrain_folds(
@@ -275,9 +335,11 @@ def pretrain_folds(
     """
     if jobs < 1 or threads < 1:
         raise ValueError(f"jobs and threads must be >= 1, got jobs={jobs}, threads={threads}")
-    options = pretrain_options(scenario)
+    options, federated = pretrain_options(scenario), federated_options(scenario)
     hits = {
-        f.name: cached(prepared.spec, fold_windows(prepared, f), options) if use_cache else None
+        f.name: cached(prepared.spec, fold_windows(prepared, f), options, federated=federated)
+        if use_cache
+        else None
         for f in folds
     }
     misses = [f for f in folds if hits[f.name] is None]
@@ -303,7 +365,9 @@ def pretrain_folds(
             while len(queued) < 2 * workers and (job := next(todo, None)) is not None:
                 windows = fold_windows(prepared, job)
                 queued.append(
-                    pool.submit(_pretrain_job, prepared.spec, windows, options, use_cache)
+                    pool.submit(
+                        _pretrain_job, prepared.spec, windows, options, federated, use_cache
+                    )
                 )
             hit = hits[fold.name]
             if hit is not None:
@@ -329,10 +393,14 @@ class _Trained:
 
 
 def _pretrain_job(
-    spec: ModelSpec, windows: WindowSet, options: PretrainOptions, use_cache: bool
+    spec: ModelSpec,
+    windows: WindowSet,
+    options: PretrainOptions,
+    federated: FederatedOptions | None,
+    use_cache: bool,
 ) -> _Trained:
     """One fold's pretraining in a worker process; it writes the cache entry itself."""
-    result = pretrain(spec, windows, options, use_cache=use_cache)
+    result = train_general(spec, windows, options, federated, use_cache=use_cache)
     state = {k: v.numpy() for k, v in result.state_dict.items()}
     return _Trained(state, replace(result, state_dict={}))
 

@@ -19,9 +19,9 @@ import io
 import json
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -43,6 +43,9 @@ from fedhar.ondevice.ctrain import Trainer
 
 # Bump when the training procedure changes in a way that changes its results.
 CACHE_FORMAT = 3
+FEDERATED_FORMAT = 1
+"""Bump when federated pretraining changes in a way that changes its results (only
+federated cache keys hold it)."""
 
 
 @dataclass(frozen=True)
@@ -116,6 +119,33 @@ class PretrainOptions:
 
 
 @dataclass(frozen=True)
+class FederatedOptions:
+    """Options of federated pretraining (the scenario's ``pretrain.federated``).
+
+    Attributes:
+        rounds: FedAvg rounds (at most: with validation users, ``PretrainOptions.patience``
+            rounds without a better validation macro-F1 stop it).
+        local_epochs: epochs each participant trains on its own windows per round.
+        clients_per_round: participants per round, drawn without replacement; None: all.
+        lr: the local learning rate at round 1 (``PretrainOptions.schedule`` runs over the
+            rounds); None: ``PretrainOptions.lr``.
+    """
+
+    rounds: int = 30
+    local_epochs: int = 1
+    clients_per_round: int | None = None
+    lr: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.rounds < 1 or self.local_epochs < 1:
+            raise ValueError("rounds and local_epochs must be >= 1")
+        if self.clients_per_round is not None and self.clients_per_round < 1:
+            raise ValueError(f"clients_per_round must be >= 1, got {self.clients_per_round}")
+        if self.lr is not None and not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+
+
+@dataclass(frozen=True)
 class EpochLog:
     """One epoch of training.
 
@@ -130,6 +160,43 @@ class EpochLog:
     train_loss: float
     val_f1: float
     windows: int = 0
+
+
+@dataclass(frozen=True)
+class RoundLog:
+    """One round of federated pretraining.
+
+    Attributes:
+        round: 1-based round number.
+        participants: the users that trained this round, in user order.
+        windows: training steps of the participants, one per window per local epoch.
+        train_loss: the participants' mean batch losses, weighted by their windows (nats).
+        val_f1: macro-F1 of the aggregated model on the validation users, or NaN without.
+        bytes_down: float32 parameter bytes the server sent, over all participants.
+        bytes_up: float32 parameter bytes the participants sent back.
+        ops: the participants' training operations, as counted by the C library, summed
+            (:class:`~fedhar.ondevice.estimator.OpCounts` fields).
+    """
+
+    round: int
+    participants: tuple[str, ...]
+    windows: int
+    train_loss: float
+    val_f1: float
+    bytes_down: int
+    bytes_up: int
+    ops: Mapping[str, int]
+
+    def to_dict(self) -> dict[str, object]:
+        """Plain JSON data."""
+        return {**asdict(self), "participants": list(self.participants), "ops": dict(self.ops)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object]) -> RoundLog:
+        """The inverse of :meth:`to_dict`."""
+        values = dict(data)
+        values["participants"] = tuple(values["participants"])  # type: ignore[call-overload]
+        return cls(**values)  # type: ignore[arg-type]
 
 
 @dataclass
@@ -147,6 +214,10 @@ class PretrainResult:
         cache_key: sha256 hex of the inputs; the cache entry's name.
         from_cache: True when loaded from the cache instead of trained.
         train_s: wall seconds :func:`fit` took in this process (0 from the cache).
+        rounds: federated pretraining's rounds (empty for centralized pretraining); ``log``
+            then holds one entry per round and ``best_epoch`` is the round kept.
+        stats_bytes: federated pretraining's one-off exchange of statistics, ``{"up": bytes
+            the clients sent, "down": bytes the server sent}`` (empty for centralized).
     """
 
     state_dict: dict[str, torch.Tensor]
@@ -158,6 +229,8 @@ class PretrainResult:
     cache_key: str
     from_cache: bool = False
     train_s: float = 0.0
+    rounds: list[RoundLog] = field(default_factory=list)
+    stats_bytes: dict[str, int] = field(default_factory=dict)
 
     def model(self, spec: ModelSpec) -> SpecNet:
         """The network of ``spec`` with these weights, in eval mode."""
@@ -262,7 +335,7 @@ def epoch_lr(options: PretrainOptions, epoch: int) -> float:
     return options.lr * (1 + math.cos(math.pi * (epoch - 1) / options.epochs)) / 2
 
 
-def _epoch(
+def epoch_batches(
     x: torch.Tensor,
     y: torch.Tensor,
     options: PretrainOptions,
@@ -351,10 +424,17 @@ class _TorchEngine:
         return {k: v.clone() for k, v in self.net.spec_state_dict().items()}
 
 
-class _CEngine:
-    """fedhar's C training library (one call per epoch), with torch's initial weights."""
+class CEngine:
+    """fedhar's C training library (one call per epoch), with torch's initial weights (or
+    ``init``, a state_dict of float32 arrays)."""
 
-    def __init__(self, spec: ModelSpec, options: PretrainOptions, weights: torch.Tensor) -> None:
+    def __init__(
+        self,
+        spec: ModelSpec,
+        options: PretrainOptions,
+        weights: torch.Tensor,
+        init: Mapping[str, np.ndarray] | None = None,
+    ) -> None:
         sgd = options.optimizer == "sgd"
         self.trainer = Trainer(
             spec,
@@ -365,8 +445,10 @@ class _CEngine:
             class_weights=weights.numpy(),
             optimizer=options.optimizer,
         )
-        init = build_torch(spec, seed=options.seed).spec_state_dict()
-        self.trainer.load_state_dict({k: v.numpy() for k, v in init.items()})
+        if init is None:
+            seeded = build_torch(spec, seed=options.seed).spec_state_dict()
+            init = {k: v.numpy() for k, v in seeded.items()}
+        self.trainer.load_state_dict(init)
         self.batch_size = options.batch_size
 
     def train_epoch(self, x: torch.Tensor, y: torch.Tensor, lr: float) -> tuple[float, int]:
@@ -429,7 +511,7 @@ def fit(
     with deterministic_torch() if engine_name == "torch" else nullcontext():
         weights = class_weights(y_train, spec.n_classes)
         engine: _Engine = (
-            _CEngine(spec, options, weights)
+            CEngine(spec, options, weights)
             if engine_name == "c"
             else _TorchEngine(spec, options, weights)
         )
@@ -442,7 +524,7 @@ def fit(
         best_f1, best_epoch, stale = -math.inf, options.epochs, 0
         log: list[EpochLog] = []
         for epoch in range(1, options.epochs + 1):
-            xe, ye = _epoch(xt, yt, options, gen, mean, std)
+            xe, ye = epoch_batches(xt, yt, options, gen, mean, std)
             total, n_batches = engine.train_epoch(xe, ye, epoch_lr(options, epoch))
             val_f1 = math.nan
             if has_val:
@@ -473,28 +555,69 @@ def windows_fingerprint(ws: WindowSet) -> str:
     return digest.hexdigest()
 
 
-def cache_key(spec: ModelSpec, windows: WindowSet, options: PretrainOptions) -> str:
+def cache_key(
+    spec: ModelSpec,
+    windows: WindowSet,
+    options: PretrainOptions,
+    federated: FederatedOptions | None = None,
+) -> str:
     """sha256 hex over the format version, the windows, the model spec JSON, the options (the
     engine resolved) and the build that trains: the torch version, and the C library's
-    :func:`~fedhar.ondevice.clib.build_id` under the C engine."""
+    :func:`~fedhar.ondevice.clib.build_id` under the C engine. Federated pretraining adds its
+    options and :data:`FEDERATED_FORMAT` (centralized keys hold neither, and stay as they
+    were)."""
     engine = resolved_engine(spec, options)
-    payload = json.dumps(
-        {
-            "format": CACHE_FORMAT,
-            "windows": windows_fingerprint(windows),
-            "spec": json.loads(spec.to_json()),
-            "options": {**asdict(options), "engine": engine},
-            "torch": torch.__version__.split("+")[0],
-            "c_library": clib.build_id() if engine == "c" else None,
-        },
-        sort_keys=True,
-    )
+    content: dict[str, object] = {
+        "format": CACHE_FORMAT,
+        "windows": windows_fingerprint(windows),
+        "spec": json.loads(spec.to_json()),
+        "options": {**asdict(options), "engine": engine},
+        "torch": torch.__version__.split("+")[0],
+        "c_library": clib.build_id() if engine == "c" else None,
+    }
+    if federated is not None:
+        content["federated"] = {**asdict(federated), "format": FEDERATED_FORMAT}
+    payload = json.dumps(content, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
 def pretrain_cache_dir() -> Path:
     """``<user cache>/pretrain``: ``$FEDHAR_CACHE_DIR/pretrain``, else ``~/.cache/fedhar/…``."""
     return user_cache_dir() / "pretrain"
+
+
+@dataclass(frozen=True)
+class ValidationSplit:
+    """A fold's pretraining users split for validation (:func:`split_validation`).
+
+    Attributes:
+        train_users: users that train, in user order.
+        val_users: users held out to choose the best epoch or round, in user order.
+        train: the training users' windows; ``held``: the validation users' windows.
+    """
+
+    train_users: list[str]
+    val_users: list[str]
+    train: WindowSet
+    held: WindowSet
+
+
+def split_validation(windows: WindowSet, options: PretrainOptions) -> ValidationSplit:
+    """Holds out ``options.val_fraction`` of the users of ``windows`` (chosen by seed, never
+    by window) for validation; none when the fraction is 0 or there is a single user."""
+    users = ordered_users(windows.users)
+    val = (
+        set(validation_users(users, options.val_fraction, options.seed))
+        if (options.val_fraction > 0 and len(users) > 1)
+        else set()
+    )
+    is_val = np.isin(windows.users, sorted(val))
+    return ValidationSplit(
+        [u for u in users if u not in val],
+        [u for u in users if u in val],
+        windows.subset(~is_val),
+        windows.subset(is_val),
+    )
 
 
 def pretrain(
@@ -517,21 +640,23 @@ def pretrain(
         windows: raw (unnormalized) windows ``[N, C, T]`` of the pretraining users.
         options: hyper-parameters and seed.
     """
-    key = cache_key(spec, windows, options)
-    entry = _entry(spec, key, cache_dir)
-    if use_cache:
-        cached = _load(entry, key)
-        if cached is not None:
-            return cached
-    users = _ordered_users(windows.users)
-    val = (
-        set(validation_users(users, options.val_fraction, options.seed))
-        if (options.val_fraction > 0 and len(users) > 1)
-        else set()
+    return through_cache(
+        spec,
+        windows,
+        options,
+        None,
+        lambda key: _centralized(spec, windows, options, key),
+        use_cache=use_cache,
+        cache_dir=cache_dir,
     )
-    train_users = [u for u in users if u not in val]
-    is_val = np.isin(windows.users, sorted(val))
-    train, held = windows.subset(~is_val), windows.subset(is_val)
+
+
+def _centralized(
+    spec: ModelSpec, windows: WindowSet, options: PretrainOptions, key: str
+) -> PretrainResult:
+    """:func:`pretrain` without its cache; ``key`` names the result."""
+    split = split_validation(windows, options)
+    train, held = split.train, split.held
     normalizer = Normalizer().fit(train.x)
     started = time.perf_counter()
     state, log, best_epoch = fit(
@@ -543,42 +668,74 @@ def pretrain(
         held.x if len(held) else None,
         held.y if len(held) else None,
     )
-    result = PretrainResult(
+    return PretrainResult(
         state_dict=state,
         normalizer=normalizer,
         log=log,
         best_epoch=best_epoch,
-        train_users=train_users,
-        val_users=[u for u in users if u in val],
+        train_users=split.train_users,
+        val_users=split.val_users,
         cache_key=key,
         train_s=time.perf_counter() - started,
     )
+
+
+def through_cache(
+    spec: ModelSpec,
+    windows: WindowSet,
+    options: PretrainOptions,
+    federated: FederatedOptions | None,
+    train: Callable[[str], PretrainResult],
+    *,
+    use_cache: bool,
+    cache_dir: Path | None,
+) -> PretrainResult:
+    """The cached result of these inputs (:func:`cache_key`, under ``cache_dir``, default
+    :func:`pretrain_cache_dir`) if ``use_cache`` finds one, else ``train(key)``, stored when
+    ``use_cache``."""
+    key = cache_key(spec, windows, options, federated)
+    entry = cache_entry(spec, key, cache_dir)
     if use_cache:
-        _store(entry, result)
+        hit = load_entry(entry, key)
+        if hit is not None:
+            return hit
+    result = train(key)
+    if use_cache:
+        store_entry(entry, result)
     return result
 
 
 def cached(
-    spec: ModelSpec, windows: WindowSet, options: PretrainOptions, *, cache_dir: Path | None = None
+    spec: ModelSpec,
+    windows: WindowSet,
+    options: PretrainOptions,
+    *,
+    cache_dir: Path | None = None,
+    federated: FederatedOptions | None = None,
 ) -> PretrainResult | None:
-    """The cached result :func:`pretrain` would return for these inputs, or None on a miss."""
-    key = cache_key(spec, windows, options)
-    return _load(_entry(spec, key, cache_dir), key)
+    """The cached result :func:`pretrain` (or, with ``federated``,
+    :func:`~fedhar.studies.fedpretrain.federated_pretrain`) would return for these inputs, or
+    None on a miss."""
+    key = cache_key(spec, windows, options, federated)
+    return load_entry(cache_entry(spec, key, cache_dir), key)
 
 
-def _entry(spec: ModelSpec, key: str, cache_dir: Path | None) -> Path:
+def cache_entry(spec: ModelSpec, key: str, cache_dir: Path | None) -> Path:
+    """The cache file of ``key``: ``<cache_dir>/<spec name>-<key[:32]>.pt`` (default
+    directory :func:`pretrain_cache_dir`)."""
     directory = pretrain_cache_dir() if cache_dir is None else Path(cache_dir)
     return directory / f"{spec.name}-{key[:32]}.pt"
 
 
-def _ordered_users(users: Sequence[str] | np.ndarray) -> list[str]:
+def ordered_users(users: Sequence[str] | np.ndarray) -> list[str]:
+    """The distinct user ids of ``users``, numeric ids numerically first, then the others."""
     ids = {str(u) for u in users}
     return sorted(ids, key=lambda u: (0, int(u)) if u.isdigit() else (1, u))
 
 
-def _store(entry: Path, result: PretrainResult) -> None:
+def store_entry(entry: Path, result: PretrainResult) -> None:
     """Writes the entry atomically; a read-only or full cache only costs the next run time."""
-    meta = {
+    meta: dict[str, object] = {
         "cache_key": result.cache_key,
         "normalizer": result.normalizer.to_dict(),
         "log": [asdict(e) for e in result.log],
@@ -586,13 +743,16 @@ def _store(entry: Path, result: PretrainResult) -> None:
         "train_users": result.train_users,
         "val_users": result.val_users,
     }
+    if result.rounds:
+        meta["rounds"] = [r.to_dict() for r in result.rounds]
+        meta["stats_bytes"] = result.stats_bytes
     buffer = io.BytesIO()
     torch.save({"state_dict": result.state_dict, "meta": json.dumps(meta)}, buffer)
     with contextlib.suppress(OSError):
         write_atomic(entry, buffer.getvalue())
 
 
-def _load(entry: Path, key: str) -> PretrainResult | None:
+def load_entry(entry: Path, key: str) -> PretrainResult | None:
     """The cached result at ``entry``, or None if absent, unreadable or for another key."""
     if not entry.is_file():
         return None
@@ -612,4 +772,6 @@ def _load(entry: Path, key: str) -> PretrainResult | None:
         val_users=list(meta["val_users"]),
         cache_key=key,
         from_cache=True,
+        rounds=[RoundLog.from_dict(r) for r in meta.get("rounds", [])],
+        stats_bytes=dict(meta.get("stats_bytes", {})),
     )

@@ -17,16 +17,20 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from fedhar.errors import InputError
+from fedhar.mcu.profile import McuProfile, load_profile
 from fedhar.models.spec import ModelSpec
+from fedhar.ondevice.estimator import OpCounts
 from fedhar.progress import progress
 from fedhar.results.federation import FederationFailure, merge_federation, write_pages
 from fedhar.results.journal import CLIENTS_FILE, journal_identity, scenario_identity
 from fedhar.results.record import ClientRecord
-from fedhar.results.report import ReportWriter
+from fedhar.results.report import FLOAT_DIGITS, ReportWriter
 from fedhar.schema.scenario import Scenario
 from fedhar.studies.pipeline import Prepared, evaluate_client, pretrain_folds
+from fedhar.studies.pretrain import PretrainResult
 from fedhar.wire.payload import is_network_format, layer_bits, payload_spec
 
 
@@ -165,6 +169,10 @@ def general_report(
     report = GeneralReport(ReportWriter(out, report_header(scenario, prepared), resume=resume))
     writer = report.writer
     folds = [f for f in prepared.folds if any(not writer.done(u) for u in f.test_users)]
+    federated = scenario.pretrain.method == "federated"
+    if federated and writer.pretrain is None:
+        writer.pretrain = {"method": "federated", **scenario.pretrain.federated.model_dump()}
+    profile = load_profile(scenario.mcu.profile) if federated else None
     models = pretrain_folds(
         prepared, folds, scenario, jobs=jobs, threads=threads, use_cache=use_cache
     )
@@ -175,6 +183,10 @@ def general_report(
         if not general.from_cache:
             report.fold_train_s[fold.name] = round(general.train_s, 3)
             report.train_windows += sum(e.windows for e in general.log)
+        if writer.pretrain is not None and profile is not None:
+            folds_block = writer.pretrain.setdefault("folds", {})
+            folds_block[fold.name] = federated_figures(general, profile)
+            writer.pretrain["totals"] = federated_totals(folds_block)
         t1 = time.perf_counter()
         for user in fold.test_users:
             if writer.done(user):
@@ -187,6 +199,65 @@ def general_report(
     report.pretrain_s = time.perf_counter() - t0 - report.evaluate_s
     writer.write()
     return report
+
+
+def federated_figures(general: PretrainResult, profile: McuProfile) -> dict[str, Any]:
+    """A fold's federated pretraining for ``report.json``: the rounds run and the round kept,
+    the training users, the parameter bytes down and up, the statistics exchange's bytes,
+    and per round its participants (their number; their ids when not every training user
+    took part), training loss, validation macro-F1 (None without validation users), bytes,
+    and the clients' counted MACs and their cycles, seconds and energy (J) on ``profile``."""
+    by_round = []
+    for r in general.rounds:
+        ops = OpCounts(**r.ops)
+        cost = profile.cost(ops)
+        entry: dict[str, Any] = {
+            "round": r.round,
+            "n_participants": len(r.participants),
+            "train_loss": r.train_loss,
+            "val_f1": r.val_f1,
+            "bytes_down": r.bytes_down,
+            "bytes_up": r.bytes_up,
+            "windows": r.windows,
+            "macs": ops.macs,
+            "cycles": round(cost.cycles, FLOAT_DIGITS),
+            "seconds": round(cost.seconds, FLOAT_DIGITS),
+            "energy_j": round(cost.joules, FLOAT_DIGITS),
+        }
+        if len(r.participants) != len(general.train_users):
+            entry["participants"] = list(r.participants)
+        by_round.append(entry)
+    return {
+        "rounds_run": len(general.rounds),
+        "best_round": general.best_epoch,
+        "train_users": list(general.train_users),
+        "val_users": list(general.val_users),
+        "bytes_down": sum(r.bytes_down for r in general.rounds),
+        "bytes_up": sum(r.bytes_up for r in general.rounds),
+        "stats_bytes_down": general.stats_bytes.get("down", 0),
+        "stats_bytes_up": general.stats_bytes.get("up", 0),
+        "by_round": by_round,
+    }
+
+
+def federated_totals(folds: dict[str, dict[str, Any]]) -> dict[str, float]:
+    """Sums over the folds of :func:`federated_figures`: rounds run, bytes down and up (the
+    statistics exchange's included), and the clients' cycles and energy (J); and the mean
+    per fold of the rounds and bytes. The folds are summed in name order, and their figures
+    are the report's rounded ones, so a resumed report, which reads them back, sums the same."""
+    figures = [folds[name] for name in sorted(folds)]
+    rounds = [r for f in figures for r in f["by_round"]]
+    totals: dict[str, float] = {
+        "folds": len(figures),
+        "rounds_run": sum(f["rounds_run"] for f in figures),
+        "bytes_down": sum(f["bytes_down"] + f["stats_bytes_down"] for f in figures),
+        "bytes_up": sum(f["bytes_up"] + f["stats_bytes_up"] for f in figures),
+        "cycles": sum(r["cycles"] for r in rounds),
+        "energy_j": sum(r["energy_j"] for r in rounds),
+    }
+    for key in ("rounds_run", "bytes_down", "bytes_up"):
+        totals[f"mean_{key}_per_fold"] = totals[key] / max(len(figures), 1)
+    return totals
 
 
 def finish_report(
