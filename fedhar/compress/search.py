@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from fedhar.compress.gates import TAU0, TAU_DECAY, temperature
+from fedhar.compress.gates import TAU0, TAU_DECAY, DCSGate, temperature
 from fedhar.compress.nas import Architecture, SuperNet, search_loss
 from fedhar.models.spec import ModelSpec
 from fedhar.models.training import deterministic_torch
@@ -34,6 +34,9 @@ class SearchOptions:
         batch_size: windows per step.
         lr: Adam learning rate of weights and gate scores.
         lr_alpha: Adam learning rate of the architecture parameters.
+        lr_gates: Adam learning rate of the DCS gate scores ``v`` (None: ``lr``). The gates
+            start at 1 and prune below 0.5, so at ``lr`` 1e-4 a score needs thousands of
+            steps to cross; a rate of their own lets the hardware terms act within a search.
         beta1: weight of the expected MACs (in units of ``macs_scale`` MACs).
         beta2: weight of eq. 13's memory penalty.
         budget_bytes: the memory budget ``L_Mem`` in bytes (of the estimator's arena).
@@ -47,6 +50,7 @@ class SearchOptions:
     batch_size: int = 256
     lr: float = 1e-4
     lr_alpha: float = 5e-3
+    lr_gates: float | None = None
     beta1: float = 0.0
     beta2: float = 0.0
     budget_bytes: float = 96 * 1024
@@ -89,8 +93,13 @@ def search(
     ``x_val`` / ``y_val`` for the architecture step; returns the chosen plain model."""
     alphas = [layer.log_alpha for layer in net.layers]
     alpha_ids = {id(p) for p in alphas}
-    weights = [p for p in net.parameters() if id(p) not in alpha_ids]
-    opt_w = torch.optim.Adam(weights, lr=options.lr)
+    gate_ids = {id(m.v) for m in net.modules() if isinstance(m, DCSGate)}
+    weights = [p for p in net.parameters() if id(p) not in alpha_ids | gate_ids]
+    gates = [p for p in net.parameters() if id(p) in gate_ids]
+    lr_gates = options.lr if options.lr_gates is None else options.lr_gates
+    opt_w = torch.optim.Adam(
+        [{"params": weights, "lr": options.lr}, {"params": gates, "lr": lr_gates}]
+    )
     opt_a = torch.optim.Adam(alphas, lr=options.lr_alpha, betas=(0.5, 0.999), weight_decay=1e-3)
     xt, yt = torch.from_numpy(np.asarray(x, np.float32)), torch.from_numpy(np.asarray(y, np.int64))
     xv = torch.from_numpy(np.asarray(x_val, np.float32))
