@@ -198,6 +198,7 @@ def run(grid: Grid, rc: UserConfig) -> None:
                 unjoined = [u for u in present if u not in fleet.joined]
                 log.save_global(round_number, scores, unjoined)
             kill_point(f"round-{round_number}-end")
+    log.mark_ended(fed.rounds)
     if _flag(rc.get("report", "false")):
         out = Path(paths.out)
         data = prepared(paths.scenario, paths.data_dir)

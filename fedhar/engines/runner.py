@@ -29,6 +29,8 @@ from flwr.app import UserConfig
 
 from fedhar.engines.app import EngineError, load_component, load_project
 from fedhar.engines.cluster import Cluster, Transport, local_cluster
+from fedhar.engines.processes import command_of
+from fedhar.results.journal import clear_ended, federation_ended
 
 ENGINES: tuple[str, ...] = ("inprocess", "ray", "deployment")
 
@@ -60,8 +62,10 @@ def run_federation(
 
     Raises:
         ValueError: an unknown engine.
+        FederationFailed: the ServerApp did not reach the federation's end (on any engine).
         EngineError: the engine failed to start or to finish.
     """
+    clear_ended(str(config["out"]))
     if engine == "inprocess":
         from fedhar.engines.inprocess import ClientAppRef, run_inprocess
 
@@ -75,6 +79,8 @@ def run_federation(
         run_deployment(config, n_nodes)
     else:
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+    if not federation_ended(str(config["out"])):
+        raise FederationFailed(SERVER_STOPPED)
 
 
 def run_ray(config: UserConfig, n_nodes: int, num_cpus: int | None = None) -> None:
@@ -99,8 +105,12 @@ def run_ray(config: UserConfig, n_nodes: int, num_cpus: int | None = None) -> No
         raise EngineError(f"the Ray simulation ended without writing {summary}")
 
 
+SERVER_STOPPED = "the ServerApp stopped before the federation's end"
+
+
 class FederationFailed(EngineError):
-    """The federation stopped before its end: its SuperLink died during the run."""
+    """The federation stopped before its end: its SuperLink died during the run, or its
+    ServerApp stopped before the last round (a deployment's ``flwr run`` may still exit 0)."""
 
 
 def submit(cluster: Cluster, config: UserConfig, timeout_s: float) -> None:
@@ -108,7 +118,8 @@ def submit(cluster: Cluster, config: UserConfig, timeout_s: float) -> None:
     SuperLink (the SuperNodes may come and go: the ServerApp records their users).
 
     Raises:
-        FederationFailed: the SuperLink exited during the run.
+        FederationFailed: the SuperLink exited during the run, or the ServerApp before the
+            federation's end (its end mark, :func:`~fedhar.results.journal.federation_ended`).
         EngineError: ``flwr run`` failed, or did not end within ``timeout_s``.
     """
     cluster.write_config("fedhar")
@@ -120,9 +131,18 @@ def submit(cluster: Cluster, config: UserConfig, timeout_s: float) -> None:
     )
     link = cluster.named["superlink"]
     deadline = time.monotonic() + timeout_s
+    server_seen = False
     while run.poll() is None and link.poll() is None:
         if time.monotonic() > deadline:
             raise EngineError(f"flwr run did not finish within {timeout_s:g} s")
+        # Flower notices a dead ServerApp only after its heartbeat times out (about a minute)
+        # and then lets ``flwr run`` exit 0; the end mark tells a crash from the end at once.
+        server_up = any("flwr-serverapp" in command_of(pid) for pid in cluster.run.members())
+        if server_seen and not server_up and not federation_ended(str(config["out"])):
+            time.sleep(1.0)  # a ServerApp also stops when its SuperLink dies: name the cause
+            if link.poll() is None:
+                raise FederationFailed(SERVER_STOPPED)
+        server_seen = server_seen or server_up
         time.sleep(0.5)
     if link.poll() is None and run.returncode != 0:
         link_gone = time.monotonic() + 5.0  # flwr run may see a dying SuperLink first

@@ -22,6 +22,10 @@ With a battery, each outcome's device state is kept the same way
 device the state it replied with, on any engine (:mod:`fedhar.wearable.federation`). A battery
 run with aggregation also keeps, per round, the F1 of the model the server holds for each user
 and which users have not yet joined (``OUT/global/round-<r>.json``).
+When the ServerApp has run its last round it writes ``OUT/federation.done``
+(:meth:`ResultLog.mark_ended`); the engines clear it before a run starts and check it after
+(:func:`federation_ended`), so a ServerApp that died mid-run cannot pass for a finished one,
+even where its engine (a deployment's ``flwr run``) reports success.
 """
 
 from __future__ import annotations
@@ -45,6 +49,8 @@ if TYPE_CHECKING:
     from fedhar.schema.scenario import Scenario
 
 CLIENTS_FILE = "clients.jsonl"
+ENDED_FILE = "federation.done"
+"""Written in ``OUT`` by the ServerApp once its last round is logged."""
 
 
 JOURNAL_FORMAT = 1
@@ -324,8 +330,24 @@ class ResultLog:
         with atomic_open(path) as fh:
             fh.write(json.dumps(data, sort_keys=True).encode("utf-8"))
 
+    def mark_ended(self, rounds: int) -> None:
+        """Records that the federation ran its ``rounds`` rounds to the end."""
+        with atomic_open(self.out_dir / ENDED_FILE) as fh:
+            fh.write(json.dumps({"rounds": rounds}).encode("utf-8"))
+
     def _update_path(self, round_number: int, user: str) -> Path:
         return update_path(self.out_dir, round_number, user)
+
+
+def clear_ended(out_dir: str | Path) -> None:
+    """Forgets an earlier run's end mark in ``out_dir`` (before a run or a resume starts)."""
+    (Path(out_dir) / ENDED_FILE).unlink(missing_ok=True)
+
+
+def federation_ended(out_dir: str | Path) -> bool:
+    """Whether the ServerApp of the run in ``out_dir`` ran its last round
+    (:meth:`ResultLog.mark_ended` since the last :func:`clear_ended`)."""
+    return (Path(out_dir) / ENDED_FILE).exists()
 
 
 def global_path(out_dir: Path, round_number: int) -> Path:

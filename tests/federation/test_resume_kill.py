@@ -2,7 +2,8 @@
 several points (between rounds, inside a round, before an aggregation) and resumed each time,
 gives the same ``report.json`` and ``clients.jsonl``, byte for byte, as the run never
 interrupted: every device's state (battery, job, model, last report) comes back from the run's
-journal, not from a fresh node. The report's rounds count what the journal logged."""
+journal, not from a fresh node, on the in-process, Ray and deployment engines. The report's
+rounds count what the journal logged."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from pathlib import Path
 import pytest
 
 from fedhar.cli import main
+from fedhar.engines.cluster import slow_factor
+from fedhar.engines.runner import SERVER_STOPPED
 from fedhar.results.journal import read_rows
 
 from .conftest import battery_scenario
@@ -127,6 +130,37 @@ def test_killed_inside_a_round_and_resumed_on_ray_is_byte_identical(
     assert _run(scenario, out, "--resume", "--engine", "ray") == 0
     assert (out / "report.json").read_bytes() == (expected / "report.json").read_bytes()
     # Ray's replies arrive in their own order: the journal holds the same rows, in that order.
+    rows, want = read_rows(out / "clients.jsonl"), read_rows(expected / "clients.jsonl")
+    assert sorted(rows, key=_key) == sorted(want, key=_key)
+
+
+@pytest.mark.slow
+def test_a_deployment_killed_inside_a_round_and_resumed_on_new_nodes_is_byte_identical(
+    reference: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """The deployment's ServerApp (its own ``flwr-serverapp`` process) crashes inside round 2.
+    Flower's ``flwr run`` would exit 0 about a minute later; the run sees the ServerApp gone
+    without its end mark and fails at once, with one line and a report that says so. The
+    resume starts a new SuperLink and new SuperNodes, whose ``Context.state`` is empty, and
+    gives the in-process run's report."""
+    scenario, expected = reference
+    out = tmp_path / "out"
+    env = {**os.environ, "FEDHAR_KILL_AT": "round-2-row-2"}
+    cmd = [sys.executable, "-m", "fedhar.cli", "run", str(scenario), "--out", str(out),
+           "--jobs", "1", "--engine", "deployment"]  # fmt: skip
+    crashed = subprocess.run(
+        cmd, env=env, capture_output=True, text=True, timeout=900 * slow_factor(), check=False
+    )
+    assert crashed.returncode == 1
+    lines = crashed.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"error: engine deployment: {SERVER_STOPPED} (Flower logs: ")
+    failed = json.loads((out / "report.json").read_text())["federation"]
+    assert failed["status"] == "failed" and failed["users_not_reached"]
+    logged = [(r["round"], r["user"]) for r in read_rows(out / "clients.jsonl")]
+    assert sum(1 for r, _ in logged if r == 2) == 2 and max(r for r, _ in logged) == 2
+    assert _run(scenario, out, "--resume", "--engine", "deployment") == 0
+    assert (out / "report.json").read_bytes() == (expected / "report.json").read_bytes()
     rows, want = read_rows(out / "clients.jsonl"), read_rows(expected / "clients.jsonl")
     assert sorted(rows, key=_key) == sorted(want, key=_key)
 
