@@ -2,9 +2,9 @@
 
 * contract: ``inprocess`` and ``ray`` give identical per-client results, and a two-round
   battery run gives the same per-client results (state of charge and energy included) on
-  ``inprocess``, ``ray`` and ``deployment``;
-* integration: a SuperLink and 3 SuperNodes on loopback run one round through ``flwr run``,
-  and every process the test started is stopped, also on failure.
+  ``inprocess`` and ``ray``; on ``deployment``, ``test_resume_kill.py`` holds a battery run
+  to the in-process one byte for byte, and ``test_deployment_faults.py`` a run over TLS;
+* every process a local cluster started is stopped, also on failure.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from fedhar.engines.cluster import Cluster, local_cluster
-from fedhar.engines.runner import run_config, run_deployment, run_federation
+from fedhar.engines.runner import run_config, run_federation
 from fedhar.results.journal import read_rows
 
 from .conftest import write_scenario
@@ -37,27 +37,6 @@ def test_inprocess_and_ray_give_identical_client_results(tmp_path: Path) -> None
     rows_a, rows_b = _rows(a), _rows(b)
     assert [r["status"] for r in rows_a] == ["ok", "ok"]
     assert rows_a == rows_b
-
-
-@pytest.mark.slow
-def test_deployment_superlink_and_three_supernodes(tmp_path: Path) -> None:
-    scenario = write_scenario(tmp_path, n_users=3)
-    out = tmp_path / "deployment"
-    run_deployment(
-        run_config(scenario, out, None, False),
-        n_nodes=3,
-        timeout_s=240 * SLOW_FACTOR,
-        workdir=tmp_path,
-    )
-    rows = _rows(out)
-    assert [(r["round"], r["user"], r["status"]) for r in rows] == [
-        (1, "1", "ok"),
-        (1, "2", "ok"),
-        (1, "3", "ok"),
-    ]
-    for r in rows:
-        assert set(r["modes"]) == {"none", "tl", "full"}
-        assert r["payload_bytes_down"] > 0
 
 
 def test_local_cluster_stops_every_process_on_failure(tmp_path: Path) -> None:
