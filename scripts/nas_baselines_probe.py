@@ -56,6 +56,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=8, help="training / fine-tuning epochs")
     parser.add_argument("--search-epochs", type=int, default=8)
     parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--lr-alpha", type=float, default=5e-3)
     parser.add_argument("--lr-gates", type=float, default=0.01)
     parser.add_argument("--tau-decay", type=float, default=0.3)
     parser.add_argument("--batch-size", type=int, default=256)
@@ -94,7 +95,8 @@ def main() -> None:
             start = time.perf_counter()
             options = SearchOptions(
                 epochs=args.search_epochs, batch_size=args.batch_size, lr=args.lr,
-                lr_gates=args.lr_gates, beta1=beta1, tau_decay=args.tau_decay, seed=args.seed,
+                lr_alpha=args.lr_alpha, lr_gates=args.lr_gates, beta1=beta1,
+                tau_decay=args.tau_decay, seed=args.seed,
             )  # fmt: skip
             found = search_baseline(name, x, y, xv, yv, n_classes, options)
             searched = time.perf_counter() - start

@@ -71,7 +71,7 @@ from fedhar.compress.nas import (
     search_layers,
 )
 from fedhar.compress.search import SearchOptions, bilevel
-from fedhar.compress.training import Schedule, train
+from fedhar.compress.training import Schedule, check_xy, train
 from fedhar.metrics import score
 from fedhar.models.baselines import (
     PYTORCH_ONLY,
@@ -383,6 +383,8 @@ def search_baseline(
     of ``options.macs_scale``, ``options.beta2`` on eq. 13 of the inference peak against
     ``options.budget_bytes``; ``options.memory_mode`` does not apply). The supernet's weights
     are seeded by ``options.seed``; returns the re-instantiated model (eval mode)."""
+    check_xy(x, y, x.shape[1], x.shape[2], n_classes)
+    check_xy(x_val, y_val, x.shape[1], x.shape[2], n_classes)
     net = BaselineSuperNet(name, x.shape[1], x.shape[2], n_classes, filters, seed=options.seed)
 
     def loss_of(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -435,14 +437,17 @@ def train_baseline(
     module.eval()
     with torch.no_grad():
         n_classes = int(module(torch.from_numpy(np.asarray(x[:1], np.float32))).shape[1])
-    best: dict[str, object] = {"f1": -1.0, "state": copy.deepcopy(module.state_dict())}
+    check_xy(x, y, x.shape[1], x.shape[2], n_classes)
+    check_xy(x_val, y_val, x.shape[1], x.shape[2], n_classes)
+    best_f1, best_state = -1.0, copy.deepcopy(module.state_dict())
 
     def keep_best(_epoch: int) -> None:
+        nonlocal best_f1, best_state
         f1 = macro_f1(module, x_val, y_val, n_classes)
-        if f1 > float(best["f1"]):  # type: ignore[arg-type]
-            best.update(f1=f1, state=copy.deepcopy(module.state_dict()))
+        if f1 > best_f1:
+            best_f1, best_state = f1, copy.deepcopy(module.state_dict())
 
     schedule = Schedule(epochs, lr, batch_size, seed)
     train(module, x, y, n_classes, schedule, [{"params": module.parameters()}], None, keep_best)
-    module.load_state_dict(best["state"])  # type: ignore[arg-type]
+    module.load_state_dict(best_state)
     return module.eval()
