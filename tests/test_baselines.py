@@ -75,7 +75,8 @@ def test_too_short_windows_are_refused() -> None:
         DeepConvLSTM(3, 16, 2)
     with pytest.raises(ValueError, match="unknown baseline"):
         build_baseline("attend", 9, 128, 6)
-    assert isinstance(build_baseline("tinyhar", 9, 128, 6).interaction, nn.TransformerEncoderLayer)
+    interaction = build_baseline("tinyhar", 9, 128, 6).head.interaction
+    assert isinstance(interaction, nn.TransformerEncoderLayer)
 
 
 def test_which_models_train_on_the_device() -> None:

@@ -10,7 +10,8 @@
 * :mod:`~fedhar.compress.nas`: zhou2024's hardware-aware search (DCS channel gates, per-layer
   operator choice, MAC and memory terms from the C library's estimator) and the plain model it
   finds (built on :mod:`~fedhar.compress.gates`); :mod:`~fedhar.compress.search` runs its
-  bi-level search.
+  bi-level search; :mod:`~fedhar.compress.nas_baselines` runs the same search on the first
+  stage of DCL and TinyHAR (PyTorch-only models), as the paper does.
 
 Building blocks: :mod:`~fedhar.compress.fakequant` (quantizers and their gradients),
 :mod:`~fedhar.compress.calibration` (ranges from calibration windows),

@@ -32,6 +32,7 @@ not differentiable). Eq. 13's penalty is :func:`memory_penalty`.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -80,9 +81,13 @@ class Architecture:
 
 
 class SearchLayer(nn.Module):
-    """One searchable layer: candidate convs (each conv → ReLU → DCS gate) and maybe identity."""
+    """One searchable layer: candidate convs (each conv → ReLU → [BatchNorm →] DCS gate) and
+    maybe identity."""
 
-    def __init__(self, c_in: int, filters: int, stride: int, kernels: tuple[int, ...]) -> None:
+    def __init__(
+        self, c_in: int, filters: int, stride: int, kernels: tuple[int, ...],
+        batchnorm: bool = False,
+    ) -> None:  # fmt: skip
         super().__init__()
         self.stride = stride
         self.padding = "same" if stride == 1 else "valid"
@@ -90,6 +95,7 @@ class SearchLayer(nn.Module):
         self.convs = nn.ModuleList(
             nn.Conv1d(c_in, filters, k, stride=stride, padding=self.padding) for k in kernels
         )
+        self.norms = nn.ModuleList(nn.BatchNorm1d(filters) for _ in kernels) if batchnorm else None
         self.gates = nn.ModuleList(DCSGate(filters) for _ in kernels)
         self.log_alpha = nn.Parameter(torch.full((len(self.kernels),), math.log(1e-3)))
 
@@ -104,10 +110,59 @@ class SearchLayer(nn.Module):
         """Candidate ``j`` on ``x [N, C, T]``."""
         if self.kernels[j] == IDENTITY:
             return x
-        return self.gates[j](F.relu(self.convs[j](x)))
+        h = F.relu(self.convs[j](x))
+        if self.norms is not None:
+            h = self.norms[j](h)
+        return self.gates[j](h)
 
 
-class SuperNet(nn.Module):
+def search_layers(
+    c_in: int, length: int, filters: int, n_stride2: int, batchnorm: bool = False
+) -> nn.ModuleList:
+    """The ``2 n_stride2`` searchable layers (stride 2, 1, 2, 1, ...) on ``c_in`` input
+    channels of ``length`` samples; a stride-2 layer offers only kernels no longer than its
+    shortest possible input."""
+    layers = []
+    c, t_min = c_in, length
+    for stride in [2, 1] * n_stride2:
+        kernels = KERNELS if stride == 1 else tuple(k for k in KERNELS if k <= t_min)
+        layers.append(SearchLayer(c, filters, stride, kernels, batchnorm))
+        if stride == 2:
+            t_min = (t_min - max(kernels)) // 2 + 1
+        c = filters
+    return nn.ModuleList(layers)
+
+
+class PathSearch(nn.Module):
+    """Base of the supernets: searchable ``layers`` (:class:`SearchLayer`) and the current
+    one-hot ``choice`` of one candidate per layer, drawn from the seeded ``generator``."""
+
+    layers: nn.ModuleList
+    generator: torch.Generator
+    choice: list[torch.Tensor]
+
+    def sample(self, tau: float) -> None:
+        """Draws one candidate per layer (eq. 5) at temperature ``tau``, for the next passes."""
+        self.choice = [
+            gumbel_one_hot(layer.log_alpha, tau, self.generator) for layer in self.layers
+        ]
+
+    def fix_argmax(self) -> None:
+        """Chooses each layer's most probable candidate (the found architecture)."""
+        self.choice = []
+        for layer in self.layers:
+            one_hot = torch.zeros_like(layer.log_alpha)
+            one_hot[torch.argmax(layer.log_alpha.detach())] = 1.0
+            self.choice.append(one_hot)
+
+    def picked(self) -> list[int]:
+        """The current candidate of every layer (an index into its ``kernels``)."""
+        if len(self.choice) != len(self.layers):
+            raise RuntimeError("call sample() or fix_argmax() before running the supernet")
+        return [int(torch.argmax(p.detach())) for p in self.choice]
+
+
+class SuperNet(PathSearch):
     """The gated, operator-searchable CNN for ``[N, channels, length]`` windows.
 
     Args:
@@ -142,43 +197,16 @@ class SuperNet(nn.Module):
     def _build(
         self, channels: int, length: int, n_classes: int, filters: int, hidden: int, n2: int
     ) -> None:
-        layers = []
-        c, t_min = channels, length
-        for stride in [2, 1] * n2:
-            kernels = KERNELS if stride == 1 else tuple(k for k in KERNELS if k <= t_min)
-            layers.append(SearchLayer(c, filters, stride, kernels))
-            if stride == 2:
-                t_min = (t_min - max(kernels)) // 2 + 1
-            c = filters
-        self.layers = nn.ModuleList(layers)
-        width = filters if layers else channels
+        self.layers = search_layers(channels, length, filters, n2)
+        width = filters if n2 else channels
         self.fc1 = nn.Linear(width, hidden) if hidden else None
         self.classifier = nn.Linear(hidden or width, n_classes)
-
-    def sample(self, tau: float) -> None:
-        """Draws one candidate per layer (eq. 5) at temperature ``tau``, for the next passes."""
-        self.choice = [
-            gumbel_one_hot(layer.log_alpha, tau, self.generator) for layer in self.layers
-        ]
-
-    def fix_argmax(self) -> None:
-        """Chooses each layer's most probable candidate (the found architecture)."""
-        self.choice = []
-        for layer in self.layers:
-            one_hot = torch.zeros_like(layer.log_alpha)
-            one_hot[torch.argmax(layer.log_alpha.detach())] = 1.0
-            self.choice.append(one_hot)
-
-    def _picked(self) -> list[int]:
-        if len(self.choice) != len(self.layers):
-            raise RuntimeError("call sample() or fix_argmax() before running the supernet")
-        return [int(torch.argmax(p.detach())) for p in self.choice]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x [N, C, T]`` → logits ``[N, K]`` along the current choice (eq. 6: the drawn
         candidate's output times its one-hot weight, which carries eq. 7's gradient)."""
         h = self.sensor_gate(x)
-        for layer, p, j in zip(self.layers, self.choice, self._picked(), strict=True):
+        for layer, p, j in zip(self.layers, self.choice, self.picked(), strict=True):
             h = p[j] * layer.run(h, j)
         h = h.mean(dim=2)
         if self.fc1 is not None:
@@ -196,7 +224,7 @@ class SuperNet(nn.Module):
         c = self.sensor_gate.count()
         t = self.length
         total = torch.zeros(())
-        for layer, p, j, w in zip(self.layers, self.choice, self._picked(), widths, strict=True):
+        for layer, p, j, w in zip(self.layers, self.choice, self.picked(), widths, strict=True):
             out = torch.zeros(())
             for jj, k in enumerate(layer.kernels):
                 if k == IDENTITY:
@@ -216,7 +244,7 @@ class SuperNet(nn.Module):
     def architecture(self) -> Architecture:
         """The current choice as kernels, kept sensors and kept filters."""
         kernels, kept = [], []
-        for layer, j in zip(self.layers, self._picked(), strict=True):
+        for layer, j in zip(self.layers, self.picked(), strict=True):
             kernels.append(layer.kernels[j])
             kept.append(() if layer.kernels[j] == IDENTITY else tuple(layer.gates[j].kept()))
         return Architecture(tuple(kernels), tuple(self.sensor_gate.kept()), tuple(kept))
@@ -233,7 +261,7 @@ class SuperNet(nn.Module):
         state: dict[str, torch.Tensor] = {}
         rows = list(arch.sensors)
         n = 0
-        for layer, j, kept in zip(self.layers, self._picked(), arch.filters, strict=True):
+        for layer, j, kept in zip(self.layers, self.picked(), arch.filters, strict=True):
             if layer.kernels[j] == IDENTITY:
                 continue
             n += 1
@@ -263,17 +291,17 @@ class SuperNet(nn.Module):
         ``full`` or ``tl``), differentiable in the gates' widths by forward differences."""
         counts = [self.sensor_gate.count()] + [
             layer.gates[j].count()
-            for layer, j in zip(self.layers, self._picked(), strict=True)
+            for layer, j in zip(self.layers, self.picked(), strict=True)
             if layer.kernels[j] != IDENTITY
         ]
-        return _ArenaBytes.apply(self, mode, *counts)
+        return forward_difference(lambda widths: _arena_total(self, mode, widths), counts)
 
 
 def _arena_total(net: SuperNet, mode: str, widths: list[int]) -> float:
     """Estimator arena bytes of ``net``'s current path at the given widths (sensors first)."""
     b = SpecBuilder(widths[0], net.length)
     n = 0
-    for layer, j in zip(net.layers, net._picked(), strict=True):
+    for layer, j in zip(net.layers, net.picked(), strict=True):
         if layer.kernels[j] == IDENTITY:
             continue
         n += 1
@@ -286,22 +314,31 @@ def _arena_total(net: SuperNet, mode: str, widths: list[int]) -> float:
     return float(estimate_training(spec, mode=mode, momentum=False).memory_bytes["total"])
 
 
-class _ArenaBytes(torch.autograd.Function):
+def forward_difference(
+    cost: Callable[[list[int]], float], counts: Sequence[torch.Tensor]
+) -> torch.Tensor:
+    """``cost`` of the integer widths ``counts`` (gate counts) as a scalar whose gradient with
+    respect to each count is ``cost`` with that width one larger minus ``cost`` (for costs
+    that are not differentiable, such as the estimator's arena or a peak over layers)."""
+    return _ForwardDifference.apply(cost, *counts)
+
+
+class _ForwardDifference(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, net: SuperNet, mode: str, *counts: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
+    def forward(ctx, cost: Callable[[list[int]], float], *counts: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
         widths = [int(round(float(c))) for c in counts]
-        base = _arena_total(net, mode, widths)
+        base = cost(widths)
         slopes = []
         for i in range(len(widths)):
             bumped = list(widths)
             bumped[i] += 1
-            slopes.append(_arena_total(net, mode, bumped) - base)
+            slopes.append(cost(bumped) - base)
         ctx.slopes = slopes
         return torch.tensor(base)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[None | torch.Tensor, ...]:  # noqa: ANN001
-        return (None, None, *(grad * s for s in ctx.slopes))
+        return (None, *(grad * s for s in ctx.slopes))
 
 
 def memory_penalty(peak: torch.Tensor, budget_bytes: float) -> torch.Tensor:
@@ -311,15 +348,28 @@ def memory_penalty(peak: torch.Tensor, budget_bytes: float) -> torch.Tensor:
     return torch.zeros(())
 
 
+def hardware_loss(
+    logits: torch.Tensor, labels: torch.Tensor, beta1: float, macs: Callable[[], torch.Tensor],
+    beta2: float, peak: Callable[[], torch.Tensor], budget_bytes: float,
+    macs_scale: float = 1e6,
+) -> torch.Tensor:  # fmt: skip
+    """Eq. 10: cross-entropy + ``beta1`` × ``macs()`` / ``macs_scale`` + ``beta2`` × eq. 13 on
+    ``peak()`` bytes against ``budget_bytes`` (a term whose beta is 0 is not computed)."""
+    loss = F.cross_entropy(logits, labels)
+    if beta1:
+        loss = loss + beta1 * macs() / macs_scale
+    if beta2:
+        loss = loss + beta2 * memory_penalty(peak(), budget_bytes)
+    return loss
+
+
 def search_loss(
     net: SuperNet, logits: torch.Tensor, labels: torch.Tensor, beta1: float, beta2: float,
     budget_bytes: float, macs_scale: float = 1e6, mode: str = "full",
 ) -> torch.Tensor:  # fmt: skip
-    """Eq. 10: cross-entropy + ``beta1`` × expected MACs / ``macs_scale`` + ``beta2`` × eq. 13
-    on the estimator's arena bytes against ``budget_bytes``."""
-    loss = F.cross_entropy(logits, labels)
-    if beta1:
-        loss = loss + beta1 * net.expected_macs() / macs_scale
-    if beta2:
-        loss = loss + beta2 * memory_penalty(net.peak_memory(mode), budget_bytes)
-    return loss
+    """:func:`hardware_loss` with ``net``'s expected MACs and the estimator's arena bytes for
+    training it on the device in ``mode``."""
+    return hardware_loss(
+        logits, labels, beta1, net.expected_macs, beta2, lambda: net.peak_memory(mode),
+        budget_bytes, macs_scale,
+    )  # fmt: skip

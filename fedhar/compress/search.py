@@ -14,10 +14,13 @@ from the supernet's own seeded generator, and torch's deterministic kernels are 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 import torch
+from torch import nn
 
 from fedhar.compress.gates import TAU0, TAU_DECAY, DCSGate, temperature
 from fedhar.compress.nas import Architecture, SuperNet, search_loss
@@ -81,16 +84,32 @@ class SearchResult:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
-def search(
-    net: SuperNet,
+class Searchable(Protocol):
+    """What :func:`bilevel` needs of a supernet: ``layers`` whose ``log_alpha`` are the
+    architecture parameters, DCS gates among its modules, :meth:`sample` (draw a path at a
+    temperature), :meth:`fix_argmax` (take the most probable path) and
+    :meth:`expected_macs`."""
+
+    layers: nn.ModuleList
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor: ...
+    def sample(self, tau: float) -> None: ...
+    def fix_argmax(self) -> None: ...
+    def expected_macs(self) -> torch.Tensor: ...
+
+
+def bilevel(
+    net: Searchable,
     x: np.ndarray,
     y: np.ndarray,
     x_val: np.ndarray,
     y_val: np.ndarray,
     options: SearchOptions,
-) -> SearchResult:
-    """Searches ``net`` on training windows ``x [N, C, T]`` / ``y [N]`` with validation windows
-    ``x_val`` / ``y_val`` for the architecture step; returns the chosen plain model."""
+    loss_of: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+) -> list[dict[str, float]]:
+    """The alternation of the module docstring on ``net`` with ``loss_of(logits, labels)``
+    (eq. 10); leaves ``net`` in eval mode on its most probable path and returns the per-epoch
+    history (``epoch``, ``tau``, mean train ``loss``, ``macs`` of the most probable path)."""
     alphas = [layer.log_alpha for layer in net.layers]
     alpha_ids = {id(p) for p in alphas}
     gate_ids = {id(m.v) for m in net.modules() if isinstance(m, DCSGate)}
@@ -107,12 +126,6 @@ def search(
     gen = torch.Generator().manual_seed(options.seed)
     history: list[dict[str, float]] = []
 
-    def loss_on(xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
-        return search_loss(
-            net, net(xb), yb, options.beta1, options.beta2, options.budget_bytes,
-            options.macs_scale, options.memory_mode,
-        )  # fmt: skip
-
     with deterministic_torch():
         net.train()
         for epoch in range(options.epochs):
@@ -123,7 +136,7 @@ def search(
             for step, start in enumerate(range(0, len(order), options.batch_size)):
                 idx = order[start : start + options.batch_size]
                 net.sample(tau)
-                loss = loss_on(xt[idx], yt[idx])
+                loss = loss_of(net(xt[idx]), yt[idx])
                 opt_w.zero_grad()
                 opt_a.zero_grad()
                 loss.backward()
@@ -135,14 +148,35 @@ def search(
                 net.sample(tau)
                 opt_w.zero_grad()
                 opt_a.zero_grad()
-                loss_on(xv[vidx], yv[vidx]).backward()
+                loss_of(net(xv[vidx]), yv[vidx]).backward()
                 opt_a.step()
             net.fix_argmax()
             macs = float(net.expected_macs().detach())
             history.append({"epoch": epoch + 1, "tau": tau, "loss": total / steps, "macs": macs})
         net.eval()
         net.fix_argmax()
-        spec, state, sensors = net.to_spec()
+    return history
+
+
+def search(
+    net: SuperNet,
+    x: np.ndarray,
+    y: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    options: SearchOptions,
+) -> SearchResult:
+    """Searches ``net`` on training windows ``x [N, C, T]`` / ``y [N]`` with validation windows
+    ``x_val`` / ``y_val`` for the architecture step; returns the chosen plain model."""
+
+    def loss_of(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return search_loss(
+            net, logits, labels, options.beta1, options.beta2, options.budget_bytes,
+            options.macs_scale, options.memory_mode,
+        )  # fmt: skip
+
+    history = bilevel(net, x, y, x_val, y_val, options, loss_of)
+    spec, state, sensors = net.to_spec()
     return SearchResult(
         net.architecture(), spec, state, sensors, int(round(history[-1]["macs"])), history
     )

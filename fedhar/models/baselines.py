@@ -43,6 +43,7 @@ softmax and bias additions count 0.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -69,36 +70,60 @@ def device_trainable(name: str) -> bool:
     )
 
 
-def individual_convs(
-    model: str, length: int, filters: int, kernel: int, strides: Sequence[int], batchnorm: bool
+@dataclass(frozen=True)
+class ConvLayer:
+    """One layer of an individual convolution block: ``filters`` filters of kernel
+    ``(kernel, 1)``, stride ``stride`` along time, ``padding`` ``valid`` (none) or ``same``
+    (``(kernel - 1) / 2`` samples each side; odd kernels and stride 1 only)."""
+
+    filters: int
+    kernel: int
+    stride: int = 1
+    padding: str = "valid"
+
+    def out_steps(self, steps: int) -> int:
+        """Time steps this layer leaves of ``steps``."""
+        if self.padding == "same":
+            return steps
+        return (steps - self.kernel) // self.stride + 1
+
+
+def conv_stage(
+    model: str, length: int, layers: Sequence[ConvLayer], batchnorm: bool
 ) -> tuple[nn.Sequential, int]:
-    """The individual convolution block on ``[N, 1, T, C]``: one ``(kernel, 1)`` Conv2d of
-    ``filters`` filters per stride, no padding, each followed by ReLU (and BatchNorm when
-    ``batchnorm``); returns it and the number of time steps it leaves of ``length``."""
-    layers: list[nn.Module] = []
-    steps = length
-    for i, stride in enumerate(strides):
-        layers += [nn.Conv2d(1 if i == 0 else filters, filters, (kernel, 1), (stride, 1))]
-        layers += [nn.ReLU(), nn.BatchNorm2d(filters)] if batchnorm else [nn.ReLU()]
-        steps = (steps - kernel) // stride + 1
+    """The individual convolution block on ``[N, 1, T, C]``: one Conv2d per entry of
+    ``layers``, each followed by ReLU (and BatchNorm when ``batchnorm``); returns it and the
+    number of time steps it leaves of ``length``."""
+    modules: list[nn.Module] = []
+    steps, c_in = length, 1
+    for layer in layers:
+        if layer.padding == "same" and (layer.stride != 1 or layer.kernel % 2 == 0):
+            raise ValueError(f"{model}: same padding needs stride 1 and an odd kernel, {layer}")
+        pad = (layer.kernel - 1) // 2 if layer.padding == "same" else 0
+        modules.append(
+            nn.Conv2d(c_in, layer.filters, (layer.kernel, 1), (layer.stride, 1), (pad, 0))
+        )
+        modules += [nn.ReLU(), nn.BatchNorm2d(layer.filters)] if batchnorm else [nn.ReLU()]
+        steps, c_in = layer.out_steps(steps), layer.filters
     if steps < 1:
         raise ValueError(f"{model}: windows of {length} samples are too short for its convs")
-    return nn.Sequential(*layers), steps
+    return nn.Sequential(*modules), steps
 
 
 class DeepConvLSTM(nn.Module):
     """DCL for ``[N, channels, length]`` windows; logits ``[N, n_classes]``. ``hidden``: LSTM
-    units; ``n_conv`` convolutions of ``filters`` filters, kernel ``kernel`` samples."""
+    units; ``n_conv`` convolutions of ``filters`` filters, kernel ``kernel`` samples, unless
+    ``stage`` gives the convolutions explicitly (a searched first stage; the LSTM then reads
+    the last layer's filters times ``channels`` features)."""
 
     def __init__(
         self, channels: int, length: int, n_classes: int, hidden: int = 128, n_conv: int = 4,
-        filters: int = 64, kernel: int = 5,
+        filters: int = 64, kernel: int = 5, stage: Sequence[ConvLayer] | None = None,
     ) -> None:  # fmt: skip
         super().__init__()
-        self.features, self.steps = individual_convs(
-            "DCL", length, filters, kernel, [1] * n_conv, batchnorm=False
-        )
-        self.lstm = nn.LSTM(filters * channels, hidden, batch_first=True)
+        layers = [ConvLayer(filters, kernel)] * n_conv if stage is None else list(stage)
+        self.features, self.steps = conv_stage("DCL", length, layers, batchnorm=False)
+        self.lstm = nn.LSTM(layers[-1].filters * channels, hidden, batch_first=True)
         self.classifier = nn.Linear(hidden, n_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -109,38 +134,71 @@ class DeepConvLSTM(nn.Module):
         return self.classifier(out[:, -1])
 
 
-class TinyHAR(nn.Module):
-    """TinyHAR for ``[N, channels, length]`` windows; logits ``[N, n_classes]``. ``filters``:
-    F; one convolution per entry of ``conv_strides``, kernel ``kernel`` samples."""
+class TinyHARHead(nn.Module):
+    """TinyHAR's stages 2-6 on the maps of ``channels`` sensors x ``d`` features per time step:
+    the interaction layer (width ``d``, feed-forward ``width``), the fusion to ``width``
+    features, the LSTM of ``width`` units, the attention pooling and the classifier."""
 
-    def __init__(
-        self, channels: int, length: int, n_classes: int, filters: int = 64, kernel: int = 5,
-        conv_strides: Sequence[int] = (1, 2, 1, 2),
-    ) -> None:  # fmt: skip
+    def __init__(self, channels: int, d: int, width: int, n_classes: int) -> None:
         super().__init__()
-        self.features, self.steps = individual_convs(
-            "TinyHAR", length, filters, kernel, conv_strides, batchnorm=True
-        )
         self.interaction = nn.TransformerEncoderLayer(
-            filters, nhead=1, dim_feedforward=2 * filters, dropout=0.0, batch_first=True
+            d, nhead=1, dim_feedforward=width, dropout=0.0, batch_first=True
         )
-        self.fusion = nn.Linear(channels * filters, 2 * filters)
-        self.lstm = nn.LSTM(2 * filters, 2 * filters, batch_first=True)
-        self.attn_hidden = nn.Linear(2 * filters, 2 * filters)
-        self.attn_score = nn.Linear(2 * filters, 1)
-        self.classifier = nn.Linear(2 * filters, n_classes)
+        self.fusion = nn.Linear(channels * d, width)
+        self.lstm = nn.LSTM(width, width, batch_first=True)
+        self.attn_hidden = nn.Linear(width, width)
+        self.attn_score = nn.Linear(width, 1)
+        self.classifier = nn.Linear(width, n_classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``x [N, C, T]`` → logits ``[N, K]``."""
-        n, c, _ = x.shape
-        h = self.features(x.transpose(1, 2).unsqueeze(1))  # [N, F, T', C]
-        f, t = h.shape[1], h.shape[2]
-        h = h.permute(0, 2, 3, 1).reshape(n * t, c, f)  # sensors as tokens, per step
-        h = self.interaction(h).reshape(n, t, c * f)
-        h = torch.relu(self.fusion(h))  # [N, T', 2F]
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        """``h [N, T', C, d]`` → logits ``[N, K]``."""
+        n, t, c, d = h.shape
+        return self.fuse(self.interaction(h.reshape(n * t, c, d)).reshape(n, t, c * d))
+
+    def fuse(self, mixed: torch.Tensor) -> torch.Tensor:
+        """Stages 3-6 on the interaction's output ``mixed [N, T', C d]`` → logits ``[N, K]``."""
+        h = torch.relu(self.fusion(mixed))  # [N, T', width]
         out, _ = self.lstm(h)
         weights = torch.softmax(self.attn_score(torch.tanh(self.attn_hidden(out))), dim=1)
         return self.classifier((weights * out).sum(dim=1))
+
+
+class TinyHAR(nn.Module):
+    """TinyHAR for ``[N, channels, length]`` windows; logits ``[N, n_classes]``. ``filters``:
+    F; one convolution per entry of ``conv_strides``, kernel ``kernel`` samples, unless
+    ``stage`` gives the convolutions explicitly (a searched first stage: the interaction
+    layer's width d is then its last layer's filters; the feed-forward, fusion, LSTM and
+    attention widths stay 2F)."""
+
+    def __init__(
+        self, channels: int, length: int, n_classes: int, filters: int = 64, kernel: int = 5,
+        conv_strides: Sequence[int] = (1, 2, 1, 2), stage: Sequence[ConvLayer] | None = None,
+    ) -> None:  # fmt: skip
+        super().__init__()
+        layers = (
+            [ConvLayer(filters, kernel, s) for s in conv_strides] if stage is None else list(stage)
+        )
+        self.features, self.steps = conv_stage("TinyHAR", length, layers, batchnorm=True)
+        self.head = TinyHARHead(channels, layers[-1].filters, 2 * filters, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x [N, C, T]`` → logits ``[N, K]``."""
+        h = self.features(x.transpose(1, 2).unsqueeze(1))  # [N, F, T', C]
+        return self.head(h.permute(0, 2, 3, 1))  # sensors as tokens, per step
+
+
+class SensorSubset(nn.Module):
+    """``model`` on the sensor channels ``sensors`` of ``[N, C, T]`` windows (a model found by
+    a search that dropped the others; selecting costs no MACs)."""
+
+    def __init__(self, sensors: Sequence[int], model: nn.Module) -> None:
+        super().__init__()
+        self.sensors = list(sensors)
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x [N, C, T]`` → ``model(x[:, sensors])``."""
+        return self.model(x[:, self.sensors])
 
 
 def build_baseline(name: str, channels: int, length: int, n_classes: int) -> nn.Module:
