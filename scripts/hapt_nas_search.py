@@ -47,6 +47,9 @@ def main() -> int:
     ap.add_argument("--val-users", type=int, default=3)
     ap.add_argument("--filters", type=int, default=32, help="filters of every candidate conv")
     ap.add_argument("--hidden", type=int, default=50, help="dense units after pooling (cnn3's)")
+    ap.add_argument(
+        "--n-stride2", type=int, default=2, help="stride-2 layers N (zhou2024: log2(T/4) = 5)"
+    )
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--lr-gates", type=float, default=0.02)
@@ -70,8 +73,9 @@ def main() -> int:
     norm = Normalizer().fit(train.x)
     _, c, t = w.x.shape
     net = SuperNet(
-        c, t, prepared.n_classes, filters=args.filters, hidden=args.hidden, seed=args.seed
-    )
+        c, t, prepared.n_classes, filters=args.filters, hidden=args.hidden,
+        n_stride2=args.n_stride2, seed=args.seed,
+    )  # fmt: skip
     options = SearchOptions(
         epochs=args.epochs,
         lr=args.lr,
@@ -98,7 +102,13 @@ def main() -> int:
         "train_users": train_users,
         "val_users": val_users,
         "search_options": vars(options),
-        "supernet": {"filters": args.filters, "hidden": args.hidden, "channels": c, "length": t},
+        "supernet": {
+            "filters": args.filters,
+            "hidden": args.hidden,
+            "n_stride2": args.n_stride2,
+            "channels": c,
+            "length": t,
+        },
         "wall_s": round(wall, 1),
         "model": section,
         "params": result.spec.trainable_count(),
