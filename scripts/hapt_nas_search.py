@@ -61,7 +61,7 @@ def main() -> int:
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--lr-gates", type=float, default=0.003)
-    ap.add_argument("--beta1", type=float, default=0.3, help="weight of the MMACs term")
+    ap.add_argument("--beta1", type=float, default=0.05, help="weight of the MMACs term")
     ap.add_argument("--beta2", type=float, default=1.0, help="weight of the memory penalty")
     ap.add_argument("--budget-kib", type=float, default=96.0)
     ap.add_argument("--mcu", default="stm32l552")
