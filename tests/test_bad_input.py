@@ -260,6 +260,9 @@ CASES = [
     Case("more folds than users", scenario({"split": {"method": "kfold", "k": 5}}), "split.k"),
     Case("unknown data option", scenario({"data": {"options": {"bogus": 1}}}), "data.options.bogus"),
     Case("unknown model option", scenario({"model": {"options": {"bogus": 1}}}), "model.options.bogus"),
+    Case("found model without kernels", scenario({"model": {"name": "nas", "options": {"filters": [4]}}}), "model.options.kernels: expected a list"),
+    Case("found model: filters and kernels disagree", scenario({"model": {"name": "nas", "options": {"kernels": [5, 3], "filters": [4]}}}), "model.options.filters: expected 2 entries"),
+    Case("found model keeps a channel the data lacks", scenario({"model": {"name": "nas", "options": {"kernels": [5], "filters": [4], "sensors": ["acc_x", "gyro_x"]}}}), "model.options.sensors: expected channels of the data (acc_x, acc_y, acc_z), got gyro_x"),
     Case("one user only", scenario({"data": {"options": {"n_users": 1}}}), "s.yaml: data:"),
     # data files that cannot be read or decoded
     Case("dataset folder empty", lambda r: ["data", "info", "--dataset", "wisdm2019", "--data-dir", str(r)], "not found"),
@@ -273,6 +276,8 @@ CASES = [
     # the other sub-commands
     Case("estimate: unknown MCU profile", lambda r: ["estimate", "--mcu", "nope"], "nope"),
     Case("estimate: bad argument", lambda r: ["estimate", "--batch", "many"], "--batch"),
+    Case("estimate: found model without options", lambda r: ["estimate", "--model", "nas"], "--model nas needs --model-options: kernels"),
+    Case("estimate: bad found-model option", lambda r: ["estimate", "--model", "nas", "--model-options", "{kernels: [5], filters: [4], sensors: [3]}"], "--model-options sensors: expected channel names or indices 0..2"),
     Case("study: file missing", lambda r: ["study", str(r / "none.yaml"), "--out", str(r / "out")], "none.yaml"),
     Case("adaptive: file missing", lambda r: ["adaptive", str(r / "none.yaml"), "--out", str(r / "out")], "none.yaml"),
     Case("adaptive: unknown learning-rate schedule", adaptive_scenario({"schedule": "step"}), "s.yaml: adaptive.schedule"),

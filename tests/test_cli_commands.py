@@ -245,7 +245,9 @@ def test_compare_reads_reports_that_keep_every_round(
     assert main(["compare", str(run), "--out", str(tmp_path / "o")]) == 0
     line = next(r for r in (tmp_path / "o" / "compare.csv").read_text().splitlines()
                 if ",tl," in r)  # fmt: skip
-    assert line == "rounds,r,tl,2,0.8,0.7,2000.0,3000000.0,1.0,0.5"
+    head, gain = line.rsplit(",", 1)
+    assert head == "rounds,r,tl,2,0.8,0.7,2000.0,3000000.0,1.0,0.5"
+    assert float(gain) == pytest.approx(0.3)  # users' TL minus None: 0.4 and 0.2
 
 
 def test_compare_users_table_per_user_and_pretraining(tmp_path: Path) -> None:

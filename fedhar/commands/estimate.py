@@ -36,6 +36,18 @@ def _float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
 
 
+def _mapping(text: str) -> dict:
+    import yaml
+
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise argparse.ArgumentTypeError(f"expected a YAML mapping, got {text!r}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a YAML mapping, got {text!r}")
+    return value
+
+
 def _one_line_error(message: str) -> NoReturn:
     print(f"{PROG}: error: {message}", file=sys.stderr)
     sys.exit(2)
@@ -52,6 +64,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.error = _one_line_error  # type: ignore[method-assign]
     parser.add_argument(
         "--model", default="cnn3", help=f"model: {', '.join(sorted(MODEL_BUILDERS))} (cnn3)"
+    )
+    parser.add_argument(
+        "--model-options",
+        type=_mapping,
+        default=None,
+        metavar="YAML",
+        help="the model builder's options as a YAML or JSON mapping, as a scenario's "
+        "model.options (e.g. for --model nas: '{kernels: [5, 3], filters: [8, 8], sensors: "
+        "[0, 4]}'); the model then reads the sensors it keeps of --input's channels",
     )
     parser.add_argument(
         "--input",
@@ -116,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
         profile = load_profile(args.mcu)
         inputs = [parse_input(text) for text in (args.input or ["100x3"])]
         modes = [m.strip().lower() for m in (args.mode or ["full"])]
+        combos = list(itertools.product(inputs, modes))
         rows = [
             estimate_row(
                 profile,
@@ -128,13 +150,15 @@ def run(args: argparse.Namespace) -> int:
                 tl_layers=args.tl_layers,
                 momentum=args.momentum,
                 n_stored_samples=args.stored_samples,
+                options=args.model_options,
             )
-            for (t, c), mode in itertools.product(inputs, modes)
+            for (t, c), mode in combos
         ]
     except ValueError as exc:  # an invalid MCU profile file gives one line per problem
         print_error(exc, f"{PROG}: error: ")
         return 2
-    emulated = _emulate(rows, profile, args) if args.emulate else None
+    channels = [c for (_, c), _ in combos]  # the data view's, before a model keeps sensors
+    emulated = _emulate(rows, channels, profile, args) if args.emulate else None
     if emulated is not None and not emulated:
         return 2
     if args.json:
@@ -165,18 +189,20 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _emulate(rows: list, profile: object, args: argparse.Namespace) -> list:
-    """Each row's batch on the emulator; an empty list (after one line on stderr) when the
-    tools are missing or the emulator fails."""
+def _emulate(rows: list, channels: list[int], profile: object, args: argparse.Namespace) -> list:
+    """Each row's batch on the emulator (``channels``: each row's input channels as given,
+    before the model keeps sensors); an empty list (after one line on stderr) when the tools
+    are missing or the emulator fails."""
     from fedhar.models.spec import build_spec
     from fedhar.ondevice import emulator
     from fedhar.ondevice.emulated import emulate_row
 
+    options = args.model_options or {}
     try:
         b = emulator.build()
         return [
             emulate_row(
-                build_spec(r.model, r.input_channels, r.input_length, r.n_classes),
+                build_spec(r.model, c, r.input_length, r.n_classes, **options),
                 r.mode,
                 r.batch,
                 args.tl_layers,
@@ -184,7 +210,7 @@ def _emulate(rows: list, profile: object, args: argparse.Namespace) -> list:
                 timings=dict(profile.instruction_timings),  # type: ignore[attr-defined]
                 b=b,
             )
-            for r in rows
+            for r, c in zip(rows, channels, strict=True)
         ]
     except emulator.EmulatorError as exc:
         print(f"{PROG}: error: --emulate: {exc}", file=sys.stderr)

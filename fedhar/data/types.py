@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -73,6 +73,13 @@ class HarDataset:
     fs: float
     segments: list[Segment]
     report: LoadReport = field(default_factory=LoadReport)
+
+    def with_channels(self, indices: list[int]) -> HarDataset:
+        """The same recordings with only the channels ``indices`` (into :attr:`channels`), in
+        that order."""
+        segments = [replace(s, signal=s.signal[:, indices]) for s in self.segments]
+        names = [self.channels[i] for i in indices]
+        return replace(self, channels=names, segments=segments)
 
     @property
     def users(self) -> list[str]:

@@ -51,8 +51,8 @@ from torch import nn
 from fedhar.models.spec import MODEL_BUILDERS
 
 ON_DEVICE_TRAINABLE: tuple[str, ...] = tuple(MODEL_BUILDERS)
-"""Model families the C library can train (``cnn3``, ``daghero``, ``contoli``: conv1d, dense,
-batchnorm and pooling layers only)."""
+"""Model families the C library can train (``cnn3``, ``daghero``, ``contoli`` and ``nas``, an
+architecture found by the search: conv1d, dense, batchnorm and pooling layers only)."""
 PYTORCH_ONLY: tuple[str, ...] = ("dcl", "tinyhar")
 """Models with layers the C library lacks (LSTM, attention): PyTorch only."""
 

@@ -310,7 +310,134 @@ def contoli_cnn(
     return b.build("contoli")
 
 
-MODEL_BUILDERS = {"cnn3": cnn3, "daghero": daghero_cnn, "contoli": contoli_cnn}
+class ModelOptionError(ValueError):
+    """A model option that cannot build a model; ``option`` names it (a ``model.options``
+    key), ``message`` says what was expected and what was found."""
+
+    def __init__(self, option: str, message: str) -> None:
+        self.option = option
+        self.message = message
+        super().__init__(f"{option}: {message}")
+
+
+def _int_list(option: str, value: Any, low: int) -> list[int]:
+    """``value`` as a list of integers >= ``low`` (YAML booleans are not integers)."""
+    if not isinstance(value, (list, tuple)) or not all(
+        isinstance(v, int) and not isinstance(v, bool) and v >= low for v in value
+    ):
+        raise ModelOptionError(option, f"expected a list of integers >= {low}, got {value!r}")
+    return list(value)
+
+
+def _sensor_count(sensors: Any, input_channels: int) -> int:
+    """How many input channels a ``nas`` model reads: ``sensors`` are distinct indices into
+    the data view's ``input_channels`` channels, or distinct channel names (counted here; the
+    data pipeline resolves them, :func:`sensor_indices`); None reads every channel."""
+    if sensors is None:
+        return input_channels
+    if not isinstance(sensors, (list, tuple)) or not sensors:
+        raise ModelOptionError("sensors", f"expected a non-empty list, got {sensors!r}")
+    for s in sensors:
+        is_index = isinstance(s, int) and not isinstance(s, bool)
+        if not (is_index or isinstance(s, str)) or (is_index and not 0 <= s < input_channels):
+            raise ModelOptionError(
+                "sensors",
+                f"expected channel names or indices 0..{input_channels - 1} of the data's "
+                f"{input_channels} channels, got {s!r}",
+            )
+    if len(set(sensors)) != len(sensors):
+        raise ModelOptionError("sensors", f"expected distinct channels, got {list(sensors)}")
+    return len(sensors)
+
+
+def sensor_indices(sensors: Any, channel_names: list[str]) -> list[int]:
+    """The data-view indices of a ``nas`` model's ``sensors`` (names or indices, as
+    :func:`nas_cnn` takes them) among ``channel_names``, in the given order; every channel
+    when ``sensors`` is None."""
+    if sensors is None:
+        return list(range(len(channel_names)))
+    _sensor_count(sensors, len(channel_names))
+    unknown = [s for s in sensors if isinstance(s, str) and s not in channel_names]
+    if unknown:
+        raise ModelOptionError(
+            "sensors",
+            f"expected channels of the data ({', '.join(channel_names)}), got {', '.join(unknown)}",
+        )
+    indices = [channel_names.index(s) if isinstance(s, str) else s for s in sensors]
+    if len(set(indices)) != len(indices):
+        raise ModelOptionError("sensors", f"expected distinct channels, got {list(sensors)}")
+    return indices
+
+
+def nas_cnn(
+    input_channels: int,
+    input_length: int,
+    n_classes: int,
+    kernels: list[int] | None = None,
+    filters: list[int] | None = None,
+    strides: list[int] | None = None,
+    hidden: int = 0,
+    sensors: list[int | str] | None = None,
+) -> ModelSpec:
+    """A model found by zhou2024's search (:mod:`fedhar.compress.nas`) as a plain CNN, laid
+    out as ``SuperNet.to_spec`` lays it out, from the fields of its ``Architecture``.
+
+    Args:
+        input_channels: channels C of the data view (the model reads ``sensors`` of them).
+        input_length: window samples T.
+        n_classes: classes K.
+        kernels: per searched layer, its kernel, or 0 for the identity (the layer is left
+            out).
+        filters: per searched layer, its kept filters (0 for an identity layer).
+        strides: per searched layer, its stride; a stride-1 layer is ``same`` padded, a wider
+            stride ``valid`` (the supernet's rule; an identity layer has stride 1). Default:
+            the supernet's 2, 1, 2, 1, ...
+        hidden: units of the dense layer after global pooling (0: none).
+        sensors: the kept sensor channels, indices into the view or channel names; the data
+            pipeline feeds the model only these, in this order. Default: every channel.
+
+    Conv → ReLU for every non-identity layer, global average pooling, then ``fc1`` (hidden,
+    ReLU) and ``fc2``, or ``fc1`` alone as the classifier. Raises :class:`ModelOptionError`.
+    """
+    if kernels is None or filters is None:
+        missing = "kernels" if kernels is None else "filters"
+        raise ModelOptionError(missing, "expected a list with one entry per searched layer")
+    kernels = _int_list("kernels", kernels, 0)
+    filters = _int_list("filters", filters, 0)
+    strides = [2 - i % 2 for i in range(len(kernels))] if strides is None else strides
+    strides = _int_list("strides", strides, 1)
+    for option, values in (("filters", filters), ("strides", strides)):
+        if len(values) != len(kernels):
+            raise ModelOptionError(
+                option, f"expected {len(kernels)} entries (one per kernel), got {len(values)}"
+            )
+    if isinstance(hidden, bool) or not isinstance(hidden, int) or hidden < 0:
+        raise ModelOptionError("hidden", f"expected an integer >= 0, got {hidden!r}")
+    b = SpecBuilder(_sensor_count(sensors, input_channels), input_length)
+    n = 0
+    for i, (k, f, s) in enumerate(zip(kernels, filters, strides, strict=True)):
+        if (k == 0) != (f == 0):
+            raise ModelOptionError(
+                "filters", f"expected 0 exactly where kernels has 0 (identity), got {f} at {i}"
+            )
+        if k == 0:
+            if s != 1:
+                raise ModelOptionError("strides", f"expected 1 for an identity, got {s} at {i}")
+            continue
+        n += 1
+        try:
+            b.conv1d(f"conv{n}", f, k, s, "same" if s == 1 else "valid").relu(f"relu{n}")
+        except ValueError as exc:
+            raise ModelOptionError("kernels", str(exc)) from None
+    b.gap1d("gap")
+    if hidden:
+        b.dense("fc1", hidden).relu("relu_fc1").dense("fc2", n_classes)
+    else:
+        b.dense("fc1", n_classes)
+    return b.build("nas")
+
+
+MODEL_BUILDERS = {"cnn3": cnn3, "daghero": daghero_cnn, "contoli": contoli_cnn, "nas": nas_cnn}
 
 
 def model_options(name: str) -> list[str]:
@@ -325,7 +452,8 @@ def model_options(name: str) -> list[str]:
 def build_spec(
     name: str, input_channels: int, input_length: int, n_classes: int, **options: Any
 ) -> ModelSpec:
-    """Builds a model spec by its scenario name (``cnn3``, ``daghero`` or ``contoli``)."""
+    """Builds a model spec by its scenario name (``cnn3``, ``daghero``, ``contoli`` or
+    ``nas``)."""
     if name not in MODEL_BUILDERS:
         raise ValueError(f"unknown model {name!r}; expected one of {sorted(MODEL_BUILDERS)}")
     return MODEL_BUILDERS[name](input_channels, input_length, n_classes, **options)

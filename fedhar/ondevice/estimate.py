@@ -15,7 +15,13 @@ from typing import Any
 
 from fedhar.enums import TRAINING_JOBS
 from fedhar.mcu import Cost, McuProfile
-from fedhar.models.spec import MODEL_BUILDERS, ModelSpec, build_spec
+from fedhar.models.spec import (
+    MODEL_BUILDERS,
+    ModelOptionError,
+    ModelSpec,
+    build_spec,
+    model_options,
+)
 from fedhar.ondevice import instructions
 from fedhar.ondevice.calibration import paper_rule_bytes_by_category
 from fedhar.ondevice.ctrain import Trainer
@@ -145,11 +151,15 @@ def estimate_row(
     momentum: float = 0.0,
     n_stored_samples: int = 0,
     spec: ModelSpec | None = None,
+    options: dict[str, Any] | None = None,
 ) -> EstimateRow:
     """Estimates one configuration: arena bytes, ops of one batch, and their cost on ``profile``.
 
     ``spec``, when given, is the model (e.g. one found by :mod:`fedhar.compress.nas`); it
-    replaces ``model``, ``input_length``, ``input_channels`` and ``n_classes``.
+    replaces ``model``, ``input_length``, ``input_channels`` and ``n_classes``. ``options``
+    are the model builder's keywords (``--model-options``, a scenario's ``model.options``);
+    the row's input is then the model's, e.g. the sensors a ``nas`` model keeps of
+    ``input_channels``.
 
     Raises:
         ValueError: naming the argument, for an unknown model or mode or a size out of range.
@@ -171,9 +181,23 @@ def estimate_row(
             raise ValueError(f"{name} {value}: expected an integer >= {low}")
     if not 0.0 <= momentum < 1.0:
         raise ValueError(f"--momentum {momentum}: expected a value in [0, 1)")
+    if spec is None and options:
+        unknown = sorted(set(options) - set(model_options(model)))
+        if unknown:
+            raise ValueError(
+                f"--model-options {unknown[0]}: unknown option of model {model!r}, expected "
+                f"one of: {', '.join(model_options(model)) or 'none'}"
+            )
+        try:
+            spec = build_spec(model, input_channels, input_length, n_classes, **options)
+        except ModelOptionError as exc:
+            raise ValueError(f"--model-options {exc}") from None
+        input_channels = spec.input_channels
     if spec is None:
         try:
             spec = build_spec(model, input_channels, input_length, n_classes)
+        except ModelOptionError as exc:
+            raise ValueError(f"--model {model} needs --model-options: {exc}") from None
         except ValueError as exc:
             raise ValueError(
                 f"--input {input_length}x{input_channels} is too short for model {model!r}: {exc}"

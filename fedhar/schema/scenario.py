@@ -118,17 +118,24 @@ class SplitConfig(Strict):
 class ModelConfig(Strict):
     """The 1D-CNN architecture."""
 
-    name: Literal["cnn3", "daghero", "contoli"] = Field(
+    name: Literal["cnn3", "daghero", "contoli", "nas"] = Field(
         "cnn3",
         description="`cnn3`: the CNN of Craighero et al. 2023 (Conv32-Conv64-Dense50). "
         "`daghero`: the Conv+BatchNorm+ReLU+MaxPool template of Daghero et al. 2022. "
-        "`contoli`: the 1D_CNN of Contoli et al. 2023 (Conv4 K3, MaxPool, Dense100).",
+        "`contoli`: the 1D_CNN of Contoli et al. 2023 (Conv4 K3, MaxPool, Dense100). "
+        "`nas`: an architecture found by the zhou2024 search of `fedhar compress` "
+        "(Conv+ReLU layers, global average pooling, optional hidden Dense, classifier).",
     )
     options: dict[str, Any] = Field(
         default_factory=dict,
         description="Keyword options of the model builder (`cnn3`: `pool`; `daghero`: "
         "`channels`, `kernels`, `pool`, `hidden`; `contoli`: `filters`, `kernel`, `pool`, "
-        "`hidden`).",
+        "`hidden`; `nas`: per searched layer `kernels` (0: identity, the layer left out), "
+        "`filters` (kept filters, 0 for an identity) and `strides` (1: `same` padding, "
+        "wider: `valid`; default 2, 1, 2, 1, ...), `hidden` dense units after pooling (0: "
+        "none) and `sensors`, the kept sensor channels by name (e.g. `gyro_x`) or index "
+        "into `data.channels`' view (default: all); the model is fed only those channels, "
+        "in that order).",
     )
 
 

@@ -32,7 +32,9 @@ class CompareError(ValueError):
 class ModeRow:
     """One mode of one run: the run's label and scenario, the users scored, the mean and
     minimum macro-F1 over them, and the mean device cost of the mode's job (None where no
-    user reports it; 0 for ``none``, which trains nothing)."""
+    user reports it; 0 for ``none``, which trains nothing), and the personalization gain:
+    the mean over users scored in both of the mode's F1 minus the user's ``none`` F1 (None
+    for ``none`` itself, or where no user has both)."""
 
     run: str
     scenario: str
@@ -44,6 +46,7 @@ class ModeRow:
     cycles: float | None
     seconds: float | None
     energy_j: float | None
+    gain_vs_none: float | None = None
 
 
 def read_run(run_dir: Path, label: str) -> list[ModeRow]:
@@ -199,8 +202,20 @@ def _mode_row(
     costs = {name: _mean([_cost(f, name) for f in figures]) for name in COSTS}
     return ModeRow(
         label, scenario, mode, int(n_users) if isinstance(n_users, int) else len(f1),
-        mean, low, **costs,
+        mean, low, **costs, gain_vs_none=_gain(records, mode),
     )  # fmt: skip
+
+
+def _gain(records: list[dict[str, Any]], mode: str) -> float | None:
+    """Mean over the users scored in ``mode`` and ``none`` of their F1 difference."""
+    if mode == "none":
+        return None
+    pairs = [
+        (_number(r[mode].get("f1")), _number(r["none"].get("f1")))
+        for r in records
+        if isinstance(r.get(mode), dict) and isinstance(r.get("none"), dict)
+    ]
+    return _mean([a - b for a, b in pairs if a is not None and b is not None])
 
 
 def _cost(figures: dict[str, Any], name: str) -> float | None:
@@ -249,12 +264,13 @@ def write_tables(rows: list[ModeRow], out: Path) -> list[Path]:
     csv_path, md_path = out / "compare.csv", out / "compare.md"
     csv_path.write_text(buffer.getvalue(), encoding="utf-8")
     heads = ["run", "scenario", "mode", "users", "F1 mean", "F1 min", "memory (kB)",
-             "cycles (M)", "seconds", "joules"]  # fmt: skip
+             "cycles (M)", "seconds", "joules", "gain vs none"]  # fmt: skip
     lines = ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
     for r in rows:
         cells = [r.run, r.scenario, r.mode, str(r.n_users), f"{r.f1_mean:.3f}", f"{r.f1_min:.3f}",
                  _cell(r.memory_bytes, 1e-3, ".1f"), _cell(r.cycles, 1e-6, ".1f"),
-                 _cell(r.seconds, 1.0, ".2f"), _cell(r.energy_j, 1.0, ".3f")]  # fmt: skip
+                 _cell(r.seconds, 1.0, ".2f"), _cell(r.energy_j, 1.0, ".3f"),
+                 _cell(r.gain_vs_none, 1.0, "+.3f")]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
     md_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return [csv_path, md_path]

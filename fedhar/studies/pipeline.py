@@ -34,7 +34,13 @@ from fedhar.data.types import HarDataset, WindowSet
 from fedhar.enums import Mode
 from fedhar.errors import InputError, ScenarioValueError
 from fedhar.metrics import Scores, score
-from fedhar.models.spec import ModelSpec, build_spec, model_options
+from fedhar.models.spec import (
+    ModelOptionError,
+    ModelSpec,
+    build_spec,
+    model_options,
+    sensor_indices,
+)
 from fedhar.results.record import ClientRecord, ModeRecord
 from fedhar.schema.scenario import Scenario, load_scenario
 from fedhar.studies.fedpretrain import federated_pretrain
@@ -85,8 +91,10 @@ class Prepared:
     """Everything a run needs before training.
 
     Attributes:
-        dataset: the loaded dataset (classes, channels, sample rate, load report).
-        windows: every window of every user, ``x [N, C, T]`` in sensor units.
+        dataset: the loaded dataset (classes, channels, sample rate, load report); for model
+            ``nas``, only the sensor channels the model keeps, in its order.
+        windows: every window of every user, ``x [N, C, T]`` in sensor units, C the channels
+            the model reads.
         users: per user id, in dataset order: TR_i and TS_i.
         folds: the folds whose test users take part in the run.
         spec: the model spec for these windows and classes.
@@ -140,6 +148,12 @@ def prepare(scenario: Scenario, data_dir: str | Path | None = None) -> Prepared:
             **cfg.options,
         )
     loaded = time.perf_counter()
+    view_channels = len(dataset.channels)
+    model_opts = dict(scenario.model.options)
+    if scenario.model.name == "nas":
+        with _blame("model.options"):
+            model_opts["sensors"] = sensor_indices(model_opts.get("sensors"), dataset.channels)
+        dataset = dataset.with_channels(model_opts["sensors"])
     windows = make_windows(dataset, cfg.window, cfg.stride)
     all_users = [u for u in dataset.users if np.any(windows.users == u)]
     if len(dataset.users) < 2:
@@ -163,11 +177,7 @@ def prepare(scenario: Scenario, data_dir: str | Path | None = None) -> Prepared:
     ]
     with _blame("model.options"):
         spec = build_spec(
-            scenario.model.name,
-            windows.x.shape[1],
-            windows.x.shape[2],
-            len(dataset.classes),
-            **scenario.model.options,
+            scenario.model.name, view_channels, cfg.window, len(dataset.classes), **model_opts
         )
     _check_bits(scenario, spec)
     _check_participants(folds, pretrain_options(scenario), federated_options(scenario))
@@ -231,12 +241,15 @@ def _known_options(key: str, given: dict[str, object], allowed: list[str]) -> No
 @contextmanager
 def _blame(key: str) -> Iterator[None]:
     """Turns a ``ValueError`` of a step driven by scenario key ``key`` into a
-    :class:`ScenarioValueError` naming it (an input error already naming its file or key
-    passes through)."""
+    :class:`ScenarioValueError` naming it (``key.option`` for a
+    :class:`~fedhar.models.spec.ModelOptionError`; an input error already naming its file or
+    key passes through)."""
     try:
         yield
     except InputError:
         raise
+    except ModelOptionError as exc:
+        raise ScenarioValueError(f"{key}.{exc.option}", exc.message) from None
     except ValueError as exc:
         raise ScenarioValueError(key, str(exc)) from None
 
