@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +59,19 @@ def cache_path(key: str) -> Path:
     return user_cache_dir() / "adaptive" / f"{key[:32]}.pt"
 
 
+def effective_options(options: TrainOptions, widths: Sequence[float]) -> TrainOptions:
+    """``options`` with the choices that cannot change training at ``widths`` reset to their
+    defaults: distillation needs a width below 1.0, and the sandwich rule only samples when
+    more than ``2 + sandwich`` widths are trained (:func:`fedhar.adaptive.slim.step_widths`).
+    A grid model (one width) so gets the same cache key under every distill/sandwich setting."""
+    n_widths = len(set(widths))
+    distill = options.distill and n_widths > 1
+    sandwich = options.sandwich
+    if sandwich is not None and n_widths <= 2 + sandwich:
+        sandwich = None
+    return replace(options, distill=distill, sandwich=sandwich)
+
+
 def trained_net(
     spec: ModelSpec,
     widths: Sequence[float],
@@ -75,6 +88,7 @@ def trained_net(
     trained before): ``(net in eval mode, its key, whether it came from the cache)``. With
     ``init = (key, net)``, training starts from ``net``'s conv and dense weights and from its
     full-width BatchNorm."""
+    options = effective_options(options, widths)
     settings = {
         "epochs": epochs,
         "batch_size": batch_size,
