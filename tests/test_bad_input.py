@@ -287,6 +287,10 @@ CASES = [
     Case("compress: a bit-width of 3", compress_scenario({"bits": [8, 3]}), "s.yaml: compress.bits"),
     Case("compress: a grid channel count not a power of two", compress_scenario({"grid": {"channels": [[4, 6, 8]]}}), "compress.grid.channels.0"),
     Case("compress: unknown post-training format", compress_scenario({"ptq": ["int4"]}), "compress.ptq"),
+    Case("compress: an unknown prune base", compress_scenario({"prune": {"bases": ["resnet"]}}), "s.yaml: compress.prune.bases.0: expected one of cnn"),
+    Case("compress: a negative prune beta", compress_scenario({"prune": {"betas": [[0.1, -1.0]]}}), "compress.prune.betas.0"),
+    Case("compress: prune with a quantization grid", compress_scenario({"prune": {}, "grid": {"channels": [[4, 8]]}}), "compress.grid: expected unset with prune"),
+    Case("compress: a test user without windows", compress_scenario({"split": "users", "test_users": ["9"], "prune": {}}), "compress.test_users: users ['9'] have no windows"),
     Case("compress: file missing", lambda r: ["compress", str(r / "none.yaml"), "--out", str(r / "out")], "none.yaml"),
     Case("export: run folder missing", lambda r: ["export", str(r / "none"), "--user", "1", "--out", str(r / "out")], "none"),
 ]  # fmt: skip

@@ -10,6 +10,11 @@ not redone, and a DIR of another scenario is refused), ``states/`` (the trained 
 ``models.csv``, ``summary.json``, ``bits.json`` (the chosen mixed assignment, for a run's
 ``federation.bits_from``), ``fig8_memory.png``/``.svg``, ``fig10_cycles.png``/``.svg`` and
 ``report.html``.
+
+With ``compress.prune`` it runs zhou2024's hardware-aware NAS with pruning instead
+(:mod:`fedhar.studies.prune`): ``prune.jsonl`` (each search and trained model as it finishes;
+``--resume`` reuses them), ``states/``, ``summary.json``, ``pareto_macs.png``/``.svg`` and
+``report.html``.
 """
 
 from __future__ import annotations
@@ -17,9 +22,15 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fedhar.commands import add_study_arguments
+
+if TYPE_CHECKING:
+    from fedhar.schema.compress import CompressConfig
+    from fedhar.schema.scenario import Scenario
 
 
 def run(args: argparse.Namespace) -> int:
@@ -52,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
     def log(line: str) -> None:
         say(f"[{time.monotonic() - start:6.1f} s] {line}")
 
+    if cfg.prune is not None:
+        return _run_prune(args, scenario, cfg, out, log)
     try:
         journal = Journal(out / MODELS_FILE, study_identity(scenario, cfg), resume=args.resume)
         result = run_study(scenario, cfg, args.data_dir, out, journal, log)
@@ -71,11 +84,46 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_prune(
+    args: argparse.Namespace, scenario: Scenario, cfg: CompressConfig, out: Path,
+    log: Callable[[str], None],
+) -> int:  # fmt: skip
+    """The NAS study of ``compress.prune``: ``prune.jsonl``, ``states/``, ``summary.json``,
+    ``pareto_macs.png``/``.svg`` and ``report.html``."""
+    from fedhar.commands import print_error
+    from fedhar.data.paths import DatasetMissingError
+    from fedhar.files import write_atomic
+    from fedhar.results.journal import Journal, JournalError
+    from fedhar.studies.prune import PRUNE_FILE, run_study, study_identity
+    from fedhar.studies.prune_report import plot_pareto, summary, write_page
+
+    assert cfg.prune is not None
+    try:
+        result = run_study(
+            scenario,
+            cfg,
+            args.data_dir,
+            out,
+            lambda: Journal(out / PRUNE_FILE, study_identity(scenario, cfg), resume=args.resume),
+            log,
+        )
+    except (DatasetMissingError, JournalError, ValueError) as exc:
+        print_error(exc, "fedhar compress: error: ")
+        return 2
+    summ = summary(result, cfg.prune, scenario.name)
+    write_atomic(out / "summary.json", json.dumps(summ, indent=1) + "\n")
+    figure = plot_pareto(result, out / "pareto_macs.png", f"{scenario.name}: F1 vs MACs")
+    write_page(summ, figure, out / "report.html")
+    log(f"wrote {out}")
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Adds the ``compress`` sub-command to the fedhar CLI."""
     parser = subparsers.add_parser(
         "compress",
-        help="quantization study: PACT QAT at 8/4/2/1 bit, mixed precision, PTQ formats",
+        help="quantization study: PACT QAT at 8/4/2/1 bit, mixed precision, PTQ formats; or, "
+        "with compress.prune, hardware-aware NAS with pruning (zhou2024)",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -7,11 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from fedhar.schema.base import KeyProblem, Strict, load_yaml_model
 from fedhar.schema.mcu import ProfileName
-from fedhar.schema.scenario import Scenario
+from fedhar.schema.scenario import HaptChannels, Scenario
 
 PTQ_FORMATS: tuple[str, ...] = ("float32", "dynamic", "full_int8")
 """Contoli et al. 2023's post-training formats."""
@@ -73,15 +73,144 @@ class MixedConfig(Strict):
     )
 
 
+PRUNE_BASES: tuple[str, ...] = ("cnn",)
+"""Base models the NAS study (:mod:`fedhar.studies.prune`) can search now."""
+UCI_HAR_TEST_USERS: tuple[str, ...] = ("2", "4", "9", "10", "12", "13", "18", "20", "24")
+"""UCI HAR's test volunteers (UCI HAR Dataset README.txt: "70% of the volunteers was selected
+for generating the training data and 30% the test data"; ``subject_test.txt`` lists these 9;
+zhou2024 §V-A1 uses the same split)."""
+
+
+class PruneConfig(Strict):
+    """zhou2024's hardware-aware search with pruning (§IV, eq. 10) over each base model, then
+    re-instantiation, fine-tuning, scoring and the deployment checks (§V-C)."""
+
+    bases: list[str] = Field(
+        default_factory=lambda: ["cnn"],
+        min_length=1,
+        description="Base models to search: `cnn` (the gated, operator-searchable CNN of the C "
+        "library's layer family, :mod:`fedhar.compress.nas`; its unpruned base is the widest "
+        "path: kernel 7 everywhere, every filter and sensor channel).",
+    )
+    filters: int = Field(24, ge=2, le=256, description="Filters of every candidate convolution.")
+    hidden: int = Field(0, ge=0, description="Units of the dense layer after pooling (0: none).")
+    n_stride2: int | None = Field(
+        None,
+        ge=0,
+        description="Stride-2 layers N. Unset: zhou2024's floor(log2(window / 4)).",
+    )
+    betas: list[tuple[float, float]] = Field(
+        default_factory=lambda: [(0.0, 0.0), (0.01, 1.0), (0.03, 1.0), (0.1, 1.0)],
+        min_length=1,
+        description="The sweep: one search per `[beta1, beta2]` pair of eq. 10 (beta1 weighs the "
+        "expected MMACs, beta2 eq. 13's log-excess of the peak memory over the budget).",
+    )
+    memory_budget_bytes: int = Field(
+        96 * 1024,
+        ge=1,
+        description="L_Mem of eq. 13 and the deployment check, in bytes (zhou2024 §V-C: 96 kB).",
+    )
+    memory_mode: Literal["full", "tl"] = Field(
+        "full",
+        description="On-device training job whose estimator arena the memory term and the "
+        "selection's budget check use (`fedhar estimate --mode`).",
+    )
+    profile: ProfileName = Field(
+        "stm32l552", description="MCU profile of the deployment check (zhou2024 §V-C)."
+    )
+    warmup_epochs: int = Field(
+        20,
+        ge=0,
+        description="Epochs of the supernet's weights alone on random paths (gates and "
+        "architecture frozen, no hardware terms) before the search: an unfitted supernet lowers "
+        "its loss by shrinking its input, so a short warm-up lets the cross-entropy alone close "
+        "sensor gates (HAPT, 6 epochs: 1-2 of 9 channels kept; 20 epochs: 7).",
+    )
+    gate_init: float = Field(
+        1.0,
+        gt=0.5,
+        description="Starting score v of every DCS gate after the warm-up (kept: v > 0.5). "
+        "A score further from the threshold must be pushed further before its channel goes.",
+    )
+    search_epochs: int = Field(12, ge=1, description="Epochs of the search itself.")
+    search_batch_size: int = Field(64, ge=2, description="Windows per search step.")
+    lr: float = Field(0.005, gt=0, description="Adam learning rate of the supernet's weights.")
+    lr_gates: float = Field(
+        0.005,
+        ge=0,
+        description="Adam learning rate of the DCS gate scores (Adam's step is about this "
+        "rate whatever the gradient's scale; the paper's 1e-4 barely moves a gate to 0.5).",
+    )
+    lr_alpha: float = Field(
+        0.005, ge=0, description="Adam learning rate of the architecture parameters (§V-A4)."
+    )
+    finetune_epochs: int = Field(
+        30,
+        ge=1,
+        description="Epochs of each chosen model re-instantiated as a plain model (the epoch of "
+        "best validation macro-F1 is kept). The unpruned base is trained plainly for "
+        "warmup + search + finetune epochs, the same weight-training budget.",
+    )
+    finetune_lr: float = Field(0.002, gt=0, description="Adam learning rate of fine-tuning.")
+    finetune_batch_size: int = Field(64, ge=2, description="Windows per fine-tuning step.")
+    f1_tolerance: float = Field(
+        0.01,
+        ge=0,
+        lt=1,
+        description="Selection rule: the selected pruned model of a base is the smallest-MAC "
+        "swept model within the memory budget whose validation macro-F1 is at least the base's "
+        "minus this; if none, the best validation F1 within the budget; if none fits, the "
+        "smallest peak memory.",
+    )
+    qat: bool = Field(
+        True, description="Also fine-tune the selected model with int8 QAT and score it."
+    )
+    qat_epochs: int = Field(4, ge=1, description="QAT epochs of the selected model.")
+    qat_lr: float = Field(0.0005, gt=0, description="Adam learning rate of QAT.")
+    channel_sets: list[HaptChannels] = Field(
+        default_factory=list,
+        description="Channel-scaling study (zhou2024 §II, Fig. 2): for each hapt channel set "
+        "(e.g. `acc`, `acc+gyro`, `uci_har`), params and MACs of the first base before and "
+        "after a search at the selected model's betas. Empty: none.",
+    )
+
+    @field_validator("bases")
+    @classmethod
+    def _known_bases(cls, value: list[str]) -> list[str]:
+        for i, name in enumerate(value):
+            if name not in PRUNE_BASES:
+                raise KeyProblem(str(i), f"expected one of {', '.join(PRUNE_BASES)}, got {name!r}")
+        if len(set(value)) != len(value):
+            raise ValueError(f"expected distinct bases, got {value}")
+        return value
+
+    @field_validator("betas")
+    @classmethod
+    def _non_negative(cls, value: list[tuple[float, float]]) -> list[tuple[float, float]]:
+        for i, pair in enumerate(value):
+            if min(pair) < 0:
+                raise KeyProblem(str(i), f"expected beta1, beta2 >= 0, got {list(pair)}")
+        if len(set(value)) != len(value):
+            raise ValueError(f"expected distinct [beta1, beta2] pairs, got {value}")
+        return value
+
+
 class CompressConfig(Strict):
     """What `fedhar compress` explores and how it prices it."""
 
-    split: Literal["chronological", "random"] = Field(
+    split: Literal["chronological", "random", "users"] = Field(
         "chronological",
         description="`chronological`: every user's windows split in time per activity, "
         "`data.train_fraction` trains and the rest is halved into validation and test. "
         "`random`: windows drawn at random, `test_fraction` tests and `val_fraction` of the "
-        "rest validates (Contoli et al. 2023: 75/25).",
+        "rest validates (Contoli et al. 2023: 75/25). `users`: the `test_users` test, "
+        "`val_fraction` of the other users (chosen by seed) validate, the rest train.",
+    )
+    test_users: list[str] = Field(
+        default_factory=lambda: list(UCI_HAR_TEST_USERS),
+        min_length=1,
+        description="Test users of the `users` split (default: UCI HAR's test volunteers "
+        "2 4 9 10 12 13 18 20 24, from its README's subject_test.txt).",
     )
     test_fraction: float = Field(0.25, gt=0, lt=1, description="Test share (`random` split).")
     val_fraction: float = Field(
@@ -123,12 +252,26 @@ class CompressConfig(Strict):
         "price its executed instructions with stm32l496zg_fedhar's timings: the cycles figure "
         "then shows executed cycles.",
     )
+    prune: PruneConfig | None = Field(
+        None,
+        description="Hardware-aware NAS with pruning (zhou2024). Set: `fedhar compress` runs "
+        "this study instead of the quantization exploration (`grid` and `mixed` must then be "
+        "unset).",
+    )
     memory_budget_bytes: int = Field(
         6370,
         ge=1,
         description="Budget of the best-F1-within-budget figure, in bytes (6370 = the 6.22 kB "
         "top of Daghero et al. 2022 Table 2 on WISDM).",
     )
+
+    @model_validator(mode="after")
+    def _prune_alone(self) -> CompressConfig:
+        if self.prune is not None:
+            for key in ("grid", "mixed"):
+                if getattr(self, key) is not None:
+                    raise KeyProblem(key, "expected unset with prune (the NAS study runs alone)")
+        return self
 
     @field_validator("bits")
     @classmethod

@@ -34,7 +34,7 @@ import torch
 
 from fedhar.compress import edmips, ptq, qat
 from fedhar.data.preprocess import Normalizer
-from fedhar.data.splits import split_chronological
+from fedhar.data.splits import split_chronological, validation_users
 from fedhar.data.types import WindowSet
 from fedhar.mcu import McuProfile, load_profile
 from fedhar.metrics import score
@@ -87,11 +87,44 @@ class Data:
         return x[np.sort(idx)]
 
 
+def split_by_users(
+    ws: WindowSet, test_users: list[str], val_fraction: float, seed: int
+) -> tuple[WindowSet, WindowSet, WindowSet]:
+    """Train, validation and test windows of a user split: ``test_users`` test, a
+    ``val_fraction`` of the others (:func:`~fedhar.data.splits.validation_users`, by ``seed``)
+    validate, the rest train.
+
+    Raises:
+        ValueError: a test user absent from the windows, or fewer than 2 other users.
+    """
+    present = sorted({str(u) for u in ws.users}, key=lambda u: (len(u), u))
+    missing = [u for u in test_users if u not in present]
+    if missing:
+        raise ValueError(
+            f"compress.test_users: users {missing} have no windows (users present: "
+            f"{' '.join(present)})"
+        )
+    others = [u for u in present if u not in test_users]
+    if len(others) < 2:
+        raise ValueError(
+            f"compress.test_users: expected at least 2 other users to train and validate on, "
+            f"got {others}"
+        )
+    val = validation_users(others, val_fraction, seed)
+    users = np.asarray([str(u) for u in ws.users])
+    is_test, is_val = np.isin(users, test_users), np.isin(users, val)
+    return ws.subset(~is_test & ~is_val), ws.subset(is_val), ws.subset(is_test)
+
+
 def split_data(ws: WindowSet, classes: list[str], scenario: Scenario, cfg: CompressConfig) -> Data:
     """Train / validation / test windows of ``ws`` as ``cfg.split`` says, normalized on train."""
     if cfg.split == "chronological":
         train_ws, later = split_chronological(ws, scenario.data.train_fraction)
         val_ws, test_ws = split_chronological(later, 0.5)
+    elif cfg.split == "users":
+        train_ws, val_ws, test_ws = split_by_users(
+            ws, cfg.test_users, cfg.val_fraction, scenario.seed
+        )
     else:
         rng = np.random.default_rng(scenario.seed)
         order = rng.permutation(len(ws))
@@ -329,9 +362,6 @@ class Scorer:
         ops = estimate_inference(spec, 1)
         cycles, energy = _priced(ops, self.profiles)
         params = sum(int(np.prod(s)) for s in spec.param_shapes().values())
-        sizes = [spec.input_channels * spec.input_length]
-        sizes += [int(np.prod(layer.out_shape)) for layer in spec.layers]
-        pairs = [a + b for a, b in zip(sizes, sizes[1:], strict=False)]
         return ModelRow(
             arch,
             "float32",
@@ -340,12 +370,27 @@ class Scorer:
             f1["val"],
             f1["test"],
             4 * params,
-            4 * max(pairs),
+            float_scratch_bytes(spec),
             _ops_dict(ops),
             cycles,
             energy,
             accuracy_test=acc,
         )
+
+
+def float_scratch_bytes(spec: ModelSpec) -> int:
+    """Working memory of one float32 inference: the largest input + output pair of a layer,
+    4 bytes per element."""
+    sizes = [spec.input_channels * spec.input_length]
+    sizes += [int(np.prod(layer.out_shape)) for layer in spec.layers]
+    return 4 * max(a + b for a, b in zip(sizes, sizes[1:], strict=False))
+
+
+def float_inference_bytes(spec: ModelSpec) -> int:
+    """Peak memory of one float32 inference: 4 bytes per parameter plus
+    :func:`float_scratch_bytes`."""
+    params = sum(int(np.prod(s)) for s in spec.param_shapes().values())
+    return 4 * params + float_scratch_bytes(spec)
 
 
 def _per_sample(ops: OpCounts, n: int) -> OpCounts:

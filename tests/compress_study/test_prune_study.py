@@ -1,0 +1,151 @@
+"""``fedhar compress`` with a ``prune:`` section on tiny synthetic data: the search sweep, the
+base, the fine-tuned models, the deployment check, int8 QAT, the channel-scaling rows, the
+selection rule, and an interrupted study resuming to the same ``summary.json``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from fedhar.cli import main
+from fedhar.mcu import load_profile
+from fedhar.models.spec import ModelSpec
+from fedhar.ondevice.estimate import estimate_row
+from fedhar.ondevice.estimator import estimate_inference
+from fedhar.schema.compress import PruneConfig
+from fedhar.studies.prune import PRUNE_FILE, select
+
+SCENARIO = """
+name: syn_prune
+seed: 0
+data: {dataset: synthetic, classes: [walking, jogging, sitting, standing], window: 32,
+       stride: 16, options: {n_users: 5, seconds_per_activity: 12}}
+compress:
+  split: users
+  test_users: ["2"]
+  val_fraction: 0.25
+  prune:
+    filters: 6
+    n_stride2: 2
+    betas: [[0.0, 0.0], [3.0, 1.0]]
+    memory_budget_bytes: 30000
+    warmup_epochs: 1
+    search_epochs: 2
+    search_batch_size: 32
+    lr: 0.01
+    lr_gates: 0.1
+    finetune_epochs: 2
+    qat_epochs: 1
+    channel_sets: [acc]
+"""
+
+
+def _run(tmp_path: Path, out: Path, text: str = SCENARIO, *extra: str) -> int:
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(text)
+    return main(["compress", str(scenario), "--out", str(out), *extra])
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    tmp = tmp_path_factory.mktemp("prune")
+    out = tmp / "out"
+    assert _run(tmp, out) == 0
+    return tmp, out
+
+
+def test_summary_holds_the_base_the_selected_model_and_the_sweep(study) -> None:  # noqa: ANN001
+    _, out = study
+    summ = json.loads((out / "summary.json").read_text())
+    cnn = summ["bases"]["cnn"]
+    assert {"params", "macs", "f1"} <= set(cnn)
+    chosen = cnn["selected"]
+    for key in ("params", "macs", "f1", "peak_memory_bytes", "kept_channels", "mac_reduction",
+                "f1_drop"):  # fmt: skip
+        assert key in chosen
+    assert set(chosen["kept_channels"]) <= {"acc_x", "acc_y", "acc_z"}
+    assert chosen["mac_reduction"] == pytest.approx(cnn["macs"] / chosen["macs"])
+    assert chosen["f1_drop"] == pytest.approx(cnn["f1"] - chosen["f1"])
+    assert [r["beta"] for r in cnn["swept"]] == [[0.0, 0.0], [3.0, 1.0]]
+    # a heavy MAC weight prunes: fewer MACs than the unpruned base and than beta1 = 0
+    assert cnn["swept"][1]["macs"] < min(cnn["macs"], cnn["swept"][0]["macs"])
+    # the counts are the estimator's, for the spec rebuilt from the journal
+    rows = [json.loads(line) for line in (out / PRUNE_FILE).read_text().splitlines()[1:]]
+    models = [r for r in rows if r.get("kind") == "model"]
+    assert len(models) == 3  # the base and two searches
+    profile = load_profile("stm32l552")
+    for r in models:
+        spec = ModelSpec.from_dict(r["arch"]["spec"])
+        assert r["macs"] == estimate_inference(spec).macs
+        full = estimate_row(profile, spec=spec, mode="full").arena_bytes
+        assert r["peak_memory_bytes"]["full_training_arena"] == full
+        assert r["fits_budget"] == (full <= 30000)
+        assert (out / "states" / f"{r['key']}.npz").is_file()
+    q = cnn["qat_int8"]
+    assert 0.0 <= q["f1"] <= 1.0 and q["inference_bytes"] == q["model_bytes"] + q["scratch_bytes"]
+    (scaling,) = summ["channel_scaling"]
+    assert scaling["n_channels"] == 3 and scaling["before"]["macs"] == cnn["macs"]
+    for name in ("pareto_macs.png", "pareto_macs.svg", "report.html"):
+        assert (out / name).stat().st_size > 0
+    page = (out / "report.html").read_text()
+    assert "Table II" in page and "94.36" in page  # the paper's TinyHAR + SFTNAS F1, typed in
+
+
+def test_an_interrupted_study_resumes_to_the_same_summary(study) -> None:  # noqa: ANN001
+    tmp, out = study
+    first = (out / "summary.json").read_bytes()
+    lines = (out / PRUNE_FILE).read_text().splitlines(keepends=True)
+    kinds = [json.loads(line).get("kind") for line in lines[1:]]
+    cut = 1 + kinds.index("warmup") + 1  # the base and the warm-up survive, nothing after
+    (out / PRUNE_FILE).write_text("".join(lines[:cut]) + lines[cut][: len(lines[cut]) // 2])
+    assert _run(tmp, out, SCENARIO, "--resume") == 0
+    assert (out / "summary.json").read_bytes() == first
+    before = (out / PRUNE_FILE).read_bytes()
+    assert _run(tmp, out, SCENARIO, "--resume") == 0  # nothing left to do
+    assert (out / PRUNE_FILE).read_bytes() == before
+
+
+FILTERS, SPLIT = "    filters: 6\n", "  split: users\n"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        (FILTERS, "    bases: [cnn, resnet]\n", "compress.prune.bases.1: expected one of cnn"),
+        ("[[0.0, 0.0], [3.0, 1.0]]", "[[0.1, -1.0]]", "compress.prune.betas.0: expected beta1"),
+        (FILTERS, "    beta: [0.1]\n", "compress.prune.beta"),
+        (SPLIT, SPLIT + "  grid: {channels: [[4, 8]]}\n", "compress.grid: expected unset with"),
+        ('["2"]', '["2", "77"]', "compress.test_users: users ['77'] have no windows"),
+    ],
+)
+def test_bad_prune_keys_give_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], old: str, new: str, message: str
+) -> None:
+    assert old in SCENARIO
+    assert _run(tmp_path, tmp_path / "out", SCENARIO.replace(old, new, 1)) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err and "Traceback" not in err
+
+
+def _row(macs: int, f1_val: float, arena: int | None) -> dict:
+    peak = None if arena is None else {"full_training_arena": arena}
+    return {"macs": macs, "f1_val": f1_val, "peak_memory_bytes": peak}
+
+
+def test_selection_rule() -> None:
+    prune = PruneConfig(memory_budget_bytes=1000, f1_tolerance=0.01)
+    base = {"f1_val": 0.90}
+    # the smallest-MAC model within the budget and within 1 point of the base
+    swept = [_row(500, 0.895, 900), _row(100, 0.80, 500), _row(200, 0.892, 990),
+             _row(50, 0.95, 2000)]  # fmt: skip
+    assert select(base, swept, prune) == 2
+    # none near the base: the best validation F1 within the budget
+    swept = [_row(500, 0.85, 900), _row(100, 0.80, 500), _row(50, 0.95, 2000)]
+    assert select(base, swept, prune) == 0
+    # none within the budget: the smallest peak memory (unpriced models last)
+    swept = [_row(500, 0.85, 3000), _row(100, 0.80, None), _row(50, 0.95, 2000)]
+    assert select(base, swept, prune) == 2
+    with pytest.raises(ValueError, match="at least one"):
+        select(base, [], prune)
