@@ -41,7 +41,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from fedhar.compress.gates import DCSGate, gumbel_one_hot
-from fedhar.models.spec import LayerSpec, ModelSpec, SpecBuilder
+from fedhar.models.spec import LayerSpec, ModelSpec, SpecBuilder, nas_cnn
 from fedhar.ondevice.estimator import estimate_inference, estimate_training
 
 KERNELS: tuple[int, ...] = (1, 3, 5, 7)
@@ -249,42 +249,48 @@ class SuperNet(PathSearch):
             kept.append(() if layer.kernels[j] == IDENTITY else tuple(layer.gates[j].kept()))
         return Architecture(tuple(kernels), tuple(self.sensor_gate.kept()), tuple(kept))
 
-    def to_spec(self, name: str = "nas") -> tuple[ModelSpec, dict[str, torch.Tensor], list[int]]:
-        """The current choice as a plain model: its spec, its ``state_dict`` (the kept slices
-        of the supernet's weights) and the sensor channels it reads (feed it ``x[:, kept]``).
+    def to_spec(self) -> tuple[ModelSpec, dict[str, torch.Tensor], list[int]]:
+        """The current choice as a plain model: its spec (:func:`fedhar.models.spec.nas_cnn`
+        of the choice, as a run scenario's ``model: nas`` builds it), its ``state_dict`` (the
+        kept slices of the supernet's weights) and the sensor channels it reads (feed it
+        ``x[:, kept]``).
 
         With the gates applied, the plain model's logits equal the supernet's on the same
         choice: a gated-off filter is zero after ReLU, so dropping it and the next layer's
         weights on it changes nothing."""
         arch = self.architecture()
-        b = SpecBuilder(len(arch.sensors), self.length)
+        picked = self.picked()
+        spec = nas_cnn(
+            self.channels,
+            self.length,
+            self.n_classes,
+            kernels=[layer.kernels[j] for layer, j in zip(self.layers, picked, strict=True)],
+            filters=[len(kept) for kept in arch.filters],
+            strides=[layer.stride for layer in self.layers],
+            hidden=self.fc1.out_features if self.fc1 else 0,
+            sensors=list(arch.sensors),
+        )
         state: dict[str, torch.Tensor] = {}
         rows = list(arch.sensors)
         n = 0
-        for layer, j, kept in zip(self.layers, self.picked(), arch.filters, strict=True):
+        for layer, j, kept in zip(self.layers, picked, arch.filters, strict=True):
             if layer.kernels[j] == IDENTITY:
                 continue
             n += 1
             conv = layer.convs[j]
-            b.conv1d(f"conv{n}", len(kept), layer.kernels[j], layer.stride, layer.padding)
-            b.relu(f"relu{n}")
             state[f"conv{n}.weight"] = conv.weight.detach()[list(kept)][:, rows].clone()
             state[f"conv{n}.bias"] = conv.bias.detach()[list(kept)].clone()
             rows = list(kept)
-        b.gap1d("gap")
         head = (
             [("fc1", self.fc1), ("fc2", self.classifier)]
             if self.fc1
             else [("fc1", self.classifier)]
         )
         for i, (key, linear) in enumerate(head):
-            b.dense(key, linear.out_features)
             weight = linear.weight.detach()
             state[f"{key}.weight"] = (weight[:, rows] if i == 0 else weight).clone()
             state[f"{key}.bias"] = linear.bias.detach().clone()
-            if i + 1 < len(head):
-                b.relu(f"relu_{key}")
-        return b.build(name), state, list(arch.sensors)
+        return spec, state, list(arch.sensors)
 
     def peak_memory(self, mode: str = "full") -> torch.Tensor:
         """The estimator's arena bytes for training the current choice on the device (``mode``

@@ -145,7 +145,7 @@ class CnnFamily:
         return net
 
     def _found(self, net: SuperNet, history: list[dict[str, float]]) -> Found:
-        spec, state, sensors = net.to_spec("nas")
+        spec, state, sensors = net.to_spec()
         module = build_torch(spec)
         module.load_state_dict(state, strict=False)
         arch = net.architecture()
