@@ -80,6 +80,7 @@ from fedhar.models.baselines import (
     SensorSubset,
     TinyHAR,
     TinyHARHead,
+    build_staged,
     count_macs,
     count_params,
 )
@@ -204,26 +205,19 @@ class BaselineSuperNet(PathSearch):
         return attention + feed_forward + fusion + lstm + pooling + e * k
 
     def op_sizes(self, widths: Sequence[int]) -> list[tuple[int, int]]:
-        """``(input, output)`` activation elements of every operation of one inference along
-        the current choice, at kept widths ``widths`` (sensor channels, then the filters of
-        every drawn convolution)."""
-        c, sizes = widths[0], []
-        w_in, t = 1, self.length
-        for (layer, j), w in zip(self._convs(), widths[1:], strict=True):
-            t_out = layer.out_length(t, j)
-            sizes.append((w_in * t * c, w * t_out * c))
-            w_in, t = w, t_out
-        k = self.n_classes
-        if self.name == "dcl":
-            h = self.hidden
-            return [*sizes, (t * w_in * c, t * h), (h, k)]
-        e = 2 * self.filters
-        cube = t * c * w_in
-        return [*sizes, (cube, cube), (cube, t * e), (t * e, t * e), (t * e, e), (e, k)]
+        """:func:`op_sizes` of the current choice at kept widths ``widths`` (sensor channels,
+        then the filters of every drawn convolution)."""
+        stage = [
+            ConvLayer(w, layer.kernels[j], layer.stride, layer.padding)
+            for (layer, j), w in zip(self._convs(), widths[1:], strict=True)
+        ]
+        return op_sizes(
+            self.name, widths[0], self.length, self.n_classes, stage, self.filters, self.hidden
+        )
 
     def peak_bytes(self, widths: Sequence[int]) -> int:
-        """Eq. 12's peak: the largest ``input + output`` of :meth:`op_sizes`, float32 bytes."""
-        return FLOAT_BYTES * max(a + b for a, b in self.op_sizes(widths))
+        """Eq. 12's peak of the current choice at kept widths ``widths``, float32 bytes."""
+        return peak_of(self.op_sizes(widths))
 
     def peak_memory(self) -> torch.Tensor:
         """:meth:`peak_bytes` at the active widths, differentiable in the gates by forward
@@ -247,12 +241,9 @@ class BaselineSuperNet(PathSearch):
         sensors = self.sensor_gate.kept()
         stage = self.stage()
         kept = [layer.gates[j].kept() for layer, j in self._convs()]
-        if self.name == "dcl":
-            model: nn.Module = DeepConvLSTM(
-                len(sensors), self.length, self.n_classes, self.hidden, stage=stage
-            )
-        else:
-            model = TinyHAR(len(sensors), self.length, self.n_classes, self.filters, stage=stage)
+        model = build_staged(
+            self.name, len(sensors), self.length, self.n_classes, stage, self.filters, self.hidden
+        )
         convs = [m for m in model.features if isinstance(m, nn.Conv2d)]
         norms = [m for m in model.features if isinstance(m, nn.BatchNorm2d)]
         rows = [0]
@@ -282,6 +273,39 @@ class BaselineSuperNet(PathSearch):
                 for key in ("lstm", "attn_hidden", "attn_score", "classifier"):
                     getattr(head, key).load_state_dict(getattr(src, key).state_dict())
         return SensorSubset(sensors, model.eval())
+
+
+def op_sizes(
+    name: str, channels: int, length: int, n_classes: int, stage: Sequence[ConvLayer],
+    filters: int = 64, hidden: int = 128,
+) -> list[tuple[int, int]]:  # fmt: skip
+    """``(input, output)`` activation elements of every operation of one inference of ``name``
+    (``dcl`` or ``tinyhar``, :func:`~fedhar.models.baselines.build_staged`) with first stage
+    ``stage`` on ``channels`` sensor channels of ``length`` samples (module docstring's
+    operations)."""
+    sizes, w_in, t = [], 1, length
+    for layer in stage:
+        t_out = layer.out_steps(t)
+        sizes.append((w_in * t * channels, layer.filters * t_out * channels))
+        w_in, t = layer.filters, t_out
+    if name == "dcl":
+        return [*sizes, (t * w_in * channels, t * hidden), (hidden, n_classes)]
+    e = 2 * filters
+    cube = t * channels * w_in
+    return [*sizes, (cube, cube), (cube, t * e), (t * e, t * e), (t * e, e), (e, n_classes)]
+
+
+def inference_peak_bytes(
+    name: str, channels: int, length: int, n_classes: int, stage: Sequence[ConvLayer],
+    filters: int = 64, hidden: int = 128,
+) -> int:  # fmt: skip
+    """Eq. 12's peak of :func:`op_sizes`' operations, float32 bytes (:func:`peak_of`)."""
+    return peak_of(op_sizes(name, channels, length, n_classes, stage, filters, hidden))
+
+
+def peak_of(sizes: Sequence[tuple[int, int]]) -> int:
+    """The largest ``input + output`` of ``(input, output)`` element counts, float32 bytes."""
+    return FLOAT_BYTES * max(a + b for a, b in sizes)
 
 
 def _masked_encoder(
@@ -378,14 +402,28 @@ def search_baseline(
     filters: int = 64,
 ) -> BaselineSearch:
     """Searches the first stage of baseline ``name`` (``dcl`` or ``tinyhar``) on training
-    windows ``x [N, C, T]`` / ``y [N]``, the architecture step on ``x_val`` / ``y_val``
-    (:func:`~fedhar.compress.search.bilevel` with eq. 10: ``options.beta1`` on MACs in units
-    of ``options.macs_scale``, ``options.beta2`` on eq. 13 of the inference peak against
-    ``options.budget_bytes``; ``options.memory_mode`` does not apply). The supernet's weights
-    are seeded by ``options.seed``; returns the re-instantiated model (eval mode)."""
+    windows ``x [N, C, T]`` / ``y [N]`` from a fresh supernet of ``filters`` filters, its
+    weights seeded by ``options.seed`` (:func:`search_supernet`)."""
     check_xy(x, y, x.shape[1], x.shape[2], n_classes)
-    check_xy(x_val, y_val, x.shape[1], x.shape[2], n_classes)
     net = BaselineSuperNet(name, x.shape[1], x.shape[2], n_classes, filters, seed=options.seed)
+    return search_supernet(net, x, y, x_val, y_val, options)
+
+
+def search_supernet(
+    net: BaselineSuperNet,
+    x: np.ndarray,
+    y: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    options: SearchOptions,
+) -> BaselineSearch:
+    """Searches ``net`` on training windows ``x [N, C, T]`` / ``y [N]``, the architecture step
+    on ``x_val`` / ``y_val`` (:func:`~fedhar.compress.search.bilevel` with eq. 10:
+    ``options.beta1`` on MACs in units of ``options.macs_scale``, ``options.beta2`` on eq. 13
+    of the inference peak against ``options.budget_bytes``; ``options.memory_mode`` does not
+    apply); returns the re-instantiated model (eval mode)."""
+    check_xy(x, y, net.channels, net.length, net.n_classes)
+    check_xy(x_val, y_val, net.channels, net.length, net.n_classes)
 
     def loss_of(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return hardware_loss(
@@ -402,7 +440,7 @@ def search_baseline(
         [layer.kernel for layer in net.stage()],
         widths[1:],
         count_params(module),
-        count_macs(module, x.shape[1], x.shape[2]),
+        count_macs(module, net.channels, net.length),
         net.peak_bytes(widths),
         history,
     )

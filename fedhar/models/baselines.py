@@ -201,13 +201,35 @@ class SensorSubset(nn.Module):
         return self.model(x[:, self.sensors])
 
 
-def build_baseline(name: str, channels: int, length: int, n_classes: int) -> nn.Module:
-    """``dcl`` or ``tinyhar`` with the defaults above, for ``[N, channels, length]`` windows."""
+def baseline_stage(name: str, filters: int = 64) -> list[ConvLayer]:
+    """The unpruned first stage of ``dcl`` (4 convolutions, kernel 5, stride 1) or ``tinyhar``
+    (4 convolutions, kernel 5, strides 1 2 1 2), with ``filters`` filters each."""
     if name == "dcl":
-        return DeepConvLSTM(channels, length, n_classes)
+        return [ConvLayer(filters, 5)] * 4
     if name == "tinyhar":
-        return TinyHAR(channels, length, n_classes)
+        return [ConvLayer(filters, 5, s) for s in (1, 2, 1, 2)]
     raise ValueError(f"unknown baseline {name!r}; expected one of {list(PYTORCH_ONLY)}")
+
+
+def build_staged(
+    name: str, channels: int, length: int, n_classes: int, stage: Sequence[ConvLayer],
+    filters: int = 64, hidden: int = 128,
+) -> nn.Module:  # fmt: skip
+    """``dcl`` (LSTM of ``hidden`` units) or ``tinyhar`` (later widths ``2 filters``) for
+    ``[N, channels, length]`` windows, with the first stage ``stage``."""
+    if name == "dcl":
+        return DeepConvLSTM(channels, length, n_classes, hidden, stage=stage)
+    if name == "tinyhar":
+        return TinyHAR(channels, length, n_classes, filters, stage=stage)
+    raise ValueError(f"unknown baseline {name!r}; expected one of {list(PYTORCH_ONLY)}")
+
+
+def build_baseline(
+    name: str, channels: int, length: int, n_classes: int, filters: int = 64
+) -> nn.Module:
+    """``dcl`` or ``tinyhar`` with the defaults above (``filters`` filters per convolution),
+    for ``[N, channels, length]`` windows."""
+    return build_staged(name, channels, length, n_classes, baseline_stage(name, filters), filters)
 
 
 def count_params(model: nn.Module) -> int:

@@ -73,12 +73,33 @@ class MixedConfig(Strict):
     )
 
 
-PRUNE_BASES: tuple[str, ...] = ("cnn",)
-"""Base models the NAS study (:mod:`fedhar.studies.prune`) can search now."""
+PRUNE_BASES: tuple[str, ...] = ("cnn", "dcl", "tinyhar")
+"""Base models the NAS study (:mod:`fedhar.studies.prune`) can search."""
 UCI_HAR_TEST_USERS: tuple[str, ...] = ("2", "4", "9", "10", "12", "13", "18", "20", "24")
 """UCI HAR's test volunteers (UCI HAR Dataset README.txt: "70% of the volunteers was selected
 for generating the training data and 30% the test data"; ``subject_test.txt`` lists these 9;
 zhou2024 §V-A1 uses the same split)."""
+
+
+class BaseOverrides(Strict):
+    """Settings of one base that differ from the `prune:` section's (unset: the section's).
+    DCL and TinyHAR cost 50-150 times the CNN family's MACs, so they take fewer, larger-batch
+    epochs and a faster temperature decay."""
+
+    filters: int | None = Field(None, ge=2, le=256, description="As `prune.filters`.")
+    warmup_epochs: int | None = Field(None, ge=0, description="As `prune.warmup_epochs`.")
+    gate_init: float | None = Field(None, gt=0.5, description="As `prune.gate_init`.")
+    search_epochs: int | None = Field(None, ge=1, description="As `prune.search_epochs`.")
+    search_batch_size: int | None = Field(None, ge=2, description="As `prune.search_batch_size`.")
+    lr: float | None = Field(None, gt=0, description="As `prune.lr`.")
+    lr_gates: float | None = Field(None, ge=0, description="As `prune.lr_gates`.")
+    lr_alpha: float | None = Field(None, ge=0, description="As `prune.lr_alpha`.")
+    tau_decay: float | None = Field(None, ge=0, description="As `prune.tau_decay`.")
+    finetune_epochs: int | None = Field(None, ge=1, description="As `prune.finetune_epochs`.")
+    finetune_lr: float | None = Field(None, gt=0, description="As `prune.finetune_lr`.")
+    finetune_batch_size: int | None = Field(
+        None, ge=2, description="As `prune.finetune_batch_size`."
+    )
 
 
 class PruneConfig(Strict):
@@ -90,7 +111,10 @@ class PruneConfig(Strict):
         min_length=1,
         description="Base models to search: `cnn` (the gated, operator-searchable CNN of the C "
         "library's layer family, :mod:`fedhar.compress.nas`; its unpruned base is the widest "
-        "path: kernel 7 everywhere, every filter and sensor channel).",
+        "path: kernel 7 everywhere, every filter and sensor channel), `dcl` and `tinyhar` "
+        "(zhou2024's baselines, :mod:`fedhar.models.baselines`, PyTorch only: their first "
+        "stage is searched, :mod:`fedhar.compress.nas_baselines`; their unpruned base is the "
+        "baseline itself, and their budget is checked on eq. 12's inference activations).",
     )
     filters: int = Field(24, ge=2, le=256, description="Filters of every candidate convolution.")
     hidden: int = Field(0, ge=0, description="Units of the dense layer after pooling (0: none).")
@@ -133,6 +157,12 @@ class PruneConfig(Strict):
         "A score further from the threshold must be pushed further before its channel goes.",
     )
     search_epochs: int = Field(12, ge=1, description="Epochs of the search itself.")
+    tau_decay: float = Field(
+        0.05,
+        ge=0,
+        description="Gumbel-softmax temperature 5 exp(-tau_decay epoch) over the warm-up and "
+        "search epochs (zhou2024 §V-A4: 5 and 0.05).",
+    )
     search_batch_size: int = Field(64, ge=2, description="Windows per search step.")
     lr: float = Field(0.005, gt=0, description="Adam learning rate of the supernet's weights.")
     lr_gates: float = Field(
@@ -173,6 +203,11 @@ class PruneConfig(Strict):
         "(e.g. `acc`, `acc+gyro`, `uci_har`), params and MACs of the first base before and "
         "after a search at the selected model's betas. Empty: none.",
     )
+    per_base: dict[str, BaseOverrides] = Field(
+        default_factory=dict,
+        description="Per base name (one of `bases`), the settings that differ from this "
+        "section's, e.g. `{tinyhar: {filters: 64, search_epochs: 6}}`.",
+    )
 
     @field_validator("bases")
     @classmethod
@@ -183,6 +218,20 @@ class PruneConfig(Strict):
         if len(set(value)) != len(value):
             raise ValueError(f"expected distinct bases, got {value}")
         return value
+
+    @model_validator(mode="after")
+    def _overridden_bases(self) -> PruneConfig:
+        for name in self.per_base:
+            if name not in self.bases:
+                raise KeyProblem(
+                    f"per_base.{name}", f"expected one of the bases {self.bases}, got {name!r}"
+                )
+        return self
+
+    def for_base(self, name: str) -> PruneConfig:
+        """This section with base ``name``'s overrides applied (and no ``per_base``)."""
+        changes = self.per_base[name].model_dump(exclude_none=True) if name in self.per_base else {}
+        return self.model_copy(update={**changes, "per_base": {}})
 
     @field_validator("betas")
     @classmethod

@@ -3,22 +3,26 @@
 For each base model (``prune.bases``; a base is a :class:`Family`, dispatched on its name):
 
 1. **base**: the unpruned model (for ``cnn``: the supernet's widest path, kernel 7 wherever the
-   layer allows it, every filter and sensor channel), trained plainly for ``warmup_epochs +
-   search_epochs + finetune_epochs`` epochs, the weight-training budget of a pruned model;
+   layer allows it, every filter and sensor channel; for ``dcl`` and ``tinyhar``: the baseline
+   itself, :func:`~fedhar.models.baselines.baseline_stage`), trained plainly for
+   ``warmup_epochs + search_epochs + finetune_epochs`` epochs, the weight-training budget of a
+   pruned model;
 2. **warm-up** (shared by the sweep): the supernet's weights alone on random paths, gates and
    architecture frozen, no hardware terms; then every gate score is set to ``gate_init``;
 3. **search** per ``[beta1, beta2]`` of ``prune.betas``, from the warmed supernet
    (:func:`fedhar.compress.search.search`, eq. 10, the temperature continuing the warm-up's);
 4. **fine-tune**: the chosen architecture re-instantiated as a plain model with the supernet's
    kept weights, trained ``finetune_epochs`` (the epoch of best validation macro-F1 is kept),
-   scored on the test users, counted (params, the estimator's MACs) and, where the C library
-   can express it, priced on ``prune.profile`` (:func:`fedhar.ondevice.estimate.estimate_row`:
-   the Full and TL training arenas) with the float32 inference working set;
+   scored on the test users, counted (params, MACs) and sized: the C library's models on
+   ``prune.profile`` (:func:`fedhar.ondevice.estimate.estimate_row`: the Full and TL training
+   arenas, and the float32 inference working set), DCL and TinyHAR (PyTorch only) by eq. 12's
+   float32 inference activations (:func:`~fedhar.compress.nas_baselines.inference_peak_bytes`);
 5. **selection** (:func:`select`) and, with ``prune.qat``, int8 QAT of the selected model, run
    by fedhar's C integer kernels (model bytes + scratch buffer: its inference memory);
 6. **channel scaling** (``prune.channel_sets``, zhou2024 §II Fig. 2): for the first base, params
    and MACs of the base and of a search at the selected betas on each channel set.
 
+Each base runs with its own settings: the ``prune:`` section with its ``per_base`` overrides.
 Every step's result is a journal row (``prune.jsonl``) keyed by the sha256 of what determines
 it, its weights in ``states/<key>.npz`` written before the row; a resumed study reuses them and
 gives the same rows. Deterministic by ``scenario.seed``.
@@ -28,6 +32,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,11 +44,20 @@ from torch import nn
 
 from fedhar.compress import qat
 from fedhar.compress.gates import DCSGate, temperature
-from fedhar.compress.nas import SuperNet
+from fedhar.compress.nas import PathSearch, SuperNet
+from fedhar.compress.nas_baselines import BaselineSuperNet, inference_peak_bytes, search_supernet
 from fedhar.compress.search import SearchOptions, search
 from fedhar.compress.training import Schedule, train
 from fedhar.mcu import load_profile
 from fedhar.metrics import score
+from fedhar.models.baselines import (
+    ConvLayer,
+    SensorSubset,
+    baseline_stage,
+    build_staged,
+    count_macs,
+    count_params,
+)
 from fedhar.models.spec import ModelSpec
 from fedhar.models.torch_model import build_torch
 from fedhar.ondevice.estimate import estimate_row
@@ -60,6 +74,18 @@ PRUNE_FILE = "prune.jsonl"
 STATES_DIR = "states"
 FORMAT_VERSION = 1
 """Bump when a step's procedure changes its results (it enters every key)."""
+NOT_IN_KEYS = {
+    "bases",
+    "betas",
+    "channel_sets",
+    "qat",
+    "qat_epochs",
+    "qat_lr",
+    "profile",
+    "per_base",
+}
+"""``prune:`` settings that no step's result depends on (a base's own settings, with its
+``per_base`` overrides applied, enter its steps' keys)."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -75,7 +101,10 @@ class Found:
         sensors: indices of the sensor channels it reads.
         arch: plain JSON the family rebuilds ``module`` from (:meth:`Family.rebuild`).
         spec: the C library's spec of the model, None when the device cannot express it.
+        kept_filters: filters of every convolution, in order.
         macs: forward MACs per window; params: trainable parameters.
+        peak_memory: the family's peak-memory figures in bytes (:attr:`Family.budget_entry`
+            is the one the budget is checked on).
         history: the search's per-epoch trace (empty for a base).
     """
 
@@ -83,14 +112,19 @@ class Found:
     sensors: list[int]
     arch: dict[str, Any]
     spec: ModelSpec | None
+    kept_filters: list[int]
     macs: int
     params: int
+    peak_memory: dict[str, int]
     history: list[dict[str, float]] = dataclasses.field(default_factory=list)
 
 
 class Family(Protocol):
     """A base model that the study searches: its unpruned model, the warm-up shared by a sweep,
-    one search, and the rebuild of a found model from its ``arch``."""
+    one search, and the rebuild of a found model from its ``arch``. ``budget_entry`` names the
+    :attr:`Found.peak_memory` figure that the memory budget is checked on."""
+
+    budget_entry: str
 
     def base(self, channels: int, length: int, n_classes: int, seed: int) -> Found:
         """The unpruned model, untrained (initial weights by ``seed``)."""
@@ -115,6 +149,22 @@ def _params(module: nn.Module) -> int:
     return int(sum(p.numel() for p in module.parameters()))
 
 
+def search_options(cfg: PruneConfig, **changes: Any) -> SearchOptions:
+    """The search settings of ``cfg`` (a base's own), with ``changes``."""
+    return dataclasses.replace(
+        SearchOptions(
+            batch_size=cfg.search_batch_size,
+            lr=cfg.lr,
+            lr_alpha=cfg.lr_alpha,
+            lr_gates=cfg.lr_gates,
+            budget_bytes=cfg.memory_budget_bytes,
+            memory_mode=cfg.memory_mode,
+            tau_decay=cfg.tau_decay,
+        ),
+        **changes,
+    )
+
+
 def he_init(net: nn.Module, seed: int) -> None:
     """He-normal conv and dense weights (fan-in, ReLU gain) and zero biases, drawn by ``seed``.
 
@@ -131,12 +181,64 @@ def he_init(net: nn.Module, seed: int) -> None:
                     m.bias.zero_()
 
 
-class CnnFamily:
+class SupernetFamily(ABC):
+    """What the families share: the warm-up and the search on a supernet of theirs
+    (``_supernet``), each search run and turned into a :class:`Found` by ``_searched``."""
+
+    cfg: PruneConfig
+
+    @abstractmethod
+    def _supernet(self, channels: int, length: int, n_classes: int, seed: int) -> PathSearch:
+        """A fresh supernet for ``[N, channels, length]`` windows, weights seeded by ``seed``."""
+
+    @abstractmethod
+    def _searched(self, net: Any, data: Data, options: SearchOptions) -> Found:
+        """Runs the bi-level search on ``net`` with ``options``; the chosen model."""
+
+    def warmup(self, data: Data, seed: int) -> dict[str, np.ndarray]:
+        """The supernet's weights alone on random paths for ``warmup_epochs`` (gates and
+        architecture frozen, no hardware terms), then every gate score at ``gate_init``."""
+        x, _ = data.train
+        net = self._supernet(x.shape[1], x.shape[2], data.n_classes, seed)
+        if self.cfg.warmup_epochs:
+            frozen = search_options(
+                self.cfg, epochs=self.cfg.warmup_epochs, lr_alpha=0.0, lr_gates=0.0, seed=seed
+            )
+            self._searched(net, data, frozen)
+        with torch.no_grad():
+            for m in net.modules():
+                if isinstance(m, DCSGate):
+                    m.v.fill_(self.cfg.gate_init)
+        arrays = _state_arrays(net)
+        arrays["__generator__"] = net.generator.get_state().numpy().copy()
+        return arrays
+
+    def search(
+        self, data: Data, warm: Mapping[str, np.ndarray], beta: tuple[float, float], seed: int
+    ) -> Found:
+        """One search from the warmed state, the temperature continuing the warm-up's."""
+        x, _ = data.train
+        net = self._supernet(x.shape[1], x.shape[2], data.n_classes, seed)
+        net.load_state_dict({k: torch.from_numpy(v) for k, v in warm.items() if k[:2] != "__"})
+        net.generator.set_state(torch.from_numpy(np.asarray(warm["__generator__"])))
+        options = search_options(
+            self.cfg,
+            epochs=self.cfg.search_epochs,
+            beta1=beta[0],
+            beta2=beta[1],
+            tau0=temperature(self.cfg.warmup_epochs, decay=self.cfg.tau_decay),
+            seed=seed + 1,
+        )
+        return self._searched(net, data, options)
+
+
+class CnnFamily(SupernetFamily):
     """The gated, operator-searchable CNN of the C library's layer family
     (:class:`~fedhar.compress.nas.SuperNet`)."""
 
     def __init__(self, prune: PruneConfig) -> None:
         self.cfg = prune
+        self.budget_entry = f"{prune.memory_mode}_training_arena"
 
     def _supernet(self, channels: int, length: int, n_classes: int, seed: int) -> SuperNet:
         cfg = self.cfg
@@ -146,16 +248,25 @@ class CnnFamily:
 
     def _found(self, net: SuperNet, history: list[dict[str, float]]) -> Found:
         spec, state, sensors = net.to_spec()
+        kernels = list(net.architecture().kernels)
+        arch = {"kernels": kernels, "sensors": sensors, "spec": spec.to_dict()}
+        found = self._of_spec(spec, arch, history)
+        found.module.load_state_dict(state, strict=False)
+        return found
+
+    def _of_spec(
+        self, spec: ModelSpec, arch: dict[str, Any], history: list[dict[str, float]]
+    ) -> Found:
         module = build_torch(spec)
-        module.load_state_dict(state, strict=False)
-        arch = net.architecture()
         return Found(
             module,
-            sensors,
-            {"kernels": list(arch.kernels), "sensors": sensors, "spec": spec.to_dict()},
+            list(arch["sensors"]),
+            arch,
             spec,
+            [layer.out_channels for layer in spec.layers if layer.kind == "conv1d"],
             estimate_inference(spec).macs,
             _params(module),
+            device_costs(spec, self.cfg),
             history,
         )
 
@@ -168,67 +279,79 @@ class CnnFamily:
         net.fix_argmax()
         return self._found(net, [])
 
-    def _options(self, **changes: Any) -> SearchOptions:
-        cfg = self.cfg
-        return dataclasses.replace(
-            SearchOptions(
-                batch_size=cfg.search_batch_size,
-                lr=cfg.lr,
-                lr_alpha=cfg.lr_alpha,
-                lr_gates=cfg.lr_gates,
-                budget_bytes=cfg.memory_budget_bytes,
-                memory_mode=cfg.memory_mode,
-            ),
-            **changes,
-        )
-
-    def warmup(self, data: Data, seed: int) -> dict[str, np.ndarray]:
-        x, y = data.train
-        net = self._supernet(x.shape[1], x.shape[2], data.n_classes, seed)
-        if self.cfg.warmup_epochs:
-            frozen = self._options(
-                epochs=self.cfg.warmup_epochs, lr_alpha=0.0, lr_gates=0.0, seed=seed
-            )
-            search(net, x, y, *data.val, frozen)
-        with torch.no_grad():
-            for m in net.modules():
-                if isinstance(m, DCSGate):
-                    m.v.fill_(self.cfg.gate_init)
-        arrays = {k: v.detach().numpy().copy() for k, v in net.state_dict().items()}
-        arrays["__generator__"] = net.generator.get_state().numpy().copy()
-        return arrays
-
-    def search(
-        self, data: Data, warm: Mapping[str, np.ndarray], beta: tuple[float, float], seed: int
-    ) -> Found:
-        x, y = data.train
-        net = self._supernet(x.shape[1], x.shape[2], data.n_classes, seed)
-        net.load_state_dict({k: torch.from_numpy(v) for k, v in warm.items() if k[:2] != "__"})
-        net.generator.set_state(torch.from_numpy(np.asarray(warm["__generator__"])))
-        options = self._options(
-            epochs=self.cfg.search_epochs,
-            beta1=beta[0],
-            beta2=beta[1],
-            tau0=temperature(self.cfg.warmup_epochs),
-            seed=seed + 1,
-        )
-        result = search(net, x, y, *data.val, options)
+    def _searched(self, net: SuperNet, data: Data, options: SearchOptions) -> Found:
+        result = search(net, *data.train, *data.val, options)
         return self._found(net, result.history)
 
     def rebuild(self, arch: Mapping[str, Any], channels: int, length: int, n_classes: int) -> Found:
-        spec = ModelSpec.from_dict(arch["spec"])
-        module = build_torch(spec)
+        return self._of_spec(ModelSpec.from_dict(arch["spec"]), dict(arch), [])
+
+
+class BaselineFamily(SupernetFamily):
+    """DCL or TinyHAR (:mod:`fedhar.models.baselines`) with zhou2024's searchable first stage
+    (:class:`~fedhar.compress.nas_baselines.BaselineSuperNet`). PyTorch only: its memory is
+    eq. 12's inference activation peak (float32), the figure the paper checks its budget on."""
+
+    budget_entry = "inference_activations"
+
+    def __init__(self, name: str, prune: PruneConfig) -> None:
+        self.name, self.cfg = name, prune
+
+    def _supernet(self, channels: int, length: int, n_classes: int, seed: int) -> BaselineSuperNet:
+        return BaselineSuperNet(
+            self.name, channels, length, n_classes, self.cfg.filters, n_stride2=self.cfg.n_stride2,
+            seed=seed,
+        )  # fmt: skip
+
+    def _of_stage(
+        self, sensors: list[int], stage: list[ConvLayer], length: int, n_classes: int,
+        history: list[dict[str, float]],
+    ) -> Found:  # fmt: skip
+        c, f = len(sensors), self.cfg.filters
+        module = build_staged(self.name, c, length, n_classes, stage, f)
+        arch = {
+            "sensors": sensors,
+            "kernels": [layer.kernel for layer in stage],
+            "stage": [dataclasses.asdict(layer) for layer in stage],
+        }
+        peak = inference_peak_bytes(self.name, c, length, n_classes, stage, f)
         return Found(
             module,
-            list(arch["sensors"]),
-            dict(arch),
-            spec,
-            estimate_inference(spec).macs,
-            _params(module),
+            sensors,
+            arch,
+            None,
+            [layer.filters for layer in stage],
+            count_macs(module, c, length),
+            count_params(module),
+            {self.budget_entry: peak},
+            history,
         )
 
+    def base(self, channels: int, length: int, n_classes: int, seed: int) -> Found:
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            stage = baseline_stage(self.name, self.cfg.filters)
+            return self._of_stage(list(range(channels)), stage, length, n_classes, [])
 
-FAMILIES: dict[str, Callable[[PruneConfig], Family]] = {"cnn": CnnFamily}
+    def _searched(self, net: BaselineSuperNet, data: Data, options: SearchOptions) -> Found:
+        found = search_supernet(net, *data.train, *data.val, options)
+        plain = found.module
+        assert isinstance(plain, SensorSubset)
+        length = data.train[0].shape[2]
+        out = self._of_stage(found.sensors, net.stage(), length, data.n_classes, found.history)
+        out.module.load_state_dict(plain.model.state_dict())
+        return out
+
+    def rebuild(self, arch: Mapping[str, Any], channels: int, length: int, n_classes: int) -> Found:
+        stage = [ConvLayer(**layer) for layer in arch["stage"]]
+        return self._of_stage(list(arch["sensors"]), stage, length, n_classes, [])
+
+
+FAMILIES: dict[str, Callable[[PruneConfig], Family]] = {
+    "cnn": CnnFamily,
+    "dcl": lambda prune: BaselineFamily("dcl", prune),
+    "tinyhar": lambda prune: BaselineFamily("tinyhar", prune),
+}
 """Base name → its family (the names :data:`fedhar.schema.compress.PRUNE_BASES` accepts)."""
 assert tuple(FAMILIES) == PRUNE_BASES
 
@@ -285,13 +408,11 @@ def fine_tune(
     return float(best["f1"]), int(best["epoch"])
 
 
-def device_costs(spec: ModelSpec | None, prune: PruneConfig) -> dict[str, int] | None:
+def device_costs(spec: ModelSpec, prune: PruneConfig) -> dict[str, int]:
     """Peak memory of a device-expressible model on ``prune.profile``: the estimator's Full and
     TL training arenas (``fedhar estimate``, plain SGD, batch 32, TL over the last dense
-    layers, at most 2) and the float32 inference
-    working set (weights + the largest layer input/output pair), bytes; None otherwise."""
-    if spec is None:
-        return None
+    layers, at most 2) and the float32 inference working set (weights + the largest layer
+    input/output pair), bytes."""
     profile = load_profile(prune.profile)
     dense = sum(layer.kind == "dense" for layer in spec.layers)
     out = {
@@ -313,15 +434,9 @@ def beta_label(beta: tuple[float, float] | None) -> str:
     return "base" if beta is None else f"b1={beta[0]:g} b2={beta[1]:g}"
 
 
-def budget_key(prune: PruneConfig) -> str:
-    """The ``peak_memory_bytes`` entry the budget is checked on."""
-    return f"{prune.memory_mode}_training_arena"
-
-
 def fits(row: Mapping[str, Any], prune: PruneConfig) -> bool:
-    """Whether a model row's peak memory (the ``memory_mode`` arena) is within the budget."""
-    peak = row.get("peak_memory_bytes")
-    return peak is not None and peak[budget_key(prune)] <= prune.memory_budget_bytes
+    """Whether a model row's peak memory (its ``budget_entry`` figure) is within the budget."""
+    return row["peak_memory_bytes"][row["budget_entry"]] <= prune.memory_budget_bytes
 
 
 def select(base: Mapping[str, Any], swept: list[Mapping[str, Any]], prune: PruneConfig) -> int:
@@ -342,9 +457,8 @@ def select(base: Mapping[str, Any], swept: list[Mapping[str, Any]], prune: Prune
     if inside:
         return min(inside, key=lambda i: (-swept[i]["f1_val"], i))
 
-    def peak(i: int) -> float:
-        p = swept[i].get("peak_memory_bytes")
-        return float("inf") if p is None else p[budget_key(prune)]
+    def peak(i: int) -> int:
+        return swept[i]["peak_memory_bytes"][swept[i]["budget_entry"]]
 
     return min(range(len(swept)), key=lambda i: (peak(i), i))
 
@@ -434,32 +548,41 @@ def run_study(
         f"{len(data.train[0])} train, {len(data.val[0])} val, {len(data.test[0])} test windows "
         f"of {ws.x.shape[1]} channels; {len(steps.done)} steps already done"
     )
-    common = {
+    shared = {
         "format": FORMAT_VERSION,
         "data": scenario.data.model_dump(mode="json"),
         "seed": seed,
         "split": [cfg.split, cfg.test_users, cfg.val_fraction, cfg.test_fraction],
-        "prune": prune.model_dump(
-            mode="json",
-            exclude={"bases", "betas", "channel_sets", "qat", "qat_epochs", "qat_lr", "profile"},
-        ),
     }
     models: dict[str, dict[str, Any]] = {}
     for name in prune.bases:
-        family = FAMILIES[name](prune)
-        entry = _run_base(name, family, data, prune, seed, common, steps, list(ds.channels))
+        own = prune.for_base(name)
+        common = {**shared, "prune": own.model_dump(mode="json", exclude=NOT_IN_KEYS)}
+        family = FAMILIES[name](own)
+        entry = _run_base(name, family, data, own, seed, common, steps, list(ds.channels))
         if prune.qat:
-            entry["qat"] = _qat(name, family, data, entry, prune, seed, common, steps)
+            entry["qat"] = _qat(name, family, data, entry, own, seed, common, steps)
         models[name] = entry
     channels = []
     if prune.channel_sets:
         first = prune.bases[0]
+        own = prune.for_base(first)
+        common = {**shared, "prune": own.model_dump(mode="json", exclude=NOT_IN_KEYS)}
         chosen = models[first]["swept"][models[first]["selected"]]["beta"]
         for channel_set in prune.channel_sets:
             channels.append(
                 _channel_scaling(
-                    first, channel_set, tuple(chosen), scenario, cfg, data_dir, seed, common, steps
-                )
+                    first,
+                    channel_set,
+                    tuple(chosen),
+                    scenario,
+                    cfg,
+                    own,
+                    data_dir,
+                    seed,
+                    common,
+                    steps,
+                )  # fmt: skip
             )
     windows = {k: len(getattr(data, k)[0]) for k in ("train", "val", "test")}
     return PruneResult(models, channels, windows, list(ds.channels))
@@ -470,6 +593,7 @@ def _model_row(
     base: str,
     beta: tuple[float, float] | None,
     found: Found,
+    budget_entry: str,
     data: Data,
     prune: PruneConfig,
     channel_names: list[str],
@@ -485,17 +609,15 @@ def _model_row(
         "beta": None if beta is None else list(beta),
         "arch": found.arch,
         "kept_channels": [channel_names[i] for i in found.sensors],
-        "kept_filters": [
-            layer.out_channels for layer in found.spec.layers if layer.kind == "conv1d"
-        ]
-        if found.spec is not None
-        else None,
+        "kept_filters": found.kept_filters,
         "params": found.params,
         "macs": found.macs,
         "f1_val": f1_val,
         "f1": macro_f1(found.module, x_test, data.test[1], data.n_classes),
         "best_epoch": epoch,
-        "peak_memory_bytes": device_costs(found.spec, prune),
+        "peak_memory_bytes": found.peak_memory,
+        "budget_entry": budget_entry,
+        "device_trainable": found.spec is not None,
         "search_history": found.history,
     }
     row["fits_budget"] = fits(row, prune)
@@ -507,6 +629,7 @@ def _trained(
     base: str,
     beta: tuple[float, float] | None,
     found: Found,
+    budget_entry: str,
     epochs: int,
     data: Data,
     prune: PruneConfig,
@@ -523,7 +646,9 @@ def _trained(
         prune.finetune_batch_size,
         seed,
     )
-    row = _model_row(key, base, beta, found, data, prune, channel_names, f1_val, epoch)
+    row = _model_row(
+        key, base, beta, found, budget_entry, data, prune, channel_names, f1_val, epoch
+    )
     kept = steps.put(row, _state_arrays(found.module))
     steps.log(
         f"{base:<8} {row['label']:<16} F1 {row['f1']:.4f} (val {f1_val:.4f}), "
@@ -549,8 +674,9 @@ def _run_base(
         epochs = prune.warmup_epochs + prune.search_epochs + prune.finetune_epochs
         found = family.base(c, t, data.n_classes, seed)
         base = _trained(
-            base_key, name, None, found, epochs, data, prune, seed, steps, channel_names
-        )
+            base_key, name, None, found, family.budget_entry, epochs, data, prune, seed, steps,
+            channel_names,
+        )  # fmt: skip
     warm_key = _step_key(common, kind="warmup", base=name)
     swept = []
     warm: dict[str, np.ndarray] | None = None
@@ -570,6 +696,7 @@ def _run_base(
                 name,
                 beta,
                 found,
+                family.budget_entry,
                 prune.finetune_epochs,
                 data,
                 prune,
@@ -654,19 +781,19 @@ def _channel_scaling(
     beta: tuple[float, float],
     scenario: Scenario,
     cfg: CompressConfig,
+    prune: PruneConfig,
     data_dir: str | None,
     seed: int,
     common: Mapping[str, Any],
     steps: _Steps,
 ) -> dict[str, Any]:
-    """Params and MACs of base ``name`` before and after a search at ``beta`` on the windows of
-    ``channel_set`` (the search's model is counted, not fine-tuned)."""
+    """Params and MACs of base ``name`` (its settings ``prune``) before and after a search at
+    ``beta`` on the windows of ``channel_set`` (the search's model is counted, not
+    fine-tuned)."""
     key = _step_key(common, kind="channels", base=name, channels=channel_set, beta=list(beta))
     done = steps.get(key)
     if done is not None:
         return done
-    prune = cfg.prune
-    assert prune is not None
     if channel_set == scenario.data.channels:
         # the main sweep already searched these windows at ``beta``
         row = steps.get(_step_key(common, kind="model", base=name, beta=list(beta)))

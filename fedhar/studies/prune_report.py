@@ -11,7 +11,7 @@ from typing import Any
 from fedhar.results import html
 from fedhar.results.figures import legend_outside, plt, save_figure
 from fedhar.schema.compress import PruneConfig
-from fedhar.studies.prune import PruneResult, budget_key
+from fedhar.studies.prune import PruneResult
 
 PAPER_SOURCE = "zhou2024_har_nas_meets_pruning.txt, Table II (UCI-HAR), lines 205-216"
 PAPER_TABLE_II: tuple[tuple[str, str, float, float, float], ...] = (
@@ -39,6 +39,7 @@ def _brief(row: Mapping[str, Any]) -> dict[str, Any]:
         "kernels": row["arch"].get("kernels"),
         "peak_memory_bytes": row["peak_memory_bytes"],
         "fits_budget": row["fits_budget"],
+        "device_trainable": row["device_trainable"],
         "best_epoch": row["best_epoch"],
     }
 
@@ -54,6 +55,8 @@ def summary(result: PruneResult, prune: PruneConfig, name: str) -> dict[str, Any
             "f1": b["f1"],
             "f1_val": b["f1_val"],
             "peak_memory_bytes": b["peak_memory_bytes"],
+            "budget_checked_on": b["budget_entry"],
+            "device_trainable": b["device_trainable"],
             "selected": {
                 **_brief(chosen),
                 "mac_reduction": b["macs"] / chosen["macs"],
@@ -70,7 +73,6 @@ def summary(result: PruneResult, prune: PruneConfig, name: str) -> dict[str, Any
         "windows": result.windows,
         "channels": result.channel_names,
         "memory_budget_bytes": prune.memory_budget_bytes,
-        "budget_checked_on": budget_key(prune),
         "profile": prune.profile,
         "selection_rule": (
             "smallest MACs within the budget with validation F1 >= the base's minus "
@@ -199,6 +201,7 @@ def write_page(summ: Mapping[str, Any], figure: Path, path: Path) -> Path:
                     _kib(peak.get("full_training_arena")),
                     _kib(peak.get("tl_training_arena")),
                     _kib(peak.get("inference_float32")),
+                    _kib(peak.get("inference_activations")),
                     "yes" if r["fits_budget"] else "no",
                 ]
             )
@@ -207,9 +210,12 @@ def write_page(summ: Mapping[str, Any], figure: Path, path: Path) -> Path:
             f"{summ['windows']['train']} train, {summ['windows']['val']} validation and "
             f"{summ['windows']['test']} test windows (test users); channels "
             f"{' '.join(summ['channels'])}. F1: macro-F1 of the PyTorch model on the test users. "
-            f"MACs: the C library estimator's count per window. Selection rule: "
-            f"{summ['selection_rule']}. Budget {summ['memory_budget_bytes']} B on "
-            f"{summ['budget_checked_on']} ({summ['profile']})."
+            "MACs per window: the C library estimator's count (DCL and TinyHAR: count_macs' "
+            f"rules). Selection rule: "
+            f"{summ['selection_rule']}. Budget {summ['memory_budget_bytes']} B, checked on "
+            + "; ".join(f"{base}: {b['budget_checked_on']}" for base, b in summ["bases"].items())
+            + f" ({summ['profile']} for the C library's models; DCL and TinyHAR are PyTorch "
+            "only, their memory is eq. 12's float32 inference activations)."
         ),
         html.image(figure, figure.stem),
         html.heading("Beside zhou2024 Table II"),
@@ -236,6 +242,7 @@ def write_page(summ: Mapping[str, Any], figure: Path, path: Path) -> Path:
                 "Full arena",
                 "TL arena",
                 "float32 inference",
+                "activations (eq. 12)",
                 "fits",
             ],
             sweep,

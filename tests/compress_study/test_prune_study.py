@@ -7,10 +7,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
 from fedhar.cli import main
+from fedhar.compress.nas_baselines import inference_peak_bytes
 from fedhar.mcu import load_profile
+from fedhar.models.baselines import ConvLayer, build_staged, count_macs, count_params
 from fedhar.models.spec import ModelSpec
 from fedhar.ondevice.estimate import estimate_row
 from fedhar.ondevice.estimator import estimate_inference
@@ -107,6 +111,72 @@ def test_an_interrupted_study_resumes_to_the_same_summary(study) -> None:  # noq
     assert (out / PRUNE_FILE).read_bytes() == before
 
 
+BASELINES = (
+    SCENARIO.replace("    channel_sets: [acc]\n", "")
+    .replace("[3.0, 1.0]]", "[300.0, 1.0]]")  # beta1 per MMAC; these models have ~0.01 MMACs
+    .replace(
+        "    filters: 6\n",
+        "    bases: [tinyhar, dcl]\n    per_base: {tinyhar: {filters: 4, tau_decay: 1.0}, "
+        "dcl: {filters: 3}}\n",
+    )
+)
+
+
+@pytest.fixture(scope="module")
+def baselines(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    tmp = tmp_path_factory.mktemp("prune_baselines")
+    out = tmp / "out"
+    assert _run(tmp, out, BASELINES) == 0
+    return tmp, out
+
+
+def test_dcl_and_tinyhar_are_searched_and_checked_on_their_inference_activations(
+    baselines,  # noqa: ANN001
+) -> None:
+    _, out = baselines
+    summ = json.loads((out / "summary.json").read_text())
+    assert list(summ["bases"]) == ["tinyhar", "dcl"]
+    rows = [json.loads(line) for line in (out / PRUNE_FILE).read_text().splitlines()[1:]]
+    for name, filters in (("tinyhar", 4), ("dcl", 3)):
+        b = summ["bases"][name]
+        assert b["budget_checked_on"] == "inference_activations"
+        assert b["device_trainable"] is False and b["qat_int8"] is None  # no C model: no QAT
+        chosen = b["selected"]
+        assert chosen["mac_reduction"] == pytest.approx(b["macs"] / chosen["macs"])
+        assert [r["beta"] for r in b["swept"]] == [[0.0, 0.0], [300.0, 1.0]]
+        models = [r for r in rows if r.get("kind") == "model" and r["base"] == name]
+        assert len(models) == 3
+        # the unpruned base is the baseline's own first stage: 4 convolutions of kernel 5
+        assert models[0]["arch"]["kernels"] == [5, 5, 5, 5]
+        assert models[0]["kept_filters"] == [filters] * 4
+        for r in models:
+            stage = [ConvLayer(**layer) for layer in r["arch"]["stage"]]
+            c = len(r["arch"]["sensors"])
+            module = build_staged(name, c, 32, 4, stage, filters)
+            # the counts are those of the model rebuilt from the journal, and its weights load
+            assert (r["macs"], r["params"]) == (count_macs(module, c, 32), count_params(module))
+            peak = inference_peak_bytes(name, c, 32, 4, stage, filters)
+            assert r["peak_memory_bytes"] == {"inference_activations": peak}
+            assert r["fits_budget"] == (peak <= 30000)
+            with np.load(out / "states" / f"{r['key']}.npz") as z:
+                module.load_state_dict({k: torch.from_numpy(z[k]) for k in z.files})
+        # a heavy MAC weight prunes: fewer MACs than the search without hardware terms
+        assert models[2]["macs"] < models[1]["macs"]
+    page = (out / "report.html").read_text()
+    assert "tinyhar: inference_activations" in page
+
+
+def test_an_interrupted_baseline_study_resumes_to_the_same_summary(baselines) -> None:  # noqa: ANN001
+    tmp, out = baselines
+    first = (out / "summary.json").read_bytes()
+    lines = (out / PRUNE_FILE).read_text().splitlines(keepends=True)
+    kinds = [(json.loads(line).get("kind"), json.loads(line).get("base")) for line in lines[1:]]
+    cut = 1 + kinds.index(("warmup", "dcl")) + 1  # tinyhar done, dcl's base and warm-up kept
+    (out / PRUNE_FILE).write_text("".join(lines[:cut]))
+    assert _run(tmp, out, BASELINES, "--resume") == 0
+    assert (out / "summary.json").read_bytes() == first
+
+
 FILTERS, SPLIT = "    filters: 6\n", "  split: users\n"
 
 
@@ -114,6 +184,12 @@ FILTERS, SPLIT = "    filters: 6\n", "  split: users\n"
     ("old", "new", "message"),
     [
         (FILTERS, "    bases: [cnn, resnet]\n", "compress.prune.bases.1: expected one of cnn"),
+        (
+            FILTERS,
+            "    per_base: {dcl: {filters: 8}}\n",
+            "compress.prune.per_base.dcl: expected one of the bases ['cnn'], got 'dcl'",
+        ),
+        (FILTERS, "    per_base: {cnn: {filter: 8}}\n", "compress.prune.per_base.cnn.filter"),
         ("[[0.0, 0.0], [3.0, 1.0]]", "[[0.1, -1.0]]", "compress.prune.betas.0: expected beta1"),
         (FILTERS, "    beta: [0.1]\n", "compress.prune.beta"),
         (SPLIT, SPLIT + "  grid: {channels: [[4, 8]]}\n", "compress.grid: expected unset with"),
@@ -129,9 +205,13 @@ def test_bad_prune_keys_give_one_line_and_exit_2(
     assert len(err.splitlines()) == 1 and message in err and "Traceback" not in err
 
 
-def _row(macs: int, f1_val: float, arena: int | None) -> dict:
-    peak = None if arena is None else {"full_training_arena": arena}
-    return {"macs": macs, "f1_val": f1_val, "peak_memory_bytes": peak}
+def _row(macs: int, f1_val: float, peak: int, entry: str = "full_training_arena") -> dict:
+    return {
+        "macs": macs,
+        "f1_val": f1_val,
+        "peak_memory_bytes": {entry: peak, "other": 0},
+        "budget_entry": entry,
+    }
 
 
 def test_selection_rule() -> None:
@@ -144,8 +224,11 @@ def test_selection_rule() -> None:
     # none near the base: the best validation F1 within the budget
     swept = [_row(500, 0.85, 900), _row(100, 0.80, 500), _row(50, 0.95, 2000)]
     assert select(base, swept, prune) == 0
-    # none within the budget: the smallest peak memory (unpriced models last)
-    swept = [_row(500, 0.85, 3000), _row(100, 0.80, None), _row(50, 0.95, 2000)]
+    # none within the budget: the smallest peak memory
+    swept = [_row(500, 0.85, 3000), _row(100, 0.80, 2500), _row(50, 0.95, 2000)]
     assert select(base, swept, prune) == 2
+    # a row's budget is checked on its own entry (a PyTorch-only base: eq. 12's activations)
+    swept = [_row(500, 0.895, 900), _row(100, 0.899, 1500, "inference_activations")]
+    assert select(base, swept, prune) == 0
     with pytest.raises(ValueError, match="at least one"):
         select(base, [], prune)
