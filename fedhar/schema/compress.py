@@ -197,6 +197,12 @@ class PruneConfig(Strict):
     )
     qat_epochs: int = Field(4, ge=1, description="QAT epochs of the selected model.")
     qat_lr: float = Field(0.0005, gt=0, description="Adam learning rate of QAT.")
+    qat_equalize: bool = Field(
+        True,
+        description="Cross-layer equalization of the selected model before QAT "
+        "(:mod:`fedhar.compress.equalize`): a found model has no BatchNorm, and its channels' "
+        "ranges then differ so much that one 8-bit step per tensor erases the small ones.",
+    )
     channel_sets: list[HaptChannels] = Field(
         default_factory=list,
         description="Channel-scaling study (zhou2024 §II, Fig. 2): for each hapt channel set "

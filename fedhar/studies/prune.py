@@ -43,6 +43,7 @@ import torch
 from torch import nn
 
 from fedhar.compress import qat
+from fedhar.compress.equalize import equalize
 from fedhar.compress.gates import DCSGate, temperature
 from fedhar.compress.nas import PathSearch, SuperNet
 from fedhar.compress.nas_baselines import BaselineSuperNet, inference_peak_bytes, search_supernet
@@ -78,14 +79,17 @@ NOT_IN_KEYS = {
     "bases",
     "betas",
     "channel_sets",
+    "f1_tolerance",
     "qat",
     "qat_epochs",
     "qat_lr",
-    "profile",
+    "qat_equalize",
     "per_base",
 }
-"""``prune:`` settings that no step's result depends on (a base's own settings, with its
-``per_base`` overrides applied, enter its steps' keys)."""
+"""``prune:`` settings left out of the steps' common key: the sweep and the selection (each
+step names its own beta or source model) and the QAT settings (in the QAT step's own key). A
+base's settings with its ``per_base`` overrides applied make the rest (the profile too: rows
+hold its prices)."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -722,8 +726,9 @@ def _qat(
     integer kernels; None for a model the device cannot express."""
     chosen = entry["swept"][entry["selected"]]
     key = _step_key(
-        common, kind="qat", base=name, of=chosen["key"], epochs=prune.qat_epochs, lr=prune.qat_lr
-    )
+        common, kind="qat", base=name, of=chosen["key"], epochs=prune.qat_epochs,
+        lr=prune.qat_lr, equalize=prune.qat_equalize,
+    )  # fmt: skip
     done = steps.get(key)
     if done is not None:
         return done
@@ -741,6 +746,9 @@ def _qat(
     )
     spec = found.spec
     bits = {layer.name: (8, 8) for layer in spec.layers if layer.kind in ("conv1d", "dense")}
+    calib = view.calib(512, seed)
+    if prune.qat_equalize:
+        arrays = equalize(spec, arrays, calib)
     net = qat.qat_finetune(
         spec,
         arrays,
@@ -750,7 +758,7 @@ def _qat(
         lr=prune.qat_lr,
         batch_size=prune.finetune_batch_size,
         seed=seed,
-        calib_x=view.calib(512, seed),
+        calib_x=calib,
         x_val=view.val[0],
         y_val=view.val[1],
     )
@@ -762,6 +770,7 @@ def _qat(
         "kind": "qat",
         "base": name,
         "of": chosen["label"],
+        "equalized": prune.qat_equalize,
         "f1": scored.f1_test,
         "f1_val": scored.f1_val,
         "model_bytes": scored.memory_bytes,
