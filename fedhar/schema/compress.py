@@ -81,12 +81,25 @@ for generating the training data and 30% the test data"; ``subject_test.txt`` li
 zhou2024 §V-A1 uses the same split)."""
 
 
+def check_betas(value: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """``value`` if every ``[beta1, beta2]`` pair is non-negative and the pairs are distinct."""
+    for i, pair in enumerate(value):
+        if min(pair) < 0:
+            raise KeyProblem(str(i), f"expected beta1, beta2 >= 0, got {list(pair)}")
+    if len(set(value)) != len(value):
+        raise ValueError(f"expected distinct [beta1, beta2] pairs, got {value}")
+    return value
+
+
 class BaseOverrides(Strict):
     """Settings of one base that differ from the `prune:` section's (unset: the section's).
     DCL and TinyHAR cost 50-150 times the CNN family's MACs, so they take fewer, larger-batch
     epochs and a faster temperature decay."""
 
     filters: int | None = Field(None, ge=2, le=256, description="As `prune.filters`.")
+    betas: list[tuple[float, float]] | None = Field(
+        None, min_length=1, description="As `prune.betas`: this base's own sweep."
+    )
     warmup_epochs: int | None = Field(None, ge=0, description="As `prune.warmup_epochs`.")
     gate_init: float | None = Field(None, gt=0.5, description="As `prune.gate_init`.")
     search_epochs: int | None = Field(None, ge=1, description="As `prune.search_epochs`.")
@@ -100,6 +113,11 @@ class BaseOverrides(Strict):
     finetune_batch_size: int | None = Field(
         None, ge=2, description="As `prune.finetune_batch_size`."
     )
+
+    @field_validator("betas")
+    @classmethod
+    def _betas(cls, value: list[tuple[float, float]] | None) -> list[tuple[float, float]] | None:
+        return None if value is None else check_betas(value)
 
 
 class PruneConfig(Strict):
@@ -242,12 +260,7 @@ class PruneConfig(Strict):
     @field_validator("betas")
     @classmethod
     def _non_negative(cls, value: list[tuple[float, float]]) -> list[tuple[float, float]]:
-        for i, pair in enumerate(value):
-            if min(pair) < 0:
-                raise KeyProblem(str(i), f"expected beta1, beta2 >= 0, got {list(pair)}")
-        if len(set(value)) != len(value):
-            raise ValueError(f"expected distinct [beta1, beta2] pairs, got {value}")
-        return value
+        return check_betas(value)
 
 
 class CompressConfig(Strict):

@@ -117,7 +117,7 @@ BASELINES = (
     .replace(
         "    filters: 6\n",
         "    bases: [tinyhar, dcl]\n    per_base: {tinyhar: {filters: 4, tau_decay: 1.0}, "
-        "dcl: {filters: 3}}\n",
+        "dcl: {filters: 3, betas: [[300.0, 1.0]]}}\n",
     )
 )
 
@@ -137,15 +137,18 @@ def test_dcl_and_tinyhar_are_searched_and_checked_on_their_inference_activations
     summ = json.loads((out / "summary.json").read_text())
     assert list(summ["bases"]) == ["tinyhar", "dcl"]
     rows = [json.loads(line) for line in (out / PRUNE_FILE).read_text().splitlines()[1:]]
-    for name, filters in (("tinyhar", 4), ("dcl", 3)):
+    for name, filters, betas in (
+        ("tinyhar", 4, [[0.0, 0.0], [300.0, 1.0]]),
+        ("dcl", 3, [[300.0, 1.0]]),  # its own sweep (per_base)
+    ):
         b = summ["bases"][name]
         assert b["budget_checked_on"] == "inference_activations"
         assert b["device_trainable"] is False and b["qat_int8"] is None  # no C model: no QAT
         chosen = b["selected"]
         assert chosen["mac_reduction"] == pytest.approx(b["macs"] / chosen["macs"])
-        assert [r["beta"] for r in b["swept"]] == [[0.0, 0.0], [300.0, 1.0]]
+        assert [r["beta"] for r in b["swept"]] == betas
         models = [r for r in rows if r.get("kind") == "model" and r["base"] == name]
-        assert len(models) == 3
+        assert len(models) == 1 + len(betas)
         # the unpruned base is the baseline's own first stage: 4 convolutions of kernel 5
         assert models[0]["arch"]["kernels"] == [5, 5, 5, 5]
         assert models[0]["kept_filters"] == [filters] * 4
@@ -160,8 +163,9 @@ def test_dcl_and_tinyhar_are_searched_and_checked_on_their_inference_activations
             assert r["fits_budget"] == (peak <= 30000)
             with np.load(out / "states" / f"{r['key']}.npz") as z:
                 module.load_state_dict({k: torch.from_numpy(z[k]) for k in z.files})
-        # a heavy MAC weight prunes: fewer MACs than the search without hardware terms
-        assert models[2]["macs"] < models[1]["macs"]
+    # a heavy MAC weight prunes: fewer MACs than the search without hardware terms
+    tiny = summ["bases"]["tinyhar"]["swept"]
+    assert tiny[1]["macs"] < tiny[0]["macs"]
     page = (out / "report.html").read_text()
     assert "tinyhar: inference_activations" in page
 
@@ -190,6 +194,11 @@ FILTERS, SPLIT = "    filters: 6\n", "  split: users\n"
             "compress.prune.per_base.dcl: expected one of the bases ['cnn'], got 'dcl'",
         ),
         (FILTERS, "    per_base: {cnn: {filter: 8}}\n", "compress.prune.per_base.cnn.filter"),
+        (
+            FILTERS,
+            "    per_base: {cnn: {betas: [[0.1, -1.0]]}}\n",
+            "compress.prune.per_base.cnn.betas.0: expected beta1, beta2 >= 0",
+        ),
         ("[[0.0, 0.0], [3.0, 1.0]]", "[[0.1, -1.0]]", "compress.prune.betas.0: expected beta1"),
         (FILTERS, "    beta: [0.1]\n", "compress.prune.beta"),
         (SPLIT, SPLIT + "  grid: {channels: [[4, 8]]}\n", "compress.grid: expected unset with"),
