@@ -225,7 +225,8 @@ class PruneConfig(Strict):
         default_factory=list,
         description="Channel-scaling study (zhou2024 §II, Fig. 2): for each hapt channel set "
         "(e.g. `acc`, `acc+gyro`, `uci_har`), params and MACs of the first base before and "
-        "after a search at the selected model's betas. Empty: none.",
+        "after a search at the selected model's betas, and of every other base's unpruned "
+        "model (counted only). Empty: none.",
     )
     per_base: dict[str, BaseOverrides] = Field(
         default_factory=dict,

@@ -49,6 +49,7 @@ from fedhar.compress.nas import PathSearch, SuperNet
 from fedhar.compress.nas_baselines import BaselineSuperNet, inference_peak_bytes, search_supernet
 from fedhar.compress.search import SearchOptions, search
 from fedhar.compress.training import Schedule, train
+from fedhar.data.hapt import CHANNEL_SETS as HAPT_CHANNEL_SETS
 from fedhar.mcu import load_profile
 from fedhar.metrics import score
 from fedhar.models.baselines import (
@@ -586,8 +587,12 @@ def run_study(
                     seed,
                     common,
                     steps,
-                )  # fmt: skip
+                )
             )
+        for name in prune.bases[1:]:
+            family = FAMILIES[name](prune.for_base(name))
+            for channel_set in prune.channel_sets:
+                channels.append(_unpruned_counts(name, family, channel_set, scenario, data))
     windows = {k: len(getattr(data, k)[0]) for k in ("train", "val", "test")}
     return PruneResult(models, channels, windows, list(ds.channels))
 
@@ -782,6 +787,23 @@ def _qat(
         f"{row['inference_bytes']} B (model + scratch)"
     )
     return steps.put(row, None)
+
+
+def _unpruned_counts(
+    name: str, family: Family, channel_set: str, scenario: Scenario, data: Data
+) -> dict[str, Any]:
+    """A channel-scaling row of base ``name`` before any search: the params and MACs of its
+    unpruned model on the ``channel_set`` view (counted, not trained; ``after`` None)."""
+    n = 3 * len(HAPT_CHANNEL_SETS[channel_set])
+    base = family.base(n, data.train[0].shape[2], data.n_classes, scenario.seed)
+    return {
+        "base": name,
+        "channels": channel_set,
+        "n_channels": n,
+        "beta": None,
+        "before": {"params": base.params, "macs": base.macs},
+        "after": None,
+    }
 
 
 def _channel_scaling(

@@ -294,9 +294,15 @@ def write_page(summ: Mapping[str, Any], figure: Path, path: Path) -> Path:
                         r["n_channels"],
                         r["before"]["params"],
                         r["before"]["macs"],
-                        r["after"]["params"],
-                        r["after"]["macs"],
-                        " ".join(r["after"]["kept_channels"]),
+                        *(
+                            ["–", "–", "(not searched)"]
+                            if r["after"] is None
+                            else [
+                                r["after"]["params"],
+                                r["after"]["macs"],
+                                " ".join(r["after"]["kept_channels"]),
+                            ]
+                        ),
                     ]
                     for r in scaling
                 ],

@@ -14,7 +14,13 @@ import torch
 from fedhar.cli import main
 from fedhar.compress.nas_baselines import inference_peak_bytes
 from fedhar.mcu import load_profile
-from fedhar.models.baselines import ConvLayer, build_staged, count_macs, count_params
+from fedhar.models.baselines import (
+    ConvLayer,
+    build_baseline,
+    build_staged,
+    count_macs,
+    count_params,
+)
 from fedhar.models.spec import ModelSpec
 from fedhar.ondevice.estimate import estimate_row
 from fedhar.ondevice.estimator import estimate_inference
@@ -111,14 +117,12 @@ def test_an_interrupted_study_resumes_to_the_same_summary(study) -> None:  # noq
     assert (out / PRUNE_FILE).read_bytes() == before
 
 
-BASELINES = (
-    SCENARIO.replace("    channel_sets: [acc]\n", "")
-    .replace("[3.0, 1.0]]", "[300.0, 1.0]]")  # beta1 per MMAC; these models have ~0.01 MMACs
-    .replace(
-        "    filters: 6\n",
-        "    bases: [tinyhar, dcl]\n    per_base: {tinyhar: {filters: 4, tau_decay: 1.0}, "
-        "dcl: {filters: 3, betas: [[300.0, 1.0]]}}\n",
-    )
+BASELINES = SCENARIO.replace(
+    "[3.0, 1.0]]", "[300.0, 1.0]]"
+).replace(  # beta1 per MMAC; these models have ~0.01 MMACs
+    "    filters: 6\n",
+    "    bases: [tinyhar, dcl]\n    per_base: {tinyhar: {filters: 4, tau_decay: 1.0}, "
+    "dcl: {filters: 3, betas: [[300.0, 1.0]]}}\n",
 )
 
 
@@ -166,6 +170,14 @@ def test_dcl_and_tinyhar_are_searched_and_checked_on_their_inference_activations
     # a heavy MAC weight prunes: fewer MACs than the search without hardware terms
     tiny = summ["bases"]["tinyhar"]["swept"]
     assert tiny[1]["macs"] < tiny[0]["macs"]
+    first, other = summ["channel_scaling"]  # the first base searched, the other counted
+    assert (first["base"], other["base"], other["n_channels"]) == ("tinyhar", "dcl", 3)
+    assert first["after"] is not None and other["after"] is None
+    unpruned = build_baseline("dcl", 3, 32, 4, filters=3)
+    assert other["before"] == {
+        "params": count_params(unpruned),
+        "macs": count_macs(unpruned, 3, 32),
+    }
     page = (out / "report.html").read_text()
     assert "tinyhar: inference_activations" in page
 
