@@ -40,6 +40,10 @@ class SearchOptions:
         lr_gates: Adam learning rate of the DCS gate scores ``v`` (None: ``lr``). The gates
             start at 1 and prune below 0.5, so at ``lr`` 1e-4 a score needs thousands of
             steps to cross; a rate of their own lets the hardware terms act within a search.
+        lr_sensor_gates: Adam learning rate of the sensor-channel gate (None: ``lr_gates``).
+            Where every convolution runs on every sensor channel (DCL, TinyHAR), one sensor
+            gate prices 1/C of the model's MACs, some 25 times a filter's, and Adam steps by
+            about the rate whatever the gradient, so at one rate the sensor gates close first.
         beta1: weight of the expected MACs (in units of ``macs_scale`` MACs).
         beta2: weight of eq. 13's memory penalty.
         budget_bytes: the memory budget ``L_Mem`` in bytes (of the estimator's arena).
@@ -54,6 +58,7 @@ class SearchOptions:
     lr: float = 1e-4
     lr_alpha: float = 5e-3
     lr_gates: float | None = None
+    lr_sensor_gates: float | None = None
     beta1: float = 0.0
     beta2: float = 0.0
     budget_bytes: float = 96 * 1024
@@ -91,6 +96,7 @@ class Searchable(Protocol):
     :meth:`expected_macs`."""
 
     layers: nn.ModuleList
+    sensor_gate: DCSGate
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor: ...
     def sample(self, tau: float) -> None: ...
@@ -113,11 +119,18 @@ def bilevel(
     alphas = [layer.log_alpha for layer in net.layers]
     alpha_ids = {id(p) for p in alphas}
     gate_ids = {id(m.v) for m in net.modules() if isinstance(m, DCSGate)}
+    assert id(net.sensor_gate.v) in gate_ids
     weights = [p for p in net.parameters() if id(p) not in alpha_ids | gate_ids]
-    gates = [p for p in net.parameters() if id(p) in gate_ids]
+    sensors = net.sensor_gate.v
+    gates = [p for p in net.parameters() if id(p) in gate_ids and p is not sensors]
     lr_gates = options.lr if options.lr_gates is None else options.lr_gates
+    lr_sensors = lr_gates if options.lr_sensor_gates is None else options.lr_sensor_gates
     opt_w = torch.optim.Adam(
-        [{"params": weights, "lr": options.lr}, {"params": gates, "lr": lr_gates}]
+        [
+            {"params": weights, "lr": options.lr},
+            {"params": gates, "lr": lr_gates},
+            {"params": [sensors], "lr": lr_sensors},
+        ]
     )
     opt_a = torch.optim.Adam(alphas, lr=options.lr_alpha, betas=(0.5, 0.999), weight_decay=1e-3)
     xt, yt = torch.from_numpy(np.asarray(x, np.float32)), torch.from_numpy(np.asarray(y, np.int64))

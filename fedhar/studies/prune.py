@@ -162,6 +162,7 @@ def search_options(cfg: PruneConfig, **changes: Any) -> SearchOptions:
             lr=cfg.lr,
             lr_alpha=cfg.lr_alpha,
             lr_gates=cfg.lr_gates,
+            lr_sensor_gates=cfg.lr_sensor_gates,
             budget_bytes=cfg.memory_budget_bytes,
             memory_mode=cfg.memory_mode,
             tau_decay=cfg.tau_decay,
@@ -207,7 +208,12 @@ class SupernetFamily(ABC):
         net = self._supernet(x.shape[1], x.shape[2], data.n_classes, seed)
         if self.cfg.warmup_epochs:
             frozen = search_options(
-                self.cfg, epochs=self.cfg.warmup_epochs, lr_alpha=0.0, lr_gates=0.0, seed=seed
+                self.cfg,
+                epochs=self.cfg.warmup_epochs,
+                lr_alpha=0.0,
+                lr_gates=0.0,
+                lr_sensor_gates=0.0,
+                seed=seed,
             )
             self._searched(net, data, frozen)
         with torch.no_grad():

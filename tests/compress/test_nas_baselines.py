@@ -128,10 +128,10 @@ def test_memory_gradient_is_the_peak_step_per_width() -> None:
     assert torch.equal(net.sensor_gate.v.grad, torch.full((4,), float(step)))
 
 
-def _search(data, name: str, beta1: float) -> BaselineSearch:  # noqa: ANN001
+def _search(data, name: str, beta1: float, lr_sensors: float | None = None) -> BaselineSearch:  # noqa: ANN001
     options = SearchOptions(
         epochs=2, batch_size=64, lr=0.01, lr_alpha=0.2, lr_gates=0.2, beta1=beta1,
-        macs_scale=1e3, seed=1,
+        macs_scale=1e3, seed=1, lr_sensor_gates=lr_sensors,
     )  # fmt: skip
     x, y = data.x[:192], data.y[:192]
     return search_baseline(name, x, y, data.x[192:320], data.y[192:320], 6, options, filters=6)
@@ -154,6 +154,15 @@ def test_search_is_deterministic_and_beta1_shrinks_the_model(data, name: str) ->
     # the gates prune too: fewer sensor channels, some layer down to fewer filters
     assert len(small.sensors) < len(a.sensors)
     assert min(small.kept_filters) < min(a.kept_filters)
+
+
+def test_a_sensor_gate_rate_of_its_own_keeps_the_sensors_while_the_filters_prune(data) -> None:  # noqa: ANN001
+    """At the heavy MAC weight that closes sensors above, a sensor-gate rate of 0 keeps all
+    three while the filter gates still prune."""
+    kept = _search(data, "tinyhar", 5.0, lr_sensors=0.0)
+    assert kept.sensors == [0, 1, 2]
+    assert min(kept.kept_filters) < 6
+    assert len(_search(data, "tinyhar", 5.0).sensors) < 3
 
 
 def test_train_baseline_is_seeded_and_keeps_the_best_epoch(data) -> None:  # noqa: ANN001
