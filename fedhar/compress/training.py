@@ -1,8 +1,8 @@
 """The deterministic training loop of QAT and of the mixed-precision search.
 
-Adam over parameter groups, (class-weighted) cross-entropy plus an optional penalty, a batch
-order drawn from a generator seeded by ``seed``, and torch's deterministic kernels: the same
-inputs and seed give bit-identical parameters.
+Adam over parameter groups, (class-weighted) cross-entropy plus an optional penalty and an
+optional distillation term, a batch order drawn from a generator seeded by ``seed``, and
+torch's deterministic kernels: the same inputs and seed give bit-identical parameters.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from fedhar.models.training import class_weights, deterministic_torch
@@ -46,6 +47,39 @@ class Schedule:
             raise ValueError(f"lr must be > 0, got {self.lr}")
 
 
+@dataclass(frozen=True)
+class SoftTargets:
+    """A teacher's logits for knowledge distillation (Hinton et al. 2015).
+
+    Attributes:
+        logits: ``[N, K]`` teacher logits, one row per training window, in the windows' order.
+        weight: w in ``(1 - w) CE + w T^2 KL(softmax(teacher / T) || softmax(model / T))``,
+            in ``[0, 1]``.
+        temperature: T (> 0); ``T^2`` keeps the term's gradients on the cross-entropy's scale.
+    """
+
+    logits: np.ndarray
+    weight: float
+    temperature: float
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.weight <= 1 or not self.temperature > 0:
+            raise ValueError(
+                f"distillation weight must lie in [0, 1] and temperature be > 0, got "
+                f"{self.weight}, {self.temperature}"
+            )
+
+    def loss(self, hard: torch.Tensor, logits: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        """The mixed loss of a batch: ``hard`` its cross-entropy, ``logits [B, K]`` the model's
+        on the windows ``idx`` (indices into :attr:`logits`)."""
+        t = self.temperature
+        teacher = torch.from_numpy(np.ascontiguousarray(self.logits[idx.numpy()], np.float32))
+        kl = F.kl_div(
+            F.log_softmax(logits / t, dim=1), F.softmax(teacher / t, dim=1), reduction="batchmean"
+        )
+        return (1 - self.weight) * hard + self.weight * t * t * kl
+
+
 def check_xy(x: np.ndarray, y: np.ndarray, channels: int, length: int, n_classes: int) -> None:
     """Raises ValueError unless ``x`` is ``[N, channels, length]`` and ``y`` is ``[N]`` of
     labels in ``[0, n_classes)`` with N >= 1."""
@@ -66,6 +100,7 @@ def train(
     groups: Sequence[dict[str, Any]],
     penalty: Callable[[], torch.Tensor] | None = None,
     after_epoch: Callable[[int], None] | None = None,
+    soft: SoftTargets | None = None,
 ) -> list[float]:
     """Trains ``net`` (float32) on windows ``x [N, C, T]`` and labels ``y [N]``.
 
@@ -73,10 +108,13 @@ def train(
         groups: Adam parameter groups (``params`` and optionally their own ``lr``).
         penalty: added to every batch's loss (e.g. EdMIPS's ``λ · cost``).
         after_epoch: called with the 1-based epoch after each epoch.
+        soft: a teacher's logits on ``x`` to distil from (unset: cross-entropy alone).
 
     Returns:
         The mean batch loss of each epoch (nats, penalty included).
     """
+    if soft is not None and soft.logits.shape != (len(x), n_classes):
+        raise ValueError(f"teacher logits must be [{len(x)}, {n_classes}], got {soft.logits.shape}")
     with deterministic_torch():
         weights = class_weights(y, n_classes) if schedule.class_weighted else torch.ones(n_classes)
         loss_fn = nn.CrossEntropyLoss(weight=weights)
@@ -91,7 +129,10 @@ def train(
             total, steps = 0.0, 0
             for start in range(0, len(order), schedule.batch_size):
                 idx = order[start : start + schedule.batch_size]
-                loss = loss_fn(net(xt[idx]), yt[idx])
+                logits = net(xt[idx])
+                loss = loss_fn(logits, yt[idx])
+                if soft is not None:
+                    loss = soft.loss(loss, logits, idx)
                 if penalty is not None:
                     loss = loss + penalty()
                 opt.zero_grad()

@@ -114,6 +114,10 @@ class BaseOverrides(Strict):
     finetune_batch_size: int | None = Field(
         None, ge=2, description="As `prune.finetune_batch_size`."
     )
+    distill: float | None = Field(None, ge=0, le=1, description="As `prune.distill`.")
+    distill_temperature: float | None = Field(
+        None, gt=0, description="As `prune.distill_temperature`."
+    )
 
     @field_validator("betas")
     @classmethod
@@ -210,6 +214,17 @@ class PruneConfig(Strict):
     )
     finetune_lr: float = Field(0.002, gt=0, description="Adam learning rate of fine-tuning.")
     finetune_batch_size: int = Field(64, ge=2, description="Windows per fine-tuning step.")
+    distill: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Weight w of knowledge distillation in each searched model's fine-tuning "
+        "(Hinton et al. 2015): loss (1 - w) cross-entropy + w T^2 KL(teacher || model) at "
+        "temperature T, the teacher being the base's trained unpruned model. 0: none.",
+    )
+    distill_temperature: float = Field(
+        4.0, gt=0, description="Softmax temperature T of the distillation term."
+    )
     f1_tolerance: float = Field(
         0.01,
         ge=0,

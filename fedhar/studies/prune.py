@@ -48,7 +48,7 @@ from fedhar.compress.gates import DCSGate, temperature
 from fedhar.compress.nas import PathSearch, SuperNet
 from fedhar.compress.nas_baselines import BaselineSuperNet, inference_peak_bytes, search_supernet
 from fedhar.compress.search import SearchOptions, search
-from fedhar.compress.training import Schedule, train
+from fedhar.compress.training import Schedule, SoftTargets, train
 from fedhar.data.hapt import CHANNEL_SETS as HAPT_CHANNEL_SETS
 from fedhar.mcu import load_profile
 from fedhar.metrics import score
@@ -86,11 +86,14 @@ NOT_IN_KEYS = {
     "qat_lr",
     "qat_equalize",
     "per_base",
+    "distill",
+    "distill_temperature",
 }
 """``prune:`` settings left out of the steps' common key: the sweep and the selection (each
-step names its own beta or source model) and the QAT settings (in the QAT step's own key). A
-base's settings with its ``per_base`` overrides applied make the rest (the profile too: rows
-hold its prices)."""
+step names its own beta or source model), the QAT settings (in the QAT step's own key) and
+the distillation (in a searched model's key when on, so that the base, the warm-up and
+earlier studies' steps keep theirs). A base's settings with its ``per_base`` overrides applied
+make the rest (the profile too: rows hold its prices)."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -392,10 +395,11 @@ def fine_tune(
     lr: float,
     batch: int,
     seed: int,
+    soft: SoftTargets | None = None,
 ) -> tuple[float, int]:
     """Trains ``module`` on the training windows (class-weighted Adam, deterministic by
-    ``seed``) and leaves it at the epoch of best validation macro-F1; returns that F1 and
-    epoch (1-based)."""
+    ``seed``, distilling from ``soft`` when given) and leaves it at the epoch of best
+    validation macro-F1; returns that F1 and epoch (1-based)."""
     x, y = data.train
     xv, yv = data.val[0][:, sensors], data.val[1]
     best: dict[str, Any] = {"f1": -1.0, "epoch": 0, "state": None}
@@ -414,6 +418,7 @@ def fine_tune(
         schedule,
         [{"params": module.parameters()}],
         after_epoch=after,
+        soft=soft,
     )
     module.load_state_dict(best["state"])
     return float(best["f1"]), int(best["epoch"])
@@ -537,6 +542,15 @@ def _step_key(common: Mapping[str, Any], **parts: Any) -> str:
     return identity_sha256({**common, **parts})
 
 
+def _model_key(
+    common: Mapping[str, Any], name: str, beta: tuple[float, float], prune: PruneConfig
+) -> str:
+    """The key of base ``name``'s searched and fine-tuned model at ``beta``; its distillation
+    enters only when on, so undistilled steps keep the keys they had before it existed."""
+    distill = {"distill": [prune.distill, prune.distill_temperature]} if prune.distill else {}
+    return _step_key(common, kind="model", base=name, beta=list(beta), **distill)
+
+
 def run_study(
     scenario: Scenario,
     cfg: CompressConfig,
@@ -651,6 +665,7 @@ def _trained(
     seed: int,
     steps: _Steps,
     channel_names: list[str],
+    soft: SoftTargets | None = None,
 ) -> dict[str, Any]:
     f1_val, epoch = fine_tune(
         found.module,
@@ -660,16 +675,41 @@ def _trained(
         prune.finetune_lr,
         prune.finetune_batch_size,
         seed,
+        soft,
     )
     row = _model_row(
         key, base, beta, found, budget_entry, data, prune, channel_names, f1_val, epoch
     )
+    row["distilled"] = None if soft is None else [soft.weight, soft.temperature]
     kept = steps.put(row, _state_arrays(found.module))
     steps.log(
         f"{base:<8} {row['label']:<16} F1 {row['f1']:.4f} (val {f1_val:.4f}), "
         f"{row['params']} params, {row['macs']} MACs, channels {row['kept_channels']}"
     )
     return kept
+
+
+def _teacher(
+    family: Family,
+    base: Mapping[str, Any],
+    state: Mapping[str, np.ndarray],
+    data: Data,
+    prune: PruneConfig,
+) -> SoftTargets:
+    """The trained unpruned ``base`` (its row and weights) as the distillation teacher: its
+    logits ``[N, K]`` on the training windows."""
+    c, t = data.train[0].shape[1:]
+    found = family.rebuild(base["arch"], c, t, data.n_classes)
+    model = found.module
+    _load(model, state)
+    model.eval()
+    x = data.train[0][:, found.sensors]
+    with torch.no_grad():
+        logits = np.concatenate(
+            [model(torch.from_numpy(np.ascontiguousarray(x[i : i + 512]))).numpy()
+             for i in range(0, len(x), 512)]
+        )  # fmt: skip
+    return SoftTargets(logits, prune.distill, prune.distill_temperature)
 
 
 def _run_base(
@@ -695,10 +735,13 @@ def _run_base(
     warm_key = _step_key(common, kind="warmup", base=name)
     swept = []
     warm: dict[str, np.ndarray] | None = None
+    soft: SoftTargets | None = None
     for beta in prune.betas:
-        key = _step_key(common, kind="model", base=name, beta=list(beta))
+        key = _model_key(common, name, beta, prune)
         row = steps.get(key)
         if row is None:
+            if prune.distill and soft is None:
+                soft = _teacher(family, base, steps.arrays(base_key), data, prune)
             if warm is None:
                 if steps.get(warm_key) is None:
                     steps.put(
@@ -718,6 +761,7 @@ def _run_base(
                 seed,
                 steps,
                 channel_names,
+                soft,
             )
         swept.append(row)
     return {"base": base, "swept": swept, "selected": select(base, swept, prune)}
@@ -833,7 +877,7 @@ def _channel_scaling(
         return done
     if channel_set == scenario.data.channels:
         # the main sweep already searched these windows at ``beta``
-        row = steps.get(_step_key(common, kind="model", base=name, beta=list(beta)))
+        row = steps.get(_model_key(common, name, beta, prune))
         base_row = steps.get(_step_key(common, kind="base", base=name))
         assert row is not None and base_row is not None
         n = len(base_row["kept_channels"])

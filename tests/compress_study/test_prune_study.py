@@ -193,6 +193,32 @@ def test_an_interrupted_baseline_study_resumes_to_the_same_summary(baselines) ->
     assert (out / "summary.json").read_bytes() == first
 
 
+def test_distilled_fine_tuning_keeps_the_base_and_warm_up_steps_and_marks_its_rows(
+    baselines,  # noqa: ANN001
+) -> None:
+    tmp, out = baselines
+    distilled = BASELINES.replace("tau_decay: 1.0}", "tau_decay: 1.0, distill: 0.5}")
+    assert distilled != BASELINES
+    out2 = tmp / "distilled"
+    assert _run(tmp, out2, distilled) == 0
+
+    def tinyhar_rows(where: Path) -> dict[str, dict]:
+        rows = [json.loads(line) for line in (where / PRUNE_FILE).read_text().splitlines()[1:]]
+        return {r["key"]: r for r in rows if r.get("base") == "tinyhar"}
+
+    plain, taught = tinyhar_rows(out), tinyhar_rows(out2)
+    shared = {k for k in plain if plain[k]["kind"] in ("warmup", "model") and k in taught}
+    base = [k for k in shared if plain[k].get("label") == "base"]
+    # the base and the warm-up do not distil, so they keep their keys and their weights
+    assert len(base) == 1 and {plain[k]["kind"] for k in shared} == {"warmup", "model"}
+    assert taught[base[0]]["distilled"] is None and taught[base[0]]["f1"] == plain[base[0]]["f1"]
+    swept = [r for k, r in taught.items() if r["kind"] == "model" and k not in shared]
+    assert [r["beta"] for r in swept] == [[0.0, 0.0], [300.0, 1.0]]
+    assert all(r["distilled"] == [0.5, 4.0] for r in swept)
+    summ = json.loads((out2 / "summary.json").read_text())["bases"]
+    assert summ["dcl"] == json.loads((out / "summary.json").read_text())["bases"]["dcl"]
+
+
 FILTERS, SPLIT = "    filters: 6\n", "  split: users\n"
 
 
