@@ -19,8 +19,8 @@ It prints the trace, the found architecture as the ``model:`` section to paste i
 scenario, and the estimator's parameters, MACs and training memory on ``--mcu``; with
 ``--out`` it also writes them to a JSON file.
 
-    flock /work/scratch/cpu.lock nice -n 5 .venv/bin/python scripts/hapt_nas_search.py \\
-        --data-dir ../shared/data --out runs/hapt_nas_search.json
+    .venv/bin/python scripts/hapt_nas_search.py --data-dir ../shared/data \\
+        --out runs/hapt_nas_search.json
 """
 
 from __future__ import annotations
