@@ -26,29 +26,30 @@ import torch
 from fedhar.compress.training import SoftTargets
 from fedhar.models.baselines import (
     ConvLayer,
-    build_baseline,
     build_staged,
     count_macs,
     count_params,
 )
-from fedhar.schema.compress import load_compress_scenario
+from fedhar.schema.compress import PruneConfig, load_compress_scenario
 from fedhar.studies.adaptive import load_windows
 from fedhar.studies.compress import Data, split_data
-from fedhar.studies.prune import PRUNE_FILE, STATES_DIR, fine_tune, macro_f1
+from fedhar.studies.prune import (
+    FAMILIES,
+    PRUNE_FILE,
+    STATES_DIR,
+    fine_tune,
+    macro_f1,
+    teacher_targets,
+)
 
 
-def teacher_logits(study: Path, data: Data, weight: float, temperature: float) -> SoftTargets:
+def teacher_logits(study: Path, data: Data, prune: PruneConfig) -> SoftTargets:
     """The unpruned TinyHAR of ``study``'s journal, as logits on the training windows."""
     rows = [json.loads(line) for line in (study / PRUNE_FILE).read_text().splitlines()[1:]]
     (row,) = [r for r in rows if r.get("base") == "tinyhar" and r.get("label") == "base"]
-    c, t = data.train[0].shape[1:]
-    model = build_baseline("tinyhar", c, t, data.n_classes, row["kept_filters"][0])
     with np.load(study / STATES_DIR / f"{row['key']}.npz") as z:
-        model.load_state_dict({k: torch.from_numpy(z[k]) for k in z.files})
-    model.eval()
-    with torch.no_grad():
-        logits = model(torch.from_numpy(np.ascontiguousarray(data.train[0]))).numpy()
-    return SoftTargets(logits, weight, temperature)
+        state = {k: z[k] for k in z.files}
+    return teacher_targets(FAMILIES["tinyhar"](prune), row, state, data, prune)
 
 
 def main() -> None:
@@ -72,7 +73,10 @@ def main() -> None:
     stage = [ConvLayer(*layer) for layer in json.loads(args.stage)]
     soft = None
     if args.teacher_from is not None:
-        soft = teacher_logits(args.teacher_from, data, args.distill, args.temperature)
+        own = cfg.prune.for_base("tinyhar").model_copy(
+            update={"distill": args.distill, "distill_temperature": args.temperature}
+        )
+        soft = teacher_logits(args.teacher_from, data, own)
     torch.manual_seed(scenario.seed)
     model = build_staged("tinyhar", c, t, data.n_classes, stage, 64)
     start = time.time()

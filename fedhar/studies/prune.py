@@ -689,7 +689,7 @@ def _trained(
     return kept
 
 
-def _teacher(
+def teacher_targets(
     family: Family,
     base: Mapping[str, Any],
     state: Mapping[str, np.ndarray],
@@ -741,7 +741,7 @@ def _run_base(
         row = steps.get(key)
         if row is None:
             if prune.distill and soft is None:
-                soft = _teacher(family, base, steps.arrays(base_key), data, prune)
+                soft = teacher_targets(family, base, steps.arrays(base_key), data, prune)
             if warm is None:
                 if steps.get(warm_key) is None:
                     steps.put(
