@@ -94,6 +94,19 @@ step names its own beta or source model), the QAT settings (in the QAT step's ow
 the distillation (in a searched model's key when on, so that the base, the warm-up and
 earlier studies' steps keep theirs). A base's settings with its ``per_base`` overrides applied
 make the rest (the profile too: rows hold its prices)."""
+BASE_IGNORES = frozenset(
+    {"gate_init", "search_batch_size", "lr", "lr_gates", "lr_sensor_gates", "lr_alpha", "tau_decay"}
+)
+"""Search settings the unpruned base does not read: its key leaves them out, so that tuning
+the search does not retrain it (it trains for the sum of the three epoch settings, its key's
+``epochs``)."""
+WARMUP_IGNORES = frozenset(
+    {"lr_gates", "lr_sensor_gates", "lr_alpha", "search_epochs", "memory_budget_bytes",
+     "memory_mode", "profile", "finetune_epochs", "finetune_lr", "finetune_batch_size"}
+)  # fmt: skip
+"""Settings the warm-up does not read (its architecture and gates are frozen and its hardware
+terms weighted 0, and it ends before the search and the fine-tuning): its key leaves them out,
+so that a sweep tuned on them reuses it."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -542,6 +555,19 @@ def _step_key(common: Mapping[str, Any], **parts: Any) -> str:
     return identity_sha256({**common, **parts})
 
 
+def _base_key(common: Mapping[str, Any], name: str) -> str:
+    """The key of base ``name``'s unpruned trained model: ``common`` without what it ignores."""
+    own = {k: v for k, v in common["prune"].items() if k not in BASE_IGNORES}
+    own["epochs"] = sum(own.pop(k) for k in ("warmup_epochs", "search_epochs", "finetune_epochs"))
+    return _step_key({**common, "prune": own}, kind="base", base=name)
+
+
+def _warmup_key(common: Mapping[str, Any], name: str) -> str:
+    """The key of base ``name``'s warm-up: ``common`` without what it ignores."""
+    own = {k: v for k, v in common["prune"].items() if k not in WARMUP_IGNORES}
+    return _step_key({**common, "prune": own}, kind="warmup", base=name)
+
+
 def _model_key(
     common: Mapping[str, Any], name: str, beta: tuple[float, float], prune: PruneConfig
 ) -> str:
@@ -723,7 +749,7 @@ def _run_base(
     channel_names: list[str],
 ) -> dict[str, Any]:
     c, t = data.train[0].shape[1:]
-    base_key = _step_key(common, kind="base", base=name)
+    base_key = _base_key(common, name)
     base = steps.get(base_key)
     if base is None:
         epochs = prune.warmup_epochs + prune.search_epochs + prune.finetune_epochs
@@ -732,7 +758,7 @@ def _run_base(
             base_key, name, None, found, family.budget_entry, epochs, data, prune, seed, steps,
             channel_names,
         )  # fmt: skip
-    warm_key = _step_key(common, kind="warmup", base=name)
+    warm_key = _warmup_key(common, name)
     swept = []
     warm: dict[str, np.ndarray] | None = None
     soft: SoftTargets | None = None
@@ -878,7 +904,7 @@ def _channel_scaling(
     if channel_set == scenario.data.channels:
         # the main sweep already searched these windows at ``beta``
         row = steps.get(_model_key(common, name, beta, prune))
-        base_row = steps.get(_step_key(common, kind="base", base=name))
+        base_row = steps.get(_base_key(common, name))
         assert row is not None and base_row is not None
         n = len(base_row["kept_channels"])
         before = {"params": base_row["params"], "macs": base_row["macs"]}

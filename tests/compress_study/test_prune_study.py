@@ -219,6 +219,52 @@ def test_distilled_fine_tuning_keeps_the_base_and_warm_up_steps_and_marks_its_ro
     assert summ["dcl"] == json.loads((out / "summary.json").read_text())["bases"]["dcl"]
 
 
+def _steps(where: Path) -> dict[str, dict]:
+    rows = [json.loads(line) for line in (where / PRUNE_FILE).read_text().splitlines()[1:]]
+    return {r["key"]: r for r in rows}
+
+
+def _arrays(where: Path, key: str) -> dict[str, np.ndarray]:
+    with np.load(where / "states" / f"{key}.npz") as z:
+        return {k: z[k] for k in z.files}
+
+
+def test_a_step_is_keyed_on_what_it_reads_and_recomputes_to_the_same_result(study) -> None:  # noqa: ANN001
+    """Changing only settings a step ignores keeps its key, and a fresh run of the step with
+    them changed gives byte-identical weights and the same row: the base ignores every search
+    setting and trains for the sum of the epoch settings; the warm-up ignores the search's
+    rates and epochs, the hardware terms and the fine-tuning."""
+    tmp, out = study
+    ran = _steps(out)
+    for changes, kind in (
+        # the base: search rates, gate start, temperature, search batch; 1 + 2 epochs moved
+        ({"warmup_epochs: 1": "warmup_epochs: 2", "search_epochs: 2": "search_epochs: 1",
+          "search_batch_size: 32": "search_batch_size: 16", "lr: 0.01": "lr: 0.02",
+          "lr_gates: 0.1": "lr_gates: 0.2\n    lr_sensor_gates: 0.05\n    lr_alpha: 0.02\n"
+          "    gate_init: 1.5\n    tau_decay: 0.3"}, ("model", "base")),
+        # the warm-up: the search's rates and epochs, the hardware terms, the fine-tuning
+        ({"search_epochs: 2": "search_epochs: 3", "memory_budget_bytes: 30000":
+          "memory_budget_bytes: 40000\n    profile: esp32",
+          "lr_gates: 0.1": "lr_gates: 0.2\n    lr_sensor_gates: 0.05\n    lr_alpha: 0.02",
+          "finetune_epochs: 2": "finetune_epochs: 1\n    finetune_lr: 0.004\n"
+          "    finetune_batch_size: 16"}, ("warmup", None)),
+    ):  # fmt: skip
+        text = SCENARIO
+        for old, new in changes.items():
+            assert old in text
+            text = text.replace(old, new)
+        again = tmp / f"changed_{kind[0]}"
+        assert _run(tmp, again, text.replace("channel_sets: [acc]", "channel_sets: []")) == 0
+        redone = _steps(again)
+        same = [k for k in redone if k in ran]
+        want = [k for k in ran if (ran[k]["kind"], ran[k].get("label")) == kind]
+        assert same == want and len(same) == 1  # only that step keeps its key
+        assert redone[same[0]] == ran[same[0]]
+        old_w, new_w = _arrays(out, same[0]), _arrays(again, same[0])
+        assert old_w.keys() == new_w.keys()
+        assert all(np.array_equal(old_w[k], new_w[k]) for k in old_w)
+
+
 FILTERS, SPLIT = "    filters: 6\n", "  split: users\n"
 
 
