@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fedhar.results.journal import read_rows
 from fedhar.schema.compress import load_compress_scenario
 from fedhar.studies.adaptive import load_windows
 from fedhar.studies.compress import split_data
@@ -52,8 +53,7 @@ def main() -> None:
     ds, ws = load_windows(scenario, args.data_dir)
     data = split_data(ws, list(ds.classes), scenario, cfg)
     family = FAMILIES[args.base](own)
-    rows = [json.loads(line) for line in (args.study / PRUNE_FILE).read_text().splitlines()[1:]]
-    mine = [r for r in rows if r.get("base") == args.base]
+    mine = [r for r in read_rows(args.study / PRUNE_FILE) if r.get("base") == args.base]
     test_f1, val_f1 = [], []
 
     def tuned(module: torch.nn.Module, sensors: list[int], epochs: int, seed: int) -> None:
@@ -71,10 +71,9 @@ def main() -> None:
         (row,) = [r for r in mine if r["kind"] == "model" and r["label"] == "base"]
         print(json.dumps({"unpruned": args.base, "journal_f1": row["f1"]}), flush=True)
         c, t = data.train[0].shape[1:]
-        epochs = own.warmup_epochs + own.search_epochs + own.finetune_epochs
         for seed in args.seeds:
             found = family.base(c, t, data.n_classes, seed)
-            tuned(found.module, found.sensors, epochs, seed)
+            tuned(found.module, found.sensors, own.base_epochs, seed)
     else:
         (warm_row,) = [r for r in mine if r["kind"] == "warmup"]
         (row,) = [r for r in mine if r["kind"] == "model" and r["beta"] == list(args.beta)]

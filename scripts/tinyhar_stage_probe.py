@@ -30,6 +30,7 @@ from fedhar.models.baselines import (
     count_macs,
     count_params,
 )
+from fedhar.results.journal import read_rows
 from fedhar.schema.compress import PruneConfig, load_compress_scenario
 from fedhar.studies.adaptive import load_windows
 from fedhar.studies.compress import Data, split_data
@@ -45,7 +46,7 @@ from fedhar.studies.prune import (
 
 def teacher_logits(study: Path, data: Data, prune: PruneConfig) -> SoftTargets:
     """The unpruned TinyHAR of ``study``'s journal, as logits on the training windows."""
-    rows = [json.loads(line) for line in (study / PRUNE_FILE).read_text().splitlines()[1:]]
+    rows = read_rows(study / PRUNE_FILE)
     (row,) = [r for r in rows if r.get("base") == "tinyhar" and r.get("label") == "base"]
     with np.load(study / STATES_DIR / f"{row['key']}.npz") as z:
         state = {k: z[k] for k in z.files}

@@ -277,6 +277,11 @@ class PruneConfig(Strict):
                 )
         return self
 
+    @property
+    def base_epochs(self) -> int:
+        """Epochs of the unpruned base: as many as warm-up, search and fine-tuning together."""
+        return self.warmup_epochs + self.search_epochs + self.finetune_epochs
+
     def for_base(self, name: str) -> PruneConfig:
         """This section with base ``name``'s overrides applied (and no ``per_base``)."""
         changes = self.per_base[name].model_dump(exclude_none=True) if name in self.per_base else {}

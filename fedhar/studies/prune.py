@@ -555,10 +555,12 @@ def _step_key(common: Mapping[str, Any], **parts: Any) -> str:
     return identity_sha256({**common, **parts})
 
 
-def _base_key(common: Mapping[str, Any], name: str) -> str:
-    """The key of base ``name``'s unpruned trained model: ``common`` without what it ignores."""
-    own = {k: v for k, v in common["prune"].items() if k not in BASE_IGNORES}
-    own["epochs"] = sum(own.pop(k) for k in ("warmup_epochs", "search_epochs", "finetune_epochs"))
+def _base_key(common: Mapping[str, Any], name: str, prune: PruneConfig) -> str:
+    """The key of base ``name``'s unpruned trained model (settings ``prune``): ``common``
+    without what it ignores, the three epoch settings replaced by their sum."""
+    epochs = {"warmup_epochs", "search_epochs", "finetune_epochs"}
+    own = {k: v for k, v in common["prune"].items() if k not in BASE_IGNORES | epochs}
+    own["epochs"] = prune.base_epochs
     return _step_key({**common, "prune": own}, kind="base", base=name)
 
 
@@ -749,14 +751,13 @@ def _run_base(
     channel_names: list[str],
 ) -> dict[str, Any]:
     c, t = data.train[0].shape[1:]
-    base_key = _base_key(common, name)
+    base_key = _base_key(common, name, prune)
     base = steps.get(base_key)
     if base is None:
-        epochs = prune.warmup_epochs + prune.search_epochs + prune.finetune_epochs
         found = family.base(c, t, data.n_classes, seed)
         base = _trained(
-            base_key, name, None, found, family.budget_entry, epochs, data, prune, seed, steps,
-            channel_names,
+            base_key, name, None, found, family.budget_entry, prune.base_epochs, data, prune, seed,
+            steps, channel_names,
         )  # fmt: skip
     warm_key = _warmup_key(common, name)
     swept = []
@@ -904,7 +905,7 @@ def _channel_scaling(
     if channel_set == scenario.data.channels:
         # the main sweep already searched these windows at ``beta``
         row = steps.get(_model_key(common, name, beta, prune))
-        base_row = steps.get(_base_key(common, name))
+        base_row = steps.get(_base_key(common, name, prune))
         assert row is not None and base_row is not None
         n = len(base_row["kept_channels"])
         before = {"params": base_row["params"], "macs": base_row["macs"]}

@@ -24,6 +24,7 @@ from fedhar.models.baselines import (
 from fedhar.models.spec import ModelSpec
 from fedhar.ondevice.estimate import estimate_row
 from fedhar.ondevice.estimator import estimate_inference
+from fedhar.results.journal import read_rows
 from fedhar.schema.compress import PruneConfig
 from fedhar.studies.prune import PRUNE_FILE, select
 
@@ -193,6 +194,16 @@ def test_an_interrupted_baseline_study_resumes_to_the_same_summary(baselines) ->
     assert (out / "summary.json").read_bytes() == first
 
 
+def _steps(where: Path) -> dict[str, dict]:
+    """The journaled steps of the study in ``where``, by key."""
+    return {r["key"]: r for r in read_rows(where / PRUNE_FILE)}
+
+
+def _arrays(where: Path, key: str) -> dict[str, np.ndarray]:
+    with np.load(where / "states" / f"{key}.npz") as z:
+        return {k: z[k] for k in z.files}
+
+
 def test_distilled_fine_tuning_keeps_the_base_and_warm_up_steps_and_marks_its_rows(
     baselines,  # noqa: ANN001
 ) -> None:
@@ -203,8 +214,7 @@ def test_distilled_fine_tuning_keeps_the_base_and_warm_up_steps_and_marks_its_ro
     assert _run(tmp, out2, distilled) == 0
 
     def tinyhar_rows(where: Path) -> dict[str, dict]:
-        rows = [json.loads(line) for line in (where / PRUNE_FILE).read_text().splitlines()[1:]]
-        return {r["key"]: r for r in rows if r.get("base") == "tinyhar"}
+        return {k: r for k, r in _steps(where).items() if r.get("base") == "tinyhar"}
 
     plain, taught = tinyhar_rows(out), tinyhar_rows(out2)
     shared = {k for k in plain if plain[k]["kind"] in ("warmup", "model") and k in taught}
@@ -217,16 +227,6 @@ def test_distilled_fine_tuning_keeps_the_base_and_warm_up_steps_and_marks_its_ro
     assert all(r["distilled"] == [0.5, 4.0] for r in swept)
     summ = json.loads((out2 / "summary.json").read_text())["bases"]
     assert summ["dcl"] == json.loads((out / "summary.json").read_text())["bases"]["dcl"]
-
-
-def _steps(where: Path) -> dict[str, dict]:
-    rows = [json.loads(line) for line in (where / PRUNE_FILE).read_text().splitlines()[1:]]
-    return {r["key"]: r for r in rows}
-
-
-def _arrays(where: Path, key: str) -> dict[str, np.ndarray]:
-    with np.load(where / "states" / f"{key}.npz") as z:
-        return {k: z[k] for k in z.files}
 
 
 def test_a_step_is_keyed_on_what_it_reads_and_recomputes_to_the_same_result(study) -> None:  # noqa: ANN001
