@@ -92,3 +92,30 @@ def validation_users(users: list[str], fraction: float, seed: int) -> list[str]:
     n_val = min(max(1, int(round(fraction * len(ordered)))), len(ordered) - 1)
     chosen = set(np.random.default_rng(seed).permutation(len(ordered))[:n_val].tolist())
     return [u for i, u in enumerate(ordered) if i in chosen]
+
+
+def split_by_users(
+    ws: WindowSet, test_users: list[str], val_fraction: float, seed: int, key: str
+) -> tuple[WindowSet, WindowSet, WindowSet]:
+    """Train, validation and test windows of a user split: ``test_users`` test, a
+    ``val_fraction`` of the others (:func:`validation_users`, by ``seed``) validate, the rest
+    train. ``key`` names the setting that gave ``test_users`` in error messages.
+
+    Raises:
+        ValueError: a test user absent from the windows, or fewer than 2 other users.
+    """
+    present = sorted({str(u) for u in ws.users}, key=lambda u: (len(u), u))
+    missing = [u for u in test_users if u not in present]
+    if missing:
+        raise ValueError(
+            f"{key}: users {missing} have no windows (users present: {' '.join(present)})"
+        )
+    others = [u for u in present if u not in test_users]
+    if len(others) < 2:
+        raise ValueError(
+            f"{key}: expected at least 2 other users to train and validate on, got {others}"
+        )
+    val = validation_users(others, val_fraction, seed)
+    users = np.asarray([str(u) for u in ws.users])
+    is_test, is_val = np.isin(users, test_users), np.isin(users, val)
+    return ws.subset(~is_test & ~is_val), ws.subset(is_val), ws.subset(is_test)

@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from fedhar.schema.base import KeyProblem, Strict, load_yaml_model
+from fedhar.schema.compress import split_test_users_field
 from fedhar.schema.mcu import ProfileName
 from fedhar.schema.scenario import Scenario
 
@@ -154,14 +155,26 @@ class AdaptiveConfig(Strict):
     replicate: Replicate | None = Field(
         None, description="Fig. 12: recompute the fronts with one class's test windows replicated."
     )
+    split: Literal["chronological", "users"] = Field(
+        "chronological",
+        description="`chronological`: the global users' windows are split in time per "
+        "(user, activity): data.train_fraction trains, the rest is halved into validation "
+        "(choice of M_l and of the width of M_s) and test (the modes table); test windows come "
+        "from users seen in training. `users`: the `test_users` test, `val_fraction` of the "
+        "other users (chosen by seed) validate, the rest train (the paper's UCI HAPT setting, "
+        "§5.1: the train/test split of the dataset's authors).",
+    )
+    test_users: list[str] = split_test_users_field()
+    val_fraction: float = Field(
+        0.2, gt=0, lt=1, description="Validation share of the non-test users (`users` split)."
+    )
     holdout_users_fraction: float = Field(
         0.25,
         gt=0,
         lt=1,
-        description="Share of users kept out of global training; each is split in time into "
-        "TR_i (data.train_fraction) and TS_i for personalization. The other users' windows are "
-        "split in time: data.train_fraction trains, the rest is halved into validation (choice "
-        "of M_l and of the width of M_s) and test (the modes table).",
+        description="Share of users kept for personalization, each split in time into TR_i "
+        "(data.train_fraction) and TS_i: with the `chronological` split, users kept out of "
+        "global training; with `users`, chosen among the test users.",
     )
     calib_windows: int = Field(
         512, ge=16, description="Training windows used to calibrate int8 activation scales."

@@ -5,7 +5,7 @@ with a ``compress:`` section, how the models are trained, quantized and priced (
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -293,6 +293,17 @@ class PruneConfig(Strict):
         return check_betas(value)
 
 
+def split_test_users_field() -> Any:
+    """The ``test_users`` setting of a `users` split (UCI HAR's and UCI HAPT's test volunteers
+    by default), shared by the sections that split by users."""
+    return Field(
+        default_factory=lambda: list(UCI_HAR_TEST_USERS),
+        min_length=1,
+        description="Test users of the `users` split (default: the 9 test volunteers of UCI "
+        "HAR and UCI HAPT, 2 4 9 10 12 13 18 20 24, from UCI HAR's subject_test.txt).",
+    )
+
+
 class CompressConfig(Strict):
     """What `fedhar compress` explores and how it prices it."""
 
@@ -304,12 +315,7 @@ class CompressConfig(Strict):
         "rest validates (Contoli et al. 2023: 75/25). `users`: the `test_users` test, "
         "`val_fraction` of the other users (chosen by seed) validate, the rest train.",
     )
-    test_users: list[str] = Field(
-        default_factory=lambda: list(UCI_HAR_TEST_USERS),
-        min_length=1,
-        description="Test users of the `users` split (default: UCI HAR's test volunteers "
-        "2 4 9 10 12 13 18 20 24, from its README's subject_test.txt).",
-    )
+    test_users: list[str] = split_test_users_field()
     test_fraction: float = Field(0.25, gt=0, lt=1, description="Test share (`random` split).")
     val_fraction: float = Field(
         0.1, gt=0, lt=1, description="Validation share of the non-test windows (`random` split)."

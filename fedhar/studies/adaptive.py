@@ -42,7 +42,7 @@ from fedhar.adaptive.quant import quantize, quantize_weights
 from fedhar.adaptive.slim import SlimNet, TrainOptions, train
 from fedhar.data.preprocess import Normalizer, make_windows
 from fedhar.data.registry import load_dataset
-from fedhar.data.splits import split_chronological, validation_users
+from fedhar.data.splits import split_by_users, split_chronological, validation_users
 from fedhar.data.types import HarDataset, WindowSet
 from fedhar.mcu import McuProfile, load_profile
 from fedhar.metrics import score
@@ -71,10 +71,11 @@ GRID_FILE = "grid.jsonl"
 class Split:
     """Normalized windows of the study, each ``(x [N, C, T], y [N])``.
 
-    The global users' windows are split in time per (user, activity): the first
-    ``train_fraction`` trains, the rest is halved in time into validation and test (as in the
-    paper, test windows come from users seen in training). ``users`` maps each held-out user,
-    never seen in global training, to its ``(TR_i, TS_i)`` for personalization.
+    With the ``chronological`` split, the global users' windows are split in time per (user,
+    activity): the first ``train_fraction`` trains, the rest is halved in time into validation
+    and test (test windows come from users seen in training). With ``users``, whole users
+    train, validate and test. ``users`` maps each held-out user, never seen in global
+    training, to its ``(TR_i, TS_i)`` for personalization.
     """
 
     train: tuple[np.ndarray, np.ndarray]
@@ -204,13 +205,19 @@ def load_data_windows(
 
 
 def split_users(ds: HarDataset, ws: WindowSet, scenario: Scenario, cfg: AdaptiveConfig) -> Split:
-    """Held-out users (chosen by seed) for personalization; the others' windows split in time
-    into train / validation / test (see :class:`Split`)."""
-    held_out = validation_users(ds.users, cfg.holdout_users_fraction, scenario.seed)
-    is_held = np.isin(ws.users, held_out)
+    """Train / validation / test windows as ``cfg.split`` says, and the held-out users (chosen
+    by seed) for personalization (see :class:`Split`)."""
     fraction = scenario.data.train_fraction
-    train_ws, later = split_chronological(ws.subset(~is_held), fraction)
-    val_ws, test_ws = split_chronological(later, 0.5)
+    if cfg.split == "users":
+        train_ws, val_ws, test_ws = split_by_users(
+            ws, cfg.test_users, cfg.val_fraction, scenario.seed, "adaptive.test_users"
+        )
+        held_out = validation_users(cfg.test_users, cfg.holdout_users_fraction, scenario.seed)
+    else:
+        held_out = validation_users(ds.users, cfg.holdout_users_fraction, scenario.seed)
+        train_ws, later = split_chronological(ws.subset(~np.isin(ws.users, held_out)), fraction)
+        val_ws, test_ws = split_chronological(later, 0.5)
+    is_held = np.isin(ws.users, held_out)
     norm = Normalizer().fit(train_ws.x)
 
     def xy(part: WindowSet) -> tuple[np.ndarray, np.ndarray]:

@@ -34,7 +34,7 @@ import torch
 
 from fedhar.compress import edmips, ptq, qat
 from fedhar.data.preprocess import Normalizer
-from fedhar.data.splits import split_chronological, validation_users
+from fedhar.data.splits import split_by_users, split_chronological
 from fedhar.data.types import WindowSet
 from fedhar.mcu import McuProfile, load_profile
 from fedhar.metrics import score
@@ -87,35 +87,6 @@ class Data:
         return x[np.sort(idx)]
 
 
-def split_by_users(
-    ws: WindowSet, test_users: list[str], val_fraction: float, seed: int
-) -> tuple[WindowSet, WindowSet, WindowSet]:
-    """Train, validation and test windows of a user split: ``test_users`` test, a
-    ``val_fraction`` of the others (:func:`~fedhar.data.splits.validation_users`, by ``seed``)
-    validate, the rest train.
-
-    Raises:
-        ValueError: a test user absent from the windows, or fewer than 2 other users.
-    """
-    present = sorted({str(u) for u in ws.users}, key=lambda u: (len(u), u))
-    missing = [u for u in test_users if u not in present]
-    if missing:
-        raise ValueError(
-            f"compress.test_users: users {missing} have no windows (users present: "
-            f"{' '.join(present)})"
-        )
-    others = [u for u in present if u not in test_users]
-    if len(others) < 2:
-        raise ValueError(
-            f"compress.test_users: expected at least 2 other users to train and validate on, "
-            f"got {others}"
-        )
-    val = validation_users(others, val_fraction, seed)
-    users = np.asarray([str(u) for u in ws.users])
-    is_test, is_val = np.isin(users, test_users), np.isin(users, val)
-    return ws.subset(~is_test & ~is_val), ws.subset(is_val), ws.subset(is_test)
-
-
 def split_data(ws: WindowSet, classes: list[str], scenario: Scenario, cfg: CompressConfig) -> Data:
     """Train / validation / test windows of ``ws`` as ``cfg.split`` says, normalized on train."""
     if cfg.split == "chronological":
@@ -123,7 +94,7 @@ def split_data(ws: WindowSet, classes: list[str], scenario: Scenario, cfg: Compr
         val_ws, test_ws = split_chronological(later, 0.5)
     elif cfg.split == "users":
         train_ws, val_ws, test_ws = split_by_users(
-            ws, cfg.test_users, cfg.val_fraction, scenario.seed
+            ws, cfg.test_users, cfg.val_fraction, scenario.seed, "compress.test_users"
         )
     else:
         rng = np.random.default_rng(scenario.seed)
