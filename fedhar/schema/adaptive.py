@@ -96,6 +96,12 @@ class AdaptiveConfig(Strict):
         "`patience` such epochs).",
     )
     patience: int = Field(5, ge=1, description="Stale epochs before the plateau schedule stops.")
+    weight_decay: float = Field(
+        0.0,
+        ge=0,
+        description="Adam L2 weight decay of every network (the paper, §5.1: 1e-4 on UCI HAPT, "
+        "none on WISDM).",
+    )
     distill: bool = Field(
         False,
         description="In-place distillation: the reduced widths learn the full width's softmax "
@@ -129,6 +135,15 @@ class AdaptiveConfig(Strict):
         lt=1,
         description="M_l is chosen among the static Pareto models whose validation macro-F1 is "
         "within this absolute drop of the best one (paper: 5%).",
+    )
+    large_choice: Literal["gain", "hypervolume"] = Field(
+        "gain",
+        description="How M_l is chosen among the validation-front models within score_drop "
+        "that can host M_s. `gain`: the largest eq. (5) gain (the paper). `hypervolume`: "
+        "every one of them is converted into a variable-width network at each small_widths "
+        "width that fits, and the (M_l, width) pair whose validation modes have the largest "
+        "hypervolume in F1 x cycles (one reference point for all pairs) is kept: the paper's "
+        "criterion for the width of M_s, applied to M_l too.",
     )
     thresholds: int = Field(100, ge=2, description="Number of score-margin thresholds Th.")
     th_min: float = Field(

@@ -59,6 +59,7 @@ from fedhar.studies.adaptive_search import (
     evaluate_static,
     front,
     grid_specs,
+    large_candidates,
     small_fits,
 )
 
@@ -151,13 +152,16 @@ class Replicated:
 
 @dataclass
 class StudyResult:
-    """Everything ``fedhar adaptive`` reports."""
+    """Everything ``fedhar adaptive`` reports. ``hypervolume`` maps each converted
+    ``(M_l label, small width)`` to its validation modes' hypervolume; ``large_choice`` is the
+    rule that chose M_l (``gain`` or ``hypervolume``)."""
 
     candidates: list[Candidate]
     large_index: int
     gains: dict[int, float]
     small_width: float
-    width_hypervolume: dict[float, float]
+    hypervolume: dict[tuple[str, float], float]
+    large_choice: str
     costs: ExpectedCost
     modes: list[Mode]
     net: SlimNet
@@ -267,7 +271,7 @@ def modes_of(
 
 def train_options(cfg: AdaptiveConfig) -> TrainOptions:
     """The training options of the scenario's ``adaptive:`` section."""
-    return TrainOptions(cfg.distill, cfg.sandwich, cfg.schedule, cfg.patience)
+    return TrainOptions(cfg.distill, cfg.sandwich, cfg.schedule, cfg.patience, cfg.weight_decay)
 
 
 def hypervolumes(tables: dict[object, list[Mode]]) -> dict[object, float]:
@@ -287,25 +291,26 @@ def hypervolumes(tables: dict[object, list[Mode]]) -> dict[object, float]:
     }
 
 
-def choose_small_width(
-    nets: dict[float, SlimNet],
+def choose_pair(
+    nets: dict[tuple[int, float], SlimNet],
     val: tuple[np.ndarray, np.ndarray],
     profile: McuProfile,
     cfg: AdaptiveConfig,
     n_classes: int,
-) -> tuple[float, dict[float, float]]:
-    """Among the two-width networks ``nets`` (small width → network trained at that width and
-    1.0), the width whose validation modes have the largest hypervolume in F1 × cycles (eq. (3)
-    costs), with a reference point shared by all candidates. Also returns the hypervolumes."""
+) -> tuple[tuple[int, float], dict[tuple[int, float], float]]:
+    """Among the two-width networks ``nets`` (``(grid index of M_l, small width)`` → network
+    of that M_l trained at that width and 1.0), the pair whose validation modes have the
+    largest hypervolume in F1 × cycles (eq. (3) costs), with a reference point shared by all
+    candidates. Also returns the hypervolumes."""
     ths = thresholds(cfg.thresholds, cfg.th_min)
     tables: dict[object, list[Mode]] = {}
-    for w, net in nets.items():
+    for (i, w), net in nets.items():
         clf = build_classifier(net, w)
         costs = expected_cost(clf.small, clf.large, profile)
         out = collect_outputs(clf.small, clf.large, val[0])
-        tables[w] = sweep(val[1], out, costs, ths, n_classes)
-    volumes = {float(w): v for w, v in hypervolumes(tables).items()}  # type: ignore[arg-type]
-    return max(volumes, key=lambda w: volumes[w]), volumes
+        tables[(i, w)] = sweep(val[1], out, costs, ths, n_classes)
+    volumes: dict[tuple[int, float], float] = hypervolumes(tables)  # type: ignore[assignment]
+    return max(volumes, key=lambda k: volumes[k]), volumes
 
 
 def executed_costs(
@@ -554,20 +559,30 @@ def run_study(
         for k in cands
     ]
     large, gains = choose_large(cands, cfg.score_drop, eligible)
-    log(f"M_l = {cands[large].label} (gain {gains.get(large, float('nan')):.3g} F1/cycle)")
-    init = (keys[large], nets[large]) if cfg.init == "large" else None
+    larges = [large]
+    if cfg.large_choice == "hypervolume":
+        larges = large_candidates(cands, cfg.score_drop, eligible)
+        log(f"M_l candidates: {', '.join(cands[i].label for i in larges)}")
+    else:
+        log(f"M_l = {cands[large].label} (gain {gains.get(large, float('nan')):.3g} F1/cycle)")
     var_nets = {}
-    for w in cfg.small_widths:
-        if not small_fits(cands[large].channels, w, cfg.min_small_channels):
-            continue
-        widths = sorted({w, 1.0, *cfg.extra_widths})
-        var_nets[w], _, hit = trained_net(
-            specs[large], widths, split.train, epochs=cfg.epochs, init=init, **budget
-        )
-        log(f"variable-width net at {widths}{' (cached)' if hit else ''}")
-    small_width, volumes = choose_small_width(var_nets, split.val, profile, cfg, n_classes)
-    net = var_nets[small_width]
-    log(f"M_s width {small_width} (hypervolumes {volumes})")
+    for i in larges:
+        init = (keys[i], nets[i]) if cfg.init == "large" else None
+        for w in cfg.small_widths:
+            if not small_fits(cands[i].channels, w, cfg.min_small_channels):
+                continue
+            widths = sorted({w, 1.0, *cfg.extra_widths})
+            var_nets[(i, w)], _, hit = trained_net(
+                specs[i], widths, split.train, epochs=cfg.epochs, init=init, **budget
+            )
+            log(f"{cands[i].label} variable-width net at {widths}{' (cached)' if hit else ''}")
+    (large, small_width), volumes = choose_pair(var_nets, split.val, profile, cfg, n_classes)
+    net = var_nets[(large, small_width)]
+    log(
+        f"M_l = {cands[large].label}, M_s width {small_width} (validation hypervolumes "
+        + ", ".join(f"{cands[i].label} @{w}: {v:.4g}" for (i, w), v in volumes.items())
+        + ")"
+    )
     modes, costs, clf = modes_of(net, small_width, split.test, profile, cfg, n_classes, calib)
     static_set = covering_static_set(cands, modes)
     pair = (small_width, 1.0)
@@ -577,7 +592,8 @@ def run_study(
         large_index=large,
         gains=gains,
         small_width=small_width,
-        width_hypervolume=volumes,
+        hypervolume={(cands[i].label, w): v for (i, w), v in volumes.items()},
+        large_choice=cfg.large_choice,
         costs=costs,
         modes=modes,
         net=net,

@@ -139,7 +139,11 @@ def summary(r: StudyResult, profile: str) -> dict[str, Any]:
         "large_model": large.label,
         "large_gain_f1_per_cycle": r.gains.get(r.large_index),
         "small_width": r.small_width,
-        "width_hypervolume": {str(k): v for k, v in r.width_hypervolume.items()},
+        "large_choice": r.large_choice,
+        "width_hypervolume": {
+            str(w): v for (label, w), v in r.hypervolume.items() if label == large.label
+        },
+        "candidate_hypervolume": {f"{label} @{w}": v for (label, w), v in r.hypervolume.items()},
         "cost_small_cycles": r.costs.small.cycles,
         "cost_policy_cycles": r.costs.policy.cycles,
         "cost_large_cycles": r.costs.large.cycles,

@@ -12,6 +12,8 @@ is the front model with the largest gain
 (front ordered by increasing score) among those within ``score_drop`` of the best score.
 Following the paper's caveat that a too small M_l leaves M_s unable to estimate its scores,
 M_l must also keep ``min_small_channels`` channels per conv layer at some candidate width.
+:func:`large_candidates` lists every model in that range, for the study's ``large_choice:
+hypervolume``, which converts each and keeps the best adaptive trade-off.
 """
 
 from __future__ import annotations
@@ -182,18 +184,16 @@ def small_fits(channels: tuple[int, ...], width: float, min_channels: int) -> bo
     return all(active(c, width) >= min_channels for c in channels)
 
 
-def choose_large(
+def large_candidates(
     cands: list[Candidate], score_drop: float, eligible: list[bool] | None = None
-) -> tuple[int, dict[int, float]]:
-    """Index of M_l: the largest-gain validation-front model among those with ``f1_val`` at
-    least ``best - score_drop`` (and ``eligible``, when given); with no gain among them, the
-    cheapest of them. Also returns the gains.
+) -> list[int]:
+    """Indices of the validation-front models with ``f1_val`` at least ``best - score_drop``
+    (and ``eligible``, when given), in grid order: the models M_l may be.
 
     Raises:
         ValueError: when no front model in the score range is eligible.
     """
     on_front = front(cands, "val")
-    g = gains(cands, on_front)
     best = max(c.f1_val for c in cands)
     in_range = [
         int(i)
@@ -205,6 +205,20 @@ def choose_large(
             "adaptive: no static Pareto model within score_drop of the best one can host M_s "
             "(raise score_drop, lower min_small_channels, or add wider grid_channels)"
         )
+    return in_range
+
+
+def choose_large(
+    cands: list[Candidate], score_drop: float, eligible: list[bool] | None = None
+) -> tuple[int, dict[int, float]]:
+    """Index of M_l: the largest-gain model of :func:`large_candidates`; with no gain among
+    them, the cheapest of them. Also returns the gains.
+
+    Raises:
+        ValueError: when no front model in the score range is eligible.
+    """
+    in_range = large_candidates(cands, score_drop, eligible)
+    g = gains(cands, front(cands, "val"))
     with_gain = [i for i in in_range if i in g]
     if with_gain:
         return max(with_gain, key=lambda i: g[i]), g

@@ -1,0 +1,60 @@
+"""``adaptive.large_choice: hypervolume``: every eligible front model is converted and the best
+validation trade-off is kept."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from fedhar.cli import main
+
+SCENARIO = """
+name: syn_pair
+seed: 0
+data: {dataset: synthetic, classes: [walking, jogging, sitting, standing], window: 40,
+       stride: 20, options: {n_users: 6, seconds_per_activity: 20}}
+adaptive:
+  grid_channels: [[4, 4, 8], [8, 8, 16], [8, 16, 16], [16, 16, 32]]
+  grid_kernels: [7]
+  search_epochs: 1
+  epochs: 1
+  personalize_users: 0
+  thresholds: 10
+  cascade: false
+  score_drop: 0.99
+  min_small_channels: 2
+  large_choice: %s
+"""
+
+
+def _summary(tmp_path: Path, choice: str) -> dict:
+    scenario = tmp_path / f"{choice}.yaml"
+    scenario.write_text(SCENARIO % choice)
+    out = tmp_path / choice
+    assert main(["adaptive", str(scenario), "--out", str(out)]) == 0
+    return json.loads((out / "summary.json").read_text())
+
+
+@pytest.mark.slow
+def test_the_pair_with_the_largest_validation_hypervolume_is_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FEDHAR_CACHE_DIR", str(tmp_path / "cache"))
+    gain = _summary(tmp_path, "gain")
+    pair = _summary(tmp_path, "hypervolume")
+    assert gain["large_choice"] == "gain" and pair["large_choice"] == "hypervolume"
+    # The gain rule converts one M_l; the hypervolume rule converts every candidate, the
+    # gain rule's among them, with the same network (the cache key is the same).
+    assert {k.rsplit(" @", 1)[0] for k in gain["candidate_hypervolume"]} == {gain["large_model"]}
+    labels = {k.rsplit(" @", 1)[0] for k in pair["candidate_hypervolume"]}
+    assert len(labels) >= 2 and gain["large_model"] in labels
+    volumes = pair["candidate_hypervolume"]
+    best = max(volumes, key=volumes.__getitem__)
+    assert best == f"{pair['large_model']} @{pair['small_width']}"
+    assert pair["width_hypervolume"] == {
+        k.rsplit(" @", 1)[1]: v
+        for k, v in volumes.items()
+        if k.rsplit(" @", 1)[0] == pair["large_model"]
+    }
