@@ -25,8 +25,9 @@ from fedhar.wearable.replay import Replay
 from fedhar.wearable.schedule import DailySchedule
 
 ADAPTIVE_HINT = (
-    "run `fedhar adaptive scenarios/wisdm2019_adaptive.yaml --out runs/wisdm2019_adaptive` "
-    "first, or point replay.adaptive_dir (or `fedhar study --adaptive-dir`) at its output"
+    "run `fedhar adaptive` on the scenario of replay.adaptive_scenario first (e.g. "
+    "`fedhar adaptive scenarios/wisdm2019_adaptive.yaml --out runs/wisdm2019_adaptive`), or "
+    "point replay.adaptive_dir (or `fedhar study --adaptive-dir`) at its output"
 )
 
 
