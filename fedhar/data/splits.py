@@ -104,7 +104,7 @@ def split_by_users(
     Raises:
         ValueError: a test user absent from the windows, or fewer than 2 other users.
     """
-    present = sorted({str(u) for u in ws.users}, key=lambda u: (len(u), u))
+    present = _sorted_users(list(ws.users))
     missing = [u for u in test_users if u not in present]
     if missing:
         raise ValueError(

@@ -10,9 +10,8 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from fedhar.schema.base import KeyProblem, Strict, load_yaml_model
-from fedhar.schema.compress import split_test_users_field
 from fedhar.schema.mcu import ProfileName
-from fedhar.schema.scenario import Scenario
+from fedhar.schema.scenario import Scenario, split_test_users_field
 
 
 class Replicate(Strict):

@@ -5,13 +5,13 @@ with a ``compress:`` section, how the models are trained, quantized and priced (
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from fedhar.schema.base import KeyProblem, Strict, load_yaml_model
 from fedhar.schema.mcu import ProfileName
-from fedhar.schema.scenario import HaptChannels, Scenario
+from fedhar.schema.scenario import HaptChannels, Scenario, split_test_users_field
 
 PTQ_FORMATS: tuple[str, ...] = ("float32", "dynamic", "full_int8")
 """Contoli et al. 2023's post-training formats."""
@@ -75,10 +75,6 @@ class MixedConfig(Strict):
 
 PRUNE_BASES: tuple[str, ...] = ("cnn", "dcl", "tinyhar")
 """Base models the NAS study (:mod:`fedhar.studies.prune`) can search."""
-UCI_HAR_TEST_USERS: tuple[str, ...] = ("2", "4", "9", "10", "12", "13", "18", "20", "24")
-"""UCI HAR's test volunteers (UCI HAR Dataset README.txt: "70% of the volunteers was selected
-for generating the training data and 30% the test data"; ``subject_test.txt`` lists these 9;
-zhou2024 §V-A1 uses the same split)."""
 
 
 def check_betas(value: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -291,17 +287,6 @@ class PruneConfig(Strict):
     @classmethod
     def _non_negative(cls, value: list[tuple[float, float]]) -> list[tuple[float, float]]:
         return check_betas(value)
-
-
-def split_test_users_field() -> Any:
-    """The ``test_users`` setting of a `users` split (UCI HAR's and UCI HAPT's test volunteers
-    by default), shared by the sections that split by users."""
-    return Field(
-        default_factory=lambda: list(UCI_HAR_TEST_USERS),
-        min_length=1,
-        description="Test users of the `users` split (default: the 9 test volunteers of UCI "
-        "HAR and UCI HAPT, 2 4 9 10 12 13 18 20 24, from UCI HAR's subject_test.txt).",
-    )
 
 
 class CompressConfig(Strict):

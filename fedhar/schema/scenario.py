@@ -51,6 +51,23 @@ BITS_FILE = "bits.json"
 (``{"layer": [w_bits, a_bits], ...}``)."""
 
 
+UCI_HAR_TEST_USERS: tuple[str, ...] = ("2", "4", "9", "10", "12", "13", "18", "20", "24")
+"""UCI HAR's test volunteers (UCI HAR Dataset README.txt: "70% of the volunteers was selected
+for generating the training data and 30% the test data"; ``subject_test.txt`` lists these 9;
+zhou2024 §V-A1 uses the same split)."""
+
+
+def split_test_users_field() -> Any:
+    """The ``test_users`` setting of a `users` split (UCI HAR's and UCI HAPT's test volunteers
+    by default), shared by the sections that split by users."""
+    return Field(
+        default_factory=lambda: list(UCI_HAR_TEST_USERS),
+        min_length=1,
+        description="Test users of the `users` split (default: the 9 test volunteers of UCI "
+        "HAR and UCI HAPT, 2 4 9 10 12 13 18 20 24, from UCI HAR's subject_test.txt).",
+    )
+
+
 class DataConfig(Strict):
     """Which recordings to load and how to cut them into windows."""
 
