@@ -284,6 +284,8 @@ CASES = [
     Case("adaptive: grid channel value not a power of two", adaptive_scenario({"grid_channel_values": [4, 6]}), "s.yaml: adaptive.grid_channel_values"),
     Case("adaptive: replication factor 0", adaptive_scenario({"replicate": {"activity": "sitting", "factors": [1, 0]}}), "s.yaml: adaptive.replicate.factors"),
     Case("adaptive: replicated class not in the data", adaptive_scenario({"replicate": {"activity": "laying"}}), "s.yaml: adaptive.replicate.activity: expected one of the classes"),
+    Case("adaptive: a seed given twice", lambda r: [*adaptive_scenario({})(r), "--seeds", "1", "1"], "--seeds: expected distinct seeds, got [1, 1]"),
+    Case("adaptive: a negative seed", lambda r: [*adaptive_scenario({})(r), "--seeds", "-3"], "--seeds: expected a non-negative integer seed, got '-3'"),
     Case("compress: a bit-width of 3", compress_scenario({"bits": [8, 3]}), "s.yaml: compress.bits"),
     Case("compress: a grid channel count not a power of two", compress_scenario({"grid": {"channels": [[4, 6, 8]]}}), "compress.grid.channels.0"),
     Case("compress: unknown post-training format", compress_scenario({"ptq": ["int4"]}), "compress.ptq"),

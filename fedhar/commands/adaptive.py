@@ -13,6 +13,11 @@ per Th),
 ``fedhar.adaptive.artifact.load_classifier``) and, per personalized held-out user,
 ``users/<id>/modes_before.*``, ``modes_after.*`` and its personalized ``model.pt``, with
 ``personalized.png``.
+
+With ``--seeds K ...``, the study runs once per seed in place of the scenario's, each in
+``DIR/seed-K`` with all of the files above, and ``DIR/seeds.json`` gains each seed's acceptance
+numbers as it finishes, with their mean, standard deviation and range
+(:mod:`fedhar.studies.adaptive_seeds`).
 """
 
 from __future__ import annotations
@@ -21,14 +26,19 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from fedhar.commands import add_study_arguments
+
+if TYPE_CHECKING:
+    from fedhar.schema.adaptive import AdaptiveConfig
+    from fedhar.schema.scenario import Scenario
+    from fedhar.studies.adaptive import StudyResult
 
 
 def run(args: argparse.Namespace) -> int:
     """Runs the study and writes its files; returns the exit code (2 on bad input)."""
     # Imported here so that `fedhar adaptive --help` does not pay for torch.
-    from fedhar.adaptive.artifact import save_model
     from fedhar.commands import print_error
     from fedhar.data.paths import DatasetMissingError
     from fedhar.files import write_atomic
@@ -37,6 +47,73 @@ def run(args: argparse.Namespace) -> int:
     from fedhar.schema.adaptive import load_adaptive_scenario
     from fedhar.schema.base import SchemaError
     from fedhar.studies.adaptive import GRID_FILE, grid_identity, run_study
+    from fedhar.studies.adaptive_seeds import SEEDS_FILE, seed_row, spread, table
+
+    try:
+        scenario, cfg = load_adaptive_scenario(args.scenario)
+    except SchemaError as exc:
+        print_error(exc, "fedhar adaptive: error: ")
+        return 2
+    if args.seeds is not None and len(set(args.seeds)) < len(args.seeds):
+        print_error(ValueError(f"--seeds: expected distinct seeds, got {args.seeds}"),
+                    "fedhar adaptive: error: ")  # fmt: skip
+        return 2
+    out = Path(args.out)
+    start = time.monotonic()
+
+    def log(line: str) -> None:
+        say(f"[{time.monotonic() - start:6.1f} s] {line}")
+
+    def study(seeded: Scenario, where: Path) -> dict[str, Any] | None:
+        """Runs one study of ``seeded`` and writes its files in ``where``; returns its
+        summary, or None after printing the error of bad input."""
+        try:
+            identity = grid_identity(seeded, cfg)
+            result = run_study(
+                seeded,
+                cfg,
+                args.data_dir,
+                log,
+                lambda: Journal(where / GRID_FILE, identity, resume=args.resume),
+            )
+        except (DatasetMissingError, JournalError, ValueError) as exc:
+            # A key of the scenario that only the data can check names the file, as schema
+            # errors do.
+            named = str(exc).startswith("adaptive.")
+            where_seed = f"seed {seeded.seed}: " if args.seeds is not None else ""
+            print_error(
+                ValueError(f"{args.scenario}: {exc}") if named else exc,
+                f"fedhar adaptive: error: {where_seed}",
+            )
+            return None
+        return write_study(result, seeded, cfg, where)
+
+    if args.seeds is None:
+        done = study(scenario, out)
+        if done is None:
+            return 2
+        log(f"wrote {out}")
+        return 0
+    rows = []
+    for seed in args.seeds:
+        log(f"seed {seed}")
+        done = study(scenario.model_copy(update={"seed": seed}), out / f"seed-{seed}")
+        if done is None:
+            return 2
+        rows.append(seed_row(seed, done))
+        stats = spread(rows)
+        record = {"scenario": scenario.name, "seeds": args.seeds[: len(rows)], "runs": rows}
+        write_atomic(out / SEEDS_FILE, json.dumps({**record, "spread": stats}, indent=1))
+    for line in table(rows, spread(rows)):
+        say(line)
+    log(f"wrote {out} ({len(rows)} seeds, {SEEDS_FILE})")
+    return 0
+
+
+def write_study(result: StudyResult, scenario: Scenario, cfg: AdaptiveConfig, out: Path) -> dict:
+    """Writes one study's files in ``out`` (see the module's docstring); returns its summary."""
+    from fedhar.adaptive.artifact import save_model
+    from fedhar.files import write_atomic
     from fedhar.studies.adaptive_report import (
         plot_fig11,
         plot_fig12,
@@ -46,41 +123,16 @@ def run(args: argparse.Namespace) -> int:
         write_modes,
     )
 
-    try:
-        scenario, cfg = load_adaptive_scenario(args.scenario)
-    except SchemaError as exc:
-        print_error(exc, "fedhar adaptive: error: ")
-        return 2
-    out = Path(args.out)
-    start = time.monotonic()
-
-    def log(line: str) -> None:
-        say(f"[{time.monotonic() - start:6.1f} s] {line}")
-
-    try:
-        identity = grid_identity(scenario, cfg)
-        result = run_study(
-            scenario,
-            cfg,
-            args.data_dir,
-            log,
-            lambda: Journal(out / GRID_FILE, identity, resume=args.resume),
-        )
-    except (DatasetMissingError, JournalError, ValueError) as exc:
-        # A key of the scenario that only the data can check names the file, as schema errors do.
-        named = str(exc).startswith("adaptive.")
-        print_error(
-            ValueError(f"{args.scenario}: {exc}") if named else exc, "fedhar adaptive: error: "
-        )
-        return 2
     meta = {
         "scenario": scenario.name,
+        "seed": scenario.seed,
         "profile": cfg.profile,
         "small_width": result.small_width,
         "precision_priced": "float32",
     }
     write_modes(result.modes, out / "modes", meta)
-    write_atomic(out / "summary.json", json.dumps(summary(result, cfg.profile), indent=1))
+    done = {"seed": scenario.seed, **summary(result, cfg.profile)}
+    write_atomic(out / "summary.json", json.dumps(done, indent=1))
     write_grid(result, out / "static_grid.csv")
     plot_fig11(result, out / "fig11.png")
     if result.replicated:
@@ -94,8 +146,7 @@ def run(args: argparse.Namespace) -> int:
         save_model(u.net, result.small_width, result.normalizer, user_dir / "model.pt")
     if result.personalized:
         plot_personalized(result, out / "personalized.png")
-    log(f"wrote {out}")
-    return 0
+    return done
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -107,4 +158,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_study_arguments(parser, "adaptive", "grid.jsonl")
+    parser.add_argument(
+        "--seeds",
+        type=_seed,
+        nargs="+",
+        metavar="K",
+        help="run the study once per seed K (in place of the scenario's seed), each in "
+        "DIR/seed-K, and write the spread of their acceptance numbers to DIR/seeds.json",
+    )
     parser.set_defaults(func=run)
+
+
+def _seed(text: str) -> int:
+    """A ``--seeds`` value: a non-negative integer."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer seed, got {text!r}")
+    return value

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -27,11 +28,25 @@ adaptive:
 """
 
 
-@pytest.mark.slow
-def test_adaptive_command_writes_its_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def scenario_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[str], Path]:
+    """Writes SCENARIO with ``extra`` lines of its ``adaptive:`` section to ``tmp_path/s.yaml``
+    and points the network cache into ``tmp_path``."""
     monkeypatch.setenv("FEDHAR_CACHE_DIR", str(tmp_path / "cache"))
-    scenario = tmp_path / "s.yaml"
-    scenario.write_text(SCENARIO)
+
+    def write(extra: str = "") -> Path:
+        path = tmp_path / "s.yaml"
+        path.write_text(SCENARIO + extra)
+        return path
+
+    return write
+
+
+@pytest.mark.slow
+def test_adaptive_command_writes_its_files(
+    tmp_path: Path, scenario_file: Callable[[str], Path]
+) -> None:
+    scenario = scenario_file()
     out = tmp_path / "out"
     assert main(["adaptive", str(scenario), "--out", str(out)]) == 0
     with open(out / "modes.csv") as fh:
@@ -74,11 +89,9 @@ def test_bad_scenario_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 
 @pytest.mark.slow
 def test_adaptive_resume_keeps_the_trained_grid_models(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], scenario_file: Callable[[str], Path]
 ) -> None:
-    monkeypatch.setenv("FEDHAR_CACHE_DIR", str(tmp_path / "cache"))
-    scenario = tmp_path / "s.yaml"
-    scenario.write_text(SCENARIO)
+    scenario = scenario_file()
     out = tmp_path / "out"
     assert main(["adaptive", str(scenario), "--out", str(out)]) == 0
     assert "(cached)" not in capsys.readouterr().out  # an empty cache: everything trained
@@ -99,3 +112,53 @@ def test_adaptive_resume_keeps_the_trained_grid_models(
     assert len(steps) >= 3 and all("(cached)" in line for line in steps)
     assert journal.read_text().splitlines() == lines
     assert (out / "modes.csv").read_bytes() == modes
+
+
+@pytest.mark.slow
+def test_adaptive_seeds_run_one_study_per_seed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], scenario_file: Callable[[str], Path]
+) -> None:
+    scenario = scenario_file("  min_small_channels: 2\n")  # M_s fits under any seed
+    out = tmp_path / "seeds"
+    assert main(["adaptive", str(scenario), "--out", str(out), "--seeds", "0", "3"]) == 0
+    record = json.loads((out / "seeds.json").read_text())
+    assert record["seeds"] == [0, 3] and [r["seed"] for r in record["runs"]] == [0, 3]
+    # A seed's directory holds exactly what a plain run of the scenario with that seed writes.
+    single = tmp_path / "single"
+    assert main(["adaptive", str(scenario), "--out", str(single)]) == 0
+    for name in ("summary.json", "modes.csv", "static_grid.csv"):
+        assert (out / "seed-0" / name).read_bytes() == (single / name).read_bytes()
+    seeded = json.loads((out / "seed-3" / "summary.json").read_text())
+    assert seeded["seed"] == 3
+    path = "fronts." + seeded["priced_by"] + ".adaptive.cycles_saving_at_equal_f1"
+    values = [r[path] for r in record["runs"] if r[path] is not None]
+    stats = record["spread"][path]
+    assert stats["n"] == len(values)
+    if values:
+        assert stats["mean"] == pytest.approx(sum(values) / len(values))
+        assert stats["min"] == min(values) and stats["max"] == max(values)
+    f1 = [r["small_f1_test"] for r in record["runs"]]  # always scored
+    assert record["spread"]["small_f1_test"]["sd"] == pytest.approx(abs(f1[0] - f1[1]) / 2**0.5)
+    assert "mean" in capsys.readouterr().out  # the spread is printed as a table
+
+
+def test_adaptive_seeds_must_be_distinct(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(SCENARIO)
+    out = tmp_path / "o"
+    assert main(["adaptive", str(scenario), "--out", str(out), "--seeds", "1", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["fedhar adaptive: error: --seeds: expected distinct seeds, got [1, 1]"]
+    assert not out.exists()
+
+
+@pytest.mark.slow
+def test_a_failing_seed_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], scenario_file: Callable[[str], Path]
+) -> None:
+    scenario = scenario_file("  min_small_channels: 64\n")  # no grid model can host M_s
+    assert main(["adaptive", str(scenario), "--out", str(tmp_path / "o"), "--seeds", "2"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("fedhar adaptive: error: seed 2: adaptive: no static Pareto model")
