@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     from fedhar.schema.adaptive import load_adaptive_scenario
     from fedhar.schema.base import SchemaError
     from fedhar.studies.adaptive import GRID_FILE, grid_identity, run_study
-    from fedhar.studies.adaptive_seeds import SEEDS_FILE, seed_row, spread, table
+    from fedhar.studies.adaptive_seeds import SEEDS_FILE, grid_spread, seed_row, spread, table
 
     try:
         scenario, cfg = load_adaptive_scenario(args.scenario)
@@ -64,8 +64,8 @@ def run(args: argparse.Namespace) -> int:
     def log(line: str) -> None:
         say(f"[{time.monotonic() - start:6.1f} s] {line}")
 
-    def study(seeded: Scenario, where: Path) -> dict[str, Any] | None:
-        """Runs one study of ``seeded`` and writes its files in ``where``; returns its
+    def study(seeded: Scenario, where: Path) -> tuple[StudyResult, dict[str, Any]] | None:
+        """Runs one study of ``seeded`` and writes its files in ``where``; returns it and its
         summary, or None after printing the error of bad input."""
         try:
             identity = grid_identity(seeded, cfg)
@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
                 f"fedhar adaptive: error: {where_seed}",
             )
             return None
-        return write_study(result, seeded, cfg, where)
+        return result, write_study(result, seeded, cfg, where)
 
     if args.seeds is None:
         done = study(scenario, out)
@@ -94,18 +94,30 @@ def run(args: argparse.Namespace) -> int:
             return 2
         log(f"wrote {out}")
         return 0
-    rows = []
+    rows, grids = [], []
     for seed in args.seeds:
         log(f"seed {seed}")
         done = study(scenario.model_copy(update={"seed": seed}), out / f"seed-{seed}")
         if done is None:
             return 2
-        rows.append(seed_row(seed, done))
-        stats = spread(rows)
-        record = {"scenario": scenario.name, "seeds": args.seeds[: len(rows)], "runs": rows}
-        write_atomic(out / SEEDS_FILE, json.dumps({**record, "spread": stats}, indent=1))
+        rows.append(seed_row(seed, done[1]))
+        grids.append({c.label: c.f1_test for c in done[0].candidates})
+        record = {
+            "scenario": scenario.name,
+            "seeds": args.seeds[: len(rows)],
+            "runs": rows,
+            "spread": spread(rows),
+            "grid_f1_test": grid_spread(grids),
+        }
+        write_atomic(out / SEEDS_FILE, json.dumps(record, indent=1))
     for line in table(rows, spread(rows)):
         say(line)
+    noise = grid_spread(grids)
+    if noise["median_sd"] is not None:
+        say(
+            f"a grid model's test F1 across seeds: median sd {noise['median_sd']:.3f}, "
+            f"largest {noise['max_sd']:.3f}"
+        )
     log(f"wrote {out} ({len(rows)} seeds, {SEEDS_FILE})")
     return 0
 

@@ -110,3 +110,23 @@ def table(rows: list[dict[str, Any]], stats: Mapping[str, Mapping[str, Any]]) ->
             + "".join(cell(stats[p][stat] if p in stats else None) for _, p in cols)
         )
     return lines
+
+
+def grid_spread(grids: list[Mapping[str, float]]) -> dict[str, Any]:
+    """How much a static grid model's test F1 moves with the seed: per model label present in
+    every seed's grid (label → test F1), its ``mean`` and ``sd`` over seeds, and the
+    ``median_sd`` and ``max_sd`` over models (null below 2 seeds)."""
+    labels = [k for k in grids[0] if all(k in g for g in grids)]
+    per_model = {
+        k: {
+            "mean": statistics.fmean(g[k] for g in grids),
+            "sd": statistics.stdev([g[k] for g in grids]) if len(grids) >= 2 else None,
+        }
+        for k in labels
+    }
+    sds = [v["sd"] for v in per_model.values() if v["sd"] is not None]
+    return {
+        "median_sd": statistics.median(sds) if sds else None,
+        "max_sd": max(sds) if sds else None,
+        "per_model": per_model,
+    }

@@ -28,6 +28,12 @@ adaptive:
 """
 
 
+def static_grid(out: Path) -> list[dict[str, str]]:
+    """The rows of a study's ``static_grid.csv``."""
+    with open(out / "static_grid.csv") as fh:
+        return list(csv.DictReader(fh))
+
+
 @pytest.fixture
 def scenario_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[str], Path]:
     """Writes SCENARIO with ``extra`` lines of its ``adaptive:`` section to ``tmp_path/s.yaml``
@@ -139,6 +145,15 @@ def test_adaptive_seeds_run_one_study_per_seed(
         assert stats["min"] == min(values) and stats["max"] == max(values)
     f1 = [r["small_f1_test"] for r in record["runs"]]  # always scored
     assert record["spread"]["small_f1_test"]["sd"] == pytest.approx(abs(f1[0] - f1[1]) / 2**0.5)
+    # Each grid model's test F1 over the two seeds, as each seed's static grid reports it.
+    noise = record["grid_f1_test"]
+    grid = [
+        {r["model"]: float(r["f1_test"]) for r in static_grid(out / f"seed-{k}")} for k in (0, 3)
+    ]
+    for label, stat in noise["per_model"].items():
+        pair = [g[label] for g in grid]
+        assert stat["sd"] == pytest.approx(abs(pair[0] - pair[1]) / 2**0.5, abs=1e-12)
+    assert noise["max_sd"] == max(s["sd"] for s in noise["per_model"].values())
     assert "mean" in capsys.readouterr().out  # the spread is printed as a table
 
 
