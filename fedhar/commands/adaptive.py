@@ -47,7 +47,14 @@ def run(args: argparse.Namespace) -> int:
     from fedhar.schema.adaptive import load_adaptive_scenario
     from fedhar.schema.base import SchemaError
     from fedhar.studies.adaptive import GRID_FILE, grid_identity, run_study
-    from fedhar.studies.adaptive_seeds import SEEDS_FILE, grid_spread, seed_row, spread, table
+    from fedhar.studies.adaptive_seeds import (
+        SEEDS_FILE,
+        against_mean_grid,
+        grid_spread,
+        seed_row,
+        spread,
+        table,
+    )
 
     try:
         scenario, cfg = load_adaptive_scenario(args.scenario)
@@ -94,14 +101,17 @@ def run(args: argparse.Namespace) -> int:
             return 2
         log(f"wrote {out}")
         return 0
-    rows, grids = [], []
+    rows, grids, results = [], [], []
     for seed in args.seeds:
         log(f"seed {seed}")
         done = study(scenario.model_copy(update={"seed": seed}), out / f"seed-{seed}")
         if done is None:
             return 2
+        results.append(done[0])
         rows.append(seed_row(seed, done[1]))
         grids.append({c.label: c.f1_test for c in done[0].candidates})
+        for row, mean in zip(rows, against_mean_grid(results), strict=True):
+            row.update(mean)
         record = {
             "scenario": scenario.name,
             "seeds": args.seeds[: len(rows)],

@@ -5,13 +5,24 @@ A seed draws the users' split, the grid models' and the variable-width network's
 weights and batch order, and the calibration windows, so the spread over seeds is the spread of
 the whole pipeline: which M_l and width are chosen, and how its modes compare with a static
 front trained under the same seed.
+
+One seed's static front is the upper envelope of many single training runs, each with its own
+draw of noise, while its adaptive modes come from one network: the envelope favours the static
+side by the largest draws. With the test users fixed (``split: users``) every seed scores the
+same test windows, so :func:`against_mean_grid` also compares each seed's modes with the front
+of the grid models' seed-mean test scores: one draw of the adaptive network against the
+expected score of each static model.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 from collections.abc import Iterator, Mapping
 from typing import Any
+
+from fedhar.studies.adaptive import Replicated, StudyResult, covering_static_set
+from fedhar.studies.adaptive_report import comparison, curves
 
 SEEDS_FILE = "seeds.json"
 """The file ``fedhar adaptive --seeds`` writes: every seed's row and their spread."""
@@ -76,39 +87,54 @@ def spread(rows: list[dict[str, Any]]) -> dict[str, dict[str, float | int | None
     return out
 
 
+def _columns(row: Mapping[str, Any], prefix: str) -> list[tuple[str, str]]:
+    """The table's (heading, path) columns for the numbers under ``prefix``: the main
+    pricing's gap and saving, its saving on every replicated test set, and the memory ratios
+    found under that prefix."""
+    fronts = f"fronts.{row['priced_by']}.adaptive."
+    cols = [("gap", prefix + fronts + "max_gap_to_static_front")]
+    cols.append(("saving", prefix + fronts + "cycles_saving_at_equal_f1"))
+    for path in row:
+        parts = path[len(prefix) :].split(".")
+        if path.startswith(prefix + "replicated.factors.") and path.endswith(
+            fronts + "cycles_saving_at_equal_f1"
+        ):
+            cols.append((f"saving x{parts[2]}", path))
+    cols.append(("mem static", prefix + "memory_ratio_static_over_adaptive"))
+    if prefix + "cascade.memory_ratio_cascade_over_adaptive" in row:
+        cols.append(("mem cascade", prefix + "cascade.memory_ratio_cascade_over_adaptive"))
+    return cols
+
+
 def table(rows: list[dict[str, Any]], stats: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    """Lines of a plain-text table: per seed M_l, width, M_s test F1, the main pricing's gap and
-    saving, its saving on every replicated test set and the memory ratios; then the mean and
-    sd of each number."""
-    cols = [
-        ("M_s F1", "small_f1_test"),
-        ("gap", "max_gap_to_static_front"),
-        ("saving", "cycles_saving_at_equal_f1"),
-    ]
-    tail = f".fronts.{rows[0]['priced_by']}.adaptive.cycles_saving_at_equal_f1"
-    for path in rows[0]:
-        if path.startswith("replicated.factors.") and path.endswith(tail):
-            cols.append((f"saving x{path.split('.')[2]}", path))
-    cols += [
-        ("mem static", "memory_ratio_static_over_adaptive"),
-        ("mem cascade", "cascade.memory_ratio_cascade_over_adaptive"),
-    ]
+    """Lines of two plain-text tables: per seed M_l, width, M_s test F1 and, against the seed's
+    own static front, the main pricing's gap and saving, its saving on every replicated test
+    set and the memory ratios; then the same against the seed-mean front (when the rows hold
+    it, :func:`against_mean_grid`). Each ends with the mean and sd of every column."""
 
     def cell(v: float | None) -> str:
         return f"{v:12.3f}" if v is not None else f"{'-':>12s}"
 
-    head = f"{'seed':>4s}  {'M_l':<16s}{'width':>6s}" + "".join(f"{c:>12s}" for c, _ in cols)
-    lines = [head]
-    for r in rows:
+    lines = []
+    blocks = [("against its own static front", "")]
+    if any(p.startswith("mean_grid.") for p in rows[0]):
+        blocks.append(("against the seed-mean static front", "mean_grid."))
+    for title, prefix in blocks:
+        cols = [("M_s F1", "small_f1_test"), *_columns(rows[0], prefix)]
+        lines.append(title)
         lines.append(
-            f"{r['seed']:>4d}  {r['large_model']:<16s}{r['small_width']:>6.2f}"
-            + "".join(cell(r.get(p)) for _, p in cols)
+            f"{'seed':>4s}  {'M_l':<16s}{'width':>6s}" + "".join(f"{c:>12s}" for c, _ in cols)
         )
-    for stat in ("mean", "sd"):
-        lines.append(
-            f"{stat:>4s}  {'':<16s}{'':>6s}"
-            + "".join(cell(stats[p][stat] if p in stats else None) for _, p in cols)
-        )
+        for r in rows:
+            lines.append(
+                f"{r['seed']:>4d}  {r['large_model']:<16s}{r['small_width']:>6.2f}"
+                + "".join(cell(r.get(p)) for _, p in cols)
+            )
+        for stat in ("mean", "sd"):
+            lines.append(
+                f"{stat:>4s}  {'':<16s}{'':>6s}"
+                + "".join(cell(stats[p][stat] if p in stats else None) for _, p in cols)
+            )
     return lines
 
 
@@ -130,3 +156,75 @@ def grid_spread(grids: list[Mapping[str, float]]) -> dict[str, Any]:
         "max_sd": max(sds) if sds else None,
         "per_model": per_model,
     }
+
+
+def _mean_pair(pairs: list[tuple[float, float]]) -> tuple[float, float]:
+    return statistics.fmean(p[0] for p in pairs), statistics.fmean(p[1] for p in pairs)
+
+
+def mean_grid(results: list[StudyResult]) -> StudyResult:
+    """The first study with every grid model's test scores (float32, int8, on the test set
+    and on each replicated one) and executed cycles replaced by their means over ``results``.
+
+    Raises:
+        ValueError: when the studies' grids or replication factors differ.
+    """
+    first = results[0]
+    labels = [c.label for c in first.candidates]
+    factors = [rep.factor for rep in first.replicated]
+    for r in results[1:]:
+        if [c.label for c in r.candidates] != labels or [x.factor for x in r.replicated] != factors:
+            raise ValueError("the seeds' studies have different grids or replication factors")
+    cands = []
+    for i, c in enumerate(first.candidates):
+        f1, f1_int8 = _mean_pair([(r.candidates[i].f1_test, r.candidates[i].f1_test_int8)
+                                  for r in results])  # fmt: skip
+        executed = {
+            q: statistics.fmean(r.candidates[i].executed[q] for r in results) for q in c.executed
+        }
+        cands.append(dataclasses.replace(c, f1_test=f1, f1_test_int8=f1_int8, executed=executed))
+    reps = [
+        dataclasses.replace(
+            rep,
+            static_f1=[
+                _mean_pair([r.replicated[k].static_f1[i] for r in results])
+                for i in range(len(cands))
+            ],
+        )
+        for k, rep in enumerate(first.replicated)
+    ]
+    return dataclasses.replace(first, candidates=cands, replicated=reps)
+
+
+def against_mean_grid(results: list[StudyResult]) -> list[dict[str, float | None]]:
+    """For every study of ``results``: its :data:`KEPT` numbers (under ``mean_grid.``) with
+    each pricing's static front, and the static set of Table 3, taken from the seed-mean grid
+    of :func:`mean_grid` instead of the study's own."""
+    mean = mean_grid(results)
+    rows = []
+    for r in results:
+        mine = dataclasses.replace(
+            r, candidates=mean.candidates, replicated=_with_static(r.replicated, mean.replicated)
+        )
+        static_set = covering_static_set(mine.candidates, r.modes)
+        node: dict[str, Any] = {
+            "fronts": {p.name: comparison(curves(mine, p)) for p in r.pricings},
+            "memory_ratio_static_over_adaptive": sum(mine.candidates[i].bytes for i in static_set)
+            / r.adaptive_bytes,
+        }
+        if r.replicated:
+            node["replicated"] = {
+                "factors": {
+                    str(rep.factor): {
+                        "fronts": {p.name: comparison(curves(mine, p, rep)) for p in r.pricings}
+                    }
+                    for rep in mine.replicated
+                }
+            }
+        rows.append(dict(_leaves(node, "mean_grid")))
+    return rows
+
+
+def _with_static(own: list[Replicated], mean: list[Replicated]) -> list[Replicated]:
+    """``own`` replicated sets (their modes) with the static scores of ``mean``."""
+    return [dataclasses.replace(o, static_f1=m.static_f1) for o, m in zip(own, mean, strict=True)]

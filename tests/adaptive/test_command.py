@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import csv
 import json
+import statistics
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from fedhar.adaptive.fronts import cycles_saving_at_equal_f1, max_gap_to_static_front
 from fedhar.cli import main
 
 SCENARIO = """
@@ -154,7 +157,26 @@ def test_adaptive_seeds_run_one_study_per_seed(
         pair = [g[label] for g in grid]
         assert stat["sd"] == pytest.approx(abs(pair[0] - pair[1]) / 2**0.5, abs=1e-12)
     assert noise["max_sd"] == max(s["sd"] for s in noise["per_model"].values())
-    assert "mean" in capsys.readouterr().out  # the spread is printed as a table
+    # Against the seed-mean static front: each seed's modes.csv against the grid models' mean
+    # test F1 over both seeds, recomputed here from the files the seeds wrote.
+    counted = seeded["priced_by"]
+    mean_f1 = [statistics.fmean(g[r["model"]] for g in grid) for r in static_grid(out / "seed-0")]
+    cycles = [float(r["cycles"]) for r in static_grid(out / "seed-0")]
+    for k, row in zip((0, 3), record["runs"], strict=True):
+        with open(out / f"seed-{k}" / "modes.csv") as fh:
+            modes = list(csv.DictReader(fh))
+        f1 = np.array([float(m["f1"]) for m in modes])
+        cost = np.array([float(m["cycles_avg"]) for m in modes])
+        for name, fn in (
+            ("max_gap_to_static_front", max_gap_to_static_front),
+            ("cycles_saving_at_equal_f1", cycles_saving_at_equal_f1),
+        ):
+            want = fn(f1, cost, np.array(mean_f1), np.array(cycles))
+            got = row[f"mean_grid.fronts.{counted}.adaptive.{name}"]
+            assert (got is None and want != want) or got == pytest.approx(want, abs=1e-12)
+    out_text = capsys.readouterr().out  # both spreads are printed as tables
+    assert "against its own static front" in out_text
+    assert "against the seed-mean static front" in out_text
 
 
 def test_adaptive_seeds_must_be_distinct(
