@@ -17,7 +17,8 @@ per Th),
 With ``--seeds K ...``, the study runs once per seed in place of the scenario's, each in
 ``DIR/seed-K`` with all of the files above, and ``DIR/seeds.json`` gains each seed's acceptance
 numbers as it finishes, with their mean, standard deviation and range
-(:mod:`fedhar.studies.adaptive_seeds`).
+(:mod:`fedhar.studies.adaptive_seeds`); under ``split: users``, also against the static front
+of the grid models' seed-mean test scores.
 """
 
 from __future__ import annotations
@@ -110,8 +111,9 @@ def run(args: argparse.Namespace) -> int:
         results.append(done[0])
         rows.append(seed_row(seed, done[1]))
         grids.append({c.label: c.f1_test for c in done[0].candidates})
-        for row, mean in zip(rows, against_mean_grid(results), strict=True):
-            row.update(mean)
+        if cfg.split == "users":  # every seed scores the same test users' windows
+            for row, mean in zip(rows, against_mean_grid(results), strict=True):
+                row.update(mean)
         record = {
             "scenario": scenario.name,
             "seeds": args.seeds[: len(rows)],

@@ -199,7 +199,8 @@ def mean_grid(results: list[StudyResult]) -> StudyResult:
 def against_mean_grid(results: list[StudyResult]) -> list[dict[str, float | None]]:
     """For every study of ``results``: its :data:`KEPT` numbers (under ``mean_grid.``) with
     each pricing's static front, and the static set of Table 3, taken from the seed-mean grid
-    of :func:`mean_grid` instead of the study's own."""
+    of :func:`mean_grid` instead of the study's own. The studies must score the same test
+    windows (``split: users``: the same test users under every seed)."""
     mean = mean_grid(results)
     rows = []
     for r in results:

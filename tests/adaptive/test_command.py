@@ -127,7 +127,11 @@ def test_adaptive_resume_keeps_the_trained_grid_models(
 def test_adaptive_seeds_run_one_study_per_seed(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], scenario_file: Callable[[str], Path]
 ) -> None:
-    scenario = scenario_file("  min_small_channels: 2\n")  # M_s fits under any seed
+    # M_s fits under any seed; the same 3 test users under every seed.
+    scenario = scenario_file(
+        "  min_small_channels: 2\n  split: users\n  test_users: ['2', '5', '7']\n"
+        "  holdout_users_fraction: 0.34\n"
+    )
     out = tmp_path / "seeds"
     assert main(["adaptive", str(scenario), "--out", str(out), "--seeds", "0", "3"]) == 0
     record = json.loads((out / "seeds.json").read_text())
