@@ -18,7 +18,7 @@ With ``--seeds K ...``, the study runs once per seed in place of the scenario's,
 ``DIR/seed-K`` with all of the files above, and ``DIR/seeds.json`` gains each seed's acceptance
 numbers as it finishes, with their mean, standard deviation and range
 (:mod:`fedhar.studies.adaptive_seeds`); under ``split: users``, also against the static front
-of the grid models' seed-mean test scores.
+of the grid models' seed-mean test scores. ``DIR/seeds.png`` draws every seed's fronts.
 """
 
 from __future__ import annotations
@@ -49,9 +49,11 @@ def run(args: argparse.Namespace) -> int:
     from fedhar.schema.base import SchemaError
     from fedhar.studies.adaptive import GRID_FILE, grid_identity, run_study
     from fedhar.studies.adaptive_seeds import (
+        SEEDS_FIGURE,
         SEEDS_FILE,
         against_mean_grid,
         grid_spread,
+        plot_seeds,
         seed_row,
         spread,
         table,
@@ -122,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
             "grid_f1_test": grid_spread(grids),
         }
         write_atomic(out / SEEDS_FILE, json.dumps(record, indent=1))
+    plot_seeds(args.seeds, results, out / SEEDS_FIGURE, mean=cfg.split == "users")
     for line in table(rows, spread(rows)):
         say(line)
     noise = grid_spread(grids)

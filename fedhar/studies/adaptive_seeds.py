@@ -19,8 +19,11 @@ from __future__ import annotations
 import dataclasses
 import statistics
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
+from fedhar.adaptive.fronts import front_line
+from fedhar.results.figures import plt, save_figure
 from fedhar.studies.adaptive import Replicated, StudyResult, covering_static_set
 from fedhar.studies.adaptive_report import comparison, curves
 
@@ -229,3 +232,37 @@ def against_mean_grid(results: list[StudyResult]) -> list[dict[str, float | None
 def _with_static(own: list[Replicated], mean: list[Replicated]) -> list[Replicated]:
     """``own`` replicated sets (their modes) with the static scores of ``mean``."""
     return [dataclasses.replace(o, static_f1=m.static_f1) for o, m in zip(own, mean, strict=True)]
+
+
+SEEDS_FIGURE = "seeds.png"
+"""The figure ``fedhar adaptive --seeds`` draws: every seed's fronts in one panel per pricing."""
+
+
+def plot_seeds(seeds: list[int], results: list[StudyResult], path: Path, mean: bool) -> None:
+    """One panel per pricing: every seed's static test front (thin, dashed), its variable-width
+    Pareto front (coloured, labelled with M_l and the width of M_s) and, with ``mean``, the
+    front of the grid models' seed-mean test scores (:func:`mean_grid`, thick, dashed)."""
+    pricings = results[0].pricings
+    fig, axes = plt.subplots(1, len(pricings), figsize=(6 * len(pricings), 4.5), squeeze=False)
+    colours = plt.get_cmap("tab10")
+    average = mean_grid(results) if mean else None
+    for ax, pricing in zip(axes[0], pricings, strict=True):
+        for k, (seed, r) in enumerate(zip(seeds, results, strict=True)):
+            points = curves(r, pricing)
+            cost, score_values = front_line(*points["static"])
+            ax.plot(cost, score_values, color=colours(k % 10), ls=":", lw=0.8)
+            cost, score_values = front_line(*points["adaptive"])
+            label = f"seed {seed}: {r.candidates[r.large_index].label} @{r.small_width:g}"
+            ax.plot(cost, score_values, color=colours(k % 10), marker=".", ms=3, label=label)
+        if average is not None:
+            cost, score_values = front_line(*curves(average, pricing)["static"])
+            ax.plot(cost, score_values, color="k", ls="--", lw=1.8,
+                    label="static front, seed-mean F1")  # fmt: skip
+        ax.set_xscale("log")
+        ax.set_title(f"{pricing.name} (dotted: each seed's static front)", fontsize=9)
+        ax.set_xlabel("average cycles per inference")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+    axes[0][0].set_ylabel("macro-F1 (test)")
+    fig.tight_layout()
+    save_figure(fig, path)

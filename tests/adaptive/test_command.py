@@ -136,6 +136,7 @@ def test_adaptive_seeds_run_one_study_per_seed(
     assert main(["adaptive", str(scenario), "--out", str(out), "--seeds", "0", "3"]) == 0
     record = json.loads((out / "seeds.json").read_text())
     assert record["seeds"] == [0, 3] and [r["seed"] for r in record["runs"]] == [0, 3]
+    assert (out / "seeds.png").stat().st_size > 0
     # A seed's directory holds exactly what a plain run of the scenario with that seed writes.
     single = tmp_path / "single"
     assert main(["adaptive", str(scenario), "--out", str(single)]) == 0
