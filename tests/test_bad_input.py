@@ -284,6 +284,7 @@ CASES = [
     Case("adaptive: grid channel value not a power of two", adaptive_scenario({"grid_channel_values": [4, 6]}), "s.yaml: adaptive.grid_channel_values"),
     Case("adaptive: replication factor 0", adaptive_scenario({"replicate": {"activity": "sitting", "factors": [1, 0]}}), "s.yaml: adaptive.replicate.factors"),
     Case("adaptive: replicated class not in the data", adaptive_scenario({"replicate": {"activity": "laying"}}), "s.yaml: adaptive.replicate.activity: expected one of the classes"),
+    Case("adaptive: the range pool with the gain rule", adaptive_scenario({"large_pool": "range"}), "s.yaml: adaptive.large_pool: expected front with large_choice gain"),
     Case("adaptive: a seed given twice", lambda r: [*adaptive_scenario({})(r), "--seeds", "1", "1"], "--seeds: expected distinct seeds, got [1, 1]"),
     Case("adaptive: a negative seed", lambda r: [*adaptive_scenario({})(r), "--seeds", "-3"], "--seeds: expected a non-negative integer seed, got '-3'"),
     Case("compress: a bit-width of 3", compress_scenario({"bits": [8, 3]}), "s.yaml: compress.bits"),

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from fedhar.schema.base import KeyProblem, Strict, load_yaml_model
 from fedhar.schema.mcu import ProfileName
@@ -135,14 +135,26 @@ class AdaptiveConfig(Strict):
         description="M_l is chosen among the static Pareto models whose validation macro-F1 is "
         "within this absolute drop of the best one (paper: 5%).",
     )
-    large_choice: Literal["gain", "hypervolume"] = Field(
+    large_choice: Literal["gain", "hypervolume", "gap_then_hypervolume"] = Field(
         "gain",
-        description="How M_l is chosen among the validation-front models within score_drop "
-        "that can host M_s. `gain`: the largest eq. (5) gain (the paper). `hypervolume`: "
-        "every one of them is converted into a variable-width network at each small_widths "
-        "width that fits, and the (M_l, width) pair whose validation modes have the largest "
-        "hypervolume in F1 x cycles (one reference point for all pairs) is kept: the paper's "
-        "criterion for the width of M_s, applied to M_l too.",
+        description="How M_l is chosen among the large_pool models that can host M_s. "
+        "`gain`: the largest eq. (5) gain (the paper). `hypervolume`: every one of them is "
+        "converted into a variable-width network at each small_widths width that fits, and "
+        "the (M_l, width) pair whose validation modes have the largest hypervolume in F1 x "
+        "cycles (one reference point for all pairs) is kept: the paper's criterion for the "
+        "width of M_s, applied to M_l too. `gap_then_hypervolume`: as `hypervolume`, among "
+        "the pairs whose validation Pareto modes lie nowhere below the grid's validation "
+        "static front (max_gap_to_static_front <= 0 on validation, priced on `profile`; "
+        "modes cheaper than every static model cannot be compared and do not count); with "
+        "none, the pair with the smallest validation gap.",
+    )
+    large_pool: Literal["front", "range"] = Field(
+        "front",
+        description="The grid models M_l may be: `front`, the validation-front models within "
+        "score_drop of the best validation macro-F1 (the paper); `range`, every grid model "
+        "within score_drop (a model just off a noisy validation front is as likely a good "
+        "M_l). `range` needs a hypervolume large_choice (eq. (5)'s gain is defined on the "
+        "front).",
     )
     thresholds: int = Field(100, ge=2, description="Number of score-margin thresholds Th.")
     th_min: float = Field(
@@ -236,6 +248,16 @@ class AdaptiveConfig(Strict):
         if any(k < 1 or k % 2 == 0 for k in value):
             raise ValueError(f"expected odd kernel sizes >= 1 ('same' padding), got {value}")
         return value
+
+    @model_validator(mode="after")
+    def _pool_needs_conversion(self) -> AdaptiveConfig:
+        if self.large_pool == "range" and self.large_choice == "gain":
+            raise KeyProblem(
+                "large_pool",
+                "expected front with large_choice gain (eq. (5) is defined on the front), got "
+                "range",
+            )
+        return self
 
     @field_validator("small_widths")
     @classmethod

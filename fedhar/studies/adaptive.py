@@ -25,6 +25,7 @@ import torch
 
 from fedhar.adaptive.executed import Executed, available, execute_window
 from fedhar.adaptive.export import export_f32
+from fedhar.adaptive.fronts import max_gap_to_static_front
 from fedhar.adaptive.memory import adaptive_bytes, bn_overhead_fraction, static_bytes
 from fedhar.adaptive.modes import (
     ExpectedCost,
@@ -62,6 +63,7 @@ from fedhar.studies.adaptive_search import (
     large_candidates,
     small_fits,
 )
+from fedhar.studies.adaptive_search import gains as front_gains
 
 Log = Callable[[str], None]
 GRID_FILE = "grid.jsonl"
@@ -152,15 +154,17 @@ class Replicated:
 
 @dataclass
 class StudyResult:
-    """Everything ``fedhar adaptive`` reports. ``hypervolume`` maps each converted
-    ``(M_l label, small width)`` to its validation modes' hypervolume; ``large_choice`` is the
-    rule that chose M_l (``gain`` or ``hypervolume``)."""
+    """Everything ``fedhar adaptive`` reports. ``hypervolume`` and ``validation_gap`` map
+    each converted ``(M_l label, small width)`` to its validation modes' hypervolume and
+    largest F1 gap below the grid's validation static front; ``large_choice`` is the rule
+    that chose M_l (``gain``, ``hypervolume`` or ``gap_then_hypervolume``)."""
 
     candidates: list[Candidate]
     large_index: int
     gains: dict[int, float]
     small_width: float
     hypervolume: dict[tuple[str, float], float]
+    validation_gap: dict[tuple[str, float], float]
     large_choice: str
     costs: ExpectedCost
     modes: list[Mode]
@@ -297,11 +301,16 @@ def choose_pair(
     profile: McuProfile,
     cfg: AdaptiveConfig,
     n_classes: int,
-) -> tuple[tuple[int, float], dict[tuple[int, float], float]]:
+    static_val: tuple[np.ndarray, np.ndarray],
+) -> tuple[tuple[int, float], dict[tuple[int, float], float], dict[tuple[int, float], float]]:
     """Among the two-width networks ``nets`` (``(grid index of M_l, small width)`` → network
-    of that M_l trained at that width and 1.0), the pair whose validation modes have the
-    largest hypervolume in F1 × cycles (eq. (3) costs), with a reference point shared by all
-    candidates. Also returns the hypervolumes."""
+    of that M_l trained at that width and 1.0), the pair that ``cfg.large_choice`` prefers on
+    the validation windows ``val``: the largest hypervolume of its modes in F1 × cycles (eq.
+    (3) costs, one reference point for all pairs) or, for ``gap_then_hypervolume``, the
+    largest hypervolume among the pairs with no validation gap to the static front of
+    ``static_val`` (validation F1 ``[G]``, cycles ``[G]`` of the grid), else the smallest gap.
+    Also returns every pair's hypervolume and validation gap (NaN: no mode is as dear as the
+    cheapest static model)."""
     ths = thresholds(cfg.thresholds, cfg.th_min)
     tables: dict[object, list[Mode]] = {}
     for (i, w), net in nets.items():
@@ -310,7 +319,16 @@ def choose_pair(
         out = collect_outputs(clf.small, clf.large, val[0])
         tables[(i, w)] = sweep(val[1], out, costs, ths, n_classes)
     volumes: dict[tuple[int, float], float] = hypervolumes(tables)  # type: ignore[assignment]
-    return max(volumes, key=lambda k: volumes[k]), volumes
+    gaps = {
+        k: max_gap_to_static_front(
+            np.array([m.f1 for m in t]), np.array([m.cycles_avg for m in t]), *static_val
+        )
+        for k, t in tables.items()
+    }
+    pool = list(volumes)
+    if cfg.large_choice == "gap_then_hypervolume":
+        pool = [k for k in volumes if not gaps[k] > 0] or [min(volumes, key=lambda k: gaps[k])]
+    return max(pool, key=lambda k: volumes[k]), volumes, gaps  # type: ignore[return-value]
 
 
 def executed_costs(
@@ -558,13 +576,14 @@ def run_study(
         any(small_fits(k.channels, w, cfg.min_small_channels) for w in cfg.small_widths)
         for k in cands
     ]
-    large, gains = choose_large(cands, cfg.score_drop, eligible)
-    larges = [large]
-    if cfg.large_choice == "hypervolume":
-        larges = large_candidates(cands, cfg.score_drop, eligible)
-        log(f"M_l candidates: {', '.join(cands[i].label for i in larges)}")
-    else:
+    if cfg.large_choice == "gain":
+        large, gains = choose_large(cands, cfg.score_drop, eligible)
+        larges = [large]
         log(f"M_l = {cands[large].label} (gain {gains.get(large, float('nan')):.3g} F1/cycle)")
+    else:
+        gains = front_gains(cands, front(cands, "val"))
+        larges = large_candidates(cands, cfg.score_drop, eligible, cfg.large_pool)
+        log(f"M_l candidates: {', '.join(cands[i].label for i in larges)}")
     var_nets = {}
     for i in larges:
         init = (keys[i], nets[i]) if cfg.init == "large" else None
@@ -576,11 +595,17 @@ def run_study(
                 specs[i], widths, split.train, epochs=cfg.epochs, init=init, **budget
             )
             log(f"{cands[i].label} variable-width net at {widths}{' (cached)' if hit else ''}")
-    (large, small_width), volumes = choose_pair(var_nets, split.val, profile, cfg, n_classes)
+    static_val = np.array([c.f1_val for c in cands]), np.array([c.cycles for c in cands])
+    (large, small_width), volumes, val_gaps = choose_pair(
+        var_nets, split.val, profile, cfg, n_classes, static_val
+    )
     net = var_nets[(large, small_width)]
     log(
-        f"M_l = {cands[large].label}, M_s width {small_width} (validation hypervolumes "
-        + ", ".join(f"{cands[i].label} @{w}: {v:.4g}" for (i, w), v in volumes.items())
+        f"M_l = {cands[large].label}, M_s width {small_width} (validation hypervolume / gap: "
+        + ", ".join(
+            f"{cands[i].label} @{w}: {v:.4g} / {val_gaps[(i, w)]:.3f}"
+            for (i, w), v in volumes.items()
+        )
         + ")"
     )
     modes, costs, clf = modes_of(net, small_width, split.test, profile, cfg, n_classes, calib)
@@ -593,6 +618,7 @@ def run_study(
         gains=gains,
         small_width=small_width,
         hypervolume={(cands[i].label, w): v for (i, w), v in volumes.items()},
+        validation_gap={(cands[i].label, w): g for (i, w), g in val_gaps.items()},
         large_choice=cfg.large_choice,
         costs=costs,
         modes=modes,

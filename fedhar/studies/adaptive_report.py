@@ -144,6 +144,9 @@ def summary(r: StudyResult, profile: str) -> dict[str, Any]:
             str(w): v for (label, w), v in r.hypervolume.items() if label == large.label
         },
         "candidate_hypervolume": {f"{label} @{w}": v for (label, w), v in r.hypervolume.items()},
+        "candidate_validation_gap": {
+            f"{label} @{w}": _num(g) for (label, w), g in r.validation_gap.items()
+        },
         "cost_small_cycles": r.costs.small.cycles,
         "cost_policy_cycles": r.costs.policy.cycles,
         "cost_large_cycles": r.costs.large.cycles,

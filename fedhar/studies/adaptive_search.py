@@ -12,8 +12,9 @@ is the front model with the largest gain
 (front ordered by increasing score) among those within ``score_drop`` of the best score.
 Following the paper's caveat that a too small M_l leaves M_s unable to estimate its scores,
 M_l must also keep ``min_small_channels`` channels per conv layer at some candidate width.
-:func:`large_candidates` lists every model in that range, for the study's ``large_choice:
-hypervolume``, which converts each and keeps the best adaptive trade-off.
+:func:`large_candidates` lists every model in that range (on the front, or anywhere in the grid
+with ``large_pool: range``), for the study's hypervolume choices, which convert each and keep
+the best adaptive trade-off.
 """
 
 from __future__ import annotations
@@ -185,24 +186,29 @@ def small_fits(channels: tuple[int, ...], width: float, min_channels: int) -> bo
 
 
 def large_candidates(
-    cands: list[Candidate], score_drop: float, eligible: list[bool] | None = None
+    cands: list[Candidate],
+    score_drop: float,
+    eligible: list[bool] | None = None,
+    pool: str = "front",
 ) -> list[int]:
-    """Indices of the validation-front models with ``f1_val`` at least ``best - score_drop``
-    (and ``eligible``, when given), in grid order: the models M_l may be.
+    """Indices of the models with ``f1_val`` at least ``best - score_drop`` (and
+    ``eligible``, when given), in grid order: the models M_l may be. ``pool`` ``front`` keeps
+    the validation-front ones only; ``range`` keeps every grid model.
 
     Raises:
-        ValueError: when no front model in the score range is eligible.
+        ValueError: when no model of the pool in the score range is eligible.
     """
-    on_front = front(cands, "val")
+    in_pool = front(cands, "val") if pool == "front" else np.ones(len(cands), dtype=bool)
     best = max(c.f1_val for c in cands)
     in_range = [
         int(i)
-        for i in np.flatnonzero(on_front)
+        for i in np.flatnonzero(in_pool)
         if cands[i].f1_val >= best - score_drop and (eligible is None or eligible[i])
     ]
     if not in_range:
+        kind = "static Pareto model" if pool == "front" else "grid model"
         raise ValueError(
-            "adaptive: no static Pareto model within score_drop of the best one can host M_s "
+            f"adaptive: no {kind} within score_drop of the best one can host M_s "
             "(raise score_drop, lower min_small_channels, or add wider grid_channels)"
         )
     return in_range

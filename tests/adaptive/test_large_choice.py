@@ -3,6 +3,7 @@ validation trade-off is kept."""
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -30,9 +31,10 @@ adaptive:
 
 
 def _summary(tmp_path: Path, choice: str) -> dict:
-    scenario = tmp_path / f"{choice}.yaml"
+    name = choice.split()[0] + ("_range" if "range" in choice else "")
+    scenario = tmp_path / f"{name}.yaml"
     scenario.write_text(SCENARIO % choice)
-    out = tmp_path / choice
+    out = tmp_path / name
     assert main(["adaptive", str(scenario), "--out", str(out)]) == 0
     return json.loads((out / "summary.json").read_text())
 
@@ -58,3 +60,40 @@ def test_the_pair_with_the_largest_validation_hypervolume_is_kept(
         for k, v in volumes.items()
         if k.rsplit(" @", 1)[0] == pair["large_model"]
     }
+
+
+@pytest.mark.slow
+def test_gap_then_hypervolume_keeps_the_best_pair_without_a_validation_gap(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FEDHAR_CACHE_DIR", str(tmp_path / "cache"))
+    s = _summary(tmp_path, "gap_then_hypervolume\n  large_pool: range")
+    volumes, gaps = s["candidate_hypervolume"], s["candidate_validation_gap"]
+    assert set(volumes) == set(gaps)
+    # A null gap (no mode as dear as the cheapest static model) is not a gap.
+    level = [k for k in volumes if gaps[k] is None or gaps[k] <= 0]
+    want = (
+        max(level, key=volumes.__getitem__)
+        if level
+        else min(volumes, key=lambda k: gaps[k] if gaps[k] is not None else float("inf"))
+    )
+    assert want == f"{s['large_model']} @{s['small_width']}"
+
+
+@pytest.mark.slow
+def test_the_range_pool_converts_models_off_the_validation_front(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FEDHAR_CACHE_DIR", str(tmp_path / "cache"))
+    on_front = _summary(tmp_path, "hypervolume")
+    anywhere = _summary(tmp_path, "hypervolume\n  large_pool: range")
+    with open(tmp_path / "hypervolume" / "static_grid.csv") as fh:
+        grid = list(csv.DictReader(fh))
+    front_labels = {r["model"] for r in grid if r["front_val"] == "True"}
+
+    def converted(s: dict) -> set[str]:
+        return {k.rsplit(" @", 1)[0] for k in s["candidate_hypervolume"]}
+
+    # score_drop 0.99 and min_small_channels 2: every grid model is in range and can host M_s.
+    assert converted(on_front) == front_labels
+    assert converted(anywhere) == {r["model"] for r in grid}
