@@ -30,6 +30,12 @@ adaptive:
 """
 
 
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test trains into its own network cache."""
+    monkeypatch.setenv("FEDHAR_CACHE_DIR", str(tmp_path / "cache"))
+
+
 def _summary(tmp_path: Path, choice: str) -> dict:
     name = choice.split()[0] + ("_range" if "range" in choice else "")
     scenario = tmp_path / f"{name}.yaml"
@@ -41,9 +47,8 @@ def _summary(tmp_path: Path, choice: str) -> dict:
 
 @pytest.mark.slow
 def test_the_pair_with_the_largest_validation_hypervolume_is_kept(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
 ) -> None:
-    monkeypatch.setenv("FEDHAR_CACHE_DIR", str(tmp_path / "cache"))
     gain = _summary(tmp_path, "gain")
     pair = _summary(tmp_path, "hypervolume")
     assert gain["large_choice"] == "gain" and pair["large_choice"] == "hypervolume"
@@ -64,9 +69,8 @@ def test_the_pair_with_the_largest_validation_hypervolume_is_kept(
 
 @pytest.mark.slow
 def test_gap_then_hypervolume_keeps_the_best_pair_without_a_validation_gap(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
 ) -> None:
-    monkeypatch.setenv("FEDHAR_CACHE_DIR", str(tmp_path / "cache"))
     s = _summary(tmp_path, "gap_then_hypervolume\n  large_pool: range")
     volumes, gaps = s["candidate_hypervolume"], s["candidate_validation_gap"]
     assert set(volumes) == set(gaps)
@@ -82,9 +86,8 @@ def test_gap_then_hypervolume_keeps_the_best_pair_without_a_validation_gap(
 
 @pytest.mark.slow
 def test_the_range_pool_converts_models_off_the_validation_front(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
 ) -> None:
-    monkeypatch.setenv("FEDHAR_CACHE_DIR", str(tmp_path / "cache"))
     on_front = _summary(tmp_path, "hypervolume")
     anywhere = _summary(tmp_path, "hypervolume\n  large_pool: range")
     with open(tmp_path / "hypervolume" / "static_grid.csv") as fh:
