@@ -22,6 +22,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from matplotlib.ticker import NullFormatter
+
 from fedhar.adaptive.fronts import front_line
 from fedhar.results.figures import plt, save_figure
 from fedhar.studies.adaptive import Replicated, StudyResult, covering_static_set
@@ -259,6 +261,7 @@ def plot_seeds(seeds: list[int], results: list[StudyResult], path: Path, mean: b
             ax.plot(cost, score_values, color="k", ls="--", lw=1.8,
                     label="static front, seed-mean F1")  # fmt: skip
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_title(f"{pricing.name} (dotted: each seed's static front)", fontsize=9)
         ax.set_xlabel("average cycles per inference")
         ax.grid(alpha=0.3)
