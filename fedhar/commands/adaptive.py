@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
             return 2
         log(f"wrote {out}")
         return 0
-    rows, grids, results = [], [], []
+    rows, results = [], []
     for seed in args.seeds:
         log(f"seed {seed}")
         done = study(scenario.model_copy(update={"seed": seed}), out / f"seed-{seed}")
@@ -112,7 +112,6 @@ def run(args: argparse.Namespace) -> int:
             return 2
         results.append(done[0])
         rows.append(seed_row(seed, done[1]))
-        grids.append({c.label: c.f1_test for c in done[0].candidates})
         if cfg.split == "users":  # every seed scores the same test users' windows
             for row, mean in zip(rows, against_mean_grid(results), strict=True):
                 row.update(mean)
@@ -121,13 +120,13 @@ def run(args: argparse.Namespace) -> int:
             "seeds": args.seeds[: len(rows)],
             "runs": rows,
             "spread": spread(rows),
-            "grid_f1_test": grid_spread(grids),
+            "grid_f1_test": grid_spread(results),
         }
         write_atomic(out / SEEDS_FILE, json.dumps(record, indent=1))
     plot_seeds(args.seeds, results, out / SEEDS_FIGURE, mean=cfg.split == "users")
-    for line in table(rows, spread(rows)):
+    for line in table(rows, record["spread"]):
         say(line)
-    noise = grid_spread(grids)
+    noise = record["grid_f1_test"]
     if noise["median_sd"] is not None:
         say(
             f"a grid model's test F1 across seeds: median sd {noise['median_sd']:.3f}, "

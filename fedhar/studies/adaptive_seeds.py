@@ -99,12 +99,10 @@ def _columns(row: Mapping[str, Any], prefix: str) -> list[tuple[str, str]]:
     fronts = f"fronts.{row['priced_by']}.adaptive."
     cols = [("gap", prefix + fronts + "max_gap_to_static_front")]
     cols.append(("saving", prefix + fronts + "cycles_saving_at_equal_f1"))
+    factors = prefix + "replicated.factors."
     for path in row:
-        parts = path[len(prefix) :].split(".")
-        if path.startswith(prefix + "replicated.factors.") and path.endswith(
-            fronts + "cycles_saving_at_equal_f1"
-        ):
-            cols.append((f"saving x{parts[2]}", path))
+        if path.startswith(factors) and path.endswith(fronts + "cycles_saving_at_equal_f1"):
+            cols.append((f"saving x{path[len(factors) :].split('.')[0]}", path))
     cols.append(("mem static", prefix + "memory_ratio_static_over_adaptive"))
     if prefix + "cascade.memory_ratio_cascade_over_adaptive" in row:
         cols.append(("mem cascade", prefix + "cascade.memory_ratio_cascade_over_adaptive"))
@@ -143,10 +141,11 @@ def table(rows: list[dict[str, Any]], stats: Mapping[str, Mapping[str, Any]]) ->
     return lines
 
 
-def grid_spread(grids: list[Mapping[str, float]]) -> dict[str, Any]:
-    """How much a static grid model's test F1 moves with the seed: per model label present in
-    every seed's grid (label → test F1), its ``mean`` and ``sd`` over seeds, and the
+def grid_spread(results: list[StudyResult]) -> dict[str, Any]:
+    """How much a static grid model's test F1 moves with the seed: per grid model present in
+    every study of ``results`` (one per seed), its ``mean`` and ``sd`` over seeds, and the
     ``median_sd`` and ``max_sd`` over models (null below 2 seeds)."""
+    grids = [{c.label: c.f1_test for c in r.candidates} for r in results]
     labels = [k for k in grids[0] if all(k in g for g in grids)]
     per_model = {
         k: {

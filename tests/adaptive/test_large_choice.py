@@ -45,6 +45,11 @@ def _summary(tmp_path: Path, choice: str) -> dict:
     return json.loads((out / "summary.json").read_text())
 
 
+def _converted(summary: dict) -> set[str]:
+    """The M_l labels a study converted into two-width networks."""
+    return {k.rsplit(" @", 1)[0] for k in summary["candidate_hypervolume"]}
+
+
 @pytest.mark.slow
 def test_the_pair_with_the_largest_validation_hypervolume_is_kept(
     tmp_path: Path,
@@ -54,8 +59,8 @@ def test_the_pair_with_the_largest_validation_hypervolume_is_kept(
     assert gain["large_choice"] == "gain" and pair["large_choice"] == "hypervolume"
     # The gain rule converts one M_l; the hypervolume rule converts every candidate, the
     # gain rule's among them, with the same network (the cache key is the same).
-    assert {k.rsplit(" @", 1)[0] for k in gain["candidate_hypervolume"]} == {gain["large_model"]}
-    labels = {k.rsplit(" @", 1)[0] for k in pair["candidate_hypervolume"]}
+    assert _converted(gain) == {gain["large_model"]}
+    labels = _converted(pair)
     assert len(labels) >= 2 and gain["large_model"] in labels
     volumes = pair["candidate_hypervolume"]
     best = max(volumes, key=volumes.__getitem__)
@@ -94,9 +99,6 @@ def test_the_range_pool_converts_models_off_the_validation_front(
         grid = list(csv.DictReader(fh))
     front_labels = {r["model"] for r in grid if r["front_val"] == "True"}
 
-    def converted(s: dict) -> set[str]:
-        return {k.rsplit(" @", 1)[0] for k in s["candidate_hypervolume"]}
-
     # score_drop 0.99 and min_small_channels 2: every grid model is in range and can host M_s.
-    assert converted(on_front) == front_labels
-    assert converted(anywhere) == {r["model"] for r in grid}
+    assert _converted(on_front) == front_labels
+    assert _converted(anywhere) == {r["model"] for r in grid}
