@@ -9,6 +9,8 @@ in the user cache, so no run trains a network twice), ``modes.json``/``modes.csv
 per Th),
 ``summary.json`` (with the fronts compared per pricing), ``static_grid.csv``, ``fig11.png``
 (static, cascade and variable-width fronts), ``fig12.png`` (with ``adaptive.replicate``),
+``cascade_firsts.csv`` and ``cascade_firsts.png`` (with ``adaptive.cascade``: the cascade with
+each grid model cheaper than M_l run first, its test saving against its memory),
 ``model.pt`` (for
 ``fedhar.adaptive.artifact.load_classifier``) and, per personalized held-out user,
 ``users/<id>/modes_before.*``, ``modes_after.*`` and its personalized ``model.pt``, with
@@ -141,10 +143,13 @@ def write_study(result: StudyResult, scenario: Scenario, cfg: AdaptiveConfig, ou
     from fedhar.adaptive.artifact import save_model
     from fedhar.files import write_atomic
     from fedhar.studies.adaptive_report import (
+        cascade_firsts,
+        plot_cascade_firsts,
         plot_fig11,
         plot_fig12,
         plot_personalized,
         summary,
+        write_cascade_firsts,
         write_grid,
         write_modes,
     )
@@ -163,6 +168,12 @@ def write_study(result: StudyResult, scenario: Scenario, cfg: AdaptiveConfig, ou
     plot_fig11(result, out / "fig11.png")
     if result.replicated:
         plot_fig12(result, out / "fig12.png")
+    if result.cascade is not None:
+        rows = cascade_firsts(result)
+        write_cascade_firsts(rows, out / "cascade_firsts.csv")
+        saving = done["cycles_saving_at_equal_f1"]
+        if saving is not None:
+            plot_cascade_firsts(rows, saving, out / "cascade_firsts.png")
     save_model(result.net, result.small_width, result.normalizer, out / "model.pt")
     for u in result.personalized:
         user_dir = out / "users" / u.user

@@ -128,6 +128,10 @@ class Cascade:
         bytes: deployed int8 bytes of both models.
         outputs, outputs_int8: what both models say on the test windows.
         executed: eq. (3) costs executed on the emulator, by precision (empty without it).
+        firsts: the float32 test modes, counted on the study's profile, of the cascade with
+            each grid model cheaper than M_l run first (index → modes, the chosen one
+            included): every two-model system the grid offers, to read the chosen cascade
+            and the variable-width network against.
     """
 
     small_index: int
@@ -138,6 +142,7 @@ class Cascade:
     outputs: Outputs
     outputs_int8: Outputs
     executed: dict[str, ExpectedCost] = field(default_factory=dict)
+    firsts: dict[int, list[Mode]] = field(default_factory=dict)
 
 
 @dataclass
@@ -367,6 +372,33 @@ def cascade_of(
     return sweep(xy[1], out, costs, ths, n_classes, out_q), costs, out, out_q
 
 
+def cascade_firsts(
+    cands: list[Candidate],
+    nets: list[SlimNet],
+    large: int,
+    xy: tuple[np.ndarray, np.ndarray],
+    profile: McuProfile,
+    cfg: AdaptiveConfig,
+    n_classes: int,
+    known: dict[int, list[Mode]],
+) -> dict[int, list[Mode]]:
+    """Float32 modes on windows ``xy``, counted on ``profile``, of the cascade with every grid
+    model cheaper than M_l run first (index → modes); ``known`` tables are kept, not redone."""
+    big = SlimNetC(export_f32(nets[large], 1.0))
+    ths = thresholds(cfg.thresholds, cfg.th_min)
+    out = {}
+    for i, cand in enumerate(cands):
+        if i == large or cand.cycles >= cands[large].cycles:
+            continue
+        if i in known:
+            out[i] = known[i]
+            continue
+        small = SlimNetC(export_f32(nets[i], 1.0))
+        costs = expected_cost(small, big, profile)
+        out[i] = sweep(xy[1], collect_outputs(small, big, xy[0]), costs, ths, n_classes)
+    return out
+
+
 def choose_cascade(
     cands: list[Candidate],
     nets: list[SlimNet],
@@ -404,8 +436,17 @@ def choose_cascade(
             deployed(nets[large], 1.0, calib_x),
             executed_profile,
         )
+    firsts = cascade_firsts(cands, nets, large, split.test, profile, cfg, n_classes, {first: modes})
     return Cascade(
-        first, volumes, modes, costs, cands[first].bytes + cands[large].bytes, out, out_q, executed
+        first,
+        volumes,
+        modes,
+        costs,
+        cands[first].bytes + cands[large].bytes,
+        out,
+        out_q,
+        executed,
+        firsts,
     )
 
 

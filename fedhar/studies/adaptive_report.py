@@ -112,6 +112,109 @@ def comparison(points: dict[str, Points]) -> dict[str, dict[str, Any]]:
     return out
 
 
+FIRSTS_COLUMNS: tuple[str, ...] = (
+    "model",
+    "first_bytes",
+    "cascade_bytes",
+    "memory_ratio_cascade_over_adaptive",
+    "validation_hypervolume",
+    "max_gap_to_static_front",
+    "cycles_saving_at_equal_f1",
+    "chosen",
+)
+"""The columns of ``cascade_firsts.csv``: one cascade per grid model cheaper than M_l."""
+
+
+def cascade_firsts(r: StudyResult) -> list[dict[str, Any]]:
+    """Every cascade of :attr:`~fedhar.studies.adaptive.Cascade.firsts` against the static
+    test front, priced like the summary's headline (``r.pricings[0]``, float32 counted):
+    bytes, memory over the variable-width network, validation hypervolume (when it was a
+    candidate of the choice, else None), gap and saving, and whether it is the chosen one."""
+    if r.cascade is None:
+        return []
+    pricing = r.pricings[0]
+    static = static_points(r, pricing)
+    large = r.candidates[r.large_index].bytes
+    rows = []
+    for i, modes in sorted(r.cascade.firsts.items()):
+        numbers = comparison({"static": static, "cascade": mode_points(modes, pricing, {})})
+        first = r.candidates[i].bytes
+        rows.append(
+            {
+                "model": r.candidates[i].label,
+                "first_bytes": first,
+                "cascade_bytes": first + large,
+                "memory_ratio_cascade_over_adaptive": (first + large) / r.adaptive_bytes,
+                "validation_hypervolume": r.cascade.hypervolume.get(i),
+                "max_gap_to_static_front": numbers["cascade"]["max_gap_to_static_front"],
+                "cycles_saving_at_equal_f1": numbers["cascade"]["cycles_saving_at_equal_f1"],
+                "chosen": i == r.cascade.small_index,
+            }
+        )
+    return rows
+
+
+def firsts_summary(rows: list[dict[str, Any]], adaptive_saving: float | None) -> dict[str, Any]:
+    """What the grid's cascades say of the variable-width network (test set, so an oracle
+    reading, not a deployable choice): how many match its ``cycles_saving_at_equal_f1``, the
+    smallest memory ratio among those (None when none does), and the cascade with the
+    largest saving."""
+    savings = [row["cycles_saving_at_equal_f1"] for row in rows]
+    matching = [
+        row
+        for row, v in zip(rows, savings, strict=True)
+        if v is not None and adaptive_saving is not None and v >= adaptive_saving
+    ]
+    scored = [row for row, v in zip(rows, savings, strict=True) if v is not None]
+    best = max(scored, key=lambda row: row["cycles_saving_at_equal_f1"]) if scored else None
+    return {
+        "cascades": len(rows),
+        "adaptive_cycles_saving_at_equal_f1": adaptive_saving,
+        "matching_adaptive_saving": len(matching),
+        "cheapest_matching_memory_ratio": min(
+            (row["memory_ratio_cascade_over_adaptive"] for row in matching), default=None
+        ),
+        "largest_saving": None
+        if best is None
+        else {
+            k: best[k]
+            for k in ("model", "cycles_saving_at_equal_f1", "memory_ratio_cascade_over_adaptive")
+        },  # fmt: skip
+    }
+
+
+def write_cascade_firsts(rows: list[dict[str, Any]], path: Path) -> None:
+    """``cascade_firsts.csv``: the rows of :func:`cascade_firsts`."""
+    with atomic_open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(FIRSTS_COLUMNS))
+        writer.writeheader()
+        writer.writerows({k: "" if v is None else v for k, v in row.items()} for row in rows)
+
+
+def plot_cascade_firsts(rows: list[dict[str, Any]], adaptive_saving: float, path: Path) -> None:
+    """Each cascade's test cycles saving against its memory over the variable-width network,
+    the chosen cascade ringed, and the variable-width network itself at memory ratio 1."""
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    scored = [row for row in rows if row["cycles_saving_at_equal_f1"] is not None]
+    ax.scatter([row["memory_ratio_cascade_over_adaptive"] for row in scored],
+               [row["cycles_saving_at_equal_f1"] for row in scored],
+               s=14, c=STYLES["cascade"]["color"], label="cascade: grid model → M_l")  # fmt: skip
+    for row in scored:
+        if row["chosen"]:
+            ax.scatter([row["memory_ratio_cascade_over_adaptive"]],
+                       [row["cycles_saving_at_equal_f1"]], s=120, facecolors="none",
+                       edgecolors="k", label=f"chosen cascade ({row['model']} → M_l)")  # fmt: skip
+    ax.scatter([1.0], [adaptive_saving], marker="*", s=160, c=STYLES["adaptive"]["color"],
+               label="variable width")  # fmt: skip
+    ax.axhline(adaptive_saving, color=STYLES["adaptive"]["color"], lw=0.8, ls=":")
+    ax.set_xlabel("memory, cascade / variable width")
+    ax.set_ylabel("cycles saving at equal F1 (test)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
 def summary(r: StudyResult, profile: str) -> dict[str, Any]:
     """The acceptance numbers and the choices that produced them."""
     pareto = [m for m in r.modes if m.pareto]
@@ -200,6 +303,12 @@ def summary(r: StudyResult, profile: str) -> dict[str, Any]:
             "executed_cycles": {
                 q: {"small": c.small.cycles, "policy": c.policy.cycles, "large": c.large.cycles}
                 for q, c in r.cascade.executed.items()
+            },
+            "firsts": {
+                "priced_by": main,
+                **firsts_summary(
+                    cascade_firsts(r), fronts[main]["adaptive"]["cycles_saving_at_equal_f1"]
+                ),
             },
         }
     if r.replicated:

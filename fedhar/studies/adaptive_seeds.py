@@ -41,6 +41,8 @@ KEPT: frozenset[str] = frozenset(
         "pareto_modes",
         "memory_ratio_static_over_adaptive",
         "memory_ratio_cascade_over_adaptive",
+        "matching_adaptive_saving",
+        "cheapest_matching_memory_ratio",
     }
 )
 """The summary leaves compared across seeds, wherever they sit (top level, per pricing and
@@ -106,6 +108,8 @@ def _columns(row: Mapping[str, Any], prefix: str) -> list[tuple[str, str]]:
     cols.append(("mem static", prefix + "memory_ratio_static_over_adaptive"))
     if prefix + "cascade.memory_ratio_cascade_over_adaptive" in row:
         cols.append(("mem cascade", prefix + "cascade.memory_ratio_cascade_over_adaptive"))
+    if prefix + "cascade.firsts.cheapest_matching_memory_ratio" in row:
+        cols.append(("mem match", prefix + "cascade.firsts.cheapest_matching_memory_ratio"))
     return cols
 
 

@@ -89,6 +89,64 @@ def test_adaptive_command_writes_its_files(
         assert (out / name).is_file()
 
 
+@pytest.mark.slow
+def test_cascade_firsts_cover_every_cheaper_grid_model(
+    tmp_path: Path, scenario_file: Callable[[str], Path]
+) -> None:
+    scenario = scenario_file()
+    scenario.write_text(
+        SCENARIO.replace("[[4, 8, 8], [8, 8, 16]]", "[[2, 4, 4], [4, 8, 8], [8, 8, 16]]")
+    )
+    out = tmp_path / "out"
+    assert main(["adaptive", str(scenario), "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    grid = {row["model"]: row for row in static_grid(out)}
+    large = grid[summary["large_model"]]
+    with open(out / "cascade_firsts.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    # One row per grid model cheaper than M_l, and nothing else.
+    cheaper = {m for m, g in grid.items() if float(g["cycles"]) < float(large["cycles"])}
+    assert {row["model"] for row in rows} == cheaper and len(rows) == len(cheaper) >= 2
+    static_f1 = np.array([float(g["f1_test"]) for g in grid.values()])
+    static_cycles = np.array([float(g["cycles"]) for g in grid.values()])
+    for row in rows:
+        total = int(row["first_bytes"]) + int(large["bytes"])
+        assert int(row["cascade_bytes"]) == total
+        ratio = float(row["memory_ratio_cascade_over_adaptive"])
+        assert ratio == pytest.approx(total / summary["adaptive_bytes"])
+    # The chosen row is the summary's own cascade, on the headline pricing.
+    chosen = [row for row in rows if row["chosen"] == "True"]
+    assert [row["model"] for row in chosen] == summary["cascade"]["models"][:1]
+    headline = summary["fronts"][summary["priced_by"]]["cascade"]
+    assert float(chosen[0]["cycles_saving_at_equal_f1"]) == pytest.approx(
+        headline["cycles_saving_at_equal_f1"]
+    )
+    assert float(chosen[0]["memory_ratio_cascade_over_adaptive"]) == pytest.approx(
+        summary["cascade"]["memory_ratio_cascade_over_adaptive"]
+    )
+    # The summary's reading is recomputed from the rows and the variable-width modes.
+    with open(out / "modes.csv") as fh:
+        modes = list(csv.DictReader(fh))
+    adaptive = cycles_saving_at_equal_f1(
+        np.array([float(m["f1"]) for m in modes]),
+        np.array([float(m["cycles_avg"]) for m in modes]),
+        static_f1,
+        static_cycles,
+    )
+    firsts = summary["cascade"]["firsts"]
+    assert firsts["adaptive_cycles_saving_at_equal_f1"] == pytest.approx(adaptive)
+    matching = [
+        float(row["memory_ratio_cascade_over_adaptive"])
+        for row in rows
+        if row["cycles_saving_at_equal_f1"] != ""
+        and float(row["cycles_saving_at_equal_f1"]) >= adaptive
+    ]
+    assert firsts["cascades"] == len(rows)
+    assert firsts["matching_adaptive_saving"] == len(matching)
+    assert firsts["cheapest_matching_memory_ratio"] == (min(matching) if matching else None)
+    assert (out / "cascade_firsts.png").is_file()
+
+
 def test_bad_scenario_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     scenario = tmp_path / "s.yaml"
     scenario.write_text("name: x\ndata: {dataset: synthetic}\nadaptive: {pool: 0}\n")
