@@ -173,7 +173,8 @@ def write_study(result: StudyResult, scenario: Scenario, cfg: AdaptiveConfig, ou
         write_cascade_firsts(rows, out / "cascade_firsts.csv")
         saving = done["cycles_saving_at_equal_f1"]
         if saving is not None:
-            plot_cascade_firsts(rows, saving, out / "cascade_firsts.png")
+            title = f"grid model → M_l {done['large_model']} ({done['priced_by']})"
+            plot_cascade_firsts(rows, saving, title, out / "cascade_firsts.png")
     save_model(result.net, result.small_width, result.normalizer, out / "model.pt")
     for u in result.personalized:
         user_dir = out / "users" / u.user

@@ -191,10 +191,13 @@ def write_cascade_firsts(rows: list[dict[str, Any]], path: Path) -> None:
         writer.writerows({k: "" if v is None else v for k, v in row.items()} for row in rows)
 
 
-def plot_cascade_firsts(rows: list[dict[str, Any]], adaptive_saving: float, path: Path) -> None:
+def plot_cascade_firsts(
+    rows: list[dict[str, Any]], adaptive_saving: float, title: str, path: Path
+) -> None:
     """Each cascade's test cycles saving against its memory over the variable-width network,
     the chosen cascade ringed, and the variable-width network itself at memory ratio 1."""
     fig, ax = plt.subplots(figsize=(6, 4.5))
+    ax.set_title(title, fontsize=9)
     scored = [row for row in rows if row["cycles_saving_at_equal_f1"] is not None]
     ax.scatter([row["memory_ratio_cascade_over_adaptive"] for row in scored],
                [row["cycles_saving_at_equal_f1"] for row in scored],
@@ -210,7 +213,7 @@ def plot_cascade_firsts(rows: list[dict[str, Any]], adaptive_saving: float, path
     ax.set_xlabel("memory, cascade / variable width")
     ax.set_ylabel("cycles saving at equal F1 (test)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     save_figure(fig, path)
 
