@@ -143,7 +143,7 @@ def write_study(result: StudyResult, scenario: Scenario, cfg: AdaptiveConfig, ou
     from fedhar.adaptive.artifact import save_model
     from fedhar.files import write_atomic
     from fedhar.studies.adaptive_report import (
-        cascade_firsts,
+        cascade_first_rows,
         plot_cascade_firsts,
         plot_fig11,
         plot_fig12,
@@ -169,7 +169,7 @@ def write_study(result: StudyResult, scenario: Scenario, cfg: AdaptiveConfig, ou
     if result.replicated:
         plot_fig12(result, out / "fig12.png")
     if result.cascade is not None:
-        rows = cascade_firsts(result)
+        rows = cascade_first_rows(result)
         write_cascade_firsts(rows, out / "cascade_firsts.csv")
         saving = done["cycles_saving_at_equal_f1"]
         if saving is not None:

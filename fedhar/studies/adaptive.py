@@ -383,15 +383,13 @@ def cascade_firsts(
     known: dict[int, list[Mode]],
 ) -> dict[int, list[Mode]]:
     """Float32 modes on windows ``xy``, counted on ``profile``, of the cascade with every grid
-    model cheaper than M_l run first (index → modes); ``known`` tables are kept, not redone."""
+    model cheaper than M_l run first (index → modes); the ``known`` tables are kept as they
+    are, not redone."""
     big = SlimNetC(export_f32(nets[large], 1.0))
     ths = thresholds(cfg.thresholds, cfg.th_min)
-    out = {}
+    out = dict(known)
     for i, cand in enumerate(cands):
-        if i == large or cand.cycles >= cands[large].cycles:
-            continue
-        if i in known:
-            out[i] = known[i]
+        if i == large or i in out or cand.cycles >= cands[large].cycles:
             continue
         small = SlimNetC(export_f32(nets[i], 1.0))
         costs = expected_cost(small, big, profile)

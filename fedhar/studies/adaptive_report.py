@@ -125,7 +125,7 @@ FIRSTS_COLUMNS: tuple[str, ...] = (
 """The columns of ``cascade_firsts.csv``: one cascade per grid model cheaper than M_l."""
 
 
-def cascade_firsts(r: StudyResult) -> list[dict[str, Any]]:
+def cascade_first_rows(r: StudyResult) -> list[dict[str, Any]]:
     """Every cascade of :attr:`~fedhar.studies.adaptive.Cascade.firsts` against the static
     test front, priced like the summary's headline (``r.pricings[0]``, float32 counted):
     bytes, memory over the variable-width network, validation hypervolume (when it was a
@@ -159,13 +159,12 @@ def firsts_summary(rows: list[dict[str, Any]], adaptive_saving: float | None) ->
     reading, not a deployable choice): how many match its ``cycles_saving_at_equal_f1``, the
     smallest memory ratio among those (None when none does), and the cascade with the
     largest saving."""
-    savings = [row["cycles_saving_at_equal_f1"] for row in rows]
+    scored = [row for row in rows if row["cycles_saving_at_equal_f1"] is not None]
     matching = [
         row
-        for row, v in zip(rows, savings, strict=True)
-        if v is not None and adaptive_saving is not None and v >= adaptive_saving
+        for row in scored
+        if adaptive_saving is not None and row["cycles_saving_at_equal_f1"] >= adaptive_saving
     ]
-    scored = [row for row, v in zip(rows, savings, strict=True) if v is not None]
     best = max(scored, key=lambda row: row["cycles_saving_at_equal_f1"]) if scored else None
     return {
         "cascades": len(rows),
@@ -179,12 +178,12 @@ def firsts_summary(rows: list[dict[str, Any]], adaptive_saving: float | None) ->
         else {
             k: best[k]
             for k in ("model", "cycles_saving_at_equal_f1", "memory_ratio_cascade_over_adaptive")
-        },  # fmt: skip
+        },
     }
 
 
 def write_cascade_firsts(rows: list[dict[str, Any]], path: Path) -> None:
-    """``cascade_firsts.csv``: the rows of :func:`cascade_firsts`."""
+    """``cascade_firsts.csv``: the rows of :func:`cascade_first_rows`."""
     with atomic_open(path, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(FIRSTS_COLUMNS))
         writer.writeheader()
@@ -310,7 +309,7 @@ def summary(r: StudyResult, profile: str) -> dict[str, Any]:
             "firsts": {
                 "priced_by": main,
                 **firsts_summary(
-                    cascade_firsts(r), fronts[main]["adaptive"]["cycles_saving_at_equal_f1"]
+                    cascade_first_rows(r), fronts[main]["adaptive"]["cycles_saving_at_equal_f1"]
                 ),
             },
         }
