@@ -162,14 +162,14 @@ def write_study(result: StudyResult, scenario: Scenario, cfg: AdaptiveConfig, ou
         "precision_priced": "float32",
     }
     write_modes(result.modes, out / "modes", meta)
-    done = {"seed": scenario.seed, **summary(result, cfg.profile)}
+    rows = cascade_first_rows(result)
+    done = {"seed": scenario.seed, **summary(result, cfg.profile, rows)}
     write_atomic(out / "summary.json", json.dumps(done, indent=1))
     write_grid(result, out / "static_grid.csv")
     plot_fig11(result, out / "fig11.png")
     if result.replicated:
         plot_fig12(result, out / "fig12.png")
     if result.cascade is not None:
-        rows = cascade_first_rows(result)
         write_cascade_firsts(rows, out / "cascade_firsts.csv")
         saving = done["cycles_saving_at_equal_f1"]
         if saving is not None:

@@ -217,8 +217,9 @@ def plot_cascade_firsts(
     save_figure(fig, path)
 
 
-def summary(r: StudyResult, profile: str) -> dict[str, Any]:
-    """The acceptance numbers and the choices that produced them."""
+def summary(r: StudyResult, profile: str, first_rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The acceptance numbers and the choices that produced them; ``first_rows`` are the
+    study's :func:`cascade_first_rows`."""
     pareto = [m for m in r.modes if m.pareto]
     cycles = [m.cycles_avg for m in pareto]
     f1s = [m.f1 for m in pareto]
@@ -308,9 +309,7 @@ def summary(r: StudyResult, profile: str) -> dict[str, Any]:
             },
             "firsts": {
                 "priced_by": main,
-                **firsts_summary(
-                    cascade_first_rows(r), fronts[main]["adaptive"]["cycles_saving_at_equal_f1"]
-                ),
+                **firsts_summary(first_rows, fronts[main]["adaptive"]["cycles_saving_at_equal_f1"]),
             },
         }
     if r.replicated:
