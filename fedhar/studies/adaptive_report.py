@@ -20,6 +20,7 @@ from fedhar.adaptive.modes import MODE_COLUMNS, ExpectedCost, Mode
 from fedhar.files import atomic_open, write_atomic
 from fedhar.results.figures import plt, save_figure
 from fedhar.studies.adaptive import Pricing, Replicated, StudyResult
+from fedhar.studies.adaptive_cache import numerical_environment
 from fedhar.studies.adaptive_search import front
 
 Points = tuple[np.ndarray, np.ndarray]
@@ -228,6 +229,7 @@ def summary(r: StudyResult, profile: str, first_rows: list[dict[str, Any]]) -> d
     main = r.pricings[0].name
     out: dict[str, Any] = {
         "profile": profile,
+        "numerical_environment": numerical_environment(),
         "precision_priced": "float32",
         "priced_by": main,
         "pricings": [p.name for p in r.pricings],

@@ -1,5 +1,6 @@
 """Cache keys of trained adaptive networks: options that cannot change a network's training
-do not change its key (a grid model is read back under every distill/sandwich setting)."""
+do not change its key (a grid model is read back under every distill/sandwich setting), and the
+CPU kernels that do change it are part of it."""
 
 from __future__ import annotations
 
@@ -11,7 +12,14 @@ import torch
 
 from fedhar.adaptive.slim import TrainOptions, build_slim, train
 from fedhar.models.spec import daghero_cnn
-from fedhar.studies.adaptive_cache import effective_options, trained_net
+from fedhar.studies.adaptive_cache import (
+    ISA_CAPS,
+    data_digest,
+    effective_options,
+    net_key,
+    numerical_environment,
+    trained_net,
+)
 
 SPEC = daghero_cnn(3, 16, 3, channels=(4, 4, 8), kernels=(3, 3, 3))
 PLAIN = TrainOptions(schedule="plateau", patience=2)
@@ -52,3 +60,21 @@ def test_grid_model_is_a_cache_hit_under_slimmable_options(xy, tmp_path: Path, m
     _, key_two, _ = trained_net(SPEC, (0.5, 1.0), xy, options=PLAIN, **budget)
     _, key_two_distill, hit_two = trained_net(SPEC, (0.5, 1.0), xy, options=SLIM, **budget)
     assert not hit_two and key_two_distill != key_two
+
+
+def test_key_follows_the_cpu_kernels_and_isa_caps(xy, monkeypatch) -> None:
+    # The same seed trained on AVX-512 and AVX2 kernels gives other weights (README, issue 16),
+    # so a cache shared by such machines must not hand one's networks to the other.
+    for var in ISA_CAPS:
+        monkeypatch.delenv(var, raising=False)
+    args = (SPEC, (1.0,), data_digest(*xy), {"seed": 0}, None)
+    plain = net_key(*args)
+    assert net_key(*args) == plain
+    monkeypatch.setenv("MKL_CBWR", "AVX2")
+    assert numerical_environment()["MKL_CBWR"] == "AVX2"
+    assert net_key(*args) != plain
+    monkeypatch.delenv("MKL_CBWR")
+    other = "avx2" if torch.backends.cpu.get_cpu_capability() != "avx2" else "default"
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: other)
+    assert numerical_environment()["cpu_capability"] == other
+    assert net_key(*args) != plain

@@ -13,6 +13,7 @@ import pytest
 
 from fedhar.adaptive.fronts import cycles_saving_at_equal_f1, max_gap_to_static_front
 from fedhar.cli import main
+from fedhar.studies.adaptive_cache import numerical_environment
 
 SCENARIO = """
 name: syn
@@ -74,6 +75,8 @@ def test_adaptive_command_writes_its_files(
     ):
         assert key in summary
     assert summary["pareto_modes"] == sum(r["pareto"] == "True" for r in rows)
+    # The CPU kernels that trained the networks are recorded (their weights depend on them).
+    assert summary["numerical_environment"] == numerical_environment()
     # Every pricing compares the variable-width and the cascade fronts with the static one.
     assert summary["priced_by"] == summary["pricings"][0]
     for name in summary["pricings"]:
