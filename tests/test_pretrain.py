@@ -12,6 +12,7 @@ from fedhar.data.types import WindowSet
 from fedhar.models.spec import cnn3, daghero_cnn
 from fedhar.studies.pretrain import (
     PretrainOptions,
+    cache_key,
     class_weights,
     predict,
     pretrain,
@@ -93,6 +94,18 @@ def test_cache_key_changes_with_data_and_options(tmp_path: Path) -> None:
     other_data = pretrain(spec, ws.subset(ws.users != "4"), OPTIONS, cache_dir=tmp_path)
     assert len({base.cache_key, other_seed.cache_key, other_data.cache_key}) == 3
     assert not other_seed.from_cache and not other_data.from_cache
+
+
+def test_cache_key_holds_the_cpu_kernels_of_the_torch_engine(monkeypatch) -> None:
+    # Another instruction set trains other float32 weights; the C engine's do not depend on it.
+    ws = _windows()
+    spec = cnn3(3, 24, 3)
+    engines = {e: PretrainOptions(**{**OPTIONS.__dict__, "engine": e}) for e in ("torch", "c")}
+    here = {e: cache_key(spec, ws, o) for e, o in engines.items()}
+    other = "avx2" if torch.backends.cpu.get_cpu_capability() != "avx2" else "default"
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: other)
+    assert cache_key(spec, ws, engines["torch"]) != here["torch"]
+    assert cache_key(spec, ws, engines["c"]) == here["c"]
 
 
 def test_normalizer_fitted_on_training_users_only(tmp_path: Path) -> None:

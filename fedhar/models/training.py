@@ -1,7 +1,9 @@
-"""Training helpers shared by every PyTorch trainer of fedhar: loss weights and determinism."""
+"""Training helpers shared by every PyTorch trainer of fedhar: loss weights, determinism and
+the numerical environment that trained results depend on."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -39,3 +41,18 @@ def deterministic_torch() -> Iterator[None]:
         yield
     finally:
         torch.use_deterministic_algorithms(before)
+
+
+#: Environment variables that cap the instruction set of PyTorch's oneDNN and MKL kernels.
+ISA_CAPS = ("ONEDNN_MAX_CPU_ISA", "MKL_CBWR")
+
+
+def numerical_environment() -> dict[str, str]:
+    """What float32 training depends on besides its inputs: the torch version, the CPU kernels
+    ATen dispatches to (``avx512``, ``avx2``, ...; ``ATEN_CPU_CAPABILITY`` lowers them) and the
+    oneDNN/MKL instruction-set caps when set. Measured on UCI HAPT (README, issue 16): the
+    same seed trained with AVX-512 and with AVX2 kernels gives grid models whose test
+    macro-F1 differ by 0.016 on average (0.047 at most)."""
+    env = {"torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+    env.update({var: os.environ[var] for var in ISA_CAPS if os.environ.get(var)})
+    return env

@@ -2,16 +2,16 @@
 
 A network's key is the sha256 of everything its weights depend on: the spec, the widths, the
 training windows' bytes, the training settings, the seed, the weights it started from (another
-key) and the numerical environment (:func:`numerical_environment`). The same grid model of
-another scenario, or of a re-run, is read back instead of trained again; a cache shared by
-machines whose CPUs run other float32 kernels is not, because their training differs.
+key) and the numerical environment (:func:`fedhar.models.training.numerical_environment`).
+The same grid model of another scenario, or of a re-run, is read back instead of trained
+again; a cache shared by machines whose CPUs run other float32 kernels is not, because their
+training differs.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -23,22 +23,9 @@ from fedhar.adaptive.slim import SlimNet, TrainOptions, build_slim, train
 from fedhar.data.paths import user_cache_dir
 from fedhar.files import atomic_open
 from fedhar.models.spec import ModelSpec
+from fedhar.models.training import numerical_environment
 
 FORMAT = 1
-
-#: Environment variables that cap the instruction set of PyTorch's oneDNN and MKL kernels.
-ISA_CAPS = ("ONEDNN_MAX_CPU_ISA", "MKL_CBWR")
-
-
-def numerical_environment() -> dict[str, str]:
-    """What float32 training depends on besides its inputs: the torch version, the CPU kernels
-    ATen dispatches to (``avx512``, ``avx2``, ...; ``ATEN_CPU_CAPABILITY`` lowers them) and the
-    oneDNN/MKL instruction-set caps when set. Measured on UCI HAPT (README, issue 16): the
-    same seed trained with AVX-512 and with AVX2 kernels gives grid models whose test macro-F1
-    differ by 0.016 on average (0.047 at most)."""
-    env = {"torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability()}
-    env.update({var: os.environ[var] for var in ISA_CAPS if os.environ.get(var)})
-    return env
 
 
 def data_digest(x: np.ndarray, y: np.ndarray) -> str:

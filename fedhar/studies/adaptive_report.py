@@ -18,9 +18,9 @@ from matplotlib.ticker import NullFormatter
 from fedhar.adaptive.fronts import cycles_saving_at_equal_f1, front_line, max_gap_to_static_front
 from fedhar.adaptive.modes import MODE_COLUMNS, ExpectedCost, Mode
 from fedhar.files import atomic_open, write_atomic
+from fedhar.models.training import numerical_environment
 from fedhar.results.figures import plt, save_figure
 from fedhar.studies.adaptive import Pricing, Replicated, StudyResult
-from fedhar.studies.adaptive_cache import numerical_environment
 from fedhar.studies.adaptive_search import front
 
 Points = tuple[np.ndarray, np.ndarray]

@@ -37,7 +37,7 @@ from fedhar.files import write_atomic
 from fedhar.metrics import score
 from fedhar.models.spec import ModelSpec
 from fedhar.models.torch_model import SpecNet, build_torch
-from fedhar.models.training import class_weights, deterministic_torch
+from fedhar.models.training import class_weights, deterministic_torch, numerical_environment
 from fedhar.ondevice import clib
 from fedhar.ondevice.ctrain import Trainer
 
@@ -565,7 +565,9 @@ def cache_key(
     engine resolved) and the build that trains: the torch version, and the C library's
     :func:`~fedhar.ondevice.clib.build_id` under the C engine. Federated pretraining adds its
     options and :data:`FEDERATED_FORMAT` (centralized keys hold neither, and stay as they
-    were)."""
+    were). Under the torch engine the key also holds the CPU kernels that train
+    (:func:`~fedhar.models.training.numerical_environment` less the torch version, which is
+    already there), because another instruction set trains other weights."""
     engine = resolved_engine(spec, options)
     content: dict[str, object] = {
         "format": CACHE_FORMAT,
@@ -575,6 +577,9 @@ def cache_key(
         "torch": torch.__version__.split("+")[0],
         "c_library": clib.build_id() if engine == "c" else None,
     }
+    if engine == "torch":
+        kernels = {k: v for k, v in numerical_environment().items() if k != "torch"}
+        content["kernels"] = kernels
     if federated is not None:
         content["federated"] = {**asdict(federated), "format": FEDERATED_FORMAT}
     payload = json.dumps(content, sort_keys=True)

@@ -12,14 +12,8 @@ import torch
 
 from fedhar.adaptive.slim import TrainOptions, build_slim, train
 from fedhar.models.spec import daghero_cnn
-from fedhar.studies.adaptive_cache import (
-    ISA_CAPS,
-    data_digest,
-    effective_options,
-    net_key,
-    numerical_environment,
-    trained_net,
-)
+from fedhar.models.training import ISA_CAPS, numerical_environment
+from fedhar.studies.adaptive_cache import data_digest, effective_options, net_key, trained_net
 
 SPEC = daghero_cnn(3, 16, 3, channels=(4, 4, 8), kernels=(3, 3, 3))
 PLAIN = TrainOptions(schedule="plateau", patience=2)

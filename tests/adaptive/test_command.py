@@ -13,7 +13,7 @@ import pytest
 
 from fedhar.adaptive.fronts import cycles_saving_at_equal_f1, max_gap_to_static_front
 from fedhar.cli import main
-from fedhar.studies.adaptive_cache import numerical_environment
+from fedhar.models.training import numerical_environment
 
 SCENARIO = """
 name: syn
