@@ -48,6 +48,7 @@ from fedhar.files import write_atomic
 from fedhar.mcu import McuProfile, load_profile
 from fedhar.metrics import score
 from fedhar.models.spec import daghero_cnn
+from fedhar.models.training import numerical_environment
 from fedhar.ondevice.ctrain import Trainer
 from fedhar.results.journal import Journal, identity_sha256
 from fedhar.schema.base import SchemaError, load_yaml_model
@@ -190,8 +191,8 @@ def _cache_file(key: str) -> Path:
 
 
 def general_model(scenario: FleetScenario, train_ws: WindowSet, n_classes: int, log: Log):
-    """The fold's general network trained on ``train_ws`` (cached by content), and its
-    normalizer."""
+    """The fold's general network trained on ``train_ws`` (cached by content, with the torch
+    version and CPU kernels that train it), and its normalizer."""
     _, c, t = train_ws.x.shape
     spec = general_spec(scenario, c, t, n_classes)
     widths = (scenario.fleet.model.small_width, 1.0)
@@ -204,6 +205,7 @@ def general_model(scenario: FleetScenario, train_ws: WindowSet, n_classes: int, 
                 "widths": widths,
                 "pretrain": p.model_dump(),
                 "seed": scenario.seed,
+                "environment": numerical_environment(),
             },
             sort_keys=True,
         ).encode()
