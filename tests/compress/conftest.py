@@ -4,9 +4,11 @@ Synthetic HAR data (fedhar.data.synthetic, 4 users, 6 classes, windows of 40 sam
 20 Hz) split in time per user and class: the first 60 % train, the rest tests. Each model is
 trained with BatchNorm for a few epochs (learnable, not converged) and folded.
 
-Torch runs on one thread in these tests: its float reductions then add in one order on every
-machine, so each trained model, and each comparison between trainings, is the same whatever
-the core count (with two threads, QAT at 4 bits beat PTQ by a margin that flipped sign).
+Torch runs on one thread in these tests: its float reductions then add in one order, so each
+trained model, and each comparison between trainings, is the same whatever the core count
+(with two threads, QAT at 4 bits beat PTQ by a margin that flipped sign). CPUs with other
+vector kernels (AVX-512, AVX2) still train other weights, so a comparison between trainings
+must hold by a margin wider than that difference.
 """
 
 from __future__ import annotations

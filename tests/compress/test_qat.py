@@ -47,7 +47,11 @@ def test_fake_quant_logits_are_the_integer_reference(model: str, which, data, re
 
 def test_qat_at_4_bits_improves_on_ptq_at_4_bits(daghero, data) -> None:  # noqa: ANN001
     """Measured on the training windows, what QAT optimizes: the class-weighted cross-entropy
-    of the deployed network (reference_logits of the exported QNet) and its macro-F1."""
+    of the deployed network (reference_logits of the exported QNet) and its macro-F1.
+
+    Ten epochs: after three, QAT had lowered the cross-entropy (0.72 against PTQ's 0.94) but
+    not yet the macro-F1 on AVX-512 kernels (0.775-0.787 against 0.790, QAT seeds 0-2); after
+    ten it scores 0.890-0.898 on every seed (cross-entropy 0.51)."""
     bits = daghero.bits(4, 4)
     ptq = build_qat(daghero.folded, daghero.folded_state, bits, data.x)
     qat = qat_finetune(
@@ -56,7 +60,7 @@ def test_qat_at_4_bits_improves_on_ptq_at_4_bits(daghero, data) -> None:  # noqa
         bits,
         data.x,
         data.y,
-        epochs=3,
+        epochs=10,
         batch_size=64,
         seed=0,
         calib_x=data.x,
