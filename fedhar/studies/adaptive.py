@@ -503,6 +503,18 @@ def covering_static_set(cands: list[Candidate], modes: list[Mode]) -> list[int]:
     return chosen
 
 
+def static_memory_ratio(
+    cands: list[Candidate], static_set: list[int], adaptive_bytes: int
+) -> float | None:
+    """The bytes of ``static_set`` over the variable-width network's ``adaptive_bytes``; None
+    when the set is empty: no static model of the grid scores as high as the lowest adaptive
+    Pareto mode, so no set of static models offers the adaptive range (a ratio of 0 would
+    read as the static system being free)."""
+    if not static_set:
+        return None
+    return sum(cands[i].bytes for i in static_set) / adaptive_bytes
+
+
 def personalize(
     net: SlimNet, tr: tuple[np.ndarray, np.ndarray], cfg: AdaptiveConfig, seed: int
 ) -> SlimNet:

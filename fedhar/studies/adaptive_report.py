@@ -20,7 +20,7 @@ from fedhar.adaptive.modes import MODE_COLUMNS, ExpectedCost, Mode
 from fedhar.files import atomic_open, write_atomic
 from fedhar.models.training import numerical_environment
 from fedhar.results.figures import plt, save_figure
-from fedhar.studies.adaptive import Pricing, Replicated, StudyResult
+from fedhar.studies.adaptive import Pricing, Replicated, StudyResult, static_memory_ratio
 from fedhar.studies.adaptive_search import front
 
 Points = tuple[np.ndarray, np.ndarray]
@@ -271,7 +271,9 @@ def summary(r: StudyResult, profile: str, first_rows: list[dict[str, Any]]) -> d
         "static_set": [r.candidates[i].label for i in r.static_set],
         "static_set_f1": [r.candidates[i].f1_test for i in r.static_set],
         "static_set_bytes": r.static_set_bytes,
-        "memory_ratio_static_over_adaptive": r.static_set_bytes / r.adaptive_bytes,
+        "memory_ratio_static_over_adaptive": static_memory_ratio(
+            r.candidates, r.static_set, r.adaptive_bytes
+        ),
         "executed_cycles": {
             q: {"small": c.small.cycles, "policy": c.policy.cycles, "large": c.large.cycles}
             for q, c in r.executed.items()

@@ -26,7 +26,12 @@ from matplotlib.ticker import NullFormatter
 
 from fedhar.adaptive.fronts import front_line
 from fedhar.results.figures import plt, save_figure
-from fedhar.studies.adaptive import Replicated, StudyResult, covering_static_set
+from fedhar.studies.adaptive import (
+    Replicated,
+    StudyResult,
+    covering_static_set,
+    static_memory_ratio,
+)
 from fedhar.studies.adaptive_report import comparison, curves
 
 SEEDS_FILE = "seeds.json"
@@ -218,8 +223,9 @@ def against_mean_grid(results: list[StudyResult]) -> list[dict[str, float | None
         static_set = covering_static_set(mine.candidates, r.modes)
         node: dict[str, Any] = {
             "fronts": {p.name: comparison(curves(mine, p)) for p in r.pricings},
-            "memory_ratio_static_over_adaptive": sum(mine.candidates[i].bytes for i in static_set)
-            / r.adaptive_bytes,
+            "memory_ratio_static_over_adaptive": static_memory_ratio(
+                mine.candidates, static_set, r.adaptive_bytes
+            ),
         }
         if r.replicated:
             node["replicated"] = {

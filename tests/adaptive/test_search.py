@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fedhar.adaptive.modes import Mode
-from fedhar.studies.adaptive import covering_static_set, static_in_range
+from fedhar.studies.adaptive import covering_static_set, static_in_range, static_memory_ratio
 from fedhar.studies.adaptive_search import (
     Candidate,
     choose_large,
@@ -65,6 +65,20 @@ def test_static_set_covers_the_adaptive_range() -> None:
     assert static_in_range(cands, modes) == [1]
     assert covering_static_set(cands, modes) == [1, 2]
     assert covering_static_set(cands, [mode(0.91, True), mode(0.93, True)]) == [1]
+
+
+def test_no_static_set_when_every_static_model_scores_below_the_adaptive_modes() -> None:
+    # HAPT seed 4 (2026-12-06): the adaptive modes scored 0.808-0.812, the best static 0.801.
+    cands = [
+        Candidate((8, 8, 8), 7, f1, f1, cycles, 0.0, 0, size)
+        for f1, cycles, size in ((0.90, 100.0, 600), (0.93, 200.0, 1000), (0.97, 400.0, 3000))
+    ]
+    above = [mode(0.98, True), mode(0.99, True)]
+    assert covering_static_set(cands, above) == []
+    assert static_memory_ratio(cands, [], 2000) is None
+    spanned = covering_static_set(cands, [mode(0.92, True), mode(0.95, True)])
+    assert spanned == [1, 2]
+    assert static_memory_ratio(cands, spanned, 2000) == (1000 + 3000) / 2000
 
 
 def mode(f1: float, pareto: bool) -> Mode:
