@@ -21,6 +21,10 @@ With ``--seeds K ...``, the study runs once per seed in place of the scenario's,
 numbers as it finishes, with their mean, standard deviation and range
 (:mod:`fedhar.studies.adaptive_seeds`); under ``split: users``, also against the static front
 of the grid models' seed-mean test scores. ``DIR/seeds.png`` draws every seed's fronts.
+With ``adaptive.selection: across_seeds``, every seed's grid is trained first, one (M_l,
+width) pair is chosen from all the seeds' validation results
+(:mod:`fedhar.studies.adaptive_across`), and ``seeds.json`` ``selection`` gives it with every
+candidate pair's pooled scores.
 """
 
 from __future__ import annotations
@@ -28,8 +32,9 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from fedhar.commands import add_study_arguments
 
@@ -37,6 +42,8 @@ if TYPE_CHECKING:
     from fedhar.schema.adaptive import AdaptiveConfig
     from fedhar.schema.scenario import Scenario
     from fedhar.studies.adaptive import StudyResult
+
+T = TypeVar("T")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
     from fedhar.results.journal import Journal, JournalError
     from fedhar.schema.adaptive import load_adaptive_scenario
     from fedhar.schema.base import SchemaError
-    from fedhar.studies.adaptive import GRID_FILE, grid_identity, run_study
+    from fedhar.studies.adaptive import GRID_FILE, grid_identity, run_study, train_grid
+    from fedhar.studies.adaptive_across import choose_across, finish_across
     from fedhar.studies.adaptive_seeds import (
         SEEDS_FIGURE,
         SEEDS_FILE,
@@ -76,29 +84,33 @@ def run(args: argparse.Namespace) -> int:
     def log(line: str) -> None:
         say(f"[{time.monotonic() - start:6.1f} s] {line}")
 
-    def study(seeded: Scenario, where: Path) -> tuple[StudyResult, dict[str, Any]] | None:
-        """Runs one study of ``seeded`` and writes its files in ``where``; returns it and its
-        summary, or None after printing the error of bad input."""
+    def guarded(seed: int | None, step: Callable[[], T]) -> T | None:
+        """``step()``, or None after printing the error of bad input (of seed ``seed``)."""
         try:
-            identity = grid_identity(seeded, cfg)
-            result = run_study(
-                seeded,
-                cfg,
-                args.data_dir,
-                log,
-                lambda: Journal(where / GRID_FILE, identity, resume=args.resume),
-            )
+            return step()
         except (DatasetMissingError, JournalError, ValueError) as exc:
             # A key of the scenario that only the data can check names the file, as schema
             # errors do.
             named = str(exc).startswith("adaptive.")
-            where_seed = f"seed {seeded.seed}: " if args.seeds is not None else ""
+            where_seed = f"seed {seed}: " if seed is not None else ""
             print_error(
                 ValueError(f"{args.scenario}: {exc}") if named else exc,
                 f"fedhar adaptive: error: {where_seed}",
             )
             return None
-        return result, write_study(result, seeded, cfg, where)
+
+    def journal(seeded: Scenario, where: Path) -> Callable[[], Journal]:
+        identity = grid_identity(seeded, cfg)
+        return lambda: Journal(where / GRID_FILE, identity, resume=args.resume)
+
+    def study(seeded: Scenario, where: Path) -> tuple[StudyResult, dict[str, Any]] | None:
+        """Runs one study of ``seeded`` and writes its files in ``where``; returns it and its
+        summary, or None after printing the error of bad input."""
+        seed = seeded.seed if args.seeds is not None else None
+        result = guarded(
+            seed, lambda: run_study(seeded, cfg, args.data_dir, log, journal(seeded, where))
+        )
+        return None if result is None else (result, write_study(result, seeded, cfg, where))
 
     if args.seeds is None:
         done = study(scenario, out)
@@ -106,25 +118,64 @@ def run(args: argparse.Namespace) -> int:
             return 2
         log(f"wrote {out}")
         return 0
-    rows, results = [], []
-    for seed in args.seeds:
-        log(f"seed {seed}")
-        done = study(scenario.model_copy(update={"seed": seed}), out / f"seed-{seed}")
-        if done is None:
-            return 2
-        results.append(done[0])
-        rows.append(seed_row(seed, done[1]))
+    rows: list[dict[str, Any]] = []
+    results: list[StudyResult] = []
+    record: dict[str, Any] = {}
+    selection: dict[str, Any] = {"rule": cfg.selection}
+
+    def seed_done(seed: int, result: StudyResult, done: dict[str, Any]) -> None:
+        """Adds one finished seed to ``DIR/seeds.json``."""
+        results.append(result)
+        rows.append(seed_row(seed, done))
         if cfg.split == "users":  # every seed scores the same test users' windows
             for row, mean in zip(rows, against_mean_grid(results), strict=True):
                 row.update(mean)
-        record = {
-            "scenario": scenario.name,
-            "seeds": args.seeds[: len(rows)],
-            "runs": rows,
-            "spread": spread(rows),
-            "grid_f1_test": grid_spread(results),
-        }
+        record.update(
+            scenario=scenario.name,
+            seeds=args.seeds[: len(rows)],
+            selection=selection,
+            runs=rows,
+            spread=spread(rows),
+            grid_f1_test=grid_spread(results),
+        )
         write_atomic(out / SEEDS_FILE, json.dumps(record, indent=1))
+
+    seeded = {seed: scenario.model_copy(update={"seed": seed}) for seed in args.seeds}
+    if cfg.selection == "per_seed":
+        for seed in args.seeds:
+            log(f"seed {seed}")
+            done = study(seeded[seed], out / f"seed-{seed}")
+            if done is None:
+                return 2
+            seed_done(seed, *done)
+    else:
+        grids = []
+        for seed in args.seeds:
+            log(f"seed {seed}: grid")
+            where = out / f"seed-{seed}"
+            grid = guarded(
+                seed,
+                lambda s=seed, w=where: train_grid(
+                    seeded[s], cfg, args.data_dir, log, journal(seeded[s], w)
+                ),
+            )
+            if grid is None:
+                return 2
+            grids.append(grid)
+
+        across = guarded(None, lambda: choose_across(grids, cfg, log))
+        if across is None:
+            return 2
+        selection["chosen"] = across.label(grids)
+        selection["pairs"] = {
+            f"{p.label} @{p.width}": {
+                "mean_validation_gap": None if p.gap != p.gap else p.gap,
+                "mean_relative_hypervolume": p.hypervolume,
+            }
+            for p in across.pairs
+        }
+        for seed, result in finish_across(grids, cfg, across, log):
+            seed_done(seed, result, write_study(result, seeded[seed], cfg, out / f"seed-{seed}"))
     plot_seeds(args.seeds, results, out / SEEDS_FIGURE, mean=cfg.split == "users")
     for line in table(rows, record["spread"]):
         say(line)

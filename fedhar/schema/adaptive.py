@@ -156,6 +156,17 @@ class AdaptiveConfig(Strict):
         "M_l). `range` needs a hypervolume large_choice (eq. (5)'s gain is defined on the "
         "front).",
     )
+    selection: Literal["per_seed", "across_seeds"] = Field(
+        "per_seed",
+        description="Whose validation chooses M_l and the width of M_s under `fedhar adaptive "
+        "--seeds`: `per_seed`, each seed's own; `across_seeds`, all the seeds' at once: the "
+        "large_pool models within score_drop of the best seed-mean validation macro-F1 are "
+        "converted by every seed, and large_choice is applied to each pair's mean over seeds "
+        "of its validation gap and of its hypervolume over the seed's largest; every seed "
+        "then reports its own network of that one pair. Each seed validates on other users, "
+        "so this is repeated sub-sampling validation over users. A run of one seed chooses "
+        "on its own.",
+    )
     thresholds: int = Field(100, ge=2, description="Number of score-margin thresholds Th.")
     th_min: float = Field(
         1e-3,

@@ -7,6 +7,9 @@ eq. (5) → one jointly trained two-width network per candidate width of M_s →
 the better eq. (3) trade-off on validation → modes table on the test windows → the cascade
 baseline (the same policy over two separate static models) → memory (Table 3) → the test set
 with one class replicated (Fig. 12) → per-user personalization and recomputed modes.
+:func:`run_study` runs them for one seed: :func:`train_grid` up to the grid, then the choice
+of the pair, then :func:`finish_study`; :mod:`fedhar.studies.adaptive_across` makes the choice
+once from several seeds' grids.
 
 Every front is priced on the scenario's profile from counted float32 operations and, with the
 emulator installed, on ``executed_profile`` from executed float32 and int8 windows
@@ -47,6 +50,7 @@ from fedhar.data.splits import split_by_users, split_chronological, validation_u
 from fedhar.data.types import HarDataset, WindowSet
 from fedhar.mcu import McuProfile, load_profile
 from fedhar.metrics import score
+from fedhar.models.spec import ModelSpec
 from fedhar.ondevice.slim_format import SlimF32, SlimS8
 from fedhar.ondevice.slim_infer import SlimNetC
 from fedhar.results.journal import Journal, identity_sha256, scenario_identity
@@ -162,7 +166,8 @@ class StudyResult:
     """Everything ``fedhar adaptive`` reports. ``hypervolume`` and ``validation_gap`` map
     each converted ``(M_l label, small width)`` to its validation modes' hypervolume and
     largest F1 gap below the grid's validation static front; ``large_choice`` is the rule
-    that chose M_l (``gain``, ``hypervolume`` or ``gap_then_hypervolume``)."""
+    that chose M_l (``gain``, ``hypervolume`` or ``gap_then_hypervolume``), applied to the
+    validation results of the seeds ``chosen_over_seeds``."""
 
     candidates: list[Candidate]
     large_index: int
@@ -190,6 +195,7 @@ class StudyResult:
     small_val_f1: float = float("nan")
     small_test_f1: float = float("nan")
     personalized: list[UserModes] = field(default_factory=list)
+    chosen_over_seeds: list[int] = field(default_factory=list)
 
 
 def load_windows(scenario: Scenario, data_dir: str | None) -> tuple[HarDataset, WindowSet]:
@@ -300,21 +306,19 @@ def hypervolumes(tables: dict[object, list[Mode]]) -> dict[object, float]:
     }
 
 
-def choose_pair(
+def validation_scores(
     nets: dict[tuple[int, float], SlimNet],
     val: tuple[np.ndarray, np.ndarray],
     profile: McuProfile,
     cfg: AdaptiveConfig,
     n_classes: int,
     static_val: tuple[np.ndarray, np.ndarray],
-) -> tuple[tuple[int, float], dict[tuple[int, float], float], dict[tuple[int, float], float]]:
-    """Among the two-width networks ``nets`` (``(grid index of M_l, small width)`` → network
-    of that M_l trained at that width and 1.0), the pair that ``cfg.large_choice`` prefers on
-    the validation windows ``val``: the largest hypervolume of its modes in F1 × cycles (eq.
-    (3) costs, one reference point for all pairs) or, for ``gap_then_hypervolume``, the
-    largest hypervolume among the pairs with no validation gap to the static front of
-    ``static_val`` (validation F1 ``[G]``, cycles ``[G]`` of the grid), else the smallest gap.
-    Also returns every pair's hypervolume and validation gap (NaN: no mode is as dear as the
+) -> tuple[dict[tuple[int, float], float], dict[tuple[int, float], float]]:
+    """Of every two-width network of ``nets`` (``(grid index of M_l, small width)`` → network
+    of that M_l trained at that width and 1.0), on the validation windows ``val``: the
+    hypervolume of its modes in F1 × cycles (eq. (3) costs on ``profile``, one reference point
+    for all pairs) and its largest F1 gap below the static front of ``static_val``
+    (validation F1 ``[G]``, cycles ``[G]`` of the grid; NaN: no mode is as dear as the
     cheapest static model)."""
     ths = thresholds(cfg.thresholds, cfg.th_min)
     tables: dict[object, list[Mode]] = {}
@@ -330,10 +334,19 @@ def choose_pair(
         )
         for k, t in tables.items()
     }
+    return volumes, gaps  # type: ignore[return-value]
+
+
+def prefer_pair(
+    volumes: dict[tuple[int, float], float], gaps: dict[tuple[int, float], float], rule: str
+) -> tuple[int, float]:
+    """The pair that ``rule`` (``large_choice``) prefers: the largest hypervolume of
+    ``volumes`` or, for ``gap_then_hypervolume``, the largest among the pairs whose ``gaps``
+    are not positive (NaN: no mode to compare, so no gap), else the smallest gap."""
     pool = list(volumes)
-    if cfg.large_choice == "gap_then_hypervolume":
+    if rule == "gap_then_hypervolume":
         pool = [k for k in volumes if not gaps[k] > 0] or [min(volumes, key=lambda k: gaps[k])]
-    return max(pool, key=lambda k: volumes[k]), volumes, gaps  # type: ignore[return-value]
+    return max(pool, key=lambda k: volumes[k])
 
 
 def executed_costs(
@@ -561,19 +574,49 @@ def class_index(ds: HarDataset, name: str) -> int:
     return ds.classes.index(name)
 
 
-def run_study(
+@dataclass
+class Grid:
+    """One seed's trained and scored static grid, and what the later steps of its study need.
+
+    Attributes:
+        scenario: the scenario, at this study's seed.
+        split: its windows; ``calib`` ``[cfg.calib_windows, C, T]``: the int8 calibration
+            windows, drawn from ``split.train`` by seed.
+        specs, candidates, nets, keys: each grid model's spec, scores, trained network and
+            cache key, in grid order.
+        static_preds: each grid model's float32 and int8 class predictions ``[N_test]``.
+        profile: prices the counted operations; ``executed_profile`` the executed windows
+            (None: no emulator, or none asked for).
+        budget: the training arguments every network of the study shares.
+        replicated_class: the class index of ``adaptive.replicate``, else None.
+    """
+
+    scenario: Scenario
+    split: Split
+    calib: np.ndarray
+    specs: list[ModelSpec]
+    candidates: list[Candidate]
+    nets: list[SlimNet]
+    keys: list[str]
+    static_preds: list[tuple[np.ndarray, np.ndarray]]
+    profile: McuProfile
+    executed_profile: McuProfile | None
+    budget: dict[str, object]
+    replicated_class: int | None
+
+
+def train_grid(
     scenario: Scenario,
     cfg: AdaptiveConfig,
     data_dir: str | None,
     log: Log,
     open_journal: Callable[[], Journal] | None = None,
-) -> StudyResult:
-    """Runs the whole study; ``log`` receives one line per step. Each scored grid model is
-    appended to the journal that ``open_journal`` opens (on ``grid.jsonl`` with
-    :func:`grid_identity`) once the scenario's data-dependent keys are checked; trained
-    networks are cached by content (:mod:`fedhar.studies.adaptive_cache`), so a re-run trains
-    nothing it trained before. PyTorch runs on one thread, which keeps results reproducible
-    and is faster on a shared CPU."""
+) -> Grid:
+    """The study's first steps: windows, split and the static grid, every model trained (or
+    read from the cache), scored and priced. Each scored grid model is appended to the
+    journal that ``open_journal`` opens (on ``grid.jsonl`` with :func:`grid_identity`) once
+    the scenario's data-dependent keys are checked. PyTorch runs on one thread, which keeps
+    results reproducible and is faster on a shared CPU."""
     torch.set_num_threads(1)
     profile = load_profile(cfg.profile)
     executed_profile = None
@@ -590,7 +633,6 @@ def run_study(
         f"windows: train {len(split.train[1])}, val {len(split.val[1])}, test {len(split.test[1])}"
         f" ({len(split.users)} held-out users for personalization)"
     )
-    n_classes = split.n_classes
     _, c, t = ws.x.shape
     data = {"train": split.train, "val": split.val, "test": split.test}
     rng = np.random.default_rng(scenario.seed)
@@ -598,7 +640,7 @@ def run_study(
     options = train_options(cfg)
     budget = {"batch_size": cfg.batch_size, "lr": cfg.lr, "seed": scenario.seed, "options": options}
     pools = cfg.grid_pools if cfg.grid_pools is not None else [cfg.pool]
-    specs = grid_specs(c, t, n_classes, grid_channels(cfg), cfg.grid_kernels, pools)
+    specs = grid_specs(c, t, split.n_classes, grid_channels(cfg), cfg.grid_kernels, pools)
     log(f"grid: {len(specs)} models, at most {cfg.search_epochs} epochs each ({cfg.schedule})")
     cands, nets, keys, static_preds = [], [], [], []
     journal = open_journal() if open_journal is not None else None
@@ -623,10 +665,68 @@ def run_study(
             f"{cand.f1_test:.3f} (int8 {cand.f1_test_int8:.3f}), {cand.cycles:.3g} cycles, "
             f"{cand.bytes} B"
         )
-    eligible = [
+    return Grid(
+        scenario, split, calib, specs, cands, nets, keys, static_preds, profile,
+        executed_profile, budget, replicated_class,
+    )  # fmt: skip
+
+
+def hosts_small(cands: list[Candidate], cfg: AdaptiveConfig) -> list[bool]:
+    """Per grid model: whether M_s fits in it at some ``small_widths`` width."""
+    return [
         any(small_fits(k.channels, w, cfg.min_small_channels) for w in cfg.small_widths)
         for k in cands
     ]
+
+
+def convert(
+    grid: Grid, cfg: AdaptiveConfig, larges: list[int], log: Log
+) -> dict[tuple[int, float], SlimNet]:
+    """The two-width network of every grid model of ``larges`` at every ``small_widths`` width
+    that fits (``(grid index, width)`` → network trained at that width and 1.0; cached)."""
+    cands = grid.candidates
+    var_nets = {}
+    for i in larges:
+        init = (grid.keys[i], grid.nets[i]) if cfg.init == "large" else None
+        for w in cfg.small_widths:
+            if not small_fits(cands[i].channels, w, cfg.min_small_channels):
+                continue
+            widths = sorted({w, 1.0, *cfg.extra_widths})
+            var_nets[(i, w)], _, hit = trained_net(
+                grid.specs[i], widths, grid.split.train, epochs=cfg.epochs, init=init,
+                **grid.budget,
+            )  # fmt: skip
+            log(f"{cands[i].label} variable-width net at {widths}{' (cached)' if hit else ''}")
+    return var_nets
+
+
+def pair_scores(
+    grid: Grid, cfg: AdaptiveConfig, var_nets: dict[tuple[int, float], SlimNet]
+) -> tuple[dict[tuple[int, float], float], dict[tuple[int, float], float]]:
+    """:func:`validation_scores` of ``var_nets`` on the grid's validation windows, against
+    its validation static front."""
+    cands = grid.candidates
+    static_val = np.array([c.f1_val for c in cands]), np.array([c.cycles for c in cands])
+    return validation_scores(
+        var_nets, grid.split.val, grid.profile, cfg, grid.split.n_classes, static_val
+    )
+
+
+def run_study(
+    scenario: Scenario,
+    cfg: AdaptiveConfig,
+    data_dir: str | None,
+    log: Log,
+    open_journal: Callable[[], Journal] | None = None,
+) -> StudyResult:
+    """Runs the whole study of one seed; ``log`` receives one line per step: the grid
+    (:func:`train_grid`, journaled through ``open_journal``), M_l and the width of M_s as
+    ``cfg.large_choice`` says, then :func:`finish_study`. Trained networks are cached by
+    content (:mod:`fedhar.studies.adaptive_cache`), so a re-run trains nothing it trained
+    before."""
+    grid = train_grid(scenario, cfg, data_dir, log, open_journal)
+    cands = grid.candidates
+    eligible = hosts_small(cands, cfg)
     if cfg.large_choice == "gain":
         large, gains = choose_large(cands, cfg.score_drop, eligible)
         larges = [large]
@@ -635,22 +735,32 @@ def run_study(
         gains = front_gains(cands, front(cands, "val"))
         larges = large_candidates(cands, cfg.score_drop, eligible, cfg.large_pool)
         log(f"M_l candidates: {', '.join(cands[i].label for i in larges)}")
-    var_nets = {}
-    for i in larges:
-        init = (keys[i], nets[i]) if cfg.init == "large" else None
-        for w in cfg.small_widths:
-            if not small_fits(cands[i].channels, w, cfg.min_small_channels):
-                continue
-            widths = sorted({w, 1.0, *cfg.extra_widths})
-            var_nets[(i, w)], _, hit = trained_net(
-                specs[i], widths, split.train, epochs=cfg.epochs, init=init, **budget
-            )
-            log(f"{cands[i].label} variable-width net at {widths}{' (cached)' if hit else ''}")
-    static_val = np.array([c.f1_val for c in cands]), np.array([c.cycles for c in cands])
-    (large, small_width), volumes, val_gaps = choose_pair(
-        var_nets, split.val, profile, cfg, n_classes, static_val
-    )
-    net = var_nets[(large, small_width)]
+    var_nets = convert(grid, cfg, larges, log)
+    volumes, val_gaps = pair_scores(grid, cfg, var_nets)
+    pair = prefer_pair(volumes, val_gaps, cfg.large_choice)
+    result = finish_study(grid, cfg, var_nets[pair], pair, volumes, val_gaps, gains, log)
+    result.chosen_over_seeds = [scenario.seed]
+    return result
+
+
+def finish_study(
+    grid: Grid,
+    cfg: AdaptiveConfig,
+    net: SlimNet,
+    chosen: tuple[int, float],
+    volumes: dict[tuple[int, float], float],
+    val_gaps: dict[tuple[int, float], float],
+    gains: dict[int, float],
+    log: Log,
+) -> StudyResult:
+    """The study's last steps, with M_l and the width of M_s ``chosen`` (``(grid index,
+    width)``; ``net`` its two-width network): the test modes, memory, the cascade, the
+    replicated test sets and personalization. ``volumes`` and ``val_gaps`` are the
+    validation scores of every pair considered, ``gains`` the eq. (5) gains."""
+    cands, split, calib, profile = grid.candidates, grid.split, grid.calib, grid.profile
+    executed_profile, scenario, n_classes = grid.executed_profile, grid.scenario, split.n_classes
+    data = {"train": split.train, "val": split.val, "test": split.test}
+    large, small_width = chosen
     log(
         f"M_l = {cands[large].label}, M_s width {small_width} (validation hypervolume / gap: "
         + ", ".join(
@@ -700,13 +810,13 @@ def run_study(
     )
     if cfg.cascade:
         result.cascade = choose_cascade(
-            cands, nets, large, split, profile, cfg, calib, executed_profile
+            cands, grid.nets, large, split, profile, cfg, calib, executed_profile
         )
         log(
             f"cascade: {cands[result.cascade.small_index].label} then {cands[large].label}, "
             f"{result.cascade.bytes} B"
         )
-    if replicated_class is not None and cfg.replicate is not None:
+    if grid.replicated_class is not None and cfg.replicate is not None:
         x_test, y_test = split.test
         outputs = (
             collect_outputs(clf.small, clf.large, x_test),
@@ -716,12 +826,12 @@ def run_study(
             result.replicated.append(
                 replicate_test(
                     factor,
-                    replicated_class,
+                    grid.replicated_class,
                     y_test,
                     outputs,
                     costs,
                     result.cascade,
-                    static_preds,
+                    grid.static_preds,
                     cfg,
                     n_classes,
                 )

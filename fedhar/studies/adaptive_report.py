@@ -248,6 +248,7 @@ def summary(r: StudyResult, profile: str, first_rows: list[dict[str, Any]]) -> d
         "large_gain_f1_per_cycle": r.gains.get(r.large_index),
         "small_width": r.small_width,
         "large_choice": r.large_choice,
+        "chosen_over_seeds": r.chosen_over_seeds,
         "width_hypervolume": {
             str(w): v for (label, w), v in r.hypervolume.items() if label == large.label
         },
