@@ -306,37 +306,6 @@ def hypervolumes(tables: dict[object, list[Mode]]) -> dict[object, float]:
     }
 
 
-def validation_scores(
-    nets: dict[tuple[int, float], SlimNet],
-    val: tuple[np.ndarray, np.ndarray],
-    profile: McuProfile,
-    cfg: AdaptiveConfig,
-    n_classes: int,
-    static_val: tuple[np.ndarray, np.ndarray],
-) -> tuple[dict[tuple[int, float], float], dict[tuple[int, float], float]]:
-    """Of every two-width network of ``nets`` (``(grid index of M_l, small width)`` → network
-    of that M_l trained at that width and 1.0), on the validation windows ``val``: the
-    hypervolume of its modes in F1 × cycles (eq. (3) costs on ``profile``, one reference point
-    for all pairs) and its largest F1 gap below the static front of ``static_val``
-    (validation F1 ``[G]``, cycles ``[G]`` of the grid; NaN: no mode is as dear as the
-    cheapest static model)."""
-    ths = thresholds(cfg.thresholds, cfg.th_min)
-    tables: dict[object, list[Mode]] = {}
-    for (i, w), net in nets.items():
-        clf = build_classifier(net, w)
-        costs = expected_cost(clf.small, clf.large, profile)
-        out = collect_outputs(clf.small, clf.large, val[0])
-        tables[(i, w)] = sweep(val[1], out, costs, ths, n_classes)
-    volumes: dict[tuple[int, float], float] = hypervolumes(tables)  # type: ignore[assignment]
-    gaps = {
-        k: max_gap_to_static_front(
-            np.array([m.f1 for m in t]), np.array([m.cycles_avg for m in t]), *static_val
-        )
-        for k, t in tables.items()
-    }
-    return volumes, gaps  # type: ignore[return-value]
-
-
 def prefer_pair(
     volumes: dict[tuple[int, float], float], gaps: dict[tuple[int, float], float], rule: str
 ) -> tuple[int, float]:
@@ -671,14 +640,6 @@ def train_grid(
     )  # fmt: skip
 
 
-def hosts_small(cands: list[Candidate], cfg: AdaptiveConfig) -> list[bool]:
-    """Per grid model: whether M_s fits in it at some ``small_widths`` width."""
-    return [
-        any(small_fits(k.channels, w, cfg.min_small_channels) for w in cfg.small_widths)
-        for k in cands
-    ]
-
-
 def convert(
     grid: Grid, cfg: AdaptiveConfig, larges: list[int], log: Log
 ) -> dict[tuple[int, float], SlimNet]:
@@ -703,13 +664,47 @@ def convert(
 def pair_scores(
     grid: Grid, cfg: AdaptiveConfig, var_nets: dict[tuple[int, float], SlimNet]
 ) -> tuple[dict[tuple[int, float], float], dict[tuple[int, float], float]]:
-    """:func:`validation_scores` of ``var_nets`` on the grid's validation windows, against
-    its validation static front."""
-    cands = grid.candidates
+    """Of every two-width network of ``var_nets`` (``(grid index of M_l, small width)`` →
+    network of that M_l trained at that width and 1.0), on the grid's validation windows: the
+    hypervolume of its modes in F1 × cycles (eq. (3) costs on the grid's profile, one
+    reference point for all pairs) and its largest F1 gap below the grid's validation static
+    front (NaN: no mode is as dear as the cheapest static model)."""
+    cands, (x, y) = grid.candidates, grid.split.val
     static_val = np.array([c.f1_val for c in cands]), np.array([c.cycles for c in cands])
-    return validation_scores(
-        var_nets, grid.split.val, grid.profile, cfg, grid.split.n_classes, static_val
-    )
+    ths = thresholds(cfg.thresholds, cfg.th_min)
+    tables: dict[object, list[Mode]] = {}
+    for (i, w), net in var_nets.items():
+        clf = build_classifier(net, w)
+        costs = expected_cost(clf.small, clf.large, grid.profile)
+        out = collect_outputs(clf.small, clf.large, x)
+        tables[(i, w)] = sweep(y, out, costs, ths, grid.split.n_classes)
+    volumes: dict[tuple[int, float], float] = hypervolumes(tables)  # type: ignore[assignment]
+    gaps = {
+        k: max_gap_to_static_front(
+            np.array([m.f1 for m in t]), np.array([m.cycles_avg for m in t]), *static_val
+        )
+        for k, t in tables.items()
+    }
+    return volumes, gaps  # type: ignore[return-value]
+
+
+def large_pool(cands: list[Candidate], cfg: AdaptiveConfig) -> tuple[list[int], dict[int, float]]:
+    """The grid models (indices) that ``cfg`` converts into two-width networks, and the eq.
+    (5) gains of the validation front: the largest-gain one for ``large_choice: gain``, else
+    every ``large_pool`` model within ``score_drop`` (each able to host M_s).
+
+    Raises:
+        ValueError: when no model in range can host M_s.
+    """
+    eligible = [
+        any(small_fits(k.channels, w, cfg.min_small_channels) for w in cfg.small_widths)
+        for k in cands
+    ]
+    if cfg.large_choice == "gain":
+        large, gains = choose_large(cands, cfg.score_drop, eligible)
+        return [large], gains
+    larges = large_candidates(cands, cfg.score_drop, eligible, cfg.large_pool)
+    return larges, front_gains(cands, front(cands, "val"))
 
 
 def run_study(
@@ -725,22 +720,14 @@ def run_study(
     content (:mod:`fedhar.studies.adaptive_cache`), so a re-run trains nothing it trained
     before."""
     grid = train_grid(scenario, cfg, data_dir, log, open_journal)
-    cands = grid.candidates
-    eligible = hosts_small(cands, cfg)
-    if cfg.large_choice == "gain":
-        large, gains = choose_large(cands, cfg.score_drop, eligible)
-        larges = [large]
-        log(f"M_l = {cands[large].label} (gain {gains.get(large, float('nan')):.3g} F1/cycle)")
-    else:
-        gains = front_gains(cands, front(cands, "val"))
-        larges = large_candidates(cands, cfg.score_drop, eligible, cfg.large_pool)
-        log(f"M_l candidates: {', '.join(cands[i].label for i in larges)}")
+    larges, gains = large_pool(grid.candidates, cfg)
+    log(f"M_l candidates: {', '.join(grid.candidates[i].label for i in larges)}")
     var_nets = convert(grid, cfg, larges, log)
     volumes, val_gaps = pair_scores(grid, cfg, var_nets)
     pair = prefer_pair(volumes, val_gaps, cfg.large_choice)
-    result = finish_study(grid, cfg, var_nets[pair], pair, volumes, val_gaps, gains, log)
-    result.chosen_over_seeds = [scenario.seed]
-    return result
+    return finish_study(
+        grid, cfg, var_nets[pair], pair, (volumes, val_gaps), gains, [scenario.seed], log
+    )
 
 
 def finish_study(
@@ -748,15 +735,17 @@ def finish_study(
     cfg: AdaptiveConfig,
     net: SlimNet,
     chosen: tuple[int, float],
-    volumes: dict[tuple[int, float], float],
-    val_gaps: dict[tuple[int, float], float],
+    scores: tuple[dict[tuple[int, float], float], dict[tuple[int, float], float]],
     gains: dict[int, float],
+    seeds: list[int],
     log: Log,
 ) -> StudyResult:
     """The study's last steps, with M_l and the width of M_s ``chosen`` (``(grid index,
-    width)``; ``net`` its two-width network): the test modes, memory, the cascade, the
-    replicated test sets and personalization. ``volumes`` and ``val_gaps`` are the
-    validation scores of every pair considered, ``gains`` the eq. (5) gains."""
+    width)``; ``net`` its two-width network) by the validation of ``seeds``: the test modes,
+    memory, the cascade, the replicated test sets and personalization. ``scores``: the
+    validation hypervolume and gap of every pair considered (:func:`pair_scores`); ``gains``:
+    the eq. (5) gains."""
+    volumes, val_gaps = scores
     cands, split, calib, profile = grid.candidates, grid.split, grid.calib, grid.profile
     executed_profile, scenario, n_classes = grid.executed_profile, grid.scenario, split.n_classes
     data = {"train": split.train, "val": split.val, "test": split.test}
@@ -794,6 +783,7 @@ def finish_study(
         normalizer=split.normalizer,
         pricings=pricings,
         replicated_class=None if cfg.replicate is None else cfg.replicate.activity,
+        chosen_over_seeds=seeds,
     )
     for part in ("val", "test"):
         x, y = data[part]

@@ -31,12 +31,11 @@ from fedhar.studies.adaptive import (
     StudyResult,
     convert,
     finish_study,
-    hosts_small,
+    large_pool,
     pair_scores,
     prefer_pair,
 )
-from fedhar.studies.adaptive_search import Candidate, choose_large, front, large_candidates
-from fedhar.studies.adaptive_search import gains as front_gains
+from fedhar.studies.adaptive_search import Candidate
 
 Pair = tuple[int, float]
 
@@ -109,12 +108,7 @@ def choose_across(grids: list[Grid], cfg: AdaptiveConfig, log: Log) -> Across:
         ValueError: when the grids differ, or no model in range can host M_s.
     """
     pooled = mean_validation(grids)
-    eligible = hosts_small(pooled, cfg)
-    gains = front_gains(pooled, front(pooled, "val"))
-    if cfg.large_choice == "gain":
-        larges = [choose_large(pooled, cfg.score_drop, eligible)[0]]
-    else:
-        larges = large_candidates(pooled, cfg.score_drop, eligible, cfg.large_pool)
+    larges, gains = large_pool(pooled, cfg)
     log(f"M_l candidates over {len(grids)} seeds: {', '.join(pooled[i].label for i in larges)}")
     var_nets, volumes, gaps = [], [], []
     for grid in grids:
@@ -147,9 +141,9 @@ def finish_across(
     seeds = [g.scenario.seed for g in grids]
     for k, grid in enumerate(grids):
         log(f"seed {seeds[k]}: test modes of the chosen pair")
-        result = finish_study(
-            grid, cfg, across.nets[k][across.chosen], across.chosen, across.volumes[k],
-            across.gaps[k], across.gains, log,
-        )  # fmt: skip
-        result.chosen_over_seeds = seeds
-        yield seeds[k], result
+        net = across.nets[k][across.chosen]
+        scores = across.volumes[k], across.gaps[k]
+        yield (
+            seeds[k],
+            finish_study(grid, cfg, net, across.chosen, scores, across.gains, seeds, log),
+        )
